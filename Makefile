@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh Debian machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system-installed
+DEMO := demo-output
+
+.PHONY: install system demo test lint typecheck pytest bench clean
+
+install: $(STAMP) $(SYSTEM_STAMP)
+
+$(SYSTEM_STAMP): scripts/debian-packages.txt scripts/install-system.sh
+	@bash scripts/install-system.sh scripts/debian-packages.txt
+	@mkdir -p $(VENV) && touch $@
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check -U pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+demo: install
+	@bash scripts/demo.sh $(DEMO)
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: install
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(DEMO) $(DEMO).* .pytest_cache .mypy_cache .ruff_cache

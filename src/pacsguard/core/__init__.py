@@ -1,0 +1,1 @@
+"""What every capability shares: keys and pseudonyms, the manifest, atomic I/O."""

@@ -1,0 +1,7 @@
+"""CLI commands of pacsguard.deid (registered by pacsguard.cli)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this capability's commands to the root app."""
