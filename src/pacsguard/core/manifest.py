@@ -21,6 +21,8 @@ from pacsguard.core.io import atomic_write_text
 
 Status = Literal["output", "quarantine"]
 
+DEID_MANIFEST_NAME = "pacsguard-deid.json"
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -83,4 +85,6 @@ def count(outcomes: Iterable[Outcome]) -> dict[str, int]:
 
 
 def write_json(path: Path, payload: object, mode: int = 0o644) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n", mode)
+    atomic_write_text(
+        path, json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n", mode
+    )
