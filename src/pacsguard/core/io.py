@@ -38,8 +38,8 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None], mode: int = 0o64
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        tmp.chmod(mode)
+        tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
