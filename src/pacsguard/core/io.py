@@ -24,7 +24,7 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], None], mode: int = 0o644) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int = 0o644) -> None:
     """Write through ``write(handle)`` into a temporary file beside ``path``, fsync, rename.
 
     A crash leaves either the old file or the new one, never a partial one; stray
