@@ -39,10 +39,10 @@ def sample(
 ) -> None:
     """Generate synthetic DICOM studies full of fake identifiers, with OUT/answer-key.json.
 
-    The studies (OUT/dicom/) hold fake names, IDs, dates, addresses, NIR, phones and e-mails
-    in standard, nested, private and free-text attributes, overlays, an SR, an RT Structure
-    Set, and text burned into US and Secondary Capture pixels; the answer key lists every
-    planted value and where it is. It is test truth: never give it to deid.
+    Fake identifiers sit in standard, nested, private and free-text attributes,
+    overlays, an SR, an RT Structure Set and text burned into pixels.
+    The answer key lists every planted value and where it is: test truth, never a deid input.
+    With --ct-corpus FILES it writes FILES CT slices for benchmarks instead (OUT/corpus.json).
     """
     console = Console(stderr=True)
     with _progress(console) as bar:

@@ -147,6 +147,11 @@ def add_instance(ds: Dataset, series: SeriesPlan, number: int) -> None:
     ds.AcquisitionDate = day
     ds.AcquisitionTime = stamp.strftime("%H%M%S")
     ds.AcquisitionDateTime = stamp.strftime("%Y%m%d%H%M%S.000000")
+    who = study.identity
+    ds.ImageComments = (
+        f"{who.person.natural} né(e) le {french_date(who.birth_date)} - NIR {who.nir_spaced} "
+        f"- tél. {who.phone_international} - examen du {french_date(study.date)}"
+    )
 
 
 def add_private(ds: Dataset, study: StudyPlan) -> None:

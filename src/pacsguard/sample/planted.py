@@ -49,7 +49,8 @@ def patient_needles(who: Identity, studies: Iterable[StudyPlan]) -> list[Needle]
     out += [Needle(who.email, "email"), Needle(who.address, "address")]
     for study in studies:
         out += [Needle(french_date(study.date), "date"), Needle(study.accession, "accession")]
-        out += [Needle(study.study_id, "study-id")]
+        # Request and procedure step IDs are derived from the accession number's digits.
+        out += [Needle(study.accession[2:], "accession"), Needle(study.study_id, "study-id")]
         for person in (study.referring, study.performing, study.reading):
             out += [Needle(v, "physician") for v in _person_forms(person)]
         out += [Needle(v, "operator") for v in _person_forms(study.operator)]
