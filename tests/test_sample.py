@@ -179,6 +179,7 @@ def test_every_kind_of_identifier_is_planted(sample: tuple[Path, AnswerKey]) -> 
         for value in (patient.name, patient.patient_id, patient.nir, patient.email):
             assert value in planted
         assert patient.birth_date in planted
+        assert patient.other_names and set(patient.other_names) <= planted
         assert patient.address in planted
         assert set(patient.phones) <= planted
 
@@ -207,7 +208,7 @@ def test_free_text_and_private_and_nested_locations(sample: tuple[Path, AnswerKe
         ("pixels", "institution"),
     ]:
         assert expected in where, expected
-    harmless = [p for p in key.planted if p.location.startswith("(0019,")]
+    harmless = [p for p in key.planted if p.location.startswith(("(0019,", "(0002,0012)"))]
     assert harmless == []
 
 
@@ -316,6 +317,12 @@ def test_file_names_carry_no_identifier(sample: tuple[Path, AnswerKey]) -> None:
     out, _ = sample
     for path in _dicom_files(out):
         assert re.fullmatch(r"dicom/p\d\d/st\d\d/se\d\d/IM\d{4}\.dcm", str(path.relative_to(out)))
+
+
+def test_rerun_into_a_sample_folder_replaces_it(tmp_path: Path) -> None:
+    first = generate(tmp_path, seed=3, patients=2)
+    second = generate(tmp_path, seed=3, patients=1)
+    assert len(_dicom_files(tmp_path)) == second.totals.instances < first.totals.instances
 
 
 def test_refuses_a_foreign_non_empty_folder(tmp_path: Path) -> None:

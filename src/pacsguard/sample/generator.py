@@ -196,7 +196,7 @@ def _patient_key(who: Identity, studies: list[StudyPlan], record: _Patient) -> P
         email=who.email,
         nir=who.nir,
         other_patient_ids=who.other_ids,
-        other_names=(who.maiden.dicom,) if who.maiden else (),
+        other_names=(who.other_name.dicom,),
         studies=study_keys,
         counts=Counts(len(study_keys), series_count, len(record.files)),
     )

@@ -58,8 +58,7 @@ def add_patient(ds: Dataset, study: StudyPlan) -> None:
     ds.PatientWeight = "74" if who.sex == "M" else "58"
     ds.PatientAddress = who.address
     ds.PatientTelephoneNumbers = list(who.phones)
-    if who.maiden is not None:
-        ds.OtherPatientNames = who.maiden.dicom
+    ds.OtherPatientNames = who.other_name.dicom
     ds.OtherPatientIDsSequence = [
         _item(PatientID=who.other_ids[0], IssuerOfPatientID="NIP", TypeOfPatientID="TEXT"),
         _item(PatientID=who.other_ids[1], IssuerOfPatientID="MRN", TypeOfPatientID="TEXT"),

@@ -96,7 +96,7 @@ class Identity:
     birth_date: dt.date
     patient_id: str
     other_ids: tuple[str, ...]
-    maiden: Person | None
+    other_name: Person  # maiden name, or a misspelt duplicate registration
     street: str
     town: str
     postcode: str
@@ -180,9 +180,10 @@ def make_identities(rng: random.Random, count: int) -> list[Identity]:
         birth = dt.date(1935, 1, 1) + dt.timedelta(days=rng.randint(0, 70 * 365))
         number = rng.randint(1, 120)
         person = Person(family, given)
-        maiden = None
         if sex == "F":
-            maiden = Person(MAIDEN_NAMES[index % len(MAIDEN_NAMES)], given)
+            other_name = Person(MAIDEN_NAMES[index % len(MAIDEN_NAMES)], given)
+        else:
+            other_name = Person(family[:-1] + family[-2:], given)
         local = strip_accents(f"{given}.{family}").lower().replace(" ", "")
         people.append(
             Identity(
@@ -195,7 +196,7 @@ def make_identities(rng: random.Random, count: int) -> list[Identity]:
                     f"NIP{rng.randint(10**7, 10**8 - 1)}",
                     f"MRN-{rng.randint(10**5, 10**6 - 1)}",
                 ),
-                maiden=maiden,
+                other_name=other_name,
                 street=f"{number} {street}",
                 town=town,
                 postcode=postcode,

@@ -15,7 +15,7 @@ from pydicom.tag import BaseTag
 
 from pacsguard.sample.answer_key import Planted
 from pacsguard.sample.identities import Identity, Person, french_date, strip_accents
-from pacsguard.sample.plan import UID_ROOT, StudyPlan
+from pacsguard.sample.plan import IMPLEMENTATION_UID, UID_ROOT, StudyPlan
 
 BIRTH_DATE_TAG = 0x00100030
 SEX_TAG = 0x00100040
@@ -38,8 +38,7 @@ def patient_needles(who: Identity, studies: Iterable[StudyPlan]) -> list[Needle]
     out: list[Needle] = []
     names = [*_person_forms(who.person), who.person.family, who.person.family.upper()]
     names.append(strip_accents(who.person.family.upper()))
-    if who.maiden is not None:
-        names += _person_forms(who.maiden)
+    names += _person_forms(who.other_name)
     out += [Needle(v, "patient-name") for v in names]
     out += [Needle(v, "patient-id") for v in (who.patient_id, *who.other_ids)]
     birth = who.birth_date
@@ -94,7 +93,7 @@ def _by_vr(elem: DataElement, text: str) -> str | None:
         return "date"
     if elem.VR == "TM":
         return "time"
-    if elem.VR == "UI" and text.startswith(UID_ROOT + "."):
+    if elem.VR == "UI" and text.startswith(UID_ROOT + ".") and text != IMPLEMENTATION_UID:
         return "uid"
     return None
 
