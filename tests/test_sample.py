@@ -354,3 +354,26 @@ def test_cli(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", str(tmp_path / "c"), "--ct-corpus", "5", "--rows", "16"])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "c").rglob("*.dcm"))) == 5
+
+
+def test_burned_text_is_readable_by_ocr(
+    sample: tuple[Path, AnswerKey], datasets: dict[str, Dataset]
+) -> None:
+    if shutil.which("tesseract") is None:
+        pytest.skip("tesseract is not installed")
+    from io import BytesIO
+
+    from PIL import Image
+
+    _, key = sample
+    for modality in ("US", "OT"):
+        entry = next(f for f in key.files if f.modality == modality and f.number_of_frames == 1)
+        png = BytesIO()
+        Image.fromarray(datasets[entry.path].pixel_array).save(png, format="PNG")
+        result = subprocess.run(
+            ["tesseract", "-", "-"], input=png.getvalue(), capture_output=True, check=True
+        )
+        text = result.stdout.decode()
+        for burned in key.burned_in:
+            if burned.file == entry.path:
+                assert burned.text in text, (burned.text, text)

@@ -182,7 +182,7 @@ def _speckle(rows: int, cols: int, gen: np.random.Generator) -> NDArray[np.uint8
     angle = np.arctan2(xx - cols / 2, yy + 20)
     radius = np.hypot(xx - cols / 2, yy + 20)
     # The fan starts below the text block, as on real scanners, so the text stays legible.
-    fan = (np.abs(angle) < 0.6) & (radius < rows * 1.05) & (radius > rows * 0.5)
+    fan = (np.abs(angle) < 0.6) & (radius < rows * 1.05) & (radius > rows * 0.6)
     noise = gen.gamma(2.0, 30.0, size=(rows, cols))
     return np.where(fan, np.clip(noise, 0, 200), 0).astype(np.uint8)
 
