@@ -1,0 +1,310 @@
+"""De-identification of one dataset in memory: walk, act, mark, sweep.
+
+``Transformer.transform`` applies the plan to every element at every depth, remaps UIDs
+through the keyed pseudonym function, shifts dates by the patient's keyed offset, adds
+the conformance markers, then sweeps every remaining text value for the dataset's own
+identifying values. It raises :class:`UncleanError` when a value cannot be cleaned; the
+caller quarantines the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import UID
+
+from pacsguard import __version__
+from pacsguard.core.errors import PacsguardError
+from pacsguard.core.pseudonym import Pseudonymizer, normalise
+from pacsguard.deid import actions
+from pacsguard.deid.plan import Act, Decision, Mode, Rules, decide, decide_private
+from pacsguard.deid.profile import load_cid7050
+from pacsguard.deid.text import KnownValues, clean_text, contains_known, sweep_text
+
+IMPLEMENTATION_CLASS_UID = "2.25.141733298328236651197460346734318346153"
+IMPLEMENTATION_VERSION = "PACSGUARD_" + __version__.replace(".", "")[:6]
+FORMATTED_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "DS", "IS", "UR"})
+SWEPT_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"}) | {"AE", "CS", "DA", "DT"}
+BINARY_VRS = frozenset({"OB", "OW", "UN"})
+BULK_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+MARKER_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+
+
+class UncleanError(PacsguardError):
+    """A value that the sweep cannot clean: the file goes to quarantine."""
+
+
+@dataclass
+class PatientMapping:
+    """Explicit pseudonyms for some patients (e.g. trial subject IDs), by source PatientID."""
+
+    ids: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def get(self, patient_id: str) -> tuple[str, str] | None:
+        return self.ids.get(normalise(patient_id))
+
+
+@dataclass
+class Result:
+    """The de-identified dataset and what a re-identification mapping needs."""
+
+    dataset: Dataset
+    patient_pseudonym: str
+    mapping: list[tuple[str, str, str]]
+
+
+def patient_key(ds: Dataset) -> str:
+    """The identity that keys pseudonyms and date offsets: the PatientID, else name + birth."""
+    pid = str(ds.get("PatientID", "") or "").strip()
+    if pid:
+        return pid
+    name = str(ds.get("PatientName", "") or "")
+    birth = str(ds.get("PatientBirthDate", "") or "")
+    return f"~{name}^{birth}" if name or birth else "~UNKNOWN"
+
+
+@dataclass
+class Transformer:
+    rules: Rules
+    pseudonymizer: Pseudonymizer
+    patients: PatientMapping = field(default_factory=PatientMapping)
+    pixel_hook: Callable[[Dataset], bool] | None = None
+
+    # --- the walk --------------------------------------------------------------------
+    def transform(self, ds: Dataset, *, file_meta: FileMetaDataset | None = None) -> Result:
+        options = self.rules.options
+        known = KnownValues.from_dataset(
+            ds, institution="retain-institution-identity" not in options
+        )
+        key = patient_key(ds)
+        explicit = self.patients.get(key)
+        pid = explicit[0] if explicit else self.pseudonymizer.patient_id(key)
+        pname = explicit[1] if explicit else self.pseudonymizer.patient_name(key)
+        state = _Walk(
+            transformer=self,
+            types=self.rules.iod_types(ds.get("SOPClassUID")),
+            offset=self.pseudonymizer.date_offset_days(key),
+            patient_id=pid,
+            patient_name=pname,
+            known=known,
+        )
+        mapping = [
+            ("patient-id", key, pid),
+            ("patient-name", str(ds.get("PatientName", "")), pname),
+        ]
+        if ds.get("AccessionNumber"):
+            acc = str(ds.AccessionNumber)
+            mapping.append(("accession", acc, self.pseudonymizer.accession(acc)))
+        if ds.get("PatientBirthDate"):
+            mapping.append(("birth-date", str(ds.PatientBirthDate), ""))
+        if "retain-long-modified-dates" in options:
+            mapping.append(("date-offset", key, str(state.offset)))
+        state.walk(ds, depth=0, mode=Mode.NORMAL)
+        if "retain-uids" not in options:
+            mapping.extend(("uid", old, new) for old, new in state.uids.items())
+        self._mark(ds)
+        self._sweep(ds, known, state.uids)
+        ds.file_meta = self._file_meta(ds, file_meta)
+        return Result(ds, pid, mapping)
+
+    def _mark(self, ds: Dataset) -> None:
+        """PS3.15 E.1.1 conformance markers: identity removed, method, CID 7050 codes."""
+        codes = load_cid7050()
+        options = sorted(o for o in self.rules.options if o in codes)
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = [f"pacsguard {__version__}", "PS3.15 Basic Profile"] + [
+            actions.fit(o, "LO") for o in options
+        ]
+        items = []
+        for name in ["basic", *options]:
+            value, scheme, meaning = codes[name]
+            item = Dataset()
+            item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+            items.append(item)
+        ds.DeidentificationMethodCodeSequence = Sequence(items)
+        if "retain-long-modified-dates" in self.rules.options:
+            ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        elif "retain-long-full-dates" in self.rules.options:
+            ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        else:
+            ds.LongitudinalTemporalInformationModified = "REMOVED"
+
+    def _file_meta(self, ds: Dataset, source: FileMetaDataset | None) -> FileMetaDataset:
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", UID("1.2.840.10008.5.1.4.1.1.7"))
+        meta.MediaStorageSOPInstanceUID = ds.get("SOPInstanceUID")
+        syntax = None if source is None else source.get("TransferSyntaxUID")
+        meta.TransferSyntaxUID = syntax or UID("1.2.840.10008.1.2.1")
+        meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+        meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+        return meta
+
+    # --- the final sweep -----------------------------------------------------------------
+    def _sweep(self, ds: Dataset, known: KnownValues, uids: dict[str, str]) -> None:
+        if not known and not uids:
+            return
+        for element in list(ds):
+            tag = int(element.tag)
+            if tag in BULK_TAGS or tag in MARKER_TAGS:
+                continue
+            if element.VR == "SQ":
+                for item in element.value or []:
+                    self._sweep(item, known, uids)
+                continue
+            self._sweep_element(ds, element, known, uids)
+
+    def _sweep_element(
+        self, ds: Dataset, element: DataElement, known: KnownValues, uids: dict[str, str]
+    ) -> None:
+        vr = element.VR
+        if vr in BINARY_VRS:
+            raw = element.value
+            if isinstance(raw, bytes) and raw and contains_known(raw.decode("latin-1"), known):
+                raise UncleanError(
+                    f"an identifying value remains in binary attribute {element.tag} "
+                    "and cannot be cleaned"
+                )
+            return
+        if vr not in SWEPT_TEXT_VRS and vr != "UI":
+            return
+        values = actions.values_of(element)
+        changed = False
+        out: list[object] = []
+        for value in values:
+            text = str(value)
+            if vr == "UI":
+                out.append(UID(uids.get(text, text)) if text in uids else value)
+                changed |= text in uids
+                continue
+            cleaned = _replace_uids(sweep_text(text, known), uids)
+            if cleaned != text:
+                changed = True
+                if vr in FORMATTED_VRS:
+                    continue  # a formatted value with a hit is dropped, not rewritten
+                cleaned = actions.fit(cleaned, vr)
+                if contains_known(cleaned, known):
+                    raise UncleanError(f"attribute {element.tag} could not be cleaned")
+            out.append(cleaned)
+        if changed:
+            actions.set_values(element, out)
+
+
+def _replace_uids(text: str, uids: dict[str, str]) -> str:
+    if "." not in text or not uids:
+        return text
+    for old, new in uids.items():
+        if old in text:
+            text = text.replace(old, new)
+    return text
+
+
+@dataclass
+class _Walk:
+    transformer: Transformer
+    types: dict[int, str] | None
+    offset: int
+    patient_id: str
+    patient_name: str
+    known: KnownValues
+    uids: dict[str, str] = field(default_factory=dict)
+
+    def walk(self, ds: Dataset, depth: int, mode: Mode) -> None:
+        rules = self.transformer.rules
+        kept_blocks: set[tuple[int, int]] = set()
+        creators: dict[tuple[int, int], int] = {}
+        for tag_obj in list(ds.keys()):
+            tag = int(tag_obj)
+            group, elem = tag >> 16, tag & 0xFFFF
+            if group == 0x0002:
+                continue
+            if group & 1:
+                if 0x0010 <= elem <= 0x00FF:
+                    creators[(group, elem)] = tag
+                    continue
+                if elem < 0x0010:
+                    del ds[tag]
+                    continue
+                creator_el = ds.get((group << 16) | (elem >> 8))
+                creator = str(creator_el.value) if creator_el is not None else None
+                vr = ds[tag].VR
+                decision = decide_private(rules, tag, vr, creator, mode)
+                if decision.act is not Act.REMOVE:
+                    kept_blocks.add((group, elem >> 8))
+            else:
+                vr = ds[tag].VR
+                decision = decide(rules, tag, vr, depth=depth, mode=mode, types=self.types)
+            self.apply(ds, tag, decision, depth)
+        for (group, block), tag in creators.items():
+            if (group, block) not in kept_blocks:
+                del ds[tag]
+
+    def apply(self, ds: Dataset, tag: int, decision: Decision, depth: int) -> None:
+        element = ds[tag]
+        act = decision.act
+        if act is Act.REMOVE:
+            del ds[tag]
+        elif element.VR == "SQ":
+            if act is Act.EMPTY:
+                element.value = Sequence()
+            elif act is Act.REPLACE:
+                del ds[tag]
+            else:
+                for item in element.value or []:
+                    self.walk(item, depth + 1, decision.mode)
+        elif act is Act.EMPTY:
+            actions.empty(element)
+        elif act is Act.DUMMY:
+            actions.dummy(element)
+        elif act is Act.UID:
+            actions.remap_uids(element, self.uids, self.transformer.pseudonymizer.uid)
+        elif act is Act.SHIFT:
+            if element.VR in ("DA", "DT"):
+                actions.shift(element, self.offset)
+        elif act is Act.CLEAN:
+            self._clean(element)
+        elif act is Act.REPLACE:
+            element.value = decision.value
+        elif act is Act.PATIENT_ID:
+            element.value = self.patient_id
+        elif act is Act.PATIENT_NAME:
+            element.value = self.patient_name
+        elif act is Act.ACCESSION:
+            values = actions.values_of(element)
+            if values:
+                element.value = self.transformer.pseudonymizer.accession(str(values[0]))
+        elif act is Act.PSEUDONYMISE:
+            self._pseudonymise(element)
+        elif act is Act.CLEAN_OVERLAY:
+            del ds[tag]  # overlay bitmaps may hold burned text; see docs/deid.md
+        # Act.KEEP: nothing to do
+
+    def _clean(self, element: DataElement) -> None:
+        if element.VR == "PN":
+            actions.dummy(element)
+            return
+        if element.VR not in ("LO", "LT", "SH", "ST", "UT", "UC"):
+            return
+        cleaned = [
+            actions.fit(clean_text(str(v), self.known), element.VR)
+            for v in actions.values_of(element)
+        ]
+        actions.set_values(element, list(cleaned))
+
+    def _pseudonymise(self, element: DataElement) -> None:
+        pseudo = self.transformer.pseudonymizer
+        domain = f"policy-{int(element.tag):08x}"
+        if element.VR == "UI":
+            actions.remap_uids(element, self.uids, pseudo.uid)
+            return
+        if element.VR in ("DA", "DT"):
+            actions.shift(element, self.offset)
+            return
+        out = [
+            actions.fit(pseudo.identifier(domain, str(v)), element.VR)
+            for v in actions.values_of(element)
+        ]
+        actions.set_values(element, list(out))

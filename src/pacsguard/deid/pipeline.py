@@ -1,0 +1,372 @@
+"""A de-identification run: every input ends as one output or one quarantined file.
+
+Inputs are walked (files, folders, zip archives), already-journalled ones are skipped (a
+re-run after a crash finishes the job), the rest go to worker processes in batches. The
+main process alone writes the journal, so every outcome is recorded exactly once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import multiprocessing
+import os
+import re
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom.config
+
+from pacsguard import __version__
+from pacsguard.core.errors import InputError, PacsguardError
+from pacsguard.core.io import InputItem, atomic_write, atomic_write_bytes, iter_inputs
+from pacsguard.core.keys import ProjectKey
+from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
+from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
+from pacsguard.deid import fastpath
+from pacsguard.deid.engine import PatientMapping, Transformer
+from pacsguard.deid.options import validate_options
+from pacsguard.deid.plan import Rules
+from pacsguard.deid.policy import load_policy
+
+BATCH = 16
+SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
+
+# pydicom's validation messages quote element values: keep them out of every log.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+
+
+@dataclass(frozen=True)
+class DeidConfig:
+    """What to do; every field has a safe default (the Basic Profile, all cores)."""
+
+    options: frozenset[str] = frozenset()
+    policy: Path | None = None
+    strict: bool = False
+    jobs: int | None = None
+    state_dir: Path | None = None
+    quarantine_dir: Path | None = None
+    mapping_out: Path | None = None
+    patient_map: Path | None = None
+    verify: bool = False
+    shift_range: tuple[int, int] = DEFAULT_SHIFT_RANGE
+
+
+@dataclass
+class DeidReport:
+    inputs: int
+    output: int
+    quarantine: int
+    resumed: int
+    duplicates: int
+    output_dir: Path
+    state_dir: Path
+    quarantine_dir: Path
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        return self.quarantine == 0
+
+
+@dataclass
+class ItemResult:
+    outcome: Outcome
+    size: int = 0
+    mapping: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def load_patient_map(path: Path | None) -> PatientMapping:
+    """CSV with columns ``original_patient_id,pseudonym_patient_id[,pseudonym_patient_name]``."""
+    if path is None:
+        return PatientMapping()
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"patient mapping {path} cannot be read ({type(exc).__name__})") from None
+    ids: dict[str, tuple[str, str]] = {}
+    for number, row in enumerate(rows, start=2):
+        original = (row.get("original_patient_id") or "").strip()
+        pseudonym = (row.get("pseudonym_patient_id") or "").strip()
+        if not original or not pseudonym:
+            raise InputError(
+                f"patient mapping {path} line {number}: needs original_patient_id and "
+                "pseudonym_patient_id"
+            )
+        if len(pseudonym) > 64:
+            raise InputError(f"patient mapping {path} line {number}: pseudonym over 64 chars")
+        name = (row.get("pseudonym_patient_name") or pseudonym).strip()
+        ids[normalise(original)] = (pseudonym, name)
+    return PatientMapping(ids)
+
+
+class Worker:
+    """Per-process state: the transformer is built once, then fed many files."""
+
+    def __init__(self, key: bytes, config: DeidConfig, output: Path, quarantine: Path) -> None:
+        options = validate_options(config.options)
+        rules = Rules(options=options, policy=load_policy(config.policy), strict=config.strict)
+        pseudonymizer = Pseudonymizer(ProjectKey(key), config.shift_range)
+        self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
+        self.output, self.quarantine_dir, self.config = output, quarantine, config
+
+    def process(self, item: InputItem) -> ItemResult:
+        try:
+            return self._process(item)
+        except PacsguardError as exc:
+            return self._quarantine(item, str(exc))
+        except Exception as exc:
+            return self._quarantine(item, f"could not be processed ({type(exc).__name__})")
+
+    def _process(self, item: InputItem) -> ItemResult:
+        if item.member is None:
+            source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
+        else:
+            source = fastpath.open_full(item.read_bytes())
+        ds = source.dataset
+        if not str(ds.get("SOPInstanceUID", "")).strip():
+            raise fastpath.UnreadableError("no SOP Instance UID: cannot name the output")
+        result = self.transformer.transform(ds, file_meta=source.file_meta)
+        relative = self._relative(result.dataset)
+        target = self.output / relative
+        atomic_write(target, lambda handle: fastpath.write(source, result.dataset, handle))
+        outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
+        return ItemResult(outcome, target.stat().st_size, result.mapping)
+
+    @staticmethod
+    def _relative(ds: pydicom.Dataset) -> Path:
+        parts = [
+            str(ds.get("PatientID", "") or "UNKNOWN"),
+            str(ds.get("StudyInstanceUID", "") or "NOSTUDY"),
+            str(ds.get("SeriesInstanceUID", "") or "NOSERIES"),
+            str(ds.SOPInstanceUID),
+        ]
+        clean = [SAFE_COMPONENT.sub("_", p.strip())[:80] or "_" for p in parts]
+        return Path(*clean[:3], clean[3] + ".dcm")
+
+    def _quarantine(self, item: InputItem, reason: str) -> ItemResult:
+        name = item.fingerprint
+        try:
+            data = item.read_bytes()
+        except OSError:
+            data = b""
+        atomic_write_bytes(self.quarantine_dir / f"{name}.bin", data, mode=0o600)
+        record = {"input": item.label, "reason": reason}
+        atomic_write_bytes(
+            self.quarantine_dir / f"{name}.json", json.dumps(record).encode(), mode=0o600
+        )
+        return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
+
+
+_WORKER: Worker | None = None
+
+
+def _init_worker(key: bytes, config: DeidConfig, output: Path, quarantine: Path) -> None:
+    global _WORKER
+    _WORKER = Worker(key, config, output, quarantine)
+
+
+def _run_batch(items: list[InputItem]) -> list[ItemResult]:
+    assert _WORKER is not None
+    return [_WORKER.process(item) for item in items]
+
+
+def _batches(items: list[InputItem], size: int) -> Iterator[list[InputItem]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _sweep_temporaries(root: Path) -> None:
+    for tmp in root.rglob(".tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _output_manifest(
+    config: DeidConfig, outcomes: list[Outcome], sizes: dict[str, int], pending: int
+) -> dict[str, object]:
+    files = sorted({o.output for o in outcomes if o.output})
+    return {
+        "tool": "pacsguard",
+        "version": __version__,
+        "complete": pending == 0,
+        "profile": {
+            "options": sorted(config.options),
+            "strict": config.strict,
+            "policy_sha256": load_policy(config.policy).sha256,
+            "verify": config.verify,
+        },
+        "counts": {
+            "inputs": len(outcomes) + pending,
+            "output": sum(o.status == "output" for o in outcomes),
+            "quarantine": sum(o.status == "quarantine" for o in outcomes),
+            "pending": pending,
+            "files": len(files),
+        },
+        "files": [{"path": f, "size": sizes.get(f)} for f in files],
+    }
+
+
+def deidentify(
+    inputs: list[Path],
+    output: Path,
+    *,
+    key: ProjectKey,
+    config: DeidConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeidReport:
+    """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig)."""
+    config = config or DeidConfig()
+    validate_options(config.options)
+    load_policy(config.policy)  # fail early on a bad policy, before any work
+    output = output.resolve()
+    state = (config.state_dir or output.with_name(output.name + ".pacsguard")).resolve()
+    quarantine = (config.quarantine_dir or state / "quarantine").resolve()
+    if quarantine == output or output in quarantine.parents:
+        raise InputError("the quarantine must live outside the output tree")
+    if state == output or output in state.parents:
+        raise InputError("the state folder must live outside the output tree")
+    output.mkdir(parents=True, exist_ok=True)
+    quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _sweep_temporaries(output)
+    items = list(iter_inputs(inputs, exclude=[output, state, quarantine]))
+    by_fp = {item.fingerprint: item for item in items}
+    journal = Journal(state / "journal.jsonl")
+    try:
+        return _run(items, by_fp, journal, output, state, quarantine, key, config, progress)
+    finally:
+        journal.close()
+
+
+def _run(
+    items: list[InputItem],
+    by_fp: dict[str, InputItem],
+    journal: Journal,
+    output: Path,
+    state: Path,
+    quarantine: Path,
+    key: ProjectKey,
+    config: DeidConfig,
+    progress: Callable[[int, int], None] | None,
+) -> DeidReport:
+    todo = [item for item in items if not journal.done(item.fingerprint)]
+    resumed = len(items) - len(todo)
+    sizes: dict[str, int] = {}
+    mapping_rows = state / "mapping-rows.jsonl"
+    write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, [], sizes, len(items)))
+    done = 0
+
+    def record(result: ItemResult) -> None:
+        nonlocal done
+        journal.record(result.outcome)
+        if result.outcome.output:
+            sizes[result.outcome.output] = result.size
+        if config.mapping_out is not None and result.mapping:
+            _append_private(mapping_rows, result.mapping)
+        done += 1
+        if progress:
+            progress(done, len(todo))
+
+    jobs = max(1, config.jobs or os.cpu_count() or 1)
+    if jobs == 1 or len(todo) <= BATCH:
+        worker = Worker(key.material, config, output, quarantine)
+        for item in todo:
+            record(worker.process(item))
+    else:
+        _run_pool(todo, jobs, key, config, output, quarantine, record)
+
+    outcomes = [journal.outcomes[fp] for fp in by_fp if fp in journal.outcomes]
+    for outcome in outcomes:
+        if outcome.output and outcome.output not in sizes:
+            target = output / outcome.output
+            sizes[outcome.output] = target.stat().st_size if target.exists() else 0
+    pending = len(items) - len(outcomes)
+    write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, outcomes, sizes, pending))
+    write_json(state / "manifest.json", [o.__dict__ for o in outcomes], mode=0o600)
+    if config.mapping_out is not None:
+        _write_mapping(mapping_rows, config.mapping_out)
+    seen: set[str] = set()
+    duplicates = 0
+    for outcome in outcomes:
+        if outcome.output:
+            duplicates += outcome.output in seen
+            seen.add(outcome.output)
+    quarantined = [o for o in outcomes if o.status == "quarantine"]
+    return DeidReport(
+        inputs=len(items),
+        output=len(outcomes) - len(quarantined),
+        quarantine=len(quarantined),
+        resumed=resumed,
+        duplicates=duplicates,
+        output_dir=output,
+        state_dir=state,
+        quarantine_dir=quarantine,
+        reasons=Counter(o.reason or "" for o in quarantined),
+    )
+
+
+def _run_pool(
+    todo: list[InputItem],
+    jobs: int,
+    key: ProjectKey,
+    config: DeidConfig,
+    output: Path,
+    quarantine: Path,
+    record: Callable[[ItemResult], None],
+) -> None:
+    size = max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(
+        jobs,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(key.material, config, output, quarantine),
+    ) as pool:
+        pending: set[Future[list[ItemResult]]] = set()
+        batches = _batches(todo, size)
+        for batch in batches:
+            pending.add(pool.submit(_run_batch, batch))
+            if len(pending) >= jobs * 3:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    for result in future.result():
+                        record(result)
+        for future in pending:
+            for result in future.result():
+                record(result)
+
+
+def _append_private(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _write_mapping(rows_path: Path, target: Path) -> None:
+    """The re-identification mapping: CSV ``kind,original,pseudonym``, mode 0600."""
+    rows: set[tuple[str, str, str]] = set()
+    if rows_path.exists():
+        for line in rows_path.read_text(encoding="utf-8").splitlines():
+            try:
+                kind, original, pseudonym = json.loads(line)
+            except (json.JSONDecodeError, ValueError):
+                continue
+            rows.add((kind, original, pseudonym))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["kind", "original", "pseudonym"])
+    writer.writerows(sorted(rows))
+    atomic_write_bytes(target, buffer.getvalue().encode("utf-8"), mode=0o600)
+
+
+__all__ = ["DeidConfig", "DeidReport", "Worker", "deidentify", "load_patient_map"]
