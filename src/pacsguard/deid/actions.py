@@ -24,7 +24,7 @@ DUMMY_BY_VR: dict[str, object] = {
     "ST": DUMMY_TEXT,
     "TM": "000000",
     "UC": DUMMY_TEXT,
-    "UR": "",
+    "UR": "urn:pacsguard:anonymized",
     "UT": DUMMY_TEXT,
     "FL": 0.0,
     "FD": 0.0,

@@ -203,6 +203,8 @@ def _code_to_decision(code: str, option: str | None, tag: int, vr: str) -> Decis
     if code == "D":
         if vr == "SQ":
             return Decision(Act.KEEP, Mode.DUMMY, source=source)
+        if vr == "UI":  # a keyed UID is the consistent dummy for a UID
+            return Decision(Act.UID, source=source)
         return Decision(Act.DUMMY, source=source)
     if code == "U":
         return Decision(Act.KEEP if vr == "SQ" else Act.UID, source=source)
@@ -264,7 +266,7 @@ def decide(
         return Decision(Act.REMOVE, source="strict")
     if vr == "SQ":
         return Decision(Act.KEEP, mode)
-    if vr == "UI" and keyword not in CLASS_UIDS:
+    if vr == "UI" and keyword not in CLASS_UIDS and "retain-uids" not in rules.options:
         return Decision(Act.UID)
     if mode is not Mode.NORMAL and vr in TEXT_VRS and keyword not in CODED:
         return Decision(Act.DUMMY if mode is Mode.DUMMY else Act.CLEAN)
