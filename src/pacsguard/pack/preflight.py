@@ -1,0 +1,117 @@
+"""Pre-flight checks before a folder may travel: what ``pack`` refuses without ``--force``.
+
+1. The de-identification manifest (``pacsguard-deid.json``) must exist, show no
+   quarantined or unprocessed input, and list exactly the files in the folder.
+2. ``pacsguard verify`` must find nothing (imported lazily: see :func:`run_verify`).
+
+Problems are short sentences with counts and kinds only (no file name, no value): when
+the sender forces, they are recorded in the package manifest, which travels.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pacsguard.core.manifest import DEID_MANIFEST_NAME
+from pacsguard.pack.tree import SourceFile, list_files
+
+
+def read_deid_manifest(directory: Path) -> dict[str, Any] | None:
+    """The parsed ``pacsguard-deid.json``, or None when absent or unreadable."""
+    try:
+        data = json.loads((directory / DEID_MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def deid_settings(deid: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the package manifest records of the de-identification: version, profile, counts."""
+    if deid is None:
+        return None
+    return {key: deid.get(key) for key in ("tool", "version", "profile", "counts")}
+
+
+def expected_hashes(deid: dict[str, Any] | None) -> dict[str, str]:
+    """path -> sha256 as the de-identification manifest lists them."""
+    listed = deid.get("files") if deid else None
+    if not isinstance(listed, list):
+        return {}
+    return {
+        str(item["path"]): str(item["sha256"]).lower()
+        for item in listed
+        if isinstance(item, dict) and "path" in item and "sha256" in item
+    }
+
+
+def check_deid_manifest(directory: Path, files: list[SourceFile]) -> list[str]:
+    if not (directory / DEID_MANIFEST_NAME).is_file():
+        return [f"no de-identification manifest ({DEID_MANIFEST_NAME}): not a deid output"]
+    deid = read_deid_manifest(directory)
+    if deid is None:
+        return [f"the de-identification manifest ({DEID_MANIFEST_NAME}) is not valid JSON"]
+    problems: list[str] = []
+    counts = deid.get("counts")
+    if not isinstance(counts, dict):
+        problems.append("the de-identification manifest holds no counts")
+        counts = {}
+    for key, words in (("quarantine", "quarantined"), ("pending", "unprocessed (pending)")):
+        value = counts.get(key, 0)
+        if not isinstance(value, int) or value > 0:
+            problems.append(f"the de-identification manifest shows {value} {words} input(s)")
+    problems.extend(_compare_listing(deid, files))
+    return problems
+
+
+def _compare_listing(deid: dict[str, Any], files: list[SourceFile]) -> list[str]:
+    listed = deid.get("files")
+    if not isinstance(listed, list):
+        return ["the de-identification manifest lists no files"]
+    sizes = {str(i.get("path")): i.get("size") for i in listed if isinstance(i, dict)}
+    present = {f.name: f.size for f in files if f.name != DEID_MANIFEST_NAME}
+    problems: list[str] = []
+    extra = len(present.keys() - sizes.keys())
+    missing = len(sizes.keys() - present.keys())
+    resized = sum(1 for name, size in present.items() if name in sizes and sizes[name] != size)
+    if extra:
+        problems.append(f"{extra} file(s) in the folder are not in the de-identification manifest")
+    if missing:
+        problems.append(f"{missing} file(s) of the de-identification manifest are missing")
+    if resized:
+        problems.append(f"{resized} file(s) differ in size from the de-identification manifest")
+    return problems
+
+
+def run_verify(directory: Path, *, ocr: bool = True) -> list[str]:
+    """Run ``pacsguard.verify.verify`` (docs/contracts.md); a finding is a problem.
+
+    Imported lazily, through the contract only, so this module does not depend on
+    the verifier's internals; a missing verifier is itself a problem (fail closed).
+    """
+    try:
+        verify = importlib.import_module("pacsguard.verify").verify
+    except (ImportError, AttributeError):
+        return ["the verifier (pacsguard.verify) is not available: the folder was not verified"]
+    report = verify(directory, ocr=ocr)
+    if report.clean:
+        return []
+    kinds = Counter(_kind(finding) for finding in report.findings)
+    detail = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items()))
+    return [f"pacsguard verify flags {len(report.findings)} finding(s) ({detail})"]
+
+
+def _kind(finding: object) -> str:
+    kind = getattr(finding, "kind", "finding")
+    return str(getattr(kind, "value", kind))
+
+
+def preflight(
+    directory: Path, *, ocr: bool = True, files: list[SourceFile] | None = None
+) -> list[str]:
+    """Every reason not to send ``directory``; empty when it may travel."""
+    listing = list_files(directory) if files is None else files
+    return check_deid_manifest(directory, listing) + run_verify(directory, ocr=ocr)

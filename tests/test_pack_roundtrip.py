@@ -1,0 +1,220 @@
+"""pack/unpack round trips: recipients, passphrase, signatures, volumes, keys."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import subprocess
+from pathlib import Path
+
+import pyrage
+import pytest
+
+from pacsguard.core.errors import InputError, KeyFileError
+from pacsguard.pack import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    DecryptionFailed,
+    PackageInvalid,
+    PackError,
+    SignatureInvalid,
+    new_identity,
+    pack,
+    parse_size,
+    scrypt_age,
+    unpack,
+)
+from test_pack_support import WORK_FACTOR, Keys, clean_tree, files_of, make_keys, no_leftovers
+
+
+@pytest.fixture
+def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    return clean_tree(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    return make_keys(tmp_path)
+
+
+def test_one_recipient_round_trip(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    package = tmp_path / "study.age"
+    done = pack(tree, package, recipients=[keys.recipient], ocr=False)
+    assert done.volumes == (package,) and done.files == 4 and not done.forced
+    assert package.read_bytes().startswith(b"age-encryption.org/v1\n")
+    opened = unpack(package, tmp_path / "received", identity=keys.identity)
+    got = files_of(tmp_path / "received")
+    assert {k: v for k, v in got.items() if k != MANIFEST_NAME} == files_of(tree)
+    manifest = json.loads(got[MANIFEST_NAME])
+    assert manifest["counts"] == {"files": 4, "bytes": sum(map(len, files_of(tree).values()))}
+    assert manifest["deid"]["profile"]["options"] == ["clean-descriptors"]
+    assert manifest["version"] and manifest["preflight"]["forced"] is False
+    assert str(tree) not in got[MANIFEST_NAME].decode()  # no local path travels
+    assert opened.files == 4 and opened.signer_fingerprint is None
+    assert no_leftovers(tmp_path)
+
+
+def test_several_recipients_each_open_it(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    second = tmp_path / "second.key"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "ssh")], check=True
+    )
+    recipients = [keys.recipient, new_identity(second), (tmp_path / "ssh.pub").read_text()]
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=recipients, ocr=False)
+    for number, identity in enumerate([keys.identity, second, tmp_path / "ssh"]):
+        unpack(package, tmp_path / f"out{number}", identity=identity)
+        assert files_of(tmp_path / f"out{number}").keys() > files_of(tree).keys()
+
+
+def test_identity_from_environment(
+    tree: Path, keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=[keys.recipient], ocr=False)
+    monkeypatch.setenv("PACSGUARD_IDENTITY", keys.identity.read_text())
+    unpack(package, tmp_path / "a")
+    monkeypatch.delenv("PACSGUARD_IDENTITY")
+    monkeypatch.setenv("PACSGUARD_IDENTITY_FILE", str(keys.identity))
+    unpack(package, tmp_path / "b")
+    monkeypatch.delenv("PACSGUARD_IDENTITY_FILE")
+    with pytest.raises(KeyFileError, match="no identity"):
+        unpack(package, tmp_path / "c")
+
+
+def test_passphrase_round_trip(tree: Path, tmp_path: Path) -> None:
+    package = tmp_path / "p.age"
+    pack(tree, package, passphrase="correct horse", work_factor=WORK_FACTOR, ocr=False)
+    assert b"\n-> scrypt " in package.read_bytes()[:200]
+    unpack(package, tmp_path / "out", passphrase="correct horse")
+    assert files_of(tmp_path / "out").keys() > files_of(tree).keys()
+    with pytest.raises(DecryptionFailed, match="wrong passphrase"):
+        unpack(package, tmp_path / "bad", passphrase="wrong horse")
+    with pytest.raises(DecryptionFailed, match="protected by a passphrase"):
+        unpack(package, tmp_path / "none")
+    assert not (tmp_path / "bad").exists() and no_leftovers(tmp_path)
+
+
+def _data(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+
+
+@pytest.mark.parametrize("size", [0, 5, 65536, 65537, 3 * 65536])
+def test_streaming_scrypt_is_read_by_rage(size: int) -> None:
+    ours = io.BytesIO()
+    scrypt_age.encrypt_io(io.BytesIO(_data(size)), ours, "pw", WORK_FACTOR)
+    assert pyrage.passphrase.decrypt(ours.getvalue(), "pw") == _data(size)
+
+
+def test_wrong_identity_is_a_clear_error(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=[keys.recipient], ocr=False)
+    stranger = tmp_path / "stranger.key"
+    new_identity(stranger)
+    with pytest.raises(DecryptionFailed, match="wrong identity"):
+        unpack(package, tmp_path / "out", identity=stranger)
+    assert not (tmp_path / "out").exists() and no_leftovers(tmp_path)
+
+
+def test_signed_round_trip(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    package = tmp_path / "p.age"
+    done = pack(tree, package, recipients=[keys.recipient], signing_key=keys.signing, ocr=False)
+    checked = unpack(
+        package, tmp_path / "a", identity=keys.identity, verify_signer=keys.signing_pub
+    )
+    assert checked.signer_verified and checked.signer_fingerprint == done.signer_fingerprint
+    assert (tmp_path / "a" / SIGNATURE_NAME).stat().st_size == 64
+    unchecked = unpack(package, tmp_path / "b", identity=keys.identity)
+    assert not unchecked.signer_verified and unchecked.signer_fingerprint == done.signer_fingerprint
+
+
+def test_wrong_signer_and_unsigned_are_refused(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    other = tmp_path / "other.key"
+    other_pub = tmp_path / "other.key.pub"
+    from pacsguard.pack import new_signing_key
+
+    new_signing_key(other)
+    signed, unsigned = tmp_path / "s.age", tmp_path / "u.age"
+    pack(tree, signed, recipients=[keys.recipient], signing_key=keys.signing, ocr=False)
+    pack(tree, unsigned, recipients=[keys.recipient], ocr=False)
+    with pytest.raises(SignatureInvalid, match="does not verify"):
+        unpack(signed, tmp_path / "a", identity=keys.identity, verify_signer=other_pub)
+    with pytest.raises(SignatureInvalid, match="not signed"):
+        unpack(unsigned, tmp_path / "b", identity=keys.identity, verify_signer=keys.signing_pub)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert no_leftovers(tmp_path)
+
+
+def test_volumes(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    from test_pack_support import make_tree
+
+    big = make_tree(tmp_path / "big", count=3, rows=128)  # ~100 KB
+    package = tmp_path / "p.age"
+    done = pack(big, package, recipients=[keys.recipient], volume_size=16 * 1024, ocr=False)
+    assert len(done.volumes) > 3 and not package.exists()
+    assert [v.name for v in done.volumes[:2]] == ["p.age.001", "p.age.002"]
+    assert all(v.stat().st_size == 16 * 1024 for v in done.volumes[:-1])
+    unpack(package, tmp_path / "a", identity=keys.identity)
+    unpack(done.volumes[0], tmp_path / "b", identity=keys.identity)
+    assert files_of(tmp_path / "a") == files_of(tmp_path / "b")
+    with pytest.raises(InputError, match="first volume"):
+        unpack(done.volumes[1], tmp_path / "c", identity=keys.identity)
+    done.volumes[-1].unlink()  # a lost last volume: the age stream is truncated
+    with pytest.raises(PackageInvalid):
+        unpack(package, tmp_path / "d", identity=keys.identity)
+    done.volumes[1].unlink()
+    with pytest.raises(PackError, match=r"volume 2 .* missing"):
+        unpack(package, tmp_path / "e", identity=keys.identity)
+    assert no_leftovers(tmp_path)
+
+
+def test_parse_size() -> None:
+    assert parse_size("500M") == 500 << 20
+    assert parse_size("4GiB") == 4 << 30
+    assert parse_size("2kb") == 2048
+    with pytest.raises(InputError):
+        parse_size("lots")
+
+
+def test_keys_are_private_and_refused_when_readable(keys: Keys, tmp_path: Path) -> None:
+    assert stat.S_IMODE(keys.identity.stat().st_mode) == 0o600
+    assert stat.S_IMODE(keys.signing.stat().st_mode) == 0o600
+    assert keys.recipient.startswith("age1")
+    assert "AGE-SECRET-KEY-1" in keys.identity.read_text()
+    package = tmp_path / "x.age"
+    package.write_bytes(pyrage.encrypt(b"", [pyrage.x25519.Recipient.from_str(keys.recipient)]))
+    keys.identity.chmod(0o644)
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        unpack(package, tmp_path / "out", identity=keys.identity)
+    with pytest.raises(KeyFileError, match="already exists"):
+        new_identity(keys.identity)
+
+
+def test_signing_key_readable_by_others_is_refused(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    keys.signing.chmod(0o640)
+    with pytest.raises(KeyFileError, match="accessible by other users"):
+        pack(tree, tmp_path / "p.age", recipients=[keys.recipient], signing_key=keys.signing)
+    assert not (tmp_path / "p.age").exists()
+
+
+def test_existing_outputs_are_not_overwritten(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=[keys.recipient], ocr=False)
+    with pytest.raises(InputError, match="already exists"):
+        pack(tree, package, recipients=[keys.recipient], ocr=False)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep")
+    with pytest.raises(InputError, match="already exists"):
+        unpack(package, tmp_path / "full", identity=keys.identity)
+    (tmp_path / "empty").mkdir()
+    unpack(package, tmp_path / "empty", identity=keys.identity)
+
+
+def test_recipient_and_passphrase_are_exclusive(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not both"):
+        pack(tree, tmp_path / "p", recipients=[keys.recipient], passphrase="x", ocr=False)
+    with pytest.raises(InputError, match="no recipient"):
+        pack(tree, tmp_path / "p", ocr=False)
+    with pytest.raises(KeyFileError, match="unsupported recipient"):
+        pack(tree, tmp_path / "p", recipients=["AGE-SECRET-KEY-1XYZ"], ocr=False)
