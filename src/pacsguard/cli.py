@@ -49,3 +49,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted; run the same command again to finish the job")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""python -m pacsguard"""
+
+from pacsguard.cli import main
+
+main()

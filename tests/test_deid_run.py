@@ -1,0 +1,347 @@
+"""End-to-end runs of ``deid`` on the generated corpus: validity, consistency, no leaks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+from pacsguard.core.keys import ProjectKey
+from pacsguard.core.manifest import DEID_MANIFEST_NAME
+from pacsguard.core.pseudonym import Pseudonymizer
+from pacsguard.deid import DeidConfig, deidentify
+from pacsguard.sample import AnswerKey
+
+# Planted kinds that are patient characteristics or clock times, not identifiers.
+NOT_IDENTIFIERS = {"sex", "age", "time"}
+KEPT_BY = {
+    "retain-institution-identity": {"institution"},
+    "retain-device-identity": {"device"},
+    "retain-uids": {"uid"},
+    "retain-long-full-dates": {"date"},
+}
+
+
+def outputs(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.dcm"))
+
+
+def run(src: Path, out: Path, key: ProjectKey, **config: object) -> object:
+    return deidentify([src], out, key=key, config=DeidConfig(jobs=2, **config))  # type: ignore[arg-type]
+
+
+def text_values(ds: Dataset) -> list[str]:
+    found: list[str] = []
+    for element in ds.iterall():
+        if element.VR in ("SQ",) or element.tag == 0x7FE00010:
+            continue
+        value = element.value
+        if isinstance(value, bytes):
+            found.append(value.decode("latin-1"))
+        elif value is not None:
+            found.append(str(value))
+    return found
+
+
+@pytest.fixture(scope="module")
+def basic_run(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    out = tmp_path_factory.mktemp("basic") / "out"
+    report = run(sample_corpus[0], out, project_key)
+    assert report.quarantine == 0  # type: ignore[attr-defined]
+    return out
+
+
+def leaks(out: Path, answer: AnswerKey, kept: set[str]) -> list[str]:
+    planted = [
+        p
+        for p in answer.planted
+        if p.kind not in NOT_IDENTIFIERS | kept and p.location != "pixels" and len(p.value) >= 4
+    ]
+    found = []
+    for path in outputs(out):
+        raw = path.read_bytes()
+        decoded = " ".join(text_values(pydicom.dcmread(path))).lower()
+        for p in planted:
+            value = p.value
+            forms = {
+                value.encode("utf-8"),
+                value.upper().encode("utf-8"),
+                value.encode("latin-1", "ignore"),
+            }
+            if any(f and f in raw for f in forms) or value.lower() in decoded:
+                found.append(f"{p.kind} at {p.location} of {p.file}")
+    return found
+
+
+def test_every_input_has_one_output(basic_run: Path, sample_corpus: tuple[Path, AnswerKey]) -> None:
+    assert len(outputs(basic_run)) == sample_corpus[1].totals.instances
+
+
+def test_outputs_are_valid_for_pydicom_and_dcmtk(basic_run: Path) -> None:
+    for path in outputs(basic_run):
+        ds = pydicom.dcmread(path)
+        assert ds.PatientIdentityRemoved == "YES"
+        if "PixelData" in ds:
+            ds.pixel_array  # noqa: B018 - decodes
+        result = subprocess.run(["dcmdump", "-q", str(path)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        assert "E:" not in result.stderr
+
+
+def test_no_planted_identifier_survives(
+    basic_run: Path, sample_corpus: tuple[Path, AnswerKey]
+) -> None:
+    assert leaks(basic_run, sample_corpus[1], set()) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"retain-long-modified-dates", "clean-descriptors", "clean-structured-content"},
+        {"retain-safe-private", "retain-patient-characteristics", "clean-graphics"},
+        {"retain-institution-identity", "retain-device-identity", "retain-long-full-dates"},
+    ],
+    ids=["dates+clean", "private+characteristics", "retain-all"],
+)
+def test_options_leak_only_what_they_keep(
+    options: set[str],
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+) -> None:
+    report = run(sample_corpus[0], tmp_path / "out", project_key, options=frozenset(options))
+    assert report.quarantine == 0  # type: ignore[attr-defined]
+    kept = set().union(*(KEPT_BY.get(o, set()) for o in options))
+    assert leaks(tmp_path / "out", sample_corpus[1], kept) == []
+
+
+def test_retain_uids_keeps_every_uid(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    run(sample_corpus[0] / "p01", tmp_path / "out", project_key, options=frozenset({"retain-uids"}))
+    originals = {
+        u
+        for p in sample_corpus[1].patients[:1]
+        for s in p.studies
+        for x in s.series
+        for u in x.sop_instance_uids
+    }
+    assert {v[3] for v in _ids(tmp_path / "out").values()} == originals
+
+
+def _ids(out: Path) -> dict[str, tuple[str, str, str, str]]:
+    found = {}
+    for path in outputs(out):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        found[str(path.relative_to(out))] = (
+            str(ds.PatientID),
+            str(ds.StudyInstanceUID),
+            str(ds.SeriesInstanceUID),
+            str(ds.SOPInstanceUID),
+        )
+    return found
+
+
+def test_same_key_same_pseudonyms_other_key_others(
+    basic_run: Path,
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    other_key: ProjectKey,
+    tmp_path: Path,
+) -> None:
+    run(sample_corpus[0], tmp_path / "again", project_key)
+    assert _ids(tmp_path / "again") == _ids(basic_run)
+    run(sample_corpus[0], tmp_path / "other", other_key)
+    mine, theirs = _ids(basic_run), _ids(tmp_path / "other")
+    assert set(mine).isdisjoint(theirs)
+    assert {v[0] for v in mine.values()}.isdisjoint({v[0] for v in theirs.values()})
+    expected = {
+        Pseudonymizer(project_key).patient_id(p.patient_id) for p in sample_corpus[1].patients
+    }
+    assert {v[0] for v in mine.values()} == expected
+
+
+def test_every_reference_resolves(basic_run: Path) -> None:
+    instances, frames = set(), set()
+    datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in outputs(basic_run)]
+    for ds in datasets:
+        instances.add(str(ds.SOPInstanceUID))
+        instances.add(str(ds.StudyInstanceUID))  # RT structure sets reference the study too
+        if "FrameOfReferenceUID" in ds:
+            frames.add(str(ds.FrameOfReferenceUID))
+    references = 0
+    for ds in datasets:
+        for element in ds.iterall():
+            if element.keyword == "ReferencedSOPInstanceUID":
+                assert str(element.value) in instances
+                references += 1
+            if element.keyword in ("ReferencedFrameOfReferenceUID",):
+                assert str(element.value) in frames
+    assert references > 0
+
+
+def test_bad_inputs_are_quarantined_and_the_run_goes_on(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(sample_corpus[0] / "p01", src / "p01")
+    good = sorted(src.rglob("*.dcm"))[0]
+    (src / "truncated.dcm").write_bytes(good.read_bytes()[:2000])
+    corrupt = bytearray(good.read_bytes())
+    corrupt[400:420] = b"\xff" * 20
+    (src / "corrupt.dcm").write_bytes(bytes(corrupt))
+    (src / "notes.txt").write_text("not dicom")
+    (src / "empty.dcm").write_bytes(b"")
+    report = run(src, tmp_path / "out", project_key)
+    assert report.quarantine >= 4  # type: ignore[attr-defined]
+    assert report.output + report.quarantine == report.inputs  # type: ignore[attr-defined]
+    quarantine = report.quarantine_dir  # type: ignore[attr-defined]
+    assert (tmp_path / "out").resolve() not in quarantine.parents
+    reasons = " ".join(p.read_text() for p in quarantine.glob("*.json"))
+    assert "truncated" in reasons and "not a DICOM file" in reasons
+    manifest = (tmp_path / "out" / DEID_MANIFEST_NAME).read_text()
+    assert str(src) not in manifest and "quarantine" in manifest
+
+
+def test_zip_input_and_mapping_file(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    archive = tmp_path / "in.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in sorted((sample_corpus[0] / "p02").rglob("*.dcm")):
+            zf.write(path, path.relative_to(sample_corpus[0]).as_posix())
+    mapping = tmp_path / "map.csv"
+    report = deidentify(
+        [archive], tmp_path / "out", key=project_key, config=DeidConfig(mapping_out=mapping, jobs=1)
+    )
+    assert report.quarantine == 0 and report.output > 0
+    assert (mapping.stat().st_mode & 0o777) == 0o600
+    text = mapping.read_text()
+    patient = sample_corpus[1].patients[1]
+    assert (
+        f"patient-id,{patient.patient_id},{Pseudonymizer(project_key).patient_id(patient.patient_id)}"
+        in text
+    )
+
+
+def test_explicit_patient_mapping(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    patient = sample_corpus[1].patients[0]
+    table = tmp_path / "subjects.csv"
+    table.write_text(f"original_patient_id,pseudonym_patient_id\n{patient.patient_id},TRIAL-007\n")
+    run(sample_corpus[0] / "p01", tmp_path / "out", project_key, patient_map=table)
+    ids = {v[0] for v in _ids(tmp_path / "out").values()}
+    assert ids == {"TRIAL-007"}
+
+
+def test_policy_overrides_and_strict_mode(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[[rule]]\nkeyword = "BodyPartExamined"\naction = "replace"\nvalue = "CHEST"\n'
+        '[[rule]]\nprivate = { creator = "ACME_GEOM 2.1", group = "0019" }\naction = "keep"\n'
+    )
+    run(sample_corpus[0] / "p01", tmp_path / "out", project_key, policy=policy)
+    ds = pydicom.dcmread(outputs(tmp_path / "out")[0])
+    if "BodyPartExamined" in ds:
+        assert ds.BodyPartExamined == "CHEST"
+    run(sample_corpus[0] / "p01", tmp_path / "strict", project_key, strict=True)
+    for path in outputs(tmp_path / "strict"):
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        assert "StudyDescription" not in ds and "SeriesDescription" not in ds
+        assert "Rows" not in ds or "PixelSpacing" in ds or ds.Modality != "CT"
+
+
+def test_cli_exit_codes_key_from_env_and_no_phi_in_output(
+    sample_corpus: tuple[Path, AnswerKey], tmp_path: Path
+) -> None:
+    key_file = tmp_path / "project.key"
+    cli = [sys.executable, "-m", "pacsguard.cli"]
+    subprocess.run([*cli, "key", "new", str(key_file)], check=True, capture_output=True)
+    src = tmp_path / "src"
+    shutil.copytree(sample_corpus[0] / "p03", src)
+    env = {**os.environ, "PACSGUARD_KEY_FILE": str(key_file)}
+    ok = subprocess.run(
+        [*cli, "deid", str(src), str(tmp_path / "out")], env=env, capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    (src / "junk.dcm").write_bytes(b"junk")
+    bad = subprocess.run(
+        [*cli, "deid", str(src), str(tmp_path / "out")], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    patient = sample_corpus[1].patients[2]
+    for stream in (ok.stdout + ok.stderr, bad.stdout + bad.stderr):
+        assert patient.family_name.lower() not in stream.lower()
+        assert patient.patient_id not in stream
+    nokey = subprocess.run(
+        [*cli, "deid", str(src), str(tmp_path / "o3")],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PACSGUARD")},
+    )
+    assert nokey.returncode == 2 and "Traceback" not in nokey.stderr and "key" in nokey.stderr
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    for copy in range(8):
+        shutil.copytree(sample_corpus[0], src / f"c{copy}")
+    inputs = sum(1 for p in src.rglob("*") if p.is_file())
+    key_file = tmp_path / "k"
+    key_file.write_text(project_key.material.hex())
+    key_file.chmod(0o600)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pacsguard.cli",
+        "deid",
+        str(src),
+        str(out),
+        "--key",
+        str(key_file),
+        "-j",
+        "2",
+    ]
+    journal = tmp_path / "out.pacsguard" / "journal.jsonl"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if journal.exists() and len(journal.read_text().splitlines()) >= inputs // 4:
+            break
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    first = len(journal.read_text().splitlines())
+    assert 0 < first < inputs, "the kill should land mid-run"
+    again = subprocess.run(cmd, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    import json
+
+    lines = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
+    fingerprints = [line["fingerprint"] for line in lines]
+    assert len(set(fingerprints)) == inputs == len(fingerprints)
+    assert not list(out.rglob(".tmp-*"))
+    files = outputs(out)
+    unique = {line["output"] for line in lines}
+    assert len(files) == len(unique) == sample_corpus[1].totals.instances
+    manifest = json.loads((out / DEID_MANIFEST_NAME).read_text())
+    assert manifest["counts"]["pending"] == 0 and manifest["counts"]["inputs"] == inputs
