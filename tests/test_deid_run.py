@@ -345,3 +345,24 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     assert len(files) == len(unique) == sample_corpus[1].totals.instances
     manifest = json.loads((out / DEID_MANIFEST_NAME).read_text())
     assert manifest["counts"]["pending"] == 0 and manifest["counts"]["inputs"] == inputs
+
+
+def test_pixel_data_passes_through_byte_for_byte(
+    basic_run: Path, sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey
+) -> None:
+    pseudo = Pseudonymizer(project_key)
+    compressed = 0
+    for source in sorted(sample_corpus[0].rglob("*.dcm")):
+        ds = pydicom.dcmread(source, force=True)
+        if "PixelData" not in ds:
+            continue
+        new_uid = pseudo.uid(str(ds.SOPInstanceUID))
+        (target,) = basic_run.rglob(f"{new_uid}.dcm")
+        out = pydicom.dcmread(target)
+        assert out.PixelData == ds.PixelData, source.name
+        meta = getattr(ds, "file_meta", None)
+        syntax = meta.get("TransferSyntaxUID") if meta is not None else None
+        if syntax is not None and syntax.is_compressed:
+            assert out.file_meta.TransferSyntaxUID == syntax
+            compressed += 1
+    assert compressed >= 1
