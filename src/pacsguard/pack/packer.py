@@ -20,7 +20,7 @@ from pacsguard.pack.errors import InputError, PackRefused
 from pacsguard.pack.manifest import FileEntry, Preflight
 from pacsguard.pack.pipe import run_pipeline
 from pacsguard.pack.scrypt_age import DEFAULT_WORK_FACTOR
-from pacsguard.pack.tarstream import write_tar
+from pacsguard.pack.tarwrite import write_tar
 from pacsguard.pack.tree import SourceFile, list_files
 from pacsguard.pack.volumes import PackageSink
 

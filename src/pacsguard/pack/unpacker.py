@@ -28,7 +28,7 @@ from pacsguard.pack.errors import (
     SignatureInvalid,
 )
 from pacsguard.pack.pipe import run_pipeline
-from pacsguard.pack.tarstream import Extracted, extract
+from pacsguard.pack.tarread import Extracted, extract
 from pacsguard.pack.volumes import VolumeReader, find_volumes
 
 ProgressHook = Callable[[int, int], None]  # (bytes just read, total package bytes)
