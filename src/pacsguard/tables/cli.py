@@ -1,7 +1,147 @@
-"""CLI commands of pacsguard.tables (registered by pacsguard.cli)."""
+"""CLI commands of pacsguard.tables (registered by pacsguard.cli): a thin shell over the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pacsguard.core.keys import load_key
+from pacsguard.tables.deid import DeidTablesReport, deidentify_table
+from pacsguard.tables.draft import write_draft
+from pacsguard.tables.errors import PolicyError
+from pacsguard.tables.inspect import SAMPLE_ROWS, inspect_table
+from pacsguard.tables.policy import Unknown, load_policy
+from pacsguard.tables.risk import RiskReport, risk_report
+from pacsguard.tables.tableio import open_table
+
+tables_app = typer.Typer(
+    help="De-identify clinical tables (CSV/TSV, Parquet, Excel) in step with the images.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+_ENCODING = typer.Option("auto", help="CSV text encoding: auto, utf-8, cp1252 or latin-1.")
+_SEPARATOR = typer.Option(None, help="CSV separator (default: detected).")
+
+
+@tables_app.command("inspect")
+def inspect_command(
+    file: Path = typer.Argument(..., help="The table to classify."),
+    policy_out: Path = typer.Option(..., "--policy-out", help="Where to write the draft policy."),
+    sample_rows: int = typer.Option(SAMPLE_ROWS, help="Rows sampled from the start."),
+    encoding: str = _ENCODING,
+    separator: str | None = _SEPARATOR,
+) -> None:
+    """Classify every column and write a draft policy for a person to review."""
+    inspection = inspect_table(
+        file, sample_rows=sample_rows, encoding=encoding, separator=separator
+    )
+    write_draft(inspection, policy_out)
+    table = Table("column", "kind", "proposed action", "why", title=f"{file.name}")
+    for column in inspection.columns:
+        table.add_row(column.name, column.kind, column.action, column.note)
+    Console().print(table)
+    typer.echo(f"wrote draft policy to {policy_out}: review it before `pacsguard tables deid`")
+
+
+def _summary(report: DeidTablesReport) -> None:
+    for table in report.tables:
+        for sheet in table.sheets:
+            where = table.output.name + (f" [{sheet.sheet}]" if sheet.sheet else "")
+            actions: dict[str, int] = {}
+            for column in sheet.columns:
+                actions[column.action] = actions.get(column.action, 0) + 1
+            done = ", ".join(f"{n} {a}" for a, n in sorted(actions.items()))
+            removed = sum(c.values_removed for c in sheet.columns)
+            typer.echo(f"{where}: {sheet.rows_out}/{sheet.rows_in} rows; columns: {done}")
+            if removed:
+                typer.echo(f"  {removed} values could not be transformed and were emptied")
+            if sheet.unclassified_dropped:
+                typer.echo(f"  dropped unclassified: {', '.join(sheet.unclassified_dropped)}")
+            if sheet.risk:
+                _print_risk(sheet.risk, "  risk")
+            if sheet.risk_after_suppression:
+                typer.echo(f"  suppressed {sheet.rows_suppressed} rows below k")
+                _print_risk(sheet.risk_after_suppression, "  risk after suppression")
+    typer.echo(f"manifest: {report.manifest}")
+
+
+def _print_risk(risk: RiskReport, label: str) -> None:
+    line = (
+        f"{label}: k={risk.k}, classes={risk.classes}, records at risk (>{risk.threshold:g})="
+        f"{risk.records_at_risk:.2%}, highest={risk.highest_risk:.3f}, "
+        f"average={risk.average_risk:.3f}"
+    )
+    if risk.l_distinct is not None:
+        line += f", l-diversity={risk.l_distinct} (entropy {risk.l_entropy:.2f})"
+    typer.echo(line)
+
+
+@tables_app.command("deid")
+def deid_command(
+    paths: list[Path] = typer.Argument(
+        ..., metavar="FILE... OUTPUT", help="Input tables, then the output folder."
+    ),
+    key: Path | None = typer.Option(
+        None, "--key", help="Project key file (else PACSGUARD_KEY_FILE or PACSGUARD_KEY)."
+    ),
+    policy: Path = typer.Option(..., "--policy", help="Reviewed policy (YAML or TOML)."),
+    unknown: str | None = typer.Option(
+        None, help="Columns the policy does not name: refuse (default) or drop."
+    ),
+    encoding: str = _ENCODING,
+    separator: str | None = _SEPARATOR,
+) -> None:
+    """Apply a policy: outputs in OUTPUT/, same formats, plus pacsguard-tables.json."""
+    if len(paths) < 2:
+        raise typer.BadParameter("give at least one input table and the output folder")
+    if unknown not in (None, "refuse", "drop"):
+        raise PolicyError("--unknown must be refuse or drop")
+    *inputs, output = paths
+    project_key = load_key(key)
+    loaded = load_policy(policy)
+    chosen: Unknown | None = "drop" if unknown == "drop" else "refuse" if unknown else None
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("starting", total=None)
+        report = deidentify_table(
+            inputs,
+            output,
+            key=project_key,
+            policy=loaded,
+            unknown=chosen,
+            encoding=encoding,
+            separator=separator,
+            progress=lambda step: progress.update(task, description=step),
+        )
+    _summary(report)
+
+
+@tables_app.command("risk")
+def risk_command(
+    file: Path = typer.Argument(..., help="A table, typically a de-identified one."),
+    qi: list[str] = typer.Option([], "--qi", help="A quasi-identifier column (repeat)."),
+    sensitive: str | None = typer.Option(None, help="Sensitive column for l-diversity."),
+    threshold: float = typer.Option(0.2, help="Prosecutor risk above which a record is at risk."),
+    policy: Path | None = typer.Option(None, help="Take the risk section from this policy."),
+    encoding: str = _ENCODING,
+    separator: str | None = _SEPARATOR,
+) -> None:
+    """k-anonymity, l-diversity and prosecutor risk of a table, as ARX reports them."""
+    if policy is not None:
+        spec = load_policy(policy).risk
+        if spec is None:
+            raise PolicyError(f"policy {policy} has no risk section")
+        qi, sensitive, threshold = list(spec.quasi_identifiers), spec.sensitive, spec.threshold
+    with open_table(file, encoding=encoding, separator=separator) as table:
+        for sheet in table.sheets:
+            label = f"{file.name}" + (f" [{sheet.name}]" if sheet.name else "")
+            _print_risk(risk_report(sheet.frame, qi, sensitive, threshold), label)
 
 
 def register(app: typer.Typer) -> None:
     """Add this capability's commands to the root app."""
+    app.add_typer(tables_app, name="tables")

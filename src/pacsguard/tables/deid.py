@@ -1,0 +1,274 @@
+"""``deid``: apply a policy to tables, streaming, and account for every column."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from pacsguard import __version__
+from pacsguard.core.errors import PacsguardError
+from pacsguard.core.keys import ProjectKey
+from pacsguard.core.manifest import write_json
+from pacsguard.core.pseudonym import Pseudonymizer
+from pacsguard.tables.errors import PolicyError, TableReadError, UnclassifiedColumnError
+from pacsguard.tables.mapping import Pseudonyms
+from pacsguard.tables.policy import Policy, Unknown, load_policy
+from pacsguard.tables.risk import RiskReport, risk_report, suppress_small_classes
+from pacsguard.tables.scrub import load_ner
+from pacsguard.tables.tableio import OpenedTable, open_table, table_format, write_sheets
+from pacsguard.tables.transforms import Context, column_expr
+
+MANIFEST_NAME = "pacsguard-tables.json"
+_MEASURED = frozenset(
+    {
+        "pseudonymise-patient-id", "pseudonymise-accession", "pseudonymise", "shift-date",
+        "generalise-date", "generalise-birth-date", "generalise-age", "generalise-postcode",
+    }
+)  # fmt: skip
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ColumnReport:
+    name: str
+    action: str
+    kind: str | None
+    values_removed: int = 0  # values that could not be transformed, so were emptied
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "kind": self.kind,
+            "values_removed": self.values_removed,
+        }
+
+
+@dataclass(frozen=True)
+class SheetReport:
+    sheet: str | None
+    rows_in: int
+    rows_out: int
+    rows_suppressed: int
+    columns: list[ColumnReport]
+    unclassified_dropped: list[str]
+    absent_from_table: list[str]
+    risk: RiskReport | None = None
+    risk_after_suppression: RiskReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_suppressed": self.rows_suppressed,
+            "columns": [c.to_dict() for c in self.columns],
+            "unclassified_dropped": self.unclassified_dropped,
+            "absent_from_table": self.absent_from_table,
+            "risk": self.risk.to_dict() if self.risk else None,
+            "risk_after_suppression": (
+                self.risk_after_suppression.to_dict() if self.risk_after_suppression else None
+            ),
+        }
+
+
+@dataclass(frozen=True)
+class TableReport:
+    input: Path
+    output: Path
+    format: str
+    input_encoding: str | None
+    separator: str | None
+    sheets: list[SheetReport] = field(default_factory=list)
+
+    def to_dict(self, root: Path) -> dict[str, Any]:
+        """What travels with the output: no input path, no value."""
+        data = self.output.read_bytes() if self.format == "xlsx" else None
+        return {
+            "path": self.output.relative_to(root).as_posix(),
+            "format": self.format,
+            "input_encoding": self.input_encoding,
+            "output_encoding": "utf-8" if self.format == "csv" else None,
+            "separator": self.separator,
+            "sha256": _sha256(self.output, data),
+            "size": self.output.stat().st_size,
+            "sheets": [s.to_dict() for s in self.sheets],
+        }
+
+
+@dataclass(frozen=True)
+class DeidTablesReport:
+    tables: list[TableReport]
+    manifest: Path
+
+
+def _sha256(path: Path, data: bytes | None = None) -> str:
+    if data is not None:
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _malformed(table: OpenedTable) -> TableReadError:
+    # polars' own message quotes the offending cells: never shown.
+    hint = f"; check the separator ({table.separator!r} was used)" if table.separator else ""
+    return TableReadError(
+        f"{table.path}: malformed table (rows that do not fit the header, an unclosed quote, "
+        f"or values of the wrong type){hint}"
+    )
+
+
+def _check_columns(
+    columns: list[str], policy: Policy, unknown: Unknown, where: str
+) -> tuple[list[str], list[str]]:
+    """Unclassified columns (refused, or returned to be dropped) and absent policy columns."""
+    unclassified = [c for c in columns if c not in policy.columns]
+    if unclassified and unknown == "refuse":
+        names = ", ".join(repr(c) for c in unclassified)
+        raise UnclassifiedColumnError(
+            f"{where}: {len(unclassified)} column(s) not classified by the policy: {names}; "
+            "add them to the policy (pacsguard tables inspect drafts one) or pass --unknown drop"
+        )
+    absent = [c for c in policy.columns if c not in columns]
+    pid = policy.patient_id_column
+    if pid is not None and pid in absent:
+        needs = [
+            r.name
+            for r in policy.columns.values()
+            if r.name in columns and (r.action == "shift-date" or r.action == "scrub-text")
+        ]
+        if needs:
+            raise PolicyError(
+                f"{where}: patient_id_column {pid!r} is not in the table, and "
+                f"{', '.join(map(repr, needs))} need(s) it for date offsets"
+            )
+    if policy.risk is not None:
+        for name in [*policy.risk.quasi_identifiers, policy.risk.sensitive]:
+            if name is not None and name not in columns:
+                raise PolicyError(f"{where}: risk column {name!r} is not in the table")
+    return unclassified, absent
+
+
+def _sheet(
+    frame: pl.LazyFrame, policy: Policy, ctx_args: tuple[Pseudonyms, dt.date], unknown: Unknown,
+    where: str, progress: Progress,
+) -> tuple[pl.LazyFrame, SheetReport]:  # fmt: skip
+    schema = frame.collect_schema()
+    columns = list(schema.names())
+    unclassified, absent = _check_columns(columns, policy, unknown, where)
+    ctx = Context(policy, schema, *ctx_args)
+    kept = [c for c in columns if c not in unclassified]
+    rules = [policy.columns[c] for c in kept]
+    exprs = [e for e in (column_expr(rule, ctx) for rule in rules) if e is not None]
+    out = frame.select(exprs)
+    progress("counting")
+    measured = [r for r in rules if r.action in _MEASURED]
+    stats = frame.select(
+        pl.len().alias("__rows"),
+        *[
+            (pl.col(r.name).is_not_null() & column_expr(r, ctx).is_null())  # type: ignore[union-attr]
+            .sum()
+            .alias(r.name)
+            for r in measured
+        ],
+    ).collect(engine="streaming")
+    rows_in = int(stats["__rows"][0])
+    reports = [
+        ColumnReport(r.name, r.action, r.kind, int(stats[r.name][0]) if r in measured else 0)
+        for r in rules
+    ]
+    risk = after = None
+    suppressed = 0
+    spec = policy.risk
+    if spec is not None:
+        progress("risk")
+        risk = risk_report(out, spec.quasi_identifiers, spec.sensitive, spec.threshold)
+        if spec.suppress and spec.k is not None and risk.k < spec.k:
+            out, suppressed = suppress_small_classes(out, spec.quasi_identifiers, spec.k)
+            after = risk_report(out, spec.quasi_identifiers, spec.sensitive, spec.threshold)
+    report = SheetReport(
+        None, rows_in, rows_in - suppressed, suppressed, reports, unclassified, absent, risk, after
+    )
+    return out, report
+
+
+def _preflight(policy: Policy) -> None:
+    for rule in policy.columns.values():
+        if rule.action == "scrub-text" and rule.param("ner_model"):
+            load_ner(str(rule.param("ner_model")))
+
+
+def deidentify_table(
+    inputs: Sequence[Path],
+    output: Path,
+    *,
+    key: ProjectKey,
+    policy: Policy | Path,
+    unknown: Unknown | None = None,
+    encoding: str = "auto",
+    separator: str | None = None,
+    today: dt.date | None = None,
+    progress: Progress | None = None,
+) -> DeidTablesReport:
+    """De-identify each input table into ``output/<input name>`` with the same format, and
+    write ``output/pacsguard-tables.json``. Pseudonyms and date offsets are those of
+    ``pacsguard deid`` under the same key, keyed on the policy's patient_id_column."""
+    loaded = load_policy(policy) if isinstance(policy, Path) else policy
+    unknown = unknown or loaded.unknown
+    say = progress or (lambda _: None)
+    names = [p.name for p in inputs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise PacsguardError(f"several inputs are named {duplicates[0]!r}; outputs would collide")
+    for path in inputs:
+        table_format(path)
+        if (output / path.name).resolve() == path.resolve():
+            raise PacsguardError(f"{path}: the output would overwrite the input")
+    _preflight(loaded)
+    args = (Pseudonyms(Pseudonymizer(key)), today or dt.date.today())
+    workdir = output.with_name(output.name + ".pacsguard")
+    reports: list[TableReport] = []
+    for path in inputs:
+        say(f"reading {path.name}")
+        with open_table(path, encoding=encoding, separator=separator, workdir=workdir) as table:
+            try:
+                report = _one_table(table, output / path.name, loaded, args, unknown, say)
+            except pl.exceptions.PolarsError:
+                raise _malformed(table) from None
+        reports.append(report)
+    manifest = output / MANIFEST_NAME
+    write_json(
+        manifest,
+        {
+            "tool": "pacsguard",
+            "version": __version__,
+            "policy_sha256": loaded.sha256,
+            "files": [r.to_dict(output) for r in reports],
+        },
+    )
+    return DeidTablesReport(reports, manifest)
+
+
+def _one_table(
+    table: OpenedTable, target: Path, policy: Policy, args: tuple[Pseudonyms, dt.date],
+    unknown: Unknown, say: Progress,
+) -> TableReport:  # fmt: skip
+    outputs: list[tuple[str | None, pl.LazyFrame]] = []
+    sheets: list[SheetReport] = []
+    for sheet in table.sheets:
+        where = f"{table.path}" + (f" (sheet {sheet.name!r})" if sheet.name else "")
+        frame, report = _sheet(sheet.frame, policy, args, unknown, where, say)
+        outputs.append((sheet.name, frame))
+        sheets.append(replace(report, sheet=sheet.name))
+    say(f"writing {target.name}")
+    write_sheets(outputs, target, table.format, table.separator or ",")
+    return TableReport(table.path, target, table.format, table.encoding, table.separator, sheets)

@@ -1,0 +1,80 @@
+"""The ``pacsguard tables`` commands: inspect, deid, risk; errors as one line, exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from pacsguard.cli import app
+from pacsguard.core.keys import new_key
+from pacsguard.tables.synth import leaks, make_patients, make_table, write_table
+
+PATIENTS = make_patients(5, seed=11)
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pacsguard", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_inspect_deid_risk_commands(tmp_path: Path) -> None:
+    source = tmp_path / "export.csv"
+    write_table(make_table(PATIENTS, 50, columns=24, seed=2), source, encoding="cp1252")
+    key = tmp_path / "project.key"
+    new_key(key)
+    runner = CliRunner()
+    policy = tmp_path / "policy.toml"
+    inspected = runner.invoke(app, ["tables", "inspect", str(source), "--policy-out", str(policy)])
+    assert inspected.exit_code == 0, inspected.output
+    assert "patient-id" in inspected.output and policy.exists()
+    out = tmp_path / "out"
+    args = ["tables", "deid", str(source), str(out), "--key", str(key), "--policy", str(policy)]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "50/50 rows" in done.output and "k=" in done.output
+    risk = runner.invoke(app, ["tables", "risk", str(out / "export.csv"), "--qi", "DDN",
+                               "--qi", "Sexe", "--sensitive", "Diagnostic"])  # fmt: skip
+    assert risk.exit_code == 0, risk.output
+    assert "l-diversity=" in risk.output
+    by_policy = runner.invoke(
+        app, ["tables", "risk", str(out / "export.csv"), "--policy", str(policy)]
+    )
+    assert by_policy.exit_code == 0, by_policy.output
+    for output in (inspected.output, done.output, risk.output):
+        assert leaks(output, PATIENTS) == []
+    assert leaks((out / "export.csv").read_text(encoding="utf-8"), PATIENTS) == []
+    assert pl.read_csv(out / "export.csv", separator=";").height == 50
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    source = tmp_path / "export.csv"
+    write_table(make_table(PATIENTS, 10, seed=2).with_columns(pl.lit("x").alias("Autre")), source)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "patient_id_column: IPP\ncolumns:\n  IPP: pseudonymise-patient-id\n", encoding="utf-8"
+    )
+    key_hex = "ab" * 32
+    refused = _run("tables", "deid", str(source), str(tmp_path / "out"), "--policy", str(policy),
+                   env={"PACSGUARD_KEY": key_hex})  # fmt: skip
+    assert refused.returncode == 2
+    assert "not classified by the policy" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert leaks(refused.stderr + refused.stdout, PATIENTS) == []
+    bad_policy = tmp_path / "bad.yaml"
+    bad_policy.write_text("columns:\n  IPP: hash\n", encoding="utf-8")
+    invalid = _run("tables", "deid", str(source), str(tmp_path / "out"), "--policy",
+                   str(bad_policy), env={"PACSGUARD_KEY": key_hex})  # fmt: skip
+    assert invalid.returncode == 2 and "unknown action 'hash'" in invalid.stderr
+    no_key = _run("tables", "deid", str(source), str(tmp_path / "out"), "--policy", str(policy),
+                  env={"PACSGUARD_KEY": "", "PACSGUARD_KEY_FILE": ""})  # fmt: skip
+    assert no_key.returncode == 2 and "no project key" in no_key.stderr
