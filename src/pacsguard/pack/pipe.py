@@ -37,13 +37,14 @@ def run_pipeline(produce: Callable[[BinaryIO], P], consume: Callable[[BinaryIO],
     _widen(write_fd)
     writer = os.fdopen(write_fd, "wb", buffering=BUFFER)
     reader = os.fdopen(read_fd, "rb", buffering=BUFFER)
-    outcome: dict[str, object] = {}
+    produced: list[P] = []
+    failed: list[BaseException] = []
 
     def run() -> None:
         try:
-            outcome["value"] = produce(writer)
+            produced.append(produce(writer))
         except BaseException as exc:
-            outcome["error"] = exc
+            failed.append(exc)
         finally:
             with contextlib.suppress(OSError):
                 writer.close()
@@ -60,13 +61,11 @@ def run_pipeline(produce: Callable[[BinaryIO], P], consume: Callable[[BinaryIO],
     finally:
         reader.close()  # a producer blocked on a full pipe now gets EPIPE
         thread.join()
-    producer_error = outcome.get("error")
-    if isinstance(producer_error, BaseException) and not isinstance(
-        producer_error, BrokenPipeError
-    ):
+    producer_error = failed[0] if failed else None
+    if producer_error is not None and not isinstance(producer_error, BrokenPipeError):
         raise producer_error
     if consumer_error is not None:
         raise consumer_error
-    if isinstance(producer_error, BaseException):
+    if producer_error is not None:
         raise producer_error
-    return outcome["value"], consumed  # type: ignore[return-value]
+    return produced[0], consumed

@@ -145,11 +145,16 @@ def find_volumes(package: Path) -> list[Path]:
     if not found:
         raise InputError(f"package {package} does not exist")
     pattern = _volume_pattern(base)
-    numbers = [int(pattern.match(p.name).group(1)) for p in found]  # type: ignore[union-attr]
-    for expected, number in enumerate(sorted(numbers), start=1):
+    numbered = sorted((_number(pattern, p), p) for p in found)
+    for expected, (number, _) in enumerate(numbered, start=1):
         if number != expected:
             raise PackError(f"volume {expected} of package {base} is missing")
-    return sorted(found, key=lambda p: int(pattern.match(p.name).group(1)))  # type: ignore[union-attr]
+    return [path for _, path in numbered]
+
+
+def _number(pattern: re.Pattern[str], path: Path) -> int:
+    match = pattern.match(path.name)
+    return int(match.group(1)) if match else 0
 
 
 class VolumeReader:
