@@ -1,0 +1,156 @@
+"""Every element at every depth (file meta, sequences, private tags) checked for identifiers.
+
+Rules, per element holding text:
+- known values of the source (names in any form, IDs, addresses, dates, UIDs);
+- identifier shapes (names, NIR, INS, phones, e-mails, addresses, postcodes, written dates);
+- person-name (PN) values that are not pseudonyms;
+- dates (DA, DT) equal to a known source date: not shifted;
+- free text in an attribute outside the allow-list (or private, unless safe private kept).
+Binary private or unknown (UN) values are read for printable text and checked the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+from pacsguard.verify.findings import Finding
+from pacsguard.verify.known import KnownValues
+from pacsguard.verify.matching import known_in_text
+from pacsguard.verify.patterns import find_identifiers
+from pacsguard.verify.policy import Policy, is_pseudonym
+
+FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+PATTERN_VRS = FREE_TEXT_VRS | {"PN", "CS", "AE", "UR"}
+BINARY_VRS = frozenset({"OB", "OW", "UN"})
+MAX_BINARY = 1 << 20  # larger binary values (pixels, waveforms) are not text
+PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\xa0-\xff]{6,}")
+SKIP_BINARY = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+
+
+def location_of(elem: DataElement, path: str) -> str:
+    tag = elem.tag
+    name = elem.keyword or ("private" if tag.is_private else "unknown")
+    here = f"({tag.group:04X},{tag.element:04X}) {name}"
+    return f"{path} > {here}" if path else here
+
+
+def walk(ds: Dataset, path: str = "") -> Iterator[tuple[DataElement, str]]:
+    """(element, location) for every element, items of sequences included, depth first."""
+    for elem in ds:
+        yield elem, location_of(elem, path)
+        if elem.VR == "SQ" and elem.value is not None:
+            for index, item in enumerate(elem.value):
+                yield from walk(item, f"{location_of(elem, path)}[{index}]")
+
+
+def _strings(elem: DataElement) -> list[str]:
+    value = elem.value
+    if value is None or value == "":
+        return []
+    if isinstance(value, (MultiValue, list, tuple)):
+        return [str(v) for v in value if v is not None and str(v) != ""]
+    return [str(value)]
+
+
+def _binary_text(elem: DataElement) -> list[str]:
+    value = elem.value
+    if not isinstance(value, bytes) or len(value) > MAX_BINARY or int(elem.tag) in SKIP_BINARY:
+        return []
+    return [run.decode("latin-1").strip() for run in PRINTABLE_RUN.findall(value)]
+
+
+def _is_private_creator(elem: DataElement) -> bool:
+    return bool(elem.tag.is_private and 0x0010 <= elem.tag.element <= 0x00FF)
+
+
+class ElementChecker:
+    def __init__(self, known: KnownValues | None, policy: Policy, prefix: str) -> None:
+        self.known = known
+        self.policy = policy
+        self.prefix = prefix
+        self.findings: list[Finding] = []
+        self.seen: set[tuple[str, str]] = set()
+
+    def add(self, location: str, kind: str, detail: str, value: str) -> None:
+        where = f"{self.prefix}{location}"
+        if (where, kind) in self.seen:
+            return  # one finding per kind and place: the first detector's detail
+        self.seen.add((where, kind))
+        self.findings.append(Finding("", where, kind, detail, value))
+
+    def check(self, ds: Dataset) -> list[Finding]:
+        meta = getattr(ds, "file_meta", None)
+        if meta is not None:
+            for elem, location in walk(meta):
+                self.element(elem, location)
+        for elem, location in walk(ds):
+            self.element(elem, location)
+        return self.findings
+
+    def element(self, elem: DataElement, location: str) -> None:
+        vr = str(elem.VR)
+        if vr == "SQ":
+            return
+        if vr in BINARY_VRS:
+            if elem.tag.is_private or vr == "UN":
+                for text in _binary_text(elem):
+                    self.text(elem, location, text, vr="UN")
+            return
+        for text in _strings(elem):
+            self.text(elem, location, text, vr=vr)
+
+    def text(self, elem: DataElement, location: str, text: str, *, vr: str) -> None:
+        before = len(self.findings)
+        known, policy = self.known, self.policy
+        if vr == "UI":
+            if known is not None:
+                for kind in known_in_text(text, known, policy, uid=True):
+                    self.add(location, "known-value", kind, text)
+            return
+        if vr in ("DA", "DT"):
+            self.date(location, text)
+            return
+        if vr in ("TM", "DS", "IS", "AS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"):
+            return
+        if known is not None:
+            for kind in known_in_text(text, known, policy):
+                self.add(location, "known-value", kind, text)
+        if vr in PATTERN_VRS or vr == "UN":
+            dates = elem.keyword not in policy.allowed
+            for hit in find_identifiers(text, dates=dates):
+                self.add(location, hit.kind, hit.detail, hit.text)
+        if vr == "PN" and not is_pseudonym(text):
+            self.add(location, "person-name", "person name attribute", text)
+        if len(self.findings) == before and self.not_allowed(elem, text, vr):
+            self.add(location, "text-not-allowed", "", text)
+
+    def date(self, location: str, text: str) -> None:
+        known = self.known
+        if known is None or self.policy.dates_retained:
+            return
+        day = text.strip()[:8]
+        if day in known.birth_dates:
+            self.add(location, "unshifted-date", "birth date", text)
+        elif day in known.dates:
+            self.add(location, "unshifted-date", "", text)
+
+    def not_allowed(self, elem: DataElement, text: str, vr: str) -> bool:
+        if vr not in FREE_TEXT_VRS and vr != "UN":
+            return False
+        if not text.strip(" \x00") or is_pseudonym(text):
+            return False
+        if elem.tag.is_private:
+            return not (_is_private_creator(elem) or self.policy.private_text_allowed)
+        return elem.keyword not in self.policy.allowed
+
+
+def check_elements(
+    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = ""
+) -> list[Finding]:
+    """Findings in the header of ``ds`` (file meta included), locations prefixed by ``prefix``."""
+    return ElementChecker(known, policy, prefix).check(ds)

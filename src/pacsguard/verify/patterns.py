@@ -1,0 +1,239 @@
+"""Identifier-shaped text: names (French and English), NIR, INS, phones, e-mails, addresses,
+postcodes with towns, and written dates. Each detector returns the spans it recognised.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from pacsguard.verify.known import fold
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str
+    detail: str
+    text: str
+
+
+# --- NIR / INS -----------------------------------------------------------------------------
+NIR_RE = re.compile(
+    r"(?<![0-9A-Za-z])([1234785])[ .]?(\d{2})[ .]?(\d{2})[ .]?(\d{2}|2[AB])[ .]?(\d{3})"
+    r"[ .]?(\d{3})[ .]?(\d{2})(?![0-9A-Za-z])"
+)
+INS_OID_RE = re.compile(r"1\.2\.250\.1\.213\.1\.4\.(?:8|9|10|11)\b")
+INS_LABEL_RE = re.compile(r"\bINS(?:[- ]?[CNA])?\b\s*[:=#]?\s*(\d[\d .]{12,30}\d)", re.IGNORECASE)
+
+
+def nir_key_valid(match: re.Match[str]) -> bool:
+    body = "".join(match.groups()[:6])
+    key = int(match.group(7))
+    body = body.replace("2A", "19").replace("2B", "18")
+    return 97 - int(body) % 97 == key
+
+
+def find_nir(text: str) -> list[Hit]:
+    return [Hit("nir", "valid key", m.group(0)) for m in NIR_RE.finditer(text) if nir_key_valid(m)]
+
+
+def find_ins(text: str) -> list[Hit]:
+    hits = [Hit("ins", "labelled", m.group(0)) for m in INS_LABEL_RE.finditer(text)]
+    hits += [Hit("ins", "INS issuer OID", m.group(0)) for m in INS_OID_RE.finditer(text)]
+    return hits
+
+
+# --- contact details -----------------------------------------------------------------------
+EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+PHONE_RES = (
+    # French: 01 23 45 67 89, 01.23.45.67.89, 0123456789, +33 1 23 45 67 89, 0033 …
+    re.compile(
+        r"(?:(?<![\d+])(?:\+|00)33[ .]?(?:\(0\)[ .]?)?|(?<![\d.,])0)"
+        r"[1-9](?:[ .\-]?\d{2}){4}(?![\d.,])"
+    ),
+    # international with a leading +
+    re.compile(r"(?<![\w+])\+\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}(?!\d)"),
+    # North American: (555) 123-4567, 555-123-4567, 555.123.4567
+    re.compile(r"(?:\(\d{3}\)[ ]?|(?<![\d.])\d{3}[.\-])\d{3}[.\-]\d{4}(?![\d.])"),
+    # British: 020 7946 0018, 01632 960 001
+    re.compile(r"(?<![\d.])0\d{2,4} \d{3,4} ?\d{3,4}(?![\d.])"),
+)
+
+
+def find_email(text: str) -> list[Hit]:
+    return [Hit("email", "", m.group(0)) for m in EMAIL_RE.finditer(text)]
+
+
+def find_phone(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for pattern in PHONE_RES:
+        hits += [Hit("phone", "", m.group(0)) for m in pattern.finditer(text)]
+    return hits
+
+
+# --- addresses -----------------------------------------------------------------------------
+_FR_WAYS = (
+    r"rue|avenue|av|boulevard|bd|bld|place|chemin|all[ée]e|impasse|route|rte|quai|cours|square"
+    r"|passage|r[ée]sidence|lotissement|lieu[- ]dit|hameau|faubourg|fbg|esplanade|promenade|voie"
+    r"|sentier|villa|cit[ée]|parvis|rond[- ]point"
+)
+_EN_WAYS = (
+    r"street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl"
+    r"|terrace|close|crescent|gardens|square|parkway|highway|hwy"
+)
+STREET_FR_RE = re.compile(
+    rf"(?<!\w)\d{{1,4}}(?:\s?(?:bis|ter|b|t))?,?\s+(?:{_FR_WAYS})\.?\s+[\w'’\-]{{2,}}", re.I
+)
+STREET_EN_RE = re.compile(
+    rf"(?<!\w)\d{{1,5}}\s+(?:[A-Za-z][\w'\-]+\s+){{1,3}}(?:{_EN_WAYS})\b\.?", re.I
+)
+_UNITS = {
+    "MM",
+    "CM",
+    "KV",
+    "KVP",
+    "MAS",
+    "MA",
+    "HU",
+    "MS",
+    "SEC",
+    "IMAGES",
+    "IMAGE",
+    "SLICES",
+    "FRAMES",
+    "HZ",
+    "KHZ",
+    "MHZ",
+    "MGY",
+    "GY",
+    "DPI",
+    "PIXELS",
+    "PX",
+    "BYTES",
+    "MO",
+    "KO",
+    "GO",
+    "POINTS",
+}
+POSTCODE_FR_RE = re.compile(
+    r"(?<![\w.,])(?:F-?)?((?:0[1-9]|[1-8]\d|9[0-5]|2[AB]|97)\d{3})\s+"
+    r"((?:[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]{2,})"
+    r"(?:[ \-](?:[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+|sur|sous|en|le|la|les|de|du|d))*)"
+)
+POSTCODE_UK_RE = re.compile(r"(?<![\w])[A-Z]{1,2}\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{2}(?!\w)")
+POSTCODE_US_RE = re.compile(r"(?<![\w])[A-Z][A-Za-z .]+, ?[A-Z]{2} \d{5}(?:-\d{4})?(?!\d)")
+
+
+def find_address(text: str) -> list[Hit]:
+    hits = [Hit("street-address", "fr", m.group(0)) for m in STREET_FR_RE.finditer(text)]
+    hits += [Hit("street-address", "en", m.group(0)) for m in STREET_EN_RE.finditer(text)]
+    for m in POSTCODE_FR_RE.finditer(text):
+        if fold(m.group(2)).split()[0] not in _UNITS:
+            hits.append(Hit("postcode-town", "fr", m.group(0)))
+    hits += [Hit("postcode-town", "uk", m.group(0)) for m in POSTCODE_UK_RE.finditer(text)]
+    hits += [Hit("postcode-town", "us", m.group(0)) for m in POSTCODE_US_RE.finditer(text)]
+    return hits
+
+
+# --- dates written in text -----------------------------------------------------------------
+_MONTHS = (
+    r"janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[uû]t|septembre|octobre|novembre"
+    r"|d[ée]cembre|january|february|march|april|may|june|july|august|september|october"
+    r"|november|december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec|janv|f[ée]vr|avr"
+    r"|juil|d[ée]c"
+)
+DATE_RES = (
+    re.compile(
+        r"(?<![\d.])(?:0?[1-9]|[12]\d|3[01])[/.\-](?:0?[1-9]|1[0-2])[/.\-](?:19|20)?\d{2}(?![\d.])"
+    ),
+    re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)\d{2}(?![\d.])"),
+    re.compile(
+        r"(?<![\d.])(?:19|20)\d{2}[\-/.](?:0[1-9]|1[0-2])[\-/.](?:0[1-9]|[12]\d|3[01])(?![\d.])"
+    ),
+    re.compile(
+        rf"(?<!\w)(?:[12]\d|3[01]|0?[1-9])(?:er)?\.?\s+(?:{_MONTHS})\.?,?\s+(?:19|20)\d{{2}}(?!\d)",
+        re.I,
+    ),
+    re.compile(
+        rf"(?<!\w)(?:{_MONTHS})\.?\s+(?:[12]\d|3[01]|0?[1-9]),?\s+(?:19|20)\d{{2}}(?!\d)", re.I
+    ),
+)
+
+
+def find_dates(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for pattern in DATE_RES:
+        hits += [Hit("date-in-text", "", m.group(0)) for m in pattern.finditer(text)]
+    return hits
+
+
+# --- person names --------------------------------------------------------------------------
+TITLE_RE = re.compile(
+    r"(?<!\w)(?i:m\.|mr\.?|mrs\.?|ms\.?|mme\.?|mlle\.?|dr\.?|pr\.?|prof\.?|docteur|professeur"
+    r"|madame|monsieur|mademoiselle|doctor|miss)\s+[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+"
+)
+LABEL_RE = re.compile(
+    r"(?<!\w)(?i:nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name|patient"
+    r"|n[ée]e? le|born|dob|ddn|date de naissance)\s*:\s*[A-Za-zÀ-ÿ0-9][\w'’\-/.]*"
+)
+PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ÿ'’\-]{2,}\^[A-Za-zÀ-ÿ'’\-]{2,}")
+WORD_RE = re.compile(r"[A-Za-zÀ-ÿ'’\-]+")
+
+
+@cache
+def lexicon(name: str) -> frozenset[str]:
+    text = resources.files("pacsguard.verify").joinpath("lexicon", name).read_text("utf-8")
+    words: set[str] = set()
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            words.update(line.split())
+    return frozenset(words)
+
+
+_LINKS = frozenset({"LE", "LA", "LES", "DE", "DU", "DES", "ET", "AND", "THE", "OF", "ST", "STE"})
+
+
+def _capitalised(word: str) -> bool:
+    return len(word) >= 2 and word[0].isupper()
+
+
+def find_person_names(text: str) -> list[Hit]:
+    hits = [Hit("person-name", "title", m.group(0)) for m in TITLE_RE.finditer(text)]
+    hits += [Hit("person-name", "label", m.group(0)) for m in LABEL_RE.finditer(text)]
+    hits += [Hit("person-name", "DICOM name form", m.group(0)) for m in PN_SHAPE_RE.finditer(text)]
+    given, family = lexicon("given-names.txt"), lexicon("family-names.txt")
+    words = WORD_RE.findall(text)
+    folded = [fold(w) for w in words]
+    for i, (word, key) in enumerate(zip(words, folded, strict=True)):
+        if key not in given or not _capitalised(word):
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(words) and _capitalised(words[j]) and folded[j] not in _LINKS:
+                pair = f"{words[min(i, j)]} {words[max(i, j)]}"
+                detail = "given and family name" if folded[j] in family else "given name"
+                hits.append(Hit("person-name", detail, pair))
+                break
+    return hits
+
+
+DETECTORS = (
+    find_nir,
+    find_ins,
+    find_email,
+    find_phone,
+    find_address,
+    find_dates,
+    find_person_names,
+)
+
+
+def find_identifiers(text: str, *, dates: bool = True) -> list[Hit]:
+    """Every identifier-shaped span of ``text`` (written dates only when ``dates``)."""
+    hits: list[Hit] = []
+    for detector in DETECTORS:
+        if detector is find_dates and not dates:
+            continue
+        hits += detector(text)
+    return hits

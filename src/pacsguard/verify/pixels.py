@@ -1,0 +1,91 @@
+"""Text left in the pixels of instances at risk, read by the same OCR as Clean Pixel Data.
+
+Cleaning blanks every detection (any confidence); the verifier reports what OCR reads with
+some confidence and at least three letters or digits, so a blanked output passes while a
+readable name, date or number does not. Overlay planes (60xx,3000) are read as images too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from pacsguard.core.errors import PacsguardError
+from pacsguard.deid.pixels import codec, ocr
+from pacsguard.deid.pixels.clean import frames_to_read
+from pacsguard.deid.pixels.risk import needs_pixel_cleaning
+from pacsguard.verify.findings import Finding
+from pacsguard.verify.known import KnownValues
+from pacsguard.verify.matching import known_in_text
+from pacsguard.verify.patterns import find_identifiers
+from pacsguard.verify.policy import Policy
+
+VERIFY_MIN_CONF = 60.0
+MIN_ALNUM = 3
+
+
+def at_risk(ds: Dataset) -> bool:
+    """Instances whose pixels the verifier reads: those Clean Pixel Data is for, and overlays."""
+    return needs_pixel_cleaning(ds) or bool(overlay_groups(ds))
+
+
+def overlay_groups(ds: Dataset) -> list[int]:
+    return [g for g in range(0x6000, 0x6020, 2) if (g << 16 | 0x3000) in ds]
+
+
+def overlay_plane(ds: Dataset, group: int) -> NDArray[np.uint8] | None:
+    try:
+        rows = int(ds[group << 16 | 0x0010].value)
+        cols = int(ds[group << 16 | 0x0011].value)
+        data = ds[group << 16 | 0x3000].value
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not isinstance(data, bytes) or rows * cols == 0 or len(data) * 8 < rows * cols:
+        return None
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")
+    return (bits[: rows * cols].reshape(rows, cols) * 255).astype(np.uint8)
+
+
+def _describe(text: str, known: KnownValues | None, policy: Policy) -> str:
+    kinds = known_in_text(text, known, policy) if known is not None else []
+    kinds += sorted({hit.kind for hit in find_identifiers(text)})
+    return ", ".join(dict.fromkeys(kinds)) or "text"
+
+
+def _read(image: NDArray[np.generic]) -> list[ocr.OcrBox]:
+    words = ocr.find_text(image, min_conf=VERIFY_MIN_CONF)
+    return [w for w in words if w.alnum >= MIN_ALNUM]
+
+
+def check_pixels(
+    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = ""
+) -> list[Finding]:
+    """Findings for text read in the pixels (and overlays) of ``ds``; fail closed on errors."""
+    findings: list[Finding] = []
+    if "PixelData" in ds:
+        try:
+            array = codec.decode(ds).array
+            for index in frames_to_read(array):
+                for word in _read(array[index]):
+                    where = f"{prefix}pixels frame {index} box {word.box}"
+                    detail = _describe(word.text, known, policy)
+                    findings.append(Finding("", where, "burned-in-text", detail, word.text))
+        except PacsguardError as exc:
+            findings.append(Finding("", f"{prefix}pixels", "unreadable", str(exc)))
+    for group in overlay_groups(ds):
+        plane = overlay_plane(ds, group)
+        location = f"{prefix}overlay ({group:04X},3000)"
+        if plane is None:
+            findings.append(Finding("", location, "unreadable", "malformed overlay plane"))
+            continue
+        try:
+            words = _read(plane)
+        except PacsguardError as exc:
+            findings.append(Finding("", location, "unreadable", str(exc)))
+            continue
+        for word in words:
+            detail = _describe(word.text, known, policy)
+            where = f"{location} box {word.box}"
+            findings.append(Finding("", where, "burned-in-text", detail, word.text))
+    return findings
