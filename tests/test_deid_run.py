@@ -366,3 +366,33 @@ def test_pixel_data_passes_through_byte_for_byte(
             assert out.file_meta.TransferSyntaxUID == syntax
             compressed += 1
     assert compressed >= 1
+
+
+def test_overlays_embedded_in_pixel_bits_are_cleared(
+    project_key: ProjectKey, tmp_path: Path
+) -> None:
+    import numpy as np
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.7", generate_uid()
+    ds.PatientID, ds.Modality = "X1", "OT"
+    ds.Rows = ds.Columns = 4
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    pixels = np.full((4, 4), 100, dtype=np.uint16) | (1 << 15)  # overlay in bit 15
+    ds.PixelData = pixels.tobytes()
+    ds.add_new(0x60000010, "US", 4)
+    ds.add_new(0x60000011, "US", 4)
+    ds.add_new(0x60000100, "US", 16)
+    ds.add_new(0x60000102, "US", 15)
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "a.dcm", enforce_file_format=True)
+    deidentify([tmp_path / "in"], tmp_path / "out", key=project_key, config=DeidConfig(jobs=1))
+    (out,) = outputs(tmp_path / "out")
+    result = pydicom.dcmread(out)
+    assert not any(el.tag.group == 0x6000 for el in result)
+    assert (np.frombuffer(result.PixelData, dtype=np.uint16) == 100).all()

@@ -103,7 +103,9 @@ class Transformer:
             mapping.append(("birth-date", str(ds.PatientBirthDate), ""))
         if "retain-long-modified-dates" in options:
             mapping.append(("date-offset", key, str(state.offset)))
+        clear_pixel_bits(ds, embedded_overlay_bits(ds))
         state.walk(ds, depth=0, mode=Mode.NORMAL)
+        _drop_orphan_overlays(ds)
         if "retain-uids" not in options:
             mapping.extend(("uid", old, new) for old, new in state.uids.items())
         self._mark(ds)
@@ -191,6 +193,49 @@ class Transformer:
             out.append(cleaned)
         if changed:
             actions.set_values(element, out)
+
+
+def embedded_overlay_bits(ds: Dataset) -> list[int]:
+    """Bit positions of retired overlays stored in unused bits of Pixel Data (no 60xx,3000)."""
+    bits = []
+    for group in range(0x6000, 0x6020, 2):
+        base = group << 16
+        if (base | 0x3000) in ds or (base | 0x0010) not in ds:
+            continue
+        allocated = ds.get(base | 0x0100)
+        position = ds.get(base | 0x0102)
+        if allocated is not None and position is not None and int(allocated.value or 1) > 1:
+            bits.append(int(position.value or 0))
+    return bits
+
+
+def clear_pixel_bits(ds: Dataset, bits: list[int]) -> None:
+    """Zero the given bit positions in native Pixel Data (embedded overlays)."""
+    import numpy as np
+
+    if not bits or "PixelData" not in ds or ds.file_meta.TransferSyntaxUID.is_compressed:
+        if bits:
+            raise UncleanError("an overlay embedded in compressed pixel data cannot be cleared")
+        return
+    dtype = {8: np.uint8, 16: np.uint16, 32: np.uint32}.get(int(ds.BitsAllocated))
+    if dtype is None:
+        raise UncleanError("an overlay embedded in pixel data of unusual bit depth")
+    data = np.frombuffer(ds.PixelData, dtype=np.dtype(dtype).newbyteorder("<")).copy()
+    mask = 0
+    for bit in bits:
+        mask |= 1 << bit
+    data &= np.array(~mask & ((1 << int(ds.BitsAllocated)) - 1), dtype=data.dtype)
+    ds.PixelData = data.tobytes()
+
+
+def _drop_orphan_overlays(ds: Dataset) -> None:
+    """An overlay group whose data is gone carries nothing and breaks its module: drop it."""
+    for group in range(0x6000, 0x6020, 2):
+        base = group << 16
+        if (base | 0x3000) in ds:
+            continue
+        for tag in [el.tag for el in ds if el.tag.group == group]:
+            del ds[tag]
 
 
 def _replace_uids(text: str, uids: dict[str, str]) -> str:

@@ -30,7 +30,7 @@ from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
 from pacsguard.deid import fastpath
-from pacsguard.deid.engine import PatientMapping, Transformer
+from pacsguard.deid.engine import PatientMapping, Transformer, embedded_overlay_bits
 from pacsguard.deid.options import validate_options
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import load_policy
@@ -131,6 +131,8 @@ class Worker:
     def _process(self, item: InputItem) -> ItemResult:
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
+            if source.pixels is not None and embedded_overlay_bits(source.dataset):
+                source = fastpath.open_full(item.path)  # the pixels themselves must change
         else:
             source = fastpath.open_full(item.read_bytes())
         ds = source.dataset
