@@ -170,10 +170,14 @@ def find_dates(text: str) -> list[Hit]:
 
 
 # --- person names --------------------------------------------------------------------------
-TITLE_RE = re.compile(
-    r"(?<!\w)(?i:m\.|mr\.?|mrs\.?|ms\.?|mme\.?|mlle\.?|dr\.?|pr\.?|prof\.?|docteur|professeur"
-    r"|madame|monsieur|mademoiselle|doctor|miss)\s+[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+"
+# Titles: written with their capital ("Dr", "Mme") or, when unambiguous, in capitals
+# ("MADAME", "DR."); bare "MR" and "DR" are modalities, not titles.
+_TITLES = (
+    r"M\.|Mr\.?|Mrs\.?|Ms\.?|Mme\.?|Mlle\.?|Dr\.?|Pr\.?|Prof\.?|Docteur|Professeur|Madame"
+    r"|Monsieur|Mademoiselle|Doctor|Miss|MR\.|MRS\.?|MME\.?|MLLE\.?|DR\.|PR\.|PROF\."
+    r"|DOCTEUR|PROFESSEUR|MADAME|MONSIEUR|MADEMOISELLE|DOCTOR"
 )
+TITLE_RE = re.compile(rf"(?<![\w.])(?:{_TITLES})\s+[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+")
 LABEL_RE = re.compile(
     r"(?<!\w)(?i:nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name|patient"
     r"|n[ée]e? le|born|dob|ddn|date de naissance)\s*:\s*[A-Za-zÀ-ÿ0-9][\w'’\-/.]*"

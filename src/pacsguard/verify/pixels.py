@@ -16,7 +16,7 @@ from pacsguard.deid.pixels import codec, ocr
 from pacsguard.deid.pixels.clean import frames_to_read
 from pacsguard.deid.pixels.risk import needs_pixel_cleaning
 from pacsguard.verify.findings import Finding
-from pacsguard.verify.known import KnownValues
+from pacsguard.verify.known import KnownValues, fold_compact
 from pacsguard.verify.matching import known_in_text
 from pacsguard.verify.patterns import find_identifiers
 from pacsguard.verify.policy import Policy
@@ -49,6 +49,10 @@ def overlay_plane(ds: Dataset, group: int) -> NDArray[np.uint8] | None:
 
 def _describe(text: str, known: KnownValues | None, policy: Policy) -> str:
     kinds = known_in_text(text, known, policy) if known is not None else []
+    if known is not None and not kinds:  # OCR often drops spaces: "DUPONTJEAN"
+        compact = fold_compact(text)
+        if any(len(p) >= 4 and p in compact for p in known.name_parts):
+            kinds.append("name-part")
     kinds += sorted({hit.kind for hit in find_identifiers(text)})
     return ", ".join(dict.fromkeys(kinds)) or "text"
 
