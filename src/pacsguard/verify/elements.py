@@ -39,13 +39,17 @@ def location_of(elem: DataElement, path: str) -> str:
     return f"{path} > {here}" if path else here
 
 
-def walk(ds: Dataset, path: str = "") -> Iterator[tuple[DataElement, str]]:
-    """(element, location) for every element, items of sequences included, depth first."""
+Walked = tuple[DataElement, str, tuple[str, ...]]
+
+
+def walk(ds: Dataset, path: str = "", within: tuple[str, ...] = ()) -> Iterator[Walked]:
+    """(element, location, keywords of the enclosing sequences) for every element, depth first."""
     for elem in ds:
-        yield elem, location_of(elem, path)
+        yield elem, location_of(elem, path), within
         if elem.VR == "SQ" and elem.value is not None:
+            inner = (*within, elem.keyword or "")
             for index, item in enumerate(elem.value):
-                yield from walk(item, f"{location_of(elem, path)}[{index}]")
+                yield from walk(item, f"{location_of(elem, path)}[{index}]", inner)
 
 
 def _strings(elem: DataElement) -> list[str]:
@@ -64,6 +68,12 @@ def _binary_text(elem: DataElement) -> list[str]:
     return [run.decode("latin-1").strip() for run in PRINTABLE_RUN.findall(value)]
 
 
+def is_dummy_date(text: str) -> bool:
+    """A placeholder the profile writes for dates it must keep (D): year 1900 or before."""
+    year = text.strip()[:4]
+    return year.isdigit() and int(year) <= 1900
+
+
 def _is_private_creator(elem: DataElement) -> bool:
     return bool(elem.tag.is_private and 0x0010 <= elem.tag.element <= 0x00FF)
 
@@ -75,6 +85,7 @@ class ElementChecker:
         self.prefix = prefix
         self.findings: list[Finding] = []
         self.seen: set[tuple[str, str]] = set()
+        self.dates_marker = ""
 
     def add(self, location: str, kind: str, detail: str, value: str) -> None:
         where = f"{self.prefix}{location}"
@@ -84,27 +95,40 @@ class ElementChecker:
         self.findings.append(Finding("", where, kind, detail, value))
 
     def check(self, ds: Dataset) -> list[Finding]:
+        marker = ds.get("LongitudinalTemporalInformationModified", "")
+        self.dates_marker = str(marker or "").strip().upper()
         meta = getattr(ds, "file_meta", None)
         if meta is not None:
-            for elem, location in walk(meta):
-                self.element(elem, location)
-        for elem, location in walk(ds):
-            self.element(elem, location)
+            for walked in walk(meta):
+                self.element(*walked)
+        for walked in walk(ds):
+            self.element(*walked)
         return self.findings
 
-    def element(self, elem: DataElement, location: str) -> None:
+    def element(self, elem: DataElement, location: str, within: tuple[str, ...]) -> None:
         vr = str(elem.VR)
         if vr == "SQ":
             return
+        by_option = self.policy.by_option
+        optional = elem.keyword in by_option or any(k in by_option for k in within)
+        retained = elem.keyword in self.policy.retained
+        texts = _strings(elem)
         if vr in BINARY_VRS:
-            if elem.tag.is_private or vr == "UN":
-                for text in _binary_text(elem):
-                    self.text(elem, location, text, vr="UN")
-            return
-        for text in _strings(elem):
-            self.text(elem, location, text, vr=vr)
+            texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []
+            vr = "UN"
+        for text in texts:
+            self.text(elem, location, text, vr=vr, optional=optional, retained=retained)
 
-    def text(self, elem: DataElement, location: str, text: str, *, vr: str) -> None:
+    def text(
+        self,
+        elem: DataElement,
+        location: str,
+        text: str,
+        *,
+        vr: str,
+        optional: bool = False,
+        retained: bool = False,
+    ) -> None:
         before = len(self.findings)
         known, policy = self.known, self.policy
         if vr == "UI":
@@ -113,31 +137,41 @@ class ElementChecker:
                     self.add(location, "known-value", kind, text)
             return
         if vr in ("DA", "DT"):
-            self.date(location, text)
+            self.date(elem, location, text)
             return
         if vr in ("TM", "DS", "IS", "AS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"):
             return
         if known is not None:
             for kind in known_in_text(text, known, policy):
                 self.add(location, "known-value", kind, text)
-        if vr in PATTERN_VRS or vr == "UN":
+        if (vr in PATTERN_VRS or vr == "UN") and not retained:
             dates = elem.keyword not in policy.allowed
             for hit in find_identifiers(text, dates=dates):
                 self.add(location, hit.kind, hit.detail, hit.text)
         if vr == "PN" and not is_pseudonym(text):
             self.add(location, "person-name", "person name attribute", text)
-        if len(self.findings) == before and self.not_allowed(elem, text, vr):
+        if len(self.findings) == before and not optional and self.not_allowed(elem, text, vr):
             self.add(location, "text-not-allowed", "", text)
 
-    def date(self, location: str, text: str) -> None:
-        known = self.known
-        if known is None or self.policy.dates_retained:
+    def date(self, elem: DataElement, location: str, text: str) -> None:
+        """Dates not shifted: a known source date, a birth date (the profile empties it), or
+        any date in an output not marked as shifted (Longitudinal Temporal Information
+        Modified), unless full dates were retained on purpose."""
+        if not text.strip(" \x00") or is_dummy_date(text):
+            return
+        if elem.keyword == "PatientBirthDate":
+            self.add(location, "unshifted-date", "birth date present", text)
+            return
+        if self.policy.dates_retained:
             return
         day = text.strip()[:8]
-        if day in known.birth_dates:
+        known = self.known
+        if known is not None and day in known.birth_dates:
             self.add(location, "unshifted-date", "birth date", text)
-        elif day in known.dates:
-            self.add(location, "unshifted-date", "", text)
+        elif known is not None and day in known.dates:
+            self.add(location, "unshifted-date", "source date", text)
+        elif self.dates_marker != "MODIFIED":
+            self.add(location, "unshifted-date", "dates not marked as shifted", text)
 
     def not_allowed(self, elem: DataElement, text: str, vr: str) -> bool:
         if vr not in FREE_TEXT_VRS and vr != "UN":

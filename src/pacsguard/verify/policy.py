@@ -60,6 +60,8 @@ class Policy:
     """The verifier's view of the profile an output was made with."""
 
     allowed: frozenset[str]
+    by_option: frozenset[str] = frozenset()  # kept or cleaned by a chosen option (and items)
+    retained: frozenset[str] = frozenset()  # kept as is by a chosen retain-* option
     private_text_allowed: bool = False
     uids_retained: bool = False
     dates_retained: bool = False
@@ -69,12 +71,17 @@ class Policy:
     @classmethod
     def from_options(cls, options: Iterable[str] = ()) -> Policy:
         chosen = set(options)
-        allowed = set(allow_list())
+        by_option: set[str] = set()
+        retained: set[str] = set()
         for option, keywords in option_attributes().items():
             if option in chosen:
-                allowed |= keywords
+                by_option |= keywords
+                if option.startswith("retain-"):
+                    retained |= keywords
         return cls(
-            allowed=frozenset(allowed),
+            allowed=allow_list() | by_option,
+            by_option=frozenset(by_option),
+            retained=frozenset(retained),
             private_text_allowed="retain-safe-private" in chosen,
             uids_retained="retain-uids" in chosen,
             dates_retained="retain-long-full-dates" in chosen,
