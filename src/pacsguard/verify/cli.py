@@ -45,7 +45,7 @@ def verify_command(
         atomic_write_text(json_out, to_json(report, show_phi=show_phi), mode)
     if html_out is not None:
         atomic_write_text(html_out, to_html(report, show_phi=show_phi), mode)
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     for finding in report.findings[:SHOWN]:
         console.print(finding.describe(show_phi=show_phi), markup=False)
     if len(report.findings) > SHOWN:

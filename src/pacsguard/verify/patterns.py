@@ -211,7 +211,7 @@ def find_person_names(text: str) -> list[Hit]:
     words = WORD_RE.findall(text)
     folded = [fold(w) for w in words]
     for i, (word, key) in enumerate(zip(words, folded, strict=True)):
-        if key not in given or not _capitalised(word):
+        if not _capitalised(word) or not any(part in given for part in key.split()):
             continue
         for j in (i - 1, i + 1):
             if 0 <= j < len(words) and _capitalised(words[j]) and folded[j] not in _LINKS:

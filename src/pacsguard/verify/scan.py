@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Iterable
+import logging
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pydicom
@@ -18,6 +21,24 @@ from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.known import KnownValues
 
 HEADER_GROUPS = (0x0002, 0x0008, 0x0010, 0x0020, 0x0028)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """pydicom's warnings and log lines quote element values: keep them out of every log."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+class UnreadableError(Exception):
+    """A DICOM file (DICM prefix) that does not parse into an instance."""
 
 
 def deid_options(root: Path) -> list[str]:
@@ -37,7 +58,12 @@ def read_dicom(item: InputItem) -> Dataset | None:
     """The dataset, or None when the file is not DICOM; raises when DICOM but unreadable."""
     data = item.read_bytes()
     if data[128:132] == b"DICM":
-        return pydicom.dcmread(io.BytesIO(data))
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for _ in ds.iterall():  # parse every element now: a broken one raises here
+            pass
+        if not str(ds.get("SOPInstanceUID", "") or "").strip():
+            raise UnreadableError("no SOP Instance UID")
+        return ds
     if item.label.endswith(DEID_MANIFEST_NAME) or len(data) < 8:
         return None
     try:
@@ -82,7 +108,12 @@ def verify(
     for item in iter_inputs([path]):
         name = relative_label(item, path)
         try:
-            ds = read_dicom(item)
+            with quiet():
+                ds = read_dicom(item)
+        except UnreadableError as exc:
+            report.files_checked += 1
+            report.findings.append(Finding(name, "file", "unreadable", str(exc)))
+            continue
         except Exception as exc:  # a DICOM file we cannot parse is not proven clean
             report.files_checked += 1
             report.findings.append(Finding(name, "file", "unreadable", exc.__class__.__name__))
@@ -92,7 +123,8 @@ def verify(
             continue
         report.files_checked += 1
         try:
-            checked = inspect_dataset(ds, known=known, ocr=ocr, options=chosen)
+            with quiet():
+                checked = inspect_dataset(ds, known=known, ocr=ocr, options=chosen)
         except Exception as exc:  # a malformed value: fail closed, name the file only
             report.findings.append(Finding(name, "dataset", "unreadable", exc.__class__.__name__))
             continue
