@@ -14,7 +14,7 @@ from pacsguard.deid.pixels.masks import MaskRule, default_masks, mask_boxes, ult
 from pacsguard.deid.pixels.redact import PAD, Box, background, fill, merge, outside, pad
 
 MAX_OCR_FRAMES = 8  # frames read by OCR in a long cine; their boxes are blanked on every frame
-OCR_PASSES = 2  # a second read of the blanked frames catches text the first one missed
+OCR_PASSES = 1  # a second read found only speckle on our sets; deid --verify reads again
 CLEAN_MIN_CONF = 20.0  # low: blanking a false positive costs little, missing a name costs all
 
 
