@@ -59,6 +59,8 @@ def test_no_pixels_nothing_to_clean() -> None:
     ds = image("US")
     del ds.PixelData
     assert not needs_pixel_cleaning(ds)
+    ds.Rows, ds.Columns = 480, 640  # a header read without its pixels (the deid fast path)
+    assert needs_pixel_cleaning(ds)
 
 
 def test_shipped_masks_load_and_match_on_the_header() -> None:

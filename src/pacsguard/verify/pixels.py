@@ -67,7 +67,7 @@ def check_pixels(
 ) -> list[Finding]:
     """Findings for text read in the pixels (and overlays) of ``ds``; fail closed on errors."""
     findings: list[Finding] = []
-    if "PixelData" in ds:
+    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         try:
             array = codec.decode(ds).array
             for index in frames_to_read(array):
@@ -77,6 +77,8 @@ def check_pixels(
                     findings.append(Finding("", where, "burned-in-text", detail, word.text))
         except PacsguardError as exc:
             findings.append(Finding("", f"{prefix}pixels", "unreadable", str(exc)))
+    elif "Rows" in ds and "Columns" in ds:  # a header read without its pixels: not proven clean
+        findings.append(Finding("", f"{prefix}pixels", "unreadable", "pixel data not loaded"))
     for group in overlay_groups(ds):
         plane = overlay_plane(ds, group)
         location = f"{prefix}overlay ({group:04X},3000)"

@@ -66,7 +66,9 @@ def upscale_factor(shape: tuple[int, ...]) -> int:
 def _png(gray: NDArray[np.uint8], factor: int) -> bytes:
     picture = Image.fromarray(gray, "L")
     if factor > 1:
-        picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.LANCZOS)
+        picture = picture.resize(
+            (picture.width * factor, picture.height * factor), Image.Resampling.LANCZOS
+        )
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

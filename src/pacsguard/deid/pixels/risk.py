@@ -46,7 +46,8 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def has_pixels(ds: Dataset) -> bool:
-    return any(keyword in ds for keyword in PIXEL_KEYWORDS)
+    """Pixel data present, or announced by Rows and Columns (a header read without pixels)."""
+    return any(keyword in ds for keyword in PIXEL_KEYWORDS) or ("Rows" in ds and "Columns" in ds)
 
 
 def risk_reason(ds: Dataset) -> str | None:
