@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,32 @@ def test_parse_rules_needs_a_list() -> None:
 def test_grey_helper_is_a_valid_image() -> None:
     ds, boxes = grey_image()
     assert ds.pixel_array.shape == (160, 256) and len(boxes) == 2
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr is not installed")
+def test_tesseract_engine_reads_a_document() -> None:
+    from PIL import Image
+
+    from pacsguard.deid.pixels import ocr_tesseract
+    from test_pixels_support import burn
+
+    page = Image.new("L", (320, 90), 240)
+    boxes = burn(page, ("DUPONT JEAN", "12/03/1956"), 10, size=22)
+    words = ocr_tesseract.find_text(np.asarray(page), min_conf=30.0)
+    assert any("DUPONT" in w.text for w in words)
+    assert all(0 <= w.x < 320 and 0 <= w.y < 90 for w in words) and len(boxes) == 2
+    assert ocr_tesseract.engine_version().startswith("tesseract")
+
+
+def test_engine_choice_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pacsguard.deid.pixels import ocr
+
+    ocr.engine_name.cache_clear()
+    monkeypatch.setenv("PACSGUARD_OCR_ENGINE", "tesseract")
+    try:
+        assert ocr.engine_name() == "tesseract"
+    finally:
+        ocr.engine_name.cache_clear()
+        monkeypatch.delenv("PACSGUARD_OCR_ENGINE")
+        ocr.engine_version.cache_clear()
+    assert ocr.engine_name() == "rapidocr"

@@ -85,3 +85,18 @@ def test_usage_errors_exit_two(
     assert run(monkeypatch, str(tmp_path / "missing")) == 2
     assert run(monkeypatch, str(tmp_path), "--mapping", str(tmp_path / "none.csv")) == 2
     assert run(monkeypatch, str(tmp_path), "--no-such-option") == 2
+
+
+def test_zip_archives_are_verified_member_by_member(tree: Path, tmp_path: Path) -> None:
+    import zipfile
+
+    from pacsguard.verify import verify
+
+    plant(tree)
+    archive = tmp_path / "out.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(tree.rglob("*.dcm")):
+            bundle.write(path, path.relative_to(tree).as_posix())
+    report = verify(archive, ocr=False)
+    assert report.files_checked == 2
+    assert {f.file for f in report.findings} == {"out.zip!a/1.dcm"}
