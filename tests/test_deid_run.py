@@ -396,3 +396,36 @@ def test_overlays_embedded_in_pixel_bits_are_cleared(
     result = pydicom.dcmread(out)
     assert not any(el.tag.group == 0x6000 for el in result)
     assert (np.frombuffer(result.PixelData, dtype=np.uint16) == 100).all()
+
+
+def test_clean_graphics_keeps_overlays_without_their_text(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from pacsguard.deid.pixels import ocr
+
+    burned = [b for b in sample_corpus[1].burned_in if b.location == "(6000,3000)"][:1]
+    assert burned, "the sample corpus carries a text overlay"
+    source = sample_corpus[0].parent / burned[0].file
+    (tmp_path / "in").mkdir()
+    shutil.copy(source, tmp_path / "in" / "mr.dcm")
+    options = frozenset({"clean-graphics"})
+    report = deidentify(
+        [tmp_path / "in"],
+        tmp_path / "out",
+        key=project_key,
+        config=DeidConfig(jobs=1, options=options),
+    )
+    assert report.output == 1
+    (out,) = outputs(tmp_path / "out")
+    ds = pydicom.dcmread(out)
+    assert 0x60003000 in ds, "Clean Graphics keeps the overlay"
+    rows, cols = int(ds[0x60000010].value), int(ds[0x60000011].value)
+    plane = np.unpackbits(np.frombuffer(ds[0x60003000].value, np.uint8), bitorder="little")
+    image = plane[: rows * cols].reshape(rows, cols) * np.uint8(255)
+    text = " ".join(word.text for word in ocr.find_text(image)).lower()
+    assert burned[0].text.lower() not in text
+    before = pydicom.dcmread(source)
+    plane0 = np.unpackbits(np.frombuffer(before[0x60003000].value, np.uint8), bitorder="little")
+    assert plane0[: rows * cols].sum() > plane[: rows * cols].sum()

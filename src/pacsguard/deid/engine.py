@@ -21,6 +21,7 @@ from pacsguard import __version__
 from pacsguard.core.errors import PacsguardError
 from pacsguard.core.pseudonym import Pseudonymizer, normalise
 from pacsguard.deid import actions
+from pacsguard.deid.options import PIXEL_OPTIONS
 from pacsguard.deid.plan import Act, Decision, Mode, Rules, decide, decide_private
 from pacsguard.deid.profile import load_cid7050
 from pacsguard.deid.text import KnownValues, clean_text, contains_known, sweep_text
@@ -116,7 +117,7 @@ class Transformer:
     def _mark(self, ds: Dataset) -> None:
         """PS3.15 E.1.1 conformance markers: identity removed, method, CID 7050 codes."""
         codes = load_cid7050()
-        options = sorted(o for o in self.rules.options if o in codes)
+        options = sorted(o for o in self.rules.options if o in codes and o not in PIXEL_OPTIONS)
         ds.PatientIdentityRemoved = "YES"
         ds.DeidentificationMethod = [f"pacsguard {__version__}", "PS3.15 Basic Profile"] + [
             actions.fit(o, "LO") for o in options
@@ -193,6 +194,50 @@ class Transformer:
             out.append(cleaned)
         if changed:
             actions.set_values(element, out)
+
+
+def add_method_code(ds: Dataset, option: str) -> None:
+    """Record an option applied after the header (Clean Pixel Data once pixels are clean)."""
+    value, scheme, meaning = load_cid7050()[option]
+    items = ds.get("DeidentificationMethodCodeSequence") or Sequence()
+    if any(item.get("CodeValue") == value for item in items):
+        return
+    item = Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, scheme, meaning
+    items.append(item)
+    ds.DeidentificationMethodCodeSequence = items
+    methods = (
+        list(actions.values_of(ds["DeidentificationMethod"]))
+        if "DeidentificationMethod" in ds
+        else []
+    )
+    ds.DeidentificationMethod = [*methods, option]
+
+
+def clean_overlay(ds: Dataset, tag: int) -> None:
+    """Clean Graphics on an overlay bitmap: OCR it and blank the text; remove it if OCR fails."""
+    import numpy as np
+
+    from pacsguard.deid.pixels import ocr
+    from pacsguard.deid.pixels.redact import PAD, pad
+
+    base = tag & 0xFFFF0000
+    try:
+        rows, cols = int(ds[base | 0x0010].value), int(ds[base | 0x0011].value)
+        frames = int(ds.get(base | 0x0015).value or 1) if (base | 0x0015) in ds else 1
+        raw = np.frombuffer(ds[tag].value, dtype=np.uint8)
+        bits = np.unpackbits(raw, bitorder="little")[: rows * cols * frames].copy()
+        planes = bits.reshape(frames, rows, cols)
+        for plane in planes:
+            for word in ocr.find_text(plane * np.uint8(255), min_conf=0.0):
+                box = pad((word.x, word.y, word.x + word.w, word.y + word.h), PAD, rows, cols)
+                if box is not None:
+                    plane[box[1] : box[3], box[0] : box[2]] = 0
+    except Exception:  # no OCR, odd overlay: fail safe by removing the bitmap
+        del ds[tag]
+        return
+    packed = np.packbits(planes.ravel(), bitorder="little").tobytes()
+    ds[tag].value = packed + (b"\x00" if len(packed) % 2 else b"")
 
 
 def embedded_overlay_bits(ds: Dataset) -> list[int]:
@@ -324,7 +369,7 @@ class _Walk:
         elif act is Act.PSEUDONYMISE:
             self._pseudonymise(element)
         elif act is Act.CLEAN_OVERLAY:
-            del ds[tag]  # overlay bitmaps may hold burned text; see docs/deid.md
+            clean_overlay(ds, tag)
         # Act.KEEP: nothing to do
 
     def _clean(self, element: DataElement) -> None:

@@ -22,7 +22,7 @@ PIXEL_OPTIONS = ("clean-pixel-data", "clean-recognizable-visual-features")
 ALL_OPTIONS = TABLE_OPTIONS + PIXEL_OPTIONS
 EXCLUSIVE = (("retain-long-full-dates", "retain-long-modified-dates"),)
 # Options that this build can apply; the rest are refused rather than silently ignored.
-SUPPORTED: set[str] = set(TABLE_OPTIONS)
+SUPPORTED: set[str] = {*TABLE_OPTIONS, "clean-pixel-data"}
 
 
 class OptionError(PacsguardError):
@@ -40,7 +40,8 @@ def validate_options(names: Iterable[str]) -> frozenset[str]:
     if unsupported:
         raise OptionError(
             f"option {', '.join(unsupported)} is not available in this build "
-            "(pixel cleaning needs the OCR engine); refusing rather than ignoring it"
+            "(Clean Recognizable Visual Features needs face removal, not built yet); "
+            "refusing rather than ignoring it"
         )
     for first, second in EXCLUSIVE:
         if first in chosen and second in chosen:

@@ -30,10 +30,18 @@ from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
 from pacsguard.deid import fastpath
-from pacsguard.deid.engine import PatientMapping, Transformer, embedded_overlay_bits
+from pacsguard.deid.engine import (
+    PatientMapping,
+    Transformer,
+    UncleanError,
+    add_method_code,
+    embedded_overlay_bits,
+)
 from pacsguard.deid.options import validate_options
+from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import load_policy
+from pacsguard.verify import KnownValues, verify_dataset
 
 BATCH = 16
 SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
@@ -115,6 +123,7 @@ class Worker:
 
     def __init__(self, key: bytes, config: DeidConfig, output: Path, quarantine: Path) -> None:
         options = validate_options(config.options)
+        self.options, self.clean_pixels = options, "clean-pixel-data" in options
         rules = Rules(options=options, policy=load_policy(config.policy), strict=config.strict)
         pseudonymizer = Pseudonymizer(ProjectKey(key), config.shift_range)
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
@@ -138,7 +147,20 @@ class Worker:
         ds = source.dataset
         if not str(ds.get("SOPInstanceUID", "")).strip():
             raise fastpath.UnreadableError("no SOP Instance UID: cannot name the output")
+        at_risk = (self.clean_pixels or self.config.verify) and needs_pixel_cleaning(ds)
+        if at_risk and source.pixels is not None:
+            source = fastpath.open_full(item.path)  # pixels are read, cleaned or checked
+            ds = source.dataset
+        known = KnownValues.from_dataset(ds) if self.config.verify else None
         result = self.transformer.transform(ds, file_meta=source.file_meta)
+        cleaned = at_risk and self.clean_pixels and clean_pixels(result.dataset)
+        if cleaned and cleaned.clean_pixel_data_applied:
+            add_method_code(result.dataset, "clean-pixel-data")
+        if known is not None:
+            findings = verify_dataset(result.dataset, known=known, options=self.options)
+            if findings:
+                kinds = sorted({finding.kind for finding in findings})
+                raise UncleanError(f"verify found residual identifiers ({', '.join(kinds)})")
         relative = self._relative(result.dataset)
         target = self.output / relative
         atomic_write(target, lambda handle: fastpath.write(source, result.dataset, handle))
