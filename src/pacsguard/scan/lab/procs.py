@@ -1,0 +1,106 @@
+"""Processes of the loopback lab: free ports, waiting for a listener, clean stops."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from pacsguard.scan.errors import ScanError
+
+LOOPBACK = "127.0.0.1"
+
+
+class LabError(ScanError):
+    """The lab could not start (a tool is missing or a server did not come up)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (held open together while choosing)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((LOOPBACK, 0))
+            socks.append(sock)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name) or (
+        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
+    )
+    if path is None:
+        raise LabError(f"{name} is not installed (see scripts/debian-packages.txt)")
+    return path
+
+
+class Server:
+    """A lab server process; its output goes to a log file in the lab folder."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path | None = None) -> None:
+        self.name = name
+        self.log = log
+        self._handle = log.open("wb")
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._handle,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+        )
+
+    def wait_port(self, port: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise LabError(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            if listening(port):
+                return
+            time.sleep(0.05)
+        raise LabError(f"{self.name} did not listen on port {port} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        with contextlib.suppress(OSError):
+            self._handle.close()
+
+
+def run(argv: list[str], log: Path, timeout: float = 120.0) -> None:
+    """Run a helper (storescu, openssl, ...) to completion; an error names its log."""
+    with log.open("ab") as handle:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            timeout=timeout,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise LabError(f"{Path(argv[0]).name} failed with {done.returncode}; see {log}")

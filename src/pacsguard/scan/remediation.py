@@ -1,0 +1,121 @@
+"""Concrete fix text for each issue, in the words of the product found."""
+
+from __future__ import annotations
+
+from pacsguard.scan.model import Finding
+
+ORTHANC = {
+    "accepts-any-ae-title": (
+        'Orthanc: set "DicomCheckCalledAet": true and change "DicomAet" from the default '
+        "ORTHANC to a site-specific title."
+    ),
+    "guessable-ae-title": (
+        'Orthanc: replace the well-known "DicomAet" (ORTHANC) with a site-specific title and keep '
+        '"DicomCheckCalledAet": true.'
+    ),
+    "c-find-open": (
+        'Orthanc: register only known modalities in "DicomModalities" (AET, host, port), set '
+        '"DicomAlwaysAllowFind", "DicomAlwaysAllowGet" and "DicomAlwaysAllowMove" to false and '
+        '"DicomCheckModalityHost": true.'
+    ),
+    "c-echo-open": 'Orthanc: set "DicomAlwaysAllowEcho": false if unregistered peers need no echo.',
+    "cleartext-dicom": (
+        'Orthanc: enable DICOM TLS ("DicomTlsEnabled": true, "DicomTlsCertificate", '
+        '"DicomTlsPrivateKey", "DicomTlsRemoteCertificateRequired": true) or reach it only '
+        "over a VPN."
+    ),
+    "orthanc-rest-open": (
+        'Orthanc: set "AuthenticationEnabled": true with strong "RegisteredUsers", or '
+        '"RemoteAccessAllowed": false behind an authenticating reverse proxy.'
+    ),
+    "dicomweb-open": "Orthanc DICOMweb plugin: it shares the REST API's authentication; enable it.",
+    "viewer-open": (
+        "Orthanc: the web UI and viewers follow the REST API's authentication; enable it."
+    ),
+    "default-credentials": (
+        'Orthanc: remove the default orthanc:orthanc account from "RegisteredUsers" and use long '
+        "random passwords (or an authorization plugin)."
+    ),
+    "cleartext-http": (
+        'Orthanc: set "SslEnabled": true with "SslCertificate", or terminate TLS in a reverse '
+        "proxy."
+    ),
+}
+
+DCMTK = {
+    "accepts-any-ae-title": (
+        "DCMTK: list only known peers in the AETable (not ANY) with HostTable entries "
+        "(AE title, host, port), and use a non-guessable called AE title."
+    ),
+    "guessable-ae-title": (
+        "DCMTK: use a non-guessable called AE title and restrict the AETable peers to the "
+        "HostTable entries of known modalities (not ANY)."
+    ),
+    "c-find-open": (
+        "DCMTK dcmqrscp: restrict query access with AETable peers (not ANY) and a firewall rule "
+        "limited to the modalities' addresses."
+    ),
+}
+
+DCM4CHEE = {
+    "dcm4chee-rs-open": (
+        "dcm4chee-arc: deploy the secured variant (Keycloak) so that every REST/DICOMweb "
+        "request needs a token."
+    ),
+    "dicomweb-open": "dcm4chee-arc: protect DICOMweb with Keycloak (secured archive image).",
+    "accepts-any-ae-title": (
+        "dcm4chee-arc: set accepted calling AE titles (dcmAcceptedCallingAETitle) on each "
+        "archive AE."
+    ),
+    "c-find-open": (
+        "dcm4chee-arc: set accepted calling AE titles (dcmAcceptedCallingAETitle) and restrict "
+        "the DICOM port to known modalities."
+    ),
+    "default-credentials": "dcm4chee-arc: change the default Keycloak and LDAP passwords.",
+}
+
+GENERIC = {
+    "accepts-any-ae-title": (
+        "Accept only registered calling AE titles and source addresses; use a non-default called "
+        "AE title; firewall the DICOM port from untrusted networks."
+    ),
+    "guessable-ae-title": (
+        "Replace the well-known called AE title with a site-specific one and accept only "
+        "registered calling AE titles and addresses."
+    ),
+    "c-find-open": (
+        "Allow queries only from registered modalities and workstations (AE title and address); "
+        "never expose the DICOM port to the internet."
+    ),
+    "c-echo-open": "Answer only registered peers; firewall the port from untrusted networks.",
+    "cleartext-dicom": "Carry DICOM over TLS (port 2762) with client certificates, or over a VPN.",
+    "orthanc-rest-open": "Require authentication on the REST API.",
+    "dicomweb-open": (
+        "Require authentication (OAuth/OpenID Connect, or at least HTTPS and basic auth) on "
+        "DICOMweb."
+    ),
+    "dcm4chee-rs-open": "Require authentication on the archive's REST API.",
+    "viewer-open": (
+        "Put the web viewer behind authentication; serve it only on the internal network."
+    ),
+    "default-credentials": "Remove default accounts and use long random passwords.",
+    "cleartext-http": "Serve the web API over HTTPS only.",
+    "legacy-tls": "Disable SSLv3, TLS 1.0 and 1.1; allow TLS 1.2 and 1.3 only.",
+    "self-signed-certificate": (
+        "Use a certificate from the organisation's CA so that clients can verify the server."
+    ),
+    "expired-certificate": "Renew the server certificate.",
+}
+
+PRODUCT_FIXES = {"orthanc": ORTHANC, "dcmtk": DCMTK, "dcm4chee": DCM4CHEE, "dcm4che": DCM4CHEE}
+
+
+def remediation_for(finding: Finding) -> list[str]:
+    """The fix text for each issue of the finding (product wording first, generic otherwise)."""
+    specific = PRODUCT_FIXES.get(finding.product or "", {})
+    fixes: list[str] = []
+    for issue in finding.issues:
+        text = specific.get(issue) or GENERIC.get(issue)
+        if text and text not in fixes:
+            fixes.append(text)
+    return fixes
