@@ -134,3 +134,14 @@ def test_draft_policies_load(tmp_path: Path, suffix: str) -> None:
     for patient in make_patients(4):
         for value in patient.planted().values():
             assert value not in text  # notes say kinds and shares, never values
+
+
+def test_draft_without_patient_id_generalises_dates(tmp_path: Path) -> None:
+    table = tmp_path / "export.parquet"
+    write_table(make_table(make_patients(3), 30).drop("IPP"), table)
+    inspection = inspect_table(table)
+    assert inspection.patient_id_column is None
+    write_draft(inspection, tmp_path / "policy.yaml")
+    policy = load_policy(tmp_path / "policy.yaml")
+    assert policy.columns["Date entrée"].action == "generalise-date"
+    assert policy.columns["Commentaire"].param("dates") is None  # scrub then redacts dates

@@ -18,7 +18,7 @@ from pacsguard.core.manifest import write_json
 from pacsguard.core.pseudonym import Pseudonymizer
 from pacsguard.tables.errors import PolicyError, TableReadError, UnclassifiedColumnError
 from pacsguard.tables.mapping import Pseudonyms
-from pacsguard.tables.policy import Policy, Unknown, load_policy
+from pacsguard.tables.policy import ColumnRule, Policy, Unknown, load_policy
 from pacsguard.tables.risk import RiskReport, risk_report, suppress_small_classes
 from pacsguard.tables.scrub import load_ner
 from pacsguard.tables.tableio import OpenedTable, open_table, table_format, write_sheets
@@ -89,14 +89,13 @@ class TableReport:
 
     def to_dict(self, root: Path) -> dict[str, Any]:
         """What travels with the output: no input path, no value."""
-        data = self.output.read_bytes() if self.format == "xlsx" else None
         return {
             "path": self.output.relative_to(root).as_posix(),
             "format": self.format,
             "input_encoding": self.input_encoding,
             "output_encoding": "utf-8" if self.format == "csv" else None,
             "separator": self.separator,
-            "sha256": _sha256(self.output, data),
+            "sha256": _sha256(self.output),
             "size": self.output.stat().st_size,
             "sheets": [s.to_dict() for s in self.sheets],
         }
@@ -108,9 +107,7 @@ class DeidTablesReport:
     manifest: Path
 
 
-def _sha256(path: Path, data: bytes | None = None) -> str:
-    if data is not None:
-        return hashlib.sha256(data).hexdigest()
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -127,6 +124,13 @@ def _malformed(table: OpenedTable) -> TableReadError:
     )
 
 
+def _shifts(rule: ColumnRule) -> bool:
+    """Whether the rule needs the patient's date offset."""
+    if rule.action == "scrub-text":
+        return bool(rule.param("dates", "shift") == "shift")
+    return rule.action == "shift-date"
+
+
 def _check_columns(
     columns: list[str], policy: Policy, unknown: Unknown, where: str
 ) -> tuple[list[str], list[str]]:
@@ -141,11 +145,7 @@ def _check_columns(
     absent = [c for c in policy.columns if c not in columns]
     pid = policy.patient_id_column
     if pid is not None and pid in absent:
-        needs = [
-            r.name
-            for r in policy.columns.values()
-            if r.name in columns and (r.action == "shift-date" or r.action == "scrub-text")
-        ]
+        needs = [r.name for r in policy.columns.values() if r.name in columns and _shifts(r)]
         if needs:
             raise PolicyError(
                 f"{where}: patient_id_column {pid!r} is not in the table, and "
@@ -158,39 +158,50 @@ def _check_columns(
     return unclassified, absent
 
 
-def _sheet(
-    frame: pl.LazyFrame, policy: Policy, ctx_args: tuple[Pseudonyms, dt.date], unknown: Unknown,
-    where: str, progress: Progress,
-) -> tuple[pl.LazyFrame, SheetReport]:  # fmt: skip
+@dataclass(frozen=True)
+class _Run:
+    """What every table of one run shares."""
+
+    policy: Policy
+    pseudonyms: Pseudonyms
+    today: dt.date
+    unknown: Unknown
+    say: Progress
+
+
+def _values_removed(rules: list[ColumnRule], ctx: Context) -> list[pl.Expr]:
+    """Per transformed column: values present in the source and empty in the output."""
+    counts = []
+    for rule in rules:
+        output = column_expr(rule, ctx)
+        if output is not None and rule.action in _MEASURED:
+            removed = pl.col(rule.name).is_not_null() & output.is_null()
+            counts.append(removed.sum().alias(rule.name))
+    return counts
+
+
+def _sheet(frame: pl.LazyFrame, run: _Run, where: str) -> tuple[pl.LazyFrame, SheetReport]:
     schema = frame.collect_schema()
     columns = list(schema.names())
-    unclassified, absent = _check_columns(columns, policy, unknown, where)
-    ctx = Context(policy, schema, *ctx_args)
-    kept = [c for c in columns if c not in unclassified]
-    rules = [policy.columns[c] for c in kept]
-    exprs = [e for e in (column_expr(rule, ctx) for rule in rules) if e is not None]
-    out = frame.select(exprs)
-    progress("counting")
-    measured = [r for r in rules if r.action in _MEASURED]
-    stats = frame.select(
-        pl.len().alias("__rows"),
-        *[
-            (pl.col(r.name).is_not_null() & column_expr(r, ctx).is_null())  # type: ignore[union-attr]
-            .sum()
-            .alias(r.name)
-            for r in measured
-        ],
-    ).collect(engine="streaming")
-    rows_in = int(stats["__rows"][0])
+    unclassified, absent = _check_columns(columns, run.policy, run.unknown, where)
+    ctx = Context(run.policy, schema, run.pseudonyms, run.today)
+    rules = [run.policy.columns[c] for c in columns if c not in unclassified]
+    out = frame.select([e for e in (column_expr(rule, ctx) for rule in rules) if e is not None])
+    run.say(f"counting rows of {where}")
+    stats = frame.select(pl.len().alias("__rows"), *_values_removed(rules, ctx))
+    counted = stats.collect(engine="streaming")
+    rows_in = int(counted["__rows"][0])
     reports = [
-        ColumnReport(r.name, r.action, r.kind, int(stats[r.name][0]) if r in measured else 0)
+        ColumnReport(
+            r.name, r.action, r.kind, int(counted[r.name][0]) if r.name in counted.columns else 0
+        )
         for r in rules
     ]
     risk = after = None
     suppressed = 0
-    spec = policy.risk
+    spec = run.policy.risk
     if spec is not None:
-        progress("risk")
+        run.say(f"computing re-identification risk of {where}")
         risk = risk_report(out, spec.quasi_identifiers, spec.sensitive, spec.threshold)
         if spec.suppress and spec.k is not None and risk.k < spec.k:
             out, suppressed = suppress_small_classes(out, spec.quasi_identifiers, spec.k)
@@ -234,14 +245,14 @@ def deidentify_table(
         if (output / path.name).resolve() == path.resolve():
             raise PacsguardError(f"{path}: the output would overwrite the input")
     _preflight(loaded)
-    args = (Pseudonyms(Pseudonymizer(key)), today or dt.date.today())
-    workdir = output.with_name(output.name + ".pacsguard")
+    run = _Run(loaded, Pseudonyms(Pseudonymizer(key)), today or dt.date.today(), unknown, say)
+    workdir = output.with_name(output.name + ".pacsguard")  # local state, never in OUTPUT
     reports: list[TableReport] = []
     for path in inputs:
         say(f"reading {path.name}")
         with open_table(path, encoding=encoding, separator=separator, workdir=workdir) as table:
             try:
-                report = _one_table(table, output / path.name, loaded, args, unknown, say)
+                report = _one_table(table, output / path.name, run)
             except pl.exceptions.PolarsError:
                 raise _malformed(table) from None
         reports.append(report)
@@ -258,17 +269,14 @@ def deidentify_table(
     return DeidTablesReport(reports, manifest)
 
 
-def _one_table(
-    table: OpenedTable, target: Path, policy: Policy, args: tuple[Pseudonyms, dt.date],
-    unknown: Unknown, say: Progress,
-) -> TableReport:  # fmt: skip
+def _one_table(table: OpenedTable, target: Path, run: _Run) -> TableReport:
     outputs: list[tuple[str | None, pl.LazyFrame]] = []
     sheets: list[SheetReport] = []
     for sheet in table.sheets:
-        where = f"{table.path}" + (f" (sheet {sheet.name!r})" if sheet.name else "")
-        frame, report = _sheet(sheet.frame, policy, args, unknown, where, say)
+        where = table.path.name + (f" (sheet {sheet.name!r})" if sheet.name else "")
+        frame, report = _sheet(sheet.frame, run, where)
         outputs.append((sheet.name, frame))
         sheets.append(replace(report, sheet=sheet.name))
-    say(f"writing {target.name}")
+    run.say(f"writing {target.name}")
     write_sheets(outputs, target, table.format, table.separator or ",")
     return TableReport(table.path, target, table.format, table.encoding, table.separator, sheets)

@@ -10,7 +10,7 @@ import polars as pl
 
 from pacsguard.core.pseudonym import Pseudonymizer, normalise
 
-_CACHE_LIMIT = 1 << 20
+_CACHE_LIMIT = 1 << 17  # distinct values kept: memory stays bounded on any table
 
 
 class CachedMap:

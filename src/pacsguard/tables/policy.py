@@ -97,10 +97,6 @@ class Policy:
     risk: RiskSpec | None = None
     sha256: str | None = None
 
-    def kept(self, name: str) -> bool:
-        rule = self.columns.get(name)
-        return rule is not None and rule.action != "drop"
-
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file (``.toml`` is TOML, anything else YAML)."""

@@ -57,28 +57,40 @@ def _folded(expr: pl.Expr) -> pl.Expr:
     return expr.str.to_lowercase().str.replace_many(_ACCENTED, _PLAIN)
 
 
-def _variants(value: str, split: bool) -> list[str]:
+@lru_cache(maxsize=1 << 14)
+def _variants(value: str, split: bool) -> tuple[str, ...]:
+    """The folded forms of a known value looked for in text (names: also their parts)."""
     found = {fold(value.strip())} if len(value.strip()) >= 2 else set()
     if split:
         found.update(fold(p) for p in _SPLIT.split(value) if len(p) >= 3)
-    return [v for v in found if v]
+    return tuple(v for v in found if v)
 
 
-@lru_cache(maxsize=4096)
-def _known_pattern(variants: tuple[str, ...]) -> re.Pattern[str]:
-    ordered = sorted(variants, key=len, reverse=True)
-    return re.compile(r"(?<!\w)(?:" + "|".join(map(re.escape, ordered)) + r")(?!\w)")
+def _whole_word(text: str, start: int, end: int) -> bool:
+    return (start == 0 or not text[start - 1].isalnum()) and (
+        end == len(text) or not text[end].isalnum()
+    )
 
 
 def replace_known(text: str, markers: dict[str, str]) -> str:
     """``text`` with each folded variant in ``markers`` replaced by its marker, whole words
-    only, case and accents ignored."""
+    only, case and accents ignored. Longer variants win where two overlap."""
     if not markers:
         return text
-    pattern = _known_pattern(tuple(sorted(markers)))
-    spans = list(pattern.finditer(fold(text)))
-    for match in reversed(spans):
-        text = text[: match.start()] + markers[match.group(0)] + text[match.end() :]
+    folded = fold(text)
+    spans: list[tuple[int, int, str]] = []
+    # str.find rather than one regex per row: rows rarely share their set of values, and
+    # compiling a pattern for each costs far more than a few finds.
+    for variant in sorted(markers, key=len, reverse=True):
+        start = folded.find(variant)
+        while start >= 0:
+            end = start + len(variant)
+            free = all(end <= s or start >= e for s, e, _ in spans)
+            if free and _whole_word(folded, start, end):
+                spans.append((start, end, markers[variant]))
+            start = folded.find(variant, start + 1)
+    for start, end, marker in sorted(spans, reverse=True):
+        text = text[:start] + marker + text[end:]
     return text
 
 
