@@ -280,6 +280,15 @@ def test_html_report_renders_in_headless_chromium(full_scan: CliScan, tmp_path: 
     assert dom.count('<g class="bar"') == 5 + len(exposed)
 
 
+def test_scope_file_and_fail_on(lab: Lab, tmp_path: Path) -> None:
+    scope = tmp_path / "scope.txt"
+    scope.write_text(f"# lab\n{lab.host}\n")
+    port = str(lab.by_name("storescp-echo").port)
+    common = ("scan", "--scope", str(scope), "--ports", port, "--no-history", "-q")
+    assert _cli(*common, "--fail-on", "medium").returncode == 1
+    assert _cli(*common, "--fail-on", "high").returncode == 0
+
+
 def test_history_and_diff(lab: Lab, tmp_path: Path) -> None:
     db = tmp_path / "diff.sqlite"
     first_port, second_port = free_ports(2)
@@ -316,6 +325,10 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert bad_ports.returncode == 2 and "out of range" in bad_ports.stderr
     no_history = _cli("scan", "diff", "--db", str(tmp_path / "none.sqlite"))
     assert no_history.returncode == 2 and "no scan history" in no_history.stderr
+    scope = tmp_path / "scope.txt"
+    scope.write_text("127.0.0.1  # the only address these tests touch\n")
+    excluded = _cli("scan", "--scope", str(scope), "--exclude", "127.0.0.0/8", "--no-history")
+    assert excluded.returncode == 0 and "0 open services on 0 hosts" in excluded.stdout
     helped = _cli("scan", "--help")
     for flag in ("--ports", "--scope", "--exclude", "--check-default-credentials", "--sarif"):
         assert flag in helped.stdout

@@ -224,3 +224,48 @@ def test_history_diff_tells_new_fixed_worse_and_changed(tmp_path: Path) -> None:
     assert [c.key for c in diff.worse] == ["127.0.0.1:11112/dicom"]
     assert [c.key for c in diff.changed] == ["127.0.0.1:104/dicom"]
     assert diff.to_dict()["worse"][0]["severity_before"] == "info"
+
+
+def test_hosts_are_scanned_in_parallel_and_ports_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No traffic: target expansion, the sweep and the port checks are replaced."""
+    import threading
+
+    from pacsguard.scan import engine
+
+    hosts = [f"host-{i}.invalid" for i in range(6)]
+    lock = threading.Lock()
+    state = {"hosts_now": 0, "hosts_most": 0}
+    per_host: dict[str, int] = {}
+    per_host_most: dict[str, int] = {}
+
+    def sweep(
+        host: str, ports: list[int], limits: object, timeout: float, on_done: object
+    ) -> list[int]:
+        with lock:
+            state["hosts_now"] += 1
+            state["hosts_most"] = max(state["hosts_most"], state["hosts_now"])
+        time.sleep(0.2)
+        with lock:
+            state["hosts_now"] -= 1
+        return list(ports)
+
+    def examine(host: str, port: int, checks: object, limits: object) -> Finding:
+        with lock:
+            per_host[host] = per_host.get(host, 0) + 1
+            per_host_most[host] = max(per_host_most.get(host, 0), per_host[host])
+        time.sleep(0.01)
+        with lock:
+            per_host[host] -= 1
+        return Finding(host, port, "unknown")
+
+    monkeypatch.setattr(engine, "expand_targets", lambda targets, exclude: list(targets))
+    monkeypatch.setattr(engine, "open_ports", sweep)
+    monkeypatch.setattr(engine, "examine", examine)
+    start = time.monotonic()
+    result = engine.scan(hosts, engine.ScanOptions(ports=[1, 2, 3], max_hosts=6))
+    assert time.monotonic() - start < 1.0  # six 0.2 s sweeps side by side, not one after another
+    assert state["hosts_most"] >= 3
+    assert set(per_host_most.values()) == {1}
+    assert len(result.findings) == 18 and result.hosts == 6

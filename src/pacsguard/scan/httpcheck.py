@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+
 from pacsguard.scan import webapi
 from pacsguard.scan.model import Access, Exposure, Finding, HttpInfo, Service
 from pacsguard.scan.products import DEFAULT_CREDENTIALS
@@ -16,6 +18,7 @@ class HttpSettings:
     timeout: float
     cap: int
     try_default_credentials: bool = False
+    transport: httpx.BaseTransport | None = None  # another HTTP transport (tests, proxies)
 
 
 def _probe_apis(web: Web, info: HttpInfo, facts: webapi.WebFacts, cap: int) -> None:
@@ -56,7 +59,7 @@ def check_http(
     """``None`` when the port does not answer HTTP."""
     scheme: Service = "https" if tls else "http"
     access: Access = "none"
-    with Web(host, port, scheme, settings.timeout, limits) as web:
+    with Web(host, port, scheme, settings.timeout, limits, settings.transport) as web:
         root = web.get("/")
         if root is None:
             return None

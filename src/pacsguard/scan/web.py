@@ -42,12 +42,19 @@ class Web:
     MAX_BODY = 4 << 20
 
     def __init__(
-        self, host: str, port: int, scheme: str, timeout: float, limits: RateLimits
+        self,
+        host: str,
+        port: int,
+        scheme: str,
+        timeout: float,
+        limits: RateLimits,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.host = host
         self.limits = limits
         netloc = f"[{host}]" if ":" in host else host
         self.client = httpx.Client(
+            transport=transport,
             base_url=f"{scheme}://{netloc}:{port}",
             timeout=timeout,
             verify=client_context() if scheme == "https" else True,
