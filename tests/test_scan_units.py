@@ -269,3 +269,32 @@ def test_hosts_are_scanned_in_parallel_and_ports_one_at_a_time(
     assert state["hosts_most"] >= 3
     assert set(per_host_most.values()) == {1}
     assert len(result.findings) == 18 and result.hosts == 6
+
+
+def test_a_failing_probe_is_a_finding_not_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pacsguard.scan import engine
+
+    def broken(host: str, port: int, checks: object, limits: object) -> Finding:
+        raise RuntimeError("peer sent nonsense")
+
+    monkeypatch.setattr(engine, "expand_targets", lambda targets, exclude: list(targets))
+    monkeypatch.setattr(engine, "open_ports", lambda host, ports, *rest, **kw: list(ports))
+    monkeypatch.setattr(engine, "examine", broken)
+    (finding,) = engine.scan(["odd.invalid"], engine.ScanOptions(ports=[104])).findings
+    assert (finding.service, finding.severity, finding.issues) == (
+        "unknown",
+        "info",
+        ["probe-failed"],
+    )
+
+
+def test_reports_escape_what_servers_chose(tmp_path: Path) -> None:
+    from pacsguard.scan.reports import render_html
+    from pacsguard.scan.reports.csvout import render_csv
+
+    finding = grade(Finding("127.0.0.1", 8042, "http", product="orthanc", version="=HYPERLINK(1)"))
+    finding.summary = "<script>alert(1)</script>"
+    result = _result(finding)
+    assert "'=HYPERLINK(1)" in render_csv(result)
+    html = render_html(result)
+    assert "<script>" not in html and "&lt;script&gt;" in html

@@ -46,6 +46,14 @@ class Finder:
         self.patient_root = PATIENT_ROOT in accepted
 
     def find(self, model: str, query: Dataset, keep: tuple[str, ...], limit: int) -> Answer:
+        if not self.assoc.is_established:
+            return Answer("failed")
+        try:
+            return self._find(model, query, keep, limit)
+        except (RuntimeError, ValueError, OSError):  # the peer went away mid-query
+            return Answer("failed")
+
+    def _find(self, model: str, query: Dataset, keep: tuple[str, ...], limit: int) -> Answer:
         msg_id = next(self._ids) % 65536
         answer = Answer("failed")
         cancelled = False

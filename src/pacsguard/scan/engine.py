@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from pacsguard.scan.model import Finding, ScanResult
 from pacsguard.scan.products import CALLING_AE, COMMON_AE_TITLES
 from pacsguard.scan.ratelimit import RateLimits
 from pacsguard.scan.targets import DEFAULT_PORTS, expand_targets, read_scope
+
+LOGGER = logging.getLogger("pacsguard.scan")
 
 
 @dataclass(frozen=True)
@@ -69,22 +72,35 @@ class _HostJob:
             cap=o.cap,
             timeout=o.timeout,
         )
-        ports = open_ports(
-            self.host,
-            o.ports,
-            self.limits,
-            o.timeout,
-            on_done=lambda port: self.progress.port_checked(self.host, port),
-        )
+        try:
+            ports = open_ports(
+                self.host,
+                o.ports,
+                self.limits,
+                o.timeout,
+                on_done=lambda port: self.progress.port_checked(self.host, port),
+            )
+        except OSError as exc:  # no route, no IPv6 here...: the host is simply not reachable
+            LOGGER.info("host %s not swept: %s", self.host, exc.__class__.__name__)
+            ports = []
         for port in ports:  # one service at a time per host: one association at a time
             self.progress.service_found(self.host, port)
-            finding = grade(examine(self.host, port, checks, self.limits))
-            self.findings.append(finding)
+            self.findings.append(grade(self._examine(port, checks)))
         _link_products(self.findings)
         for finding in self.findings:
             self.progress.finding(finding)
         self.progress.host_done(self.host)
         return self.findings
+
+    def _examine(self, port: int, checks: PortChecks) -> Finding:
+        """One odd service must not end the scan of every other host."""
+        try:
+            return examine(self.host, port, checks, self.limits)
+        except Exception as exc:
+            LOGGER.warning("%s:%s: probe failed (%s)", self.host, port, exc.__class__.__name__)
+            finding = Finding(self.host, port, "unknown")
+            finding.issues.append("probe-failed")
+            return finding
 
 
 def _link_products(findings: list[Finding]) -> None:

@@ -82,7 +82,8 @@ def grade(finding: Finding) -> Finding:
     else:
         severity, issues = "info", []
     finding.severity = severity
-    finding.issues = issues + _tls(finding)
+    kept = [i for i in finding.issues if i == "probe-failed"]
+    finding.issues = issues + _tls(finding) + kept
     finding.remediation = remediation_for(finding)
     finding.summary = summary(finding)
     return finding

@@ -29,6 +29,16 @@ COLUMNS = (
 )
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: object) -> object:
+    """Text a server chose (a version, a product) must not run as a spreadsheet formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _row(finding: Finding) -> list[object]:
     exposed = finding.exposed
     return [
@@ -55,7 +65,7 @@ def render_csv(result: ScanResult) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    writer.writerows(_row(f) for f in result.findings)
+    writer.writerows([_cell(v) for v in _row(f)] for f in result.findings)
     return buffer.getvalue()
 
 
