@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import os
 import tempfile
@@ -24,11 +25,46 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int = 0o644) -> None:
+def sync_filesystems(*paths: Path) -> None:
+    """Flush the filesystems holding ``paths`` (syncfs; sync where syncfs is missing)."""
+    devices: set[int] = set()
+    for path in paths:
+        try:
+            device = path.stat().st_dev
+        except OSError:
+            continue
+        if device in devices:
+            continue
+        devices.add(device)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if _LIBC is None or _LIBC.syncfs(fd) != 0:
+                os.sync()
+        finally:
+            os.close(fd)
+
+
+def _libc_with_syncfs() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syncfs  # noqa: B018 - probe: absent outside Linux
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc_with_syncfs()
+
+
+def atomic_write(
+    path: Path, write: Callable[[BinaryIO], object], mode: int = 0o644, *, durable: bool = True
+) -> None:
     """Write through ``write(handle)`` into a temporary file beside ``path``, fsync, rename.
 
     A crash leaves either the old file or the new one, never a partial one; stray
-    temporary files start with ``.tmp-`` and are ignored by every reader here.
+    temporary files start with ``.tmp-`` and are ignored by every reader here. With
+    ``durable=False`` the fsyncs are left to the caller, who must ``sync_filesystems``
+    before recording the write as done (group commit).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
@@ -37,17 +73,19 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object], mode: int = 0o
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         tmp.chmod(mode)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    atomic_write(path, lambda handle: handle.write(data), mode)
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
+    atomic_write(path, lambda handle: handle.write(data), mode, durable=durable)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

@@ -64,10 +64,17 @@ class Journal:
         return fingerprint in self.outcomes
 
     def record(self, outcome: Outcome) -> None:
-        self._handle.write(outcome.to_json() + "\n")
+        self.record_many([outcome])
+
+    def record_many(self, outcomes: list[Outcome]) -> None:
+        """Append outcomes with one fsync (their outputs must already be durable)."""
+        if not outcomes:
+            return
+        self._handle.write("".join(o.to_json() + "\n" for o in outcomes))
         self._handle.flush()
         os.fsync(self._handle.fileno())
-        self.outcomes[outcome.fingerprint] = outcome
+        for outcome in outcomes:
+            self.outcomes[outcome.fingerprint] = outcome
 
     def close(self) -> None:
         self._handle.close()

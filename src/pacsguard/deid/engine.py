@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pydicom.dataelem import DataElement
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
@@ -150,15 +151,22 @@ class Transformer:
     def _sweep(self, ds: Dataset, known: KnownValues, uids: dict[str, str]) -> None:
         if not known and not uids:
             return
-        for element in list(ds):
-            tag = int(element.tag)
+        plain = _plain_charset(ds)
+        for tag_obj in list(ds.keys()):
+            tag = int(tag_obj)
             if tag in BULK_TAGS or tag in MARKER_TAGS:
                 continue
-            if element.VR == "SQ":
-                for item in element.value or []:
+            vr = raw_vr(ds, tag)
+            if vr == "SQ":
+                for item in ds[tag].value or []:
                     self._sweep(item, known, uids)
                 continue
-            self._sweep_element(ds, element, known, uids)
+            if vr not in SWEPT_TEXT_VRS and vr not in BINARY_VRS and vr != "UI":
+                continue
+            raw = ds.get_item(tag)
+            if plain and isinstance(raw, RawDataElement) and not _may_hit(raw.value, known, uids):
+                continue  # nothing to find: leave the element undecoded
+            self._sweep_element(ds, ds[tag], known, uids)
 
     def _sweep_element(
         self, ds: Dataset, element: DataElement, known: KnownValues, uids: dict[str, str]
@@ -275,12 +283,44 @@ def clear_pixel_bits(ds: Dataset, bits: list[int]) -> None:
 
 def _drop_orphan_overlays(ds: Dataset) -> None:
     """An overlay group whose data is gone carries nothing and breaks its module: drop it."""
-    for group in range(0x6000, 0x6020, 2):
-        base = group << 16
-        if (base | 0x3000) in ds:
-            continue
-        for tag in [el.tag for el in ds if el.tag.group == group]:
+    overlay_tags = [t for t in ds.keys() if 0x6000 <= t >> 16 <= 0x601E and not (t >> 16) & 1]
+    for tag in overlay_tags:
+        if ((tag & 0xFFFF0000) | 0x3000) not in ds:
             del ds[tag]
+
+
+def raw_vr(ds: Dataset, tag: int) -> str:
+    """The element's VR without decoding its value (implicit VR: from the dictionary)."""
+    element = ds.get_item(tag)
+    vr = element.VR if element is not None else None
+    if vr:
+        return str(vr)
+    try:
+        return str(dictionary_VR(tag)).split(" or ")[0]
+    except KeyError:
+        return "UN"
+
+
+PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
+
+
+def _plain_charset(ds: Dataset) -> bool:
+    """Raw values can be searched as bytes only in ASCII, Latin-1 or UTF-8 datasets."""
+    charset = ds.get("SpecificCharacterSet", "") or ""
+    names = [str(c).strip() for c in (charset if isinstance(charset, list | tuple) else [charset])]
+    return all(name in PLAIN_CHARSETS for name in names)
+
+
+def _may_hit(value: bytes | None, known: KnownValues, uids: dict[str, str]) -> bool:
+    """A cheap, conservative pre-check on raw bytes before decoding an element."""
+    if not value:
+        return False
+    text = value.decode("latin-1")
+    if uids and "." in text and any(uid in text for uid in uids):
+        return True
+    if value.isascii():
+        return contains_known(text, known)
+    return contains_known(text, known) or contains_known(value.decode("utf-8", "replace"), known)
 
 
 def _replace_uids(text: str, uids: dict[str, str]) -> str:
@@ -320,14 +360,17 @@ class _Walk:
                     continue
                 creator_el = ds.get((group << 16) | (elem >> 8))
                 creator = str(creator_el.value) if creator_el is not None else None
-                vr = ds[tag].VR
+                vr = raw_vr(ds, tag)
                 decision = decide_private(rules, tag, vr, creator, mode)
                 if decision.act is not Act.REMOVE:
                     kept_blocks.add((group, elem >> 8))
             else:
-                vr = ds[tag].VR
+                vr = raw_vr(ds, tag)
                 decision = decide(rules, tag, vr, depth=depth, mode=mode, types=self.types)
-            self.apply(ds, tag, decision, depth)
+            if decision.act is Act.REMOVE:
+                del ds[tag]
+            elif decision.act is not Act.KEEP or vr == "SQ":
+                self.apply(ds, tag, decision, depth)  # only now is the element decoded
         for (group, block), tag in creators.items():
             if (group, block) not in kept_blocks:
                 del ds[tag]

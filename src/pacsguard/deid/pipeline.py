@@ -25,7 +25,13 @@ import pydicom.config
 
 from pacsguard import __version__
 from pacsguard.core.errors import InputError, PacsguardError
-from pacsguard.core.io import InputItem, atomic_write, atomic_write_bytes, iter_inputs
+from pacsguard.core.io import (
+    InputItem,
+    atomic_write,
+    atomic_write_bytes,
+    iter_inputs,
+    sync_filesystems,
+)
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
@@ -129,6 +135,12 @@ class Worker:
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
         self.output, self.quarantine_dir, self.config = output, quarantine, config
 
+    def process_batch(self, items: list[InputItem]) -> list[ItemResult]:
+        """Process, then make every write of the batch durable with one filesystem sync."""
+        results = [self.process(item) for item in items]
+        sync_filesystems(self.output, self.quarantine_dir)
+        return results
+
     def process(self, item: InputItem) -> ItemResult:
         try:
             return self._process(item)
@@ -163,7 +175,9 @@ class Worker:
                 raise UncleanError(f"verify found residual identifiers ({', '.join(kinds)})")
         relative = self._relative(result.dataset)
         target = self.output / relative
-        atomic_write(target, lambda handle: fastpath.write(source, result.dataset, handle))
+        atomic_write(
+            target, lambda handle: fastpath.write(source, result.dataset, handle), durable=False
+        )
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
         return ItemResult(outcome, target.stat().st_size, result.mapping)
 
@@ -184,11 +198,9 @@ class Worker:
             data = item.read_bytes()
         except OSError:
             data = b""
-        atomic_write_bytes(self.quarantine_dir / f"{name}.bin", data, mode=0o600)
-        record = {"input": item.label, "reason": reason}
-        atomic_write_bytes(
-            self.quarantine_dir / f"{name}.json", json.dumps(record).encode(), mode=0o600
-        )
+        atomic_write_bytes(self.quarantine_dir / f"{name}.bin", data, mode=0o600, durable=False)
+        record = json.dumps({"input": item.label, "reason": reason}).encode()
+        atomic_write_bytes(self.quarantine_dir / f"{name}.json", record, 0o600, durable=False)
         return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
 
 
@@ -202,7 +214,7 @@ def _init_worker(key: bytes, config: DeidConfig, output: Path, quarantine: Path)
 
 def _run_batch(items: list[InputItem]) -> list[ItemResult]:
     assert _WORKER is not None
-    return [_WORKER.process(item) for item in items]
+    return _WORKER.process_batch(items)
 
 
 def _batches(items: list[InputItem], size: int) -> Iterator[list[InputItem]]:
@@ -289,22 +301,23 @@ def _run(
     write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, [], sizes, len(items)))
     done = 0
 
-    def record(result: ItemResult) -> None:
+    def record(results: list[ItemResult]) -> None:
         nonlocal done
-        journal.record(result.outcome)
-        if result.outcome.output:
-            sizes[result.outcome.output] = result.size
-        if config.mapping_out is not None and result.mapping:
-            _append_private(mapping_rows, result.mapping)
-        done += 1
+        if config.mapping_out is not None:
+            _append_private(mapping_rows, [row for r in results for row in r.mapping])
+        journal.record_many([r.outcome for r in results])
+        for result in results:
+            if result.outcome.output:
+                sizes[result.outcome.output] = result.size
+        done += len(results)
         if progress:
             progress(done, len(todo))
 
     jobs = max(1, config.jobs or os.cpu_count() or 1)
     if jobs == 1 or len(todo) <= BATCH:
         worker = Worker(key.material, config, output, quarantine)
-        for item in todo:
-            record(worker.process(item))
+        for batch in _batches(todo, BATCH):
+            record(worker.process_batch(batch))
     else:
         _run_pool(todo, jobs, key, config, output, quarantine, record)
 
@@ -345,7 +358,7 @@ def _run_pool(
     config: DeidConfig,
     output: Path,
     quarantine: Path,
-    record: Callable[[ItemResult], None],
+    record: Callable[[list[ItemResult]], None],
 ) -> None:
     size = max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
     context = multiprocessing.get_context("fork")
@@ -362,14 +375,14 @@ def _run_pool(
             if len(pending) >= jobs * 3:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    for result in future.result():
-                        record(result)
+                    record(future.result())
         for future in pending:
-            for result in future.result():
-                record(result)
+            record(future.result())
 
 
 def _append_private(path: Path, rows: list[tuple[str, str, str]]) -> None:
+    if not rows:
+        return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as handle:
         for row in rows:

@@ -147,6 +147,8 @@ class KnownValues:
 
 def _fold(text: str) -> str:
     """Lower case without accents, keeping the string's length (for span reuse)."""
+    if text.isascii():
+        return text.lower()
     out = []
     for char in text:
         base = unicodedata.normalize("NFD", char)[0]
