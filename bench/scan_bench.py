@@ -250,7 +250,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("nmap") is None:
         raise SystemExit("nmap is not installed (bench/debian-packages.txt)")
-    work: Path = args.workdir
+    work: Path = args.workdir.resolve()
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)

@@ -43,7 +43,7 @@ class Lab:
     """Start with ``with Lab(workdir) as lab:``; every server stops on exit."""
 
     def __init__(self, work: Path, *, seed: int = 7, patients: int = 3) -> None:
-        self.work = work
+        self.work = work.resolve()  # servers run in their own folders: paths must be absolute
         self.seed = seed
         self.patients = patients
         self.host = LOOPBACK
