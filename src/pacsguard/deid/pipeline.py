@@ -47,7 +47,6 @@ from pacsguard.deid.options import validate_options
 from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import load_policy
-from pacsguard.verify import KnownValues, verify_dataset
 
 BATCH = 16
 SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
@@ -163,12 +162,18 @@ class Worker:
         if at_risk and source.pixels is not None:
             source = fastpath.open_full(item.path)  # pixels are read, cleaned or checked
             ds = source.dataset
-        known = KnownValues.from_dataset(ds) if self.config.verify else None
+        known = None
+        if self.config.verify:
+            from pacsguard.verify import KnownValues  # verify imports deid: import late
+
+            known = KnownValues.from_dataset(ds)
         result = self.transformer.transform(ds, file_meta=source.file_meta)
         cleaned = at_risk and self.clean_pixels and clean_pixels(result.dataset)
         if cleaned and cleaned.clean_pixel_data_applied:
             add_method_code(result.dataset, "clean-pixel-data")
         if known is not None:
+            from pacsguard.verify import verify_dataset
+
             findings = verify_dataset(result.dataset, known=known, options=self.options)
             if findings:
                 kinds = sorted({finding.kind for finding in findings})
