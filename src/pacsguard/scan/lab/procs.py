@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -54,6 +57,16 @@ def tool(name: str) -> str:
     return path
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM if the test or benchmark process dies abruptly."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Server:
     """A lab server process; its output goes to a log file in the lab folder."""
 
@@ -67,6 +80,7 @@ class Server:
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             cwd=cwd,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def wait_port(self, port: int, timeout: float = 20.0) -> None:
