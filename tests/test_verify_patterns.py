@@ -6,9 +6,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from pacsguard.core.errors import InputError
-from pacsguard.verify.known import KnownValues, date_forms, fold, parse_da
+from pacsguard.core.shapes import find_identifiers, fold
+from pacsguard.verify.known import KnownValues, date_forms, parse_da
 from pacsguard.verify.matching import known_in_text
-from pacsguard.verify.patterns import find_identifiers
 from pacsguard.verify.policy import Policy, is_pseudonym
 
 

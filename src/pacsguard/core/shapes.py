@@ -1,15 +1,33 @@
 """Identifier-shaped text: names (French and English), NIR, INS, phones, e-mails, addresses,
-postcodes with towns, and written dates. Each detector returns the spans it recognised.
+postcodes with towns, and written dates. Each detector returns the text it recognised.
+
+The one detector set of the project: ``verify`` reports these, ``deid`` (Clean Descriptors)
+redacts them. Month names and ``fold`` live here too.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from pacsguard.verify.known import fold
+MONTHS_EN = (
+    "JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE",
+    "JULY", "AUGUST", "SEPTEMBER", "OCTOBER", "NOVEMBER", "DECEMBER",
+)  # fmt: skip
+MONTHS_FR = (
+    "JANVIER", "FEVRIER", "MARS", "AVRIL", "MAI", "JUIN",
+    "JUILLET", "AOUT", "SEPTEMBRE", "OCTOBRE", "NOVEMBRE", "DECEMBRE",
+)  # fmt: skip
+
+
+def fold(text: str) -> str:
+    """Upper case, accents removed, every run of non-alphanumerics one space."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    ascii_text = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.split(r"[^0-9A-Za-z]+", ascii_text.upper())).strip()
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,8 @@ _MONTHS = (
     r"|juil|d[ée]c"
 )
 DATE_RES = (
+    # compact YYYYMMDD standing alone ("Echo 20230829"); never inside UIDs or codes
+    re.compile(r"(?<![\w.])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![\w.])"),
     re.compile(
         r"(?<![\d.])(?:0?[1-9]|[12]\d|3[01])[/.\-](?:0?[1-9]|1[0-2])[/.\-](?:19|20)?\d{2}(?![\d.])"
     ),
@@ -188,7 +208,7 @@ WORD_RE = re.compile(r"[A-Za-zÀ-ÿ'’\-]+")
 
 @cache
 def lexicon(name: str) -> frozenset[str]:
-    text = resources.files("pacsguard.verify").joinpath("lexicon", name).read_text("utf-8")
+    text = resources.files("pacsguard.core").joinpath("lexicon", name).read_text("utf-8")
     words: set[str] = set()
     for line in text.splitlines():
         if not line.startswith("#"):

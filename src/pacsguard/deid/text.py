@@ -20,31 +20,32 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from functools import cache, lru_cache
-from importlib import resources
+from functools import lru_cache
 
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
+from pacsguard.core.shapes import MONTHS_EN, MONTHS_FR, find_identifiers
 from pacsguard.deid.profile import load_identifying_keywords
 
 MIN_NAME_PART = 3
 MIN_FREE_ID = 5
-MONTHS = {
-    1: ("janvier", "january", "jan"),
-    2: ("fevrier", "février", "february", "feb"),
-    3: ("mars", "march", "mar"),
-    4: ("avril", "april", "apr"),
-    5: ("mai", "may"),
-    6: ("juin", "june", "jun"),
-    7: ("juillet", "july", "jul"),
-    8: ("aout", "août", "august", "aug"),
-    9: ("septembre", "september", "sep", "sept"),
-    10: ("octobre", "october", "oct"),
-    11: ("novembre", "november", "nov"),
-    12: ("decembre", "décembre", "december", "dec"),
+PLACEHOLDERS = {
+    "nir": "NIR",
+    "ins": "ID",
+    "email": "EMAIL",
+    "phone": "PHONE",
+    "street-address": "ADDR",
+    "postcode-town": "ADDR",
+    "date-in-text": "DATE",
+    "person-name": "NAME",
 }
+
+
+def _month_names(month: int) -> tuple[str, ...]:
+    names = {MONTHS_FR[month - 1].lower(), MONTHS_EN[month - 1].lower()}
+    return tuple(sorted(names | {n[:3] for n in names}))
 
 
 def _values(ds: Dataset, keyword: str) -> list[str]:
@@ -91,7 +92,7 @@ def date_forms(dicom_date: str) -> set[str]:
         f"{d:02d}/{m:02d}/{y % 100:02d}",
         f"{y:04d}/{m:02d}/{d:02d}",
     }
-    for month in MONTHS[m]:
+    for month in _month_names(m):
         forms |= {f"{d} {month} {y}", f"{d:02d} {month} {y}", f"{month} {d}, {y}"}
     return forms
 
@@ -187,75 +188,6 @@ def _known_regex(known: KnownValues) -> re.Pattern[str] | None:
 _KINDS: dict[str, list[str]] = {}
 
 
-def _nir_valid(digits: str) -> bool:
-    body, key = digits[:13], digits[13:]
-    body = body.upper().replace("2A", "19").replace("2B", "18")
-    if not body.isdigit() or not key.isdigit():
-        return False
-    return 97 - int(body) % 97 == int(key)
-
-
-@cache
-def _first_names() -> frozenset[str]:
-    text = resources.files("pacsguard.deid.profile").joinpath("first-names.txt").read_text()
-    words = " ".join(line for line in text.splitlines() if not line.startswith("#")).split()
-    return frozenset(_fold(w) for w in words)
-
-
-_CAP = r"[A-ZÀ-Ý][A-Za-zÀ-ÿ'\-]+"
-SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("EMAIL", re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")),
-    (
-        "NIR",
-        re.compile(
-            r"(?<![0-9])[12][\s.]?\d{2}[\s.]?\d{2}[\s.]?(?:\d{2}|2[AB])[\s.]?\d{3}[\s.]?\d{3}[\s.]?\d{2}(?![0-9])",
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "PHONE",
-        re.compile(
-            r"(?<![\w+])(?:(?:\+|00)\d{1,3}[\s.-]?(?:\(0\)[\s.-]?)?\d(?:[\s.-]?\d{2}){4}"
-            r"|0[1-9](?:[\s.-]?\d{2}){4}|\+\d{1,3}[\s.-]?\d{3}[\s.-]?\d{3}[\s.-]?\d{3,4})(?!\d)"
-        ),
-    ),
-    (
-        "ADDR",
-        re.compile(
-            r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|av\.|boulevard|bd|place|chemin|"
-            r"all[ée]e|impasse|quai|route|cours|street|st\.|road|rd\.|lane|drive|way)\b[^,;\n]*",
-            re.IGNORECASE,
-        ),
-    ),
-    ("ADDR", re.compile(rf"\b\d{{5}}\s+{_CAP}(?:[\s-]{_CAP})*")),
-    (
-        "DATE",
-        re.compile(
-            r"(?<![0-9])(?:\d{1,2}[/.-]\d{1,2}[/.-](?:19|20)?\d{2}|(?:19|20)\d{2}-\d{2}-\d{2}"
-            r"|(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))(?![0-9])"
-        ),
-    ),
-    (
-        "DATE",
-        re.compile(
-            r"\b\d{1,2}(?:er)?\s+(?:"
-            + "|".join(sorted({m for ms in MONTHS.values() for m in ms}, key=len, reverse=True))
-            + r")\.?\s+(?:19|20)\d{2}\b",
-            re.IGNORECASE,
-        ),
-    ),
-    (
-        "NAME",
-        re.compile(
-            r"\b(?:Dr|Docteur|Doctor|Pr|Prof|Professeur|Mme|Mlle|Madame|Monsieur|Mr|Mrs|Ms|Miss|M)"
-            rf"\.?\s+(?:{_CAP}|[A-ZÀ-Ý]{{2,}})(?:\s+(?:{_CAP}|[A-ZÀ-Ý]{{2,}}))?"
-        ),
-    ),
-)
-_GIVEN_THEN_CAP = re.compile(rf"\b({_CAP})\s+((?:{_CAP}|[A-ZÀ-Ý]{{2,}})(?:\s+[A-ZÀ-Ý]{{2,}})?)")
-_CAPS_THEN_GIVEN = re.compile(rf"\b([A-ZÀ-Ý]{{2,}})\s+({_CAP})\b")
-
-
 @dataclass(frozen=True)
 class Hit:
     start: int
@@ -276,19 +208,14 @@ def find_known(text: str, known: KnownValues) -> list[Hit]:
 
 
 def find_shaped(text: str) -> list[Hit]:
+    """Identifier-shaped spans (the project's one detector set, ``core.shapes``)."""
     hits: list[Hit] = []
-    for kind, regex in SHAPES:
-        for match in regex.finditer(text):
-            if kind == "NIR" and not _nir_valid(re.sub(r"[\s.]", "", match.group())):
-                continue
-            hits.append(Hit(match.start(), match.end(), kind))
-    names = _first_names()
-    for match in _GIVEN_THEN_CAP.finditer(text):
-        if _fold(match.group(1)) in names:
-            hits.append(Hit(match.start(), match.end(), "NAME"))
-    for match in _CAPS_THEN_GIVEN.finditer(text):
-        if _fold(match.group(2)) in names:
-            hits.append(Hit(match.start(), match.end(), "NAME"))
+    for found in find_identifiers(text):
+        kind = PLACEHOLDERS.get(found.kind, "ID")
+        start = text.find(found.text)
+        while start >= 0 and found.text:
+            hits.append(Hit(start, start + len(found.text), kind))
+            start = text.find(found.text, start + 1)
     return hits
 
 

@@ -18,10 +18,10 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from pacsguard.core.shapes import find_identifiers
 from pacsguard.verify.findings import Finding
 from pacsguard.verify.known import KnownValues
 from pacsguard.verify.matching import known_in_text
-from pacsguard.verify.patterns import find_identifiers
 from pacsguard.verify.policy import Policy, is_pseudonym
 
 FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,35 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.valuerep import PersonName
 
 from pacsguard.core.errors import InputError
-
-MONTHS_EN = [
-    "JANUARY",
-    "FEBRUARY",
-    "MARCH",
-    "APRIL",
-    "MAY",
-    "JUNE",
-    "JULY",
-    "AUGUST",
-    "SEPTEMBER",
-    "OCTOBER",
-    "NOVEMBER",
-    "DECEMBER",
-]
-MONTHS_FR = [
-    "JANVIER",
-    "FEVRIER",
-    "MARS",
-    "AVRIL",
-    "MAI",
-    "JUIN",
-    "JUILLET",
-    "AOUT",
-    "SEPTEMBRE",
-    "OCTOBRE",
-    "NOVEMBRE",
-    "DECEMBRE",
-]
+from pacsguard.core.shapes import MONTHS_EN, MONTHS_FR, fold
 
 # Attributes of the source whose values identify someone or something (by keyword).
 NAME_KEYWORDS = (
@@ -96,13 +67,6 @@ DATE_KEYWORDS = (
 )
 MIN_TEXT = 3  # shorter known values (initials, "M") would match everywhere
 MIN_ID = 4
-
-
-def fold(text: str) -> str:
-    """Upper case, accents removed, every run of non-alphanumerics one space."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    ascii_text = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.split(r"[^0-9A-Za-z]+", ascii_text.upper())).strip()
 
 
 def fold_compact(text: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pacsguard.verify.known import KnownValues, fold
+from pacsguard.core.shapes import fold
+from pacsguard.verify.known import KnownValues
 from pacsguard.verify.policy import Policy
 
 SHORT_ID = 6  # identifiers shorter than this must stand as whole tokens, not inside others

@@ -12,13 +12,13 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from pacsguard.core.errors import PacsguardError
+from pacsguard.core.shapes import find_identifiers
 from pacsguard.deid.pixels import codec, ocr
 from pacsguard.deid.pixels.clean import frames_to_read
 from pacsguard.deid.pixels.risk import needs_pixel_cleaning
 from pacsguard.verify.findings import Finding
 from pacsguard.verify.known import KnownValues, fold_compact
 from pacsguard.verify.matching import known_in_text
-from pacsguard.verify.patterns import find_identifiers
 from pacsguard.verify.policy import Policy
 
 VERIFY_MIN_CONF = 60.0
