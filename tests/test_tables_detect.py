@@ -5,10 +5,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from pacsguard.core.nir import is_valid_nir, nir_key
 from pacsguard.tables.detect import classify_values
 from pacsguard.tables.headers import classify_header
 from pacsguard.tables.inspect import decide_kind
-from pacsguard.tables.nir import is_valid_nir, nir_key
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from pacsguard.core.nir import is_valid_nir
+
 MONTHS_EN = (
     "JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE",
     "JULY", "AUGUST", "SEPTEMBER", "OCTOBER", "NOVEMBER", "DECEMBER",
@@ -47,10 +49,7 @@ INS_LABEL_RE = re.compile(r"\bINS(?:[- ]?[CNA])?\b\s*[:=#]?\s*(\d[\d .]{12,30}\d
 
 
 def nir_key_valid(match: re.Match[str]) -> bool:
-    body = "".join(match.groups()[:6])
-    key = int(match.group(7))
-    body = body.replace("2A", "19").replace("2B", "18")
-    return 97 - int(body) % 97 == key
+    return is_valid_nir(match.group(0))
 
 
 def find_nir(text: str) -> list[Hit]:

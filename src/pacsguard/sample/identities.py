@@ -7,6 +7,8 @@ import random
 import unicodedata
 from dataclasses import dataclass
 
+from pacsguard.core.nir import is_valid_nir, nir_key
+
 FRENCH_GIVEN_F = ("Hélène", "Camille", "Nathalie", "Gaëlle", "Sophie", "Isabelle", "Bérénice")
 FRENCH_GIVEN_M = ("Jean", "François", "Jérôme", "Mathieu", "Nicolas", "Olivier", "Thierry")
 ENGLISH_GIVEN_F = ("Margaret", "Emily", "Charlotte", "Hannah", "Abigail", "Rachel")
@@ -128,10 +130,6 @@ class Identity:
         return f"{years:03d}Y"
 
 
-def nir_key(first13: str) -> str:
-    return f"{97 - int(first13) % 97:02d}"
-
-
 def make_nir(rng: random.Random, sex: str, birth: dt.date, postcode: str) -> str:
     department = postcode[:2] if postcode[:2].isdigit() else f"{rng.randint(1, 95):02d}"
     if department == "20":  # Corsica uses 2A/2B, which a 15-digit number cannot carry
@@ -141,11 +139,11 @@ def make_nir(rng: random.Random, sex: str, birth: dt.date, postcode: str) -> str
         + f"{birth.year % 100:02d}{birth.month:02d}{department}"
         + f"{rng.randint(1, 999):03d}{rng.randint(1, 999):03d}"
     )
-    return body + nir_key(body)
+    return body + f"{nir_key(body):02d}"
 
 
 def nir_is_valid(nir: str) -> bool:
-    return len(nir) == 15 and nir.isdigit() and nir_key(nir[:13]) == nir[13:]
+    return len(nir) == 15 and nir.isdigit() and is_valid_nir(nir)
 
 
 def _phone(rng: random.Random, prefix: str) -> str:

@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 
 import polars as pl
 
+from pacsguard.core.nir import is_valid_nir
 from pacsguard.tables import dates, patterns
 from pacsguard.tables.lexicon import FAMILY_NAMES, GIVEN_NAMES, fold
-from pacsguard.tables.nir import is_valid_nir
 
 STRONG = 0.8
 _WORD = re.compile(r"[^\W\d_]+(?:['-][^\W\d_]+)*")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pacsguard.tables.nir import nir_key
+from pacsguard.core.nir import nir_key
 
 _FAMILY = ("Whitmore", "Lefèvre", "Fairbanks", "Rousseau", "Guérin", "Pemberton", "Marchand",
            "Holloway", "Chevalier", "Blackwood", "Delaunay-Briard", "Kerouac")  # fmt: skip
