@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from pacsguard.sample.answer_key import Totals
 from pacsguard.scan.lab import dcmtk, orthanc
-from pacsguard.scan.lab.data import LabData, Totals, decompressed_for_dcmtk, make_data
+from pacsguard.scan.lab.data import LabData, decompressed_for_dcmtk, make_data
 from pacsguard.scan.lab.procs import LOOPBACK, LabError, Server, free_ports
 from pacsguard.scan.lab.static import start_static
 

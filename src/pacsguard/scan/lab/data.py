@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pacsguard.sample import AnswerKey, generate
+from pacsguard.sample.answer_key import Totals
 from pacsguard.scan.lab.procs import LabError, run, tool
 
 RLE = "1.2.840.10008.1.2.5"
@@ -14,14 +15,6 @@ JPEG_PREFIX = "1.2.840.10008.1.2.4."
 # Values that are characteristics or too short to be told apart from ordinary text.
 NOT_IDENTIFYING = frozenset({"sex", "age", "time", "date", "study-id"})
 MIN_LEAK_LENGTH = 6
-
-
-@dataclass(frozen=True)
-class Totals:
-    patients: int
-    studies: int
-    series: int
-    instances: int
 
 
 @dataclass(frozen=True)
@@ -49,14 +42,7 @@ def make_data(out: Path, *, seed: int = 7, patients: int = 3) -> LabData:
     key = generate(out, seed=seed, patients=patients)
     files = tuple(out / f.path for f in key.files if f.has_file_meta)
     headerless = tuple(out / f.path for f in key.files if not f.has_file_meta)
-    t = key.totals
-    return LabData(
-        out,
-        files,
-        headerless,
-        Totals(t.patients, t.studies, t.series, t.instances),
-        _leak_markers(key),
-    )
+    return LabData(out, files, headerless, key.totals, _leak_markers(key))
 
 
 def decompressed_for_dcmtk(data: LabData, work: Path) -> list[Path]:
