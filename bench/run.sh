@@ -53,7 +53,8 @@ for name in pixels tables pack scan; do
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"
   default=""
-  [[ "$name" == pack ]] && default="--size-mb 200"
+  [[ "$name" == pack ]] && default="--size-mb 1000"
+  [[ "$name" == tables ]] && default="--rows 1000000 --cols 200 --presidio-sample 300"
   # shellcheck disable=SC2206  # word splitting of the user's extra arguments is wanted
   args=(${!var:-$default})
   if "$PY" "$script" --help 2>/dev/null | grep -q -- '--workdir'; then
