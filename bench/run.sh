@@ -7,7 +7,7 @@
 #   BENCH_CACHE=auto   auto | drop | warm (page cache before each run)
 #   BENCH_TOOLS=       subset of the deid contenders, e.g. cp,gdcmanon,pacsguard
 #   BENCH_ONLY=        subset of the benchmarks: deid,pixels,tables,pack,scan
-#   BENCH_PACK_ARGS="--size-mb 200", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS:
+#   BENCH_PACK_ARGS="--size-mb 1000", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS:
 #                      extra arguments of the other benchmark scripts
 set -euo pipefail
 cd "$(dirname "$0")/.."
