@@ -9,13 +9,13 @@ DEMO := demo-output
 
 .PHONY: install system demo test lint typecheck pytest bench clean
 
-install: $(STAMP) $(SYSTEM_STAMP)
+install: $(SYSTEM_STAMP) $(STAMP)
 
 $(SYSTEM_STAMP): scripts/debian-packages.txt scripts/install-system.sh
 	@bash scripts/install-system.sh scripts/debian-packages.txt
 	@mkdir -p $(VENV) && touch $@
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(SYSTEM_STAMP)
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check -U pip
 	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
