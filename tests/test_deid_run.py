@@ -429,3 +429,29 @@ def test_clean_graphics_keeps_overlays_without_their_text(
     before = pydicom.dcmread(source)
     plane0 = np.unpackbits(np.frombuffer(before[0x60003000].value, np.uint8), bitorder="little")
     assert plane0[: rows * cols].sum() > plane[: rows * cols].sum()
+
+
+@pytest.mark.parametrize(
+    "options", [frozenset(), frozenset({"retain-long-modified-dates", "clean-descriptors"})]
+)
+def test_fast_header_writer_matches_pydicom_byte_for_byte(
+    options: frozenset[str], sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey
+) -> None:
+    import copy
+    import io
+
+    from pacsguard.deid import fastpath
+    from pacsguard.deid.engine import Transformer
+    from pacsguard.deid.plan import Rules
+
+    transformer = Transformer(Rules(options=options), Pseudonymizer(project_key))
+    checked = 0
+    for path in sorted(sample_corpus[0].rglob("*.dcm")):
+        source = fastpath.open_fast(path) or fastpath.open_full(path)
+        out = transformer.transform(source.dataset, file_meta=source.file_meta).dataset
+        reference, fast = io.BytesIO(), io.BytesIO()
+        copy.deepcopy(out).save_as(reference, enforce_file_format=True)
+        fastpath.write_header(out, fast)
+        assert fast.getvalue() == reference.getvalue(), path.name
+        checked += 1
+    assert checked == sample_corpus[1].totals.instances

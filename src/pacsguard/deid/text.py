@@ -20,8 +20,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
 
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
@@ -108,6 +109,18 @@ class KnownValues:
 
     @classmethod
     def from_dataset(cls, ds: Dataset, *, institution: bool = True) -> KnownValues:
+        """The dataset's identifying values; cached on their raw bytes (slices of a series
+        share them), so only the first file of a patient pays for building them."""
+        key = (institution, _raw_identity(ds))
+        cached = _KNOWN_CACHE.get(key)
+        if cached is None:
+            if len(_KNOWN_CACHE) >= KNOWN_CACHE_SIZE:
+                _KNOWN_CACHE.clear()
+            cached = _KNOWN_CACHE[key] = cls._build(ds, institution)
+        return cached
+
+    @classmethod
+    def _build(cls, ds: Dataset, institution: bool) -> KnownValues:
         words = load_identifying_keywords()
         names: set[str] = set()
         for keyword in words["person_names"]:
@@ -144,6 +157,29 @@ class KnownValues:
 
     def __bool__(self) -> bool:
         return bool(self.names or self.ids or self.dates or self.places)
+
+
+KNOWN_CACHE_SIZE = 4096
+_KNOWN_CACHE: dict[tuple[bool, tuple[tuple[int, bytes], ...]], KnownValues] = {}
+
+
+@cache
+def _identity_tags() -> tuple[int, ...]:
+    words = [w for kind in load_identifying_keywords().values() for w in kind]
+    tags = [tag_for_keyword(w) for w in [*words, "OtherPatientIDsSequence", "SpecificCharacterSet"]]
+    return tuple(sorted({t for t in tags if t is not None}))
+
+
+def _raw_identity(ds: Dataset) -> tuple[tuple[int, bytes], ...]:
+    """The encoded values of every identifying attribute, without decoding them."""
+    out = []
+    for tag in _identity_tags():
+        element = ds.get_item(tag)
+        if element is None:
+            continue
+        value = element.value
+        out.append((tag, value if isinstance(value, bytes) else repr(value).encode()))
+    return tuple(out)
 
 
 def _fold(text: str) -> str:
