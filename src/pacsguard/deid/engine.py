@@ -75,6 +75,11 @@ class Transformer:
     pseudonymizer: Pseudonymizer
     patients: PatientMapping = field(default_factory=PatientMapping)
     pixel_hook: Callable[[Dataset], bool] | None = None
+    # decide() is pure: its answers are kept for the next file (keys include the IOD).
+    _decisions: dict[tuple[int, str, bool, Mode, int], Decision] = field(default_factory=dict)
+    _private_decisions: dict[tuple[int, str, str | None, Mode], Decision] = field(
+        default_factory=dict
+    )
 
     # --- the walk --------------------------------------------------------------------
     def transform(self, ds: Dataset, *, file_meta: FileMetaDataset | None = None) -> Result:
@@ -93,6 +98,8 @@ class Transformer:
             patient_id=pid,
             patient_name=pname,
             known=known,
+            decisions=self._decisions,
+            private_decisions=self._private_decisions,
         )
         mapping = [
             ("patient-id", key, pid),
@@ -148,10 +155,14 @@ class Transformer:
         return meta
 
     # --- the final sweep -----------------------------------------------------------------
-    def _sweep(self, ds: Dataset, known: KnownValues, uids: dict[str, str]) -> None:
+    def _sweep(
+        self, ds: Dataset, known: KnownValues, uids: dict[str, str], top: bool = True
+    ) -> None:
         if not known and not uids:
             return
         plain = _plain_charset(ds)
+        if top and plain and not _may_hit(_gather(ds), known, uids):
+            return  # one look at all the text at once: the common case ends here
         for tag_obj in list(ds.keys()):
             tag = int(tag_obj)
             if tag in BULK_TAGS or tag in MARKER_TAGS:
@@ -159,7 +170,7 @@ class Transformer:
             vr = raw_vr(ds, tag)
             if vr == "SQ":
                 for item in ds[tag].value or []:
-                    self._sweep(item, known, uids)
+                    self._sweep(item, known, uids, top=False)
                 continue
             if vr not in SWEPT_TEXT_VRS and vr not in BINARY_VRS and vr != "UI":
                 continue
@@ -311,6 +322,26 @@ def _plain_charset(ds: Dataset) -> bool:
     return all(name in PLAIN_CHARSETS for name in names)
 
 
+def _gather(ds: Dataset) -> bytes:
+    """Every swept value of ``ds`` and its items, joined, as encoded (or UTF-8) bytes."""
+    parts: list[bytes] = []
+    for tag_obj in ds.keys():
+        tag = int(tag_obj)
+        if tag in BULK_TAGS or tag in MARKER_TAGS:
+            continue
+        element = ds.get_item(tag)
+        vr = raw_vr(ds, tag)
+        if vr == "SQ":
+            parts.extend(_gather(item) for item in ds[tag].value or [])
+        elif vr in SWEPT_TEXT_VRS or vr in BINARY_VRS or vr == "UI":
+            value = element.value if element is not None else None
+            if isinstance(value, bytes):
+                parts.append(value)
+            elif value is not None:
+                parts.append(str(value).encode("utf-8"))
+    return b"\n".join(parts)
+
+
 def _may_hit(value: bytes | None, known: KnownValues, uids: dict[str, str]) -> bool:
     """A cheap, conservative pre-check on raw bytes before decoding an element."""
     if not value:
@@ -340,6 +371,8 @@ class _Walk:
     patient_id: str
     patient_name: str
     known: KnownValues
+    decisions: dict[tuple[int, str, bool, Mode, int], Decision]
+    private_decisions: dict[tuple[int, str, str | None, Mode], Decision]
     uids: dict[str, str] = field(default_factory=dict)
 
     def walk(self, ds: Dataset, depth: int, mode: Mode) -> None:
@@ -361,12 +394,18 @@ class _Walk:
                 creator_el = ds.get((group << 16) | (elem >> 8))
                 creator = str(creator_el.value) if creator_el is not None else None
                 vr = raw_vr(ds, tag)
-                decision = decide_private(rules, tag, vr, creator, mode)
+                key = (tag, vr, creator, mode)
+                decision = self.private_decisions.get(key) or self.private_decisions.setdefault(
+                    key, decide_private(rules, tag, vr, creator, mode)
+                )
                 if decision.act is not Act.REMOVE:
                     kept_blocks.add((group, elem >> 8))
             else:
                 vr = raw_vr(ds, tag)
-                decision = decide(rules, tag, vr, depth=depth, mode=mode, types=self.types)
+                skey = (tag, vr, depth > 0, mode, id(self.types))
+                decision = self.decisions.get(skey) or self.decisions.setdefault(
+                    skey, decide(rules, tag, vr, depth=depth, mode=mode, types=self.types)
+                )
             if decision.act is Act.REMOVE:
                 del ds[tag]
             elif decision.act is not Act.KEEP or vr == "SQ":
