@@ -8,6 +8,7 @@ import pytest
 
 from pacsguard.core.keys import ProjectKey
 from pacsguard.sample import AnswerKey, generate
+from test_pack_support import Keys
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,19 @@ def project_key() -> ProjectKey:
 @pytest.fixture(scope="session")
 def other_key() -> ProjectKey:
     return ProjectKey(bytes(range(1, 33)))
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A clean de-identified tree, for the pack tests."""
+    from test_pack_support import clean_tree
+
+    return clean_tree(tmp_path)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Keys:
+    """Recipient identity and signing keys, for the pack tests."""
+    from test_pack_support import make_keys
+
+    return make_keys(tmp_path)

@@ -14,14 +14,9 @@ from typer.testing import CliRunner
 from pacsguard.cli import app
 from pacsguard.core.errors import KeyFileError
 from pacsguard.pack import MANIFEST_NAME, PackRefused
-from test_pack_support import clean_tree, files_of
+from test_pack_support import files_of
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return clean_tree(tmp_path, monkeypatch)
 
 
 def invoke(*args: str | Path) -> str:

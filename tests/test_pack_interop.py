@@ -18,21 +18,11 @@ import pytest
 
 from pacsguard.pack import MANIFEST_NAME, SIGNATURE_NAME, pack, unpack
 from pacsguard.pack.manifest import FileEntry, Preflight, build
-from test_pack_support import Keys, clean_tree, files_of, make_keys
+from test_pack_support import Keys, files_of
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("age") and shutil.which("tar")), reason="needs the age CLI and tar"
 )
-
-
-@pytest.fixture
-def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return clean_tree(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return make_keys(tmp_path)
 
 
 def sh(command: str, cwd: Path | None = None) -> None:

@@ -25,17 +25,7 @@ from pacsguard.pack import (
     scrypt_age,
     unpack,
 )
-from test_pack_support import WORK_FACTOR, Keys, clean_tree, files_of, make_keys, no_leftovers
-
-
-@pytest.fixture
-def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return clean_tree(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return make_keys(tmp_path)
+from test_pack_support import WORK_FACTOR, Keys, files_of, no_leftovers
 
 
 def test_one_recipient_round_trip(tree: Path, keys: Keys, tmp_path: Path) -> None:

@@ -7,16 +7,14 @@ with a ``pacsguard-deid.json`` as docs/contracts.md describes it.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import io
 import json
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyrage
-import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
@@ -77,19 +75,6 @@ def deid_manifest(root: Path, *, quarantine: int = 0, pending: int = 0) -> None:
     (root / "pacsguard-deid.json").write_text(json.dumps(payload, indent=2))
 
 
-@dataclass(frozen=True)
-class _CleanReport:
-    findings: list[object] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.findings
-
-
-def clean_verify(path: Path, *, mapping: Path | None = None, ocr: bool = True) -> _CleanReport:
-    return _CleanReport()
-
-
 def make_tree(root: Path, count: int = 3, rows: int = 16) -> Path:
     for i in range(count):
         write_dicom(root / PATIENT / "2.25.11" / "2.25.12" / f"2.25.{1000 + i}.dcm", i, rows)
@@ -97,12 +82,8 @@ def make_tree(root: Path, count: int = 3, rows: int = 16) -> Path:
     return root
 
 
-def clean_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A clean de-identified tree. Uses the real ``pacsguard.verify.verify`` when it exists;
-    until then a stand-in that finds nothing (the contract's shape)."""
-    verify_module = importlib.import_module("pacsguard.verify")
-    if not hasattr(verify_module, "verify"):
-        monkeypatch.setattr(verify_module, "verify", clean_verify, raising=False)
+def clean_tree(tmp_path: Path) -> Path:
+    """A clean de-identified tree (checked by the real verifier when packed)."""
     return make_tree(tmp_path / "deid-out")
 
 

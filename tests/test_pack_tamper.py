@@ -20,22 +20,10 @@ from pacsguard.pack import (
 )
 from test_pack_support import (
     Keys,
-    clean_tree,
     decrypt_to_members,
-    make_keys,
     no_leftovers,
     reencrypt,
 )
-
-
-@pytest.fixture
-def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    return clean_tree(tmp_path, monkeypatch)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Keys:
-    return make_keys(tmp_path)
 
 
 @pytest.fixture
