@@ -75,15 +75,31 @@ def _parse(text: str, where: str) -> ProjectKey:
     return ProjectKey(material)
 
 
-def load_key(path: Path | None = None) -> ProjectKey:
-    """Load the key from ``path``, else from ``PACSGUARD_KEY_FILE`` or ``PACSGUARD_KEY``."""
-    if path is None and os.environ.get(ENV_KEY_FILE):
-        path = Path(os.environ[ENV_KEY_FILE])
+def read_secret(
+    path: Path | None, *, file_env: str, value_env: str, what: str, option: str, hint: str = ""
+) -> tuple[bytes, str]:
+    """A secret's bytes and where they came from: ``path``, else the file named by
+    ``file_env``, else the value of ``value_env``. Never argv; files must be private."""
+    if path is None and os.environ.get(file_env):
+        path = Path(os.environ[file_env])
     if path is not None:
         if not path.is_file():
-            raise KeyFileError(f"key file {path} does not exist (create one: pacsguard key new)")
+            raise KeyFileError(f"{what} file {path} does not exist{hint}")
         check_private(path)
-        return _parse(path.read_text(encoding="ascii", errors="replace"), f"key file {path}")
-    if os.environ.get(ENV_KEY):
-        return _parse(os.environ[ENV_KEY], f"environment variable {ENV_KEY}")
-    raise KeyFileError(f"no project key: give --key FILE, or set {ENV_KEY_FILE} or {ENV_KEY}")
+        return path.read_bytes(), f"{what} file {path}"
+    if os.environ.get(value_env):
+        return os.environ[value_env].encode(), f"environment variable {value_env}"
+    raise KeyFileError(f"no {what}: give {option} FILE, or set {file_env} or {value_env}")
+
+
+def load_key(path: Path | None = None) -> ProjectKey:
+    """Load the key from ``path``, else from ``PACSGUARD_KEY_FILE`` or ``PACSGUARD_KEY``."""
+    data, where = read_secret(
+        path,
+        file_env=ENV_KEY_FILE,
+        value_env=ENV_KEY,
+        what="project key",
+        option="--key",
+        hint=" (create one: pacsguard key new)",
+    )
+    return _parse(data.decode("ascii", errors="replace"), where)

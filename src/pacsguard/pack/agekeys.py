@@ -7,14 +7,13 @@ file (mode 0600 enforced) or the environment, never from the command line.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyrage
 
-from pacsguard.core.keys import check_private, write_private_file
+from pacsguard.core.keys import read_secret, write_private_file
 from pacsguard.pack.errors import KeyFileError
 
 ENV_IDENTITY_FILE = "PACSGUARD_IDENTITY_FILE"
@@ -66,18 +65,14 @@ def new_identity(path: Path) -> str:
 
 def load_identities(path: Path | None = None) -> list[Identity]:
     """Identities from ``path``, else ``PACSGUARD_IDENTITY_FILE``, else ``PACSGUARD_IDENTITY``."""
-    if path is None and os.environ.get(ENV_IDENTITY_FILE):
-        path = Path(os.environ[ENV_IDENTITY_FILE])
-    if path is not None:
-        if not path.is_file():
-            raise KeyFileError(f"identity file {path} does not exist")
-        check_private(path)
-        return parse_identities(path.read_bytes(), f"identity file {path}")
-    if os.environ.get(ENV_IDENTITY):
-        return parse_identities(os.environ[ENV_IDENTITY].encode(), f"${ENV_IDENTITY}")
-    raise KeyFileError(
-        f"no identity: give --identity FILE, or set {ENV_IDENTITY_FILE} or {ENV_IDENTITY}"
+    data, where = read_secret(
+        path,
+        file_env=ENV_IDENTITY_FILE,
+        value_env=ENV_IDENTITY,
+        what="identity",
+        option="--identity",
     )
+    return parse_identities(data, where)
 
 
 def parse_identities(data: bytes, where: str) -> list[Identity]:
