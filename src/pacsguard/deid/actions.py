@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydicom.dataelem import DataElement
 from pydicom.multival import MultiValue
 from pydicom.uid import UID
@@ -104,9 +106,8 @@ def shift(element: DataElement, days: int) -> None:
     set_values(element, list(shifted))
 
 
-def remap_uids(element: DataElement, remap: dict[str, str], make: object) -> None:
-    """Replace every UID value through ``make`` (a callable str -> str), recording in remap."""
-    assert callable(make)
+def remap_uids(element: DataElement, remap: dict[str, str], make: Callable[[str], str]) -> None:
+    """Replace every UID value through ``make``, recording each pair in ``remap``."""
     out: list[object] = []
     for value in values_of(element):
         original = str(value).strip("\x00 ")
@@ -114,7 +115,7 @@ def remap_uids(element: DataElement, remap: dict[str, str], make: object) -> Non
             continue
         new = remap.get(original)
         if new is None:
-            new = str(make(original))
+            new = make(original)
             remap[original] = new
         out.append(UID(new))
     set_values(element, out)

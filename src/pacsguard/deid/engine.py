@@ -9,7 +9,6 @@ caller quarantines the file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR
@@ -74,7 +73,6 @@ class Transformer:
     rules: Rules
     pseudonymizer: Pseudonymizer
     patients: PatientMapping = field(default_factory=PatientMapping)
-    pixel_hook: Callable[[Dataset], bool] | None = None
     # decide() is pure: its answers are kept for the next file (keys include the IOD).
     _decisions: dict[tuple[int, str, bool, Mode, int], Decision] = field(default_factory=dict)
     _private_decisions: dict[tuple[int, str, str | None, Mode], Decision] = field(
