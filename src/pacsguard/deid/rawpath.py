@@ -1,0 +1,666 @@
+"""A byte-level header rewriter: the engine's output, without building a pydicom Dataset.
+
+``rewrite`` parses an Explicit VR Little Endian header (preamble, File Meta, dataset up to
+Pixel Data), asks the engine's own ``decide`` / ``decide_private`` what to do with each
+element, and re-encodes only the elements that change; the rest are copied as bytes. Its
+output is byte-identical to ``Transformer.transform`` followed by ``fastpath.write_header``.
+Anything it does not fully reproduce (other syntaxes and character sets, policies, strict
+mode, overlays, a sweep hit, values pydicom would re-encode differently, …) is declined:
+``rewrite`` returns None and the caller takes the reference path.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_data_element
+from pydicom.uid import UID
+
+from pacsguard.deid import actions
+from pacsguard.deid.dates import shift_da, shift_dt
+from pacsguard.deid.engine import (
+    BINARY_VRS,
+    BULK_TAGS,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION,
+    MARKER_TAGS,
+    SWEPT_TEXT_VRS,
+    Transformer,
+    _may_hit,
+    _replace_uids,
+    patient_key,
+)
+from pacsguard.deid.options import PIXEL_OPTIONS
+from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private
+from pacsguard.deid.text import KnownValues, _identity_tags, clean_text, sweep_text
+
+UNDEFINED = 0xFFFFFFFF
+ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
+DEFAULT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
+LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
+MULTI_TEXT_VRS = frozenset({"LO", "SH", "UC"})
+SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT"})
+# Written by pydicom's write_string: default encoding, whatever the character set.
+STRING_VRS = frozenset({"AS", "CS", "DA", "DT", "TM", "UR"})
+NUMBER_FORMATS = {
+    "US": "H",
+    "SS": "h",
+    "UL": "I",
+    "SL": "i",
+    "FL": "f",
+    "FD": "d",
+    "SV": "q",
+    "UV": "Q",
+}
+BYTES_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV"})
+KNOWN_VRS = (
+    MULTI_TEXT_VRS
+    | SINGLE_TEXT_VRS
+    | STRING_VRS
+    | BYTES_VRS
+    | NUMBER_FORMATS.keys()
+    | {"AE", "AT", "DS", "IS", "PN", "SQ", "UI", "UN"}
+)
+CHARSETS = {b"": "latin-1", b"ISO_IR 100": "latin-1", b"ISO_IR 192": "utf-8"}
+MAPPING_TAGS = (0x00080050, 0x00100010, 0x00100020, 0x00100030, 0x00080005)
+# Attributes the reference decodes while it reads (pixel checks, names, keys): pydicom then
+# re-encodes them, so copying their bytes is right only when that round trip is exact.
+DECODED_ON_READ = frozenset(
+    {0x00080016, 0x00080018, 0x00280002, 0x00280008, 0x00280010, 0x00280011, 0x00280100}
+)
+NAMING_TAGS = {0x00100020: 0, 0x0020000D: 1, 0x0020000E: 2, 0x00080018: 3, 0x00080016: 4}
+_HEAD = struct.Struct("<HH2sH")
+_LONG = struct.Struct("<HH2s2xI")
+_TAG_LEN = struct.Struct("<HHI")
+
+
+class Declined(Exception):
+    """The file needs the reference path; the reason is a short fixed phrase."""
+
+
+@dataclass(frozen=True)
+class RawResult:
+    header: bytes
+    patient_id: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    mapping: list[tuple[str, str, str]]
+
+
+@dataclass
+class _Element:
+    tag: int
+    vr: str
+    start: int
+    value: int
+    end: int
+    undefined: bool = False
+    items: list[_Item] | None = None
+
+
+@dataclass
+class _Item:
+    undefined: bool
+    elements: list[_Element]
+
+
+@dataclass(frozen=True)
+class _Patient:
+    """What the reference derives from the identifying attributes, cached per raw bytes."""
+
+    known: KnownValues
+    key: str
+    name: str
+    accession: str | None
+    birth: str | None
+    hits: dict[bytes, bool] = field(default_factory=dict, compare=False)
+
+
+_PATIENTS: dict[tuple[bool, bytes], _Patient] = {}
+_MARKERS: dict[frozenset[str], list[tuple[int, bytes]]] = {}
+
+
+def rewrite(header: bytes, transformer: Transformer) -> RawResult | None:
+    """The reference's header bytes and mapping for ``header``; None when declined."""
+    try:
+        return attempt(header, transformer)
+    except Declined:
+        return None
+
+
+def attempt(header: bytes, transformer: Transformer) -> RawResult:
+    """As ``rewrite``, but raises :class:`Declined` with the reason."""
+    _check_rules(transformer)
+    syntax, start = _file_meta(header)
+    elements, end = _Parser(header).dataset(start, len(header), in_item=False)
+    if end != len(header):
+        raise Declined("trailing bytes")
+    top = {e.tag: e for e in elements}
+    charset = _charset(header, top)
+    return _Rewrite(header, transformer, charset, top).run(elements, syntax)
+
+
+def _check_rules(transformer: Transformer) -> None:
+    rules = transformer.rules
+    if rules.policy.rules:
+        raise Declined("policy")
+    if rules.strict:
+        raise Declined("strict")
+    if any(o in PIXEL_OPTIONS for o in rules.options):
+        raise Declined("pixel option")
+
+
+def _file_meta(buf: bytes) -> tuple[str, int]:
+    """The transfer syntax and the offset of the dataset."""
+    if len(buf) < 132 or buf[128:132] != b"DICM":
+        raise Declined("no preamble")
+    pos, syntax = 132, None
+    while pos + 8 <= len(buf) and buf[pos : pos + 2] == b"\x02\x00":
+        _, number, vr, length = _HEAD.unpack_from(buf, pos)
+        value = pos + 8
+        if vr.decode("latin-1") in LONG_VRS:
+            length, value = struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
+        if number == 0x0010:
+            syntax = buf[value : value + length].decode("latin-1").rstrip("\x00 ")
+        pos = value + length
+    if syntax is None or not _explicit_le(syntax):
+        raise Declined("transfer syntax")
+    return syntax, pos
+
+
+def _explicit_le(syntax: str) -> bool:
+    """Explicit VR Little Endian, native or encapsulated: the header is encoded alike."""
+    uid = UID(syntax)
+    if not uid.is_transfer_syntax or uid.is_deflated:
+        return False
+    return not uid.is_implicit_VR and uid.is_little_endian
+
+
+def _charset(buf: bytes, top: dict[int, _Element]) -> str:
+    element = top.get(0x00080005)
+    raw = b"" if element is None else buf[element.value : element.end].rstrip(b" \x00")
+    if raw not in CHARSETS:
+        raise Declined("character set")
+    return CHARSETS[raw]
+
+
+class _Parser:
+    def __init__(self, buf: bytes) -> None:
+        self.buf = buf
+
+    def element(self, pos: int, end: int) -> _Element:
+        buf = self.buf
+        if pos + 8 > end:
+            raise Declined("truncated")
+        group, number, raw_vr, length = _HEAD.unpack_from(buf, pos)
+        tag, vr = (group << 16) | number, raw_vr.decode("latin-1")
+        if vr not in KNOWN_VRS:
+            raise Declined("VR")
+        value = pos + 8
+        if vr in LONG_VRS:
+            if pos + 12 > end:
+                raise Declined("truncated")
+            length, value = struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
+        if length == UNDEFINED:
+            if vr != "SQ":
+                raise Declined("undefined length")
+            items, after = self.items(value, end, None)
+            return _Element(tag, vr, pos, value, after, True, items)
+        if value + length > end:
+            raise Declined("truncated")
+        element = _Element(tag, vr, pos, value, value + length)
+        if vr == "SQ":
+            element.items = self.items(value, value + length, value + length)[0]
+        return element
+
+    def dataset(self, pos: int, end: int, in_item: bool) -> tuple[list[_Element], int]:
+        elements: list[_Element] = []
+        last = -1
+        while pos < end:
+            if in_item and _TAG_LEN.unpack_from(self.buf, pos)[:2] == (0xFFFE, 0xE00D):
+                return elements, pos + 8
+            element = self.element(pos, end)
+            if element.tag <= last:
+                raise Declined("unsorted")
+            if element.tag >> 16 < 0x0008:
+                raise Declined("group below 0008")
+            last = element.tag
+            elements.append(element)
+            pos = element.end
+        if in_item:
+            raise Declined("truncated")
+        return elements, pos
+
+    def items(self, pos: int, end: int, stop: int | None) -> tuple[list[_Item], int]:
+        """Items from ``pos``: up to ``stop`` (defined length) or the delimiter."""
+        items: list[_Item] = []
+        while stop is None or pos < stop:
+            if pos + 8 > end:
+                raise Declined("truncated")
+            group, number, length = _TAG_LEN.unpack_from(self.buf, pos)
+            tag = (group << 16) | number
+            if tag == SEQ_END and stop is None:
+                return items, pos + 8
+            if tag != ITEM:
+                raise Declined("item")
+            if length == UNDEFINED:
+                elements, pos = self.dataset(pos + 8, end, in_item=True)
+                items.append(_Item(True, elements))
+                continue
+            if pos + 8 + length > end:
+                raise Declined("truncated")
+            elements, after = self.dataset(pos + 8, pos + 8 + length, in_item=False)
+            items.append(_Item(False, elements))
+            pos = after
+        if pos != stop:
+            raise Declined("item")
+        return items, pos
+
+
+def _head(tag: int, vr: str, length: int) -> bytes:
+    if vr in LONG_VRS:
+        return _LONG.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+    if length > 0xFFFF:
+        raise Declined("long value")
+    return _HEAD.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
+
+
+def _pad(value: bytes, vr: str) -> bytes:
+    if len(value) % 2:
+        return value + (b"\x00" if vr == "UI" else b" ")
+    return value
+
+
+@dataclass
+class _Codec:
+    """pydicom's decoding and encoding of values, for the VRs handled here."""
+
+    charset: str
+
+    def decode(self, raw: bytes, vr: str) -> list[str]:
+        """``actions.values_of`` of the element as pydicom decodes it."""
+        try:
+            if vr in MULTI_TEXT_VRS:
+                values = [v.rstrip("\x00 ") for v in raw.decode(self.charset).split("\\")]
+            elif vr in SINGLE_TEXT_VRS:
+                values = [raw.decode(self.charset).rstrip("\x00 ")]
+            elif vr == "AE":
+                values = [v.strip() for v in raw.decode("latin-1").split("\\")]
+            elif vr in STRING_VRS or vr == "UI":
+                values = raw.decode("latin-1").rstrip(" \x00").split("\\")
+            else:
+                raise Declined(f"decode {vr}")
+        except UnicodeDecodeError:
+            raise Declined("undecodable") from None
+        return [] if values == [""] else values
+
+    def encode(self, values: list[str], vr: str) -> bytes:
+        if not values:
+            return b""
+        if vr in MULTI_TEXT_VRS or vr in SINGLE_TEXT_VRS or vr == "PN":
+            try:
+                return _pad(b"\\".join(v.encode(self.charset) for v in values), vr)
+            except UnicodeEncodeError:
+                raise Declined("unencodable") from None
+        if vr in STRING_VRS or vr in ("AE", "UI", "DS", "IS"):
+            return _pad("\\".join(values).encode("latin-1"), vr)
+        raise Declined(f"encode {vr}")
+
+    def canonical(self, raw: bytes, vr: str) -> bool:
+        """True when pydicom would write the decoded value back as exactly ``raw``."""
+        if vr in NUMBER_FORMATS:
+            return len(raw) % struct.calcsize(NUMBER_FORMATS[vr]) == 0
+        if vr in BYTES_VRS:
+            return len(raw) % 2 == 0
+        if vr in ("DS", "IS"):
+            return raw == _pad(raw.rstrip(b" "), vr) and b" " not in raw.rstrip(b" ")
+        if vr == "PN":
+            return b"=" not in raw and raw == _pad(raw.rstrip(b"\x00 "), vr)
+        try:
+            return self.encode(self.decode(raw, vr), vr) == raw
+        except Declined:
+            return False
+
+
+def _dummy(raw: bytes, vr: str) -> list[str] | bytes:
+    if vr in NUMBER_FORMATS:
+        return struct.pack("<" + NUMBER_FORMATS[vr], 0)
+    if vr == "AT":
+        return b"\x00\x00\x00\x00"
+    if vr in BYTES_VRS:
+        return b"\x00" * (len(raw) + (len(raw) & 1))
+    if vr not in actions.DUMMY_BY_VR or vr == "UN":
+        raise Declined(f"dummy {vr}")
+    return [str(actions.DUMMY_BY_VR[vr])]
+
+
+@dataclass
+class _Rewrite:
+    buf: bytes
+    transformer: Transformer
+    charset: str
+    top: dict[int, _Element]
+    uids: dict[str, str] = field(default_factory=dict)
+    raw_swept: list[tuple[str, bytes]] = field(default_factory=list)
+    new_swept: list[tuple[str, list[str]]] = field(default_factory=list)
+    naming: list[str] = field(default_factory=lambda: ["", "", "", "", ""])
+    # Top-level attributes the reference may decode: copied only if the round trip is exact.
+    exact_tags: set[int] = field(default_factory=lambda: set(DECODED_ON_READ))
+
+    def __post_init__(self) -> None:
+        self.codec = _Codec(self.charset)
+        options = self.transformer.rules.options
+        self.patient = self._patient("retain-institution-identity" not in options)
+        explicit = self.transformer.patients.get(self.patient.key)
+        pseudo = self.transformer.pseudonymizer
+        self.pid = explicit[0] if explicit else pseudo.patient_id(self.patient.key)
+        self.pname = explicit[1] if explicit else pseudo.patient_name(self.patient.key)
+        self.offset = pseudo.date_offset_days(self.patient.key)
+        sop_class = self._top_value(0x00080016)
+        self.sop_class = sop_class[0] if sop_class else None
+        self.types = self.transformer.rules.iod_types(self.sop_class)
+
+    def _top_value(self, tag: int) -> list[str]:
+        element = self.top.get(tag)
+        if element is None:
+            return []
+        return self.codec.decode(self.buf[element.value : element.end], element.vr)
+
+    def _patient(self, institution: bool) -> _Patient:
+        tags = sorted({*_identity_tags(), *MAPPING_TAGS})
+        found = [self.top[t] for t in tags if t in self.top]
+        raw = b"".join(self.buf[e.start : e.end] for e in found)
+        cached = _PATIENTS.get((institution, raw))
+        if cached is None:
+            if len(_PATIENTS) >= 4096:
+                _PATIENTS.clear()
+            cached = _PATIENTS[(institution, raw)] = _build_patient(raw, institution)
+        self.exact_tags |= {e.tag for e in found}
+        return cached
+
+    def _exact(self, element: _Element) -> bool:
+        return self.codec.canonical(self.buf[element.value : element.end], element.vr)
+
+    # --- the walk ------------------------------------------------------------------
+    def run(self, elements: list[_Element], syntax: str) -> RawResult:
+        if any(0x6000 <= tag >> 16 <= 0x60FF for tag in self.top):
+            raise Declined("overlay")
+        if any(tag in MARKER_TAGS for tag in self.top):
+            raise Declined("markers present")
+        body = self.level(elements, 0, Mode.NORMAL, top=True)
+        self._sweep()
+        body.extend(_markers(self.transformer))
+        body.sort(key=lambda pair: pair[0])
+        sop_uid, sop_class = self.naming[3], self.naming[4]
+        if not sop_uid or "\\" in sop_uid + sop_class:
+            raise Declined("SOP Instance UID")
+        if not sop_class and 0x00080016 in self.top:
+            raise Declined("SOP Class UID")
+        meta = _meta(sop_class or DEFAULT_SOP_CLASS, sop_uid, syntax)
+        header = b"\x00" * 128 + b"DICM" + meta + b"".join(part for _, part in body)
+        pid, study, series = self.naming[:3]
+        return RawResult(header, pid, study, series, sop_uid, self._mapping())
+
+    def _mapping(self) -> list[tuple[str, str, str]]:
+        patient, pseudo = self.patient, self.transformer.pseudonymizer
+        rows = [("patient-id", patient.key, self.pid), ("patient-name", patient.name, self.pname)]
+        if patient.accession is not None:
+            rows.append(("accession", patient.accession, pseudo.accession(patient.accession)))
+        if patient.birth is not None:
+            rows.append(("birth-date", patient.birth, ""))
+        options = self.transformer.rules.options
+        if "retain-long-modified-dates" in options:
+            rows.append(("date-offset", patient.key, str(self.offset)))
+        if "retain-uids" not in options:
+            rows.extend(("uid", old, new) for old, new in self.uids.items())
+        return rows
+
+    def level(
+        self, elements: list[_Element], depth: int, mode: Mode, top: bool = False
+    ) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = []
+        kept_blocks: set[tuple[int, int]] = set()
+        creators: dict[tuple[int, int], _Element] = {}
+        by_tag = {e.tag: e for e in elements}
+        for element in elements:
+            tag = element.tag
+            group, number = tag >> 16, tag & 0xFFFF
+            if group & 1:
+                if 0x0010 <= number <= 0x00FF:
+                    creators[(group, number)] = element
+                    continue
+                if number < 0x0010:
+                    continue
+                decision = self._private(element, by_tag.get((group << 16) | (number >> 8)), mode)
+                if decision.act is not Act.REMOVE:
+                    kept_blocks.add((group, number >> 8))
+            else:
+                decision = self._decide(element, depth, mode)
+            if decision.act is Act.REMOVE:
+                continue
+            encoded = self.encode(element, decision, depth, top)
+            if encoded is not None:
+                out.append((tag, encoded))
+        for (group, block), creator in creators.items():
+            if (group, block) in kept_blocks:
+                out.append((creator.tag, self._copy(creator, depth, exact=True)))
+        out.sort(key=lambda pair: pair[0])
+        return out
+
+    def _decide(self, element: _Element, depth: int, mode: Mode) -> Decision:
+        rules, types = self.transformer.rules, self.types
+        key = (element.tag, element.vr, depth > 0, mode, id(types))
+        cache = self.transformer._decisions
+        found = cache.get(key)
+        if found is None:
+            found = decide(rules, element.tag, element.vr, depth=depth, mode=mode, types=types)
+            cache[key] = found
+        return found
+
+    def _private(self, element: _Element, creator_el: _Element | None, mode: Mode) -> Decision:
+        creator = None
+        if creator_el is not None:
+            raw = self.buf[creator_el.value : creator_el.end]
+            values = self.codec.decode(raw, creator_el.vr) if creator_el.vr == "LO" else None
+            if values is None or len(values) > 1:
+                raise Declined("private creator")
+            creator = values[0] if values else ""
+        key = (element.tag, element.vr, creator, mode)
+        cache = self.transformer._private_decisions
+        found = cache.get(key)
+        if found is None:
+            found = decide_private(self.transformer.rules, element.tag, element.vr, creator, mode)
+            cache[key] = found
+        return found
+
+    def _copy(self, element: _Element, depth: int, exact: bool = False) -> bytes:
+        """The element's own bytes (``exact``: the reference decoded it on the way)."""
+        tag = element.tag
+        if (exact or (depth == 0 and tag in self.exact_tags)) and not self._exact(element):
+            raise Declined("non-canonical value decoded by the reference")
+        swept = element.vr in SWEPT_TEXT_VRS or element.vr in BINARY_VRS or element.vr == "UI"
+        if swept and tag not in BULK_TAGS and tag not in MARKER_TAGS:
+            self.raw_swept.append((element.vr, self.buf[element.value : element.end]))
+        if depth == 0 and tag in NAMING_TAGS:
+            self.naming[NAMING_TAGS[tag]] = "\\".join(self._top_value(tag))
+        return self.buf[element.start : element.end]
+
+    def encode(self, element: _Element, decision: Decision, depth: int, top: bool) -> bytes | None:
+        """The element's bytes after the decision; None when it is deleted."""
+        act, vr = decision.act, element.vr
+        if vr == "SQ":
+            return self._sequence(element, decision, depth)
+        if act is Act.KEEP:
+            return self._copy(element, depth)
+        if vr == "UN":
+            raise Declined("UN value changed")
+        values = self._values(element, act)
+        if values is None:
+            return None
+        if isinstance(values, bytes):
+            encoded = values
+        else:
+            encoded = self.codec.encode(values, vr)
+            if vr in SWEPT_TEXT_VRS or vr == "UI":
+                self.new_swept.append((vr, values))
+        if top and element.tag in NAMING_TAGS and not isinstance(values, bytes):
+            self.naming[NAMING_TAGS[element.tag]] = "\\".join(values)
+        return _head(element.tag, vr, len(encoded)) + encoded
+
+    def _values(self, element: _Element, act: Act) -> list[str] | bytes | None:
+        """New values (or encoded bytes) of a non-sequence element."""
+        vr, raw = element.vr, self.buf[element.value : element.end]
+        pseudo = self.transformer.pseudonymizer
+        if act is Act.EMPTY:
+            return b""
+        if act is Act.DUMMY:
+            return _dummy(raw, vr)
+        if act is Act.PATIENT_ID:
+            return [self.pid]
+        if act is Act.PATIENT_NAME:
+            return [self.pname]
+        if act is Act.UID and vr == "UI":
+            return self._uids(self.codec.decode(raw, vr))
+        if act is Act.SHIFT and vr in ("DA", "DT"):
+            return self._shift(self.codec.decode(raw, vr), vr)
+        if act is Act.CLEAN and vr == "PN":
+            return _dummy(raw, vr)
+        if act is Act.CLEAN and (vr in MULTI_TEXT_VRS or vr in SINGLE_TEXT_VRS):
+            known = self.patient.known
+            return [actions.fit(clean_text(v, known), vr) for v in self.codec.decode(raw, vr)]
+        if act is Act.ACCESSION:
+            values = self.codec.decode(raw, vr)
+            return [pseudo.accession(values[0])] if values else []
+        raise Declined(f"act {act.value} on {vr}")
+
+    def _uids(self, values: list[str]) -> list[str]:
+        out = []
+        for value in values:
+            original = value.strip("\x00 ")
+            if not original:
+                continue
+            new = self.uids.get(original)
+            if new is None:
+                new = self.uids[original] = self.transformer.pseudonymizer.uid(original)
+            out.append(new)
+        return out
+
+    def _shift(self, values: list[str], vr: str) -> list[str]:
+        fn = shift_da if vr == "DA" else shift_dt
+        shifted = [fn(v, self.offset) for v in values]
+        if any(s is None for s in shifted):
+            return []
+        return [s for s in shifted if s is not None]
+
+    def _sequence(self, element: _Element, decision: Decision, depth: int) -> bytes | None:
+        act = decision.act
+        if act is Act.REPLACE:
+            return None
+        parts: list[bytes] = []
+        if act is not Act.EMPTY:
+            for item in element.items or []:
+                body = b"".join(p for _, p in self.level(item.elements, depth + 1, decision.mode))
+                if item.undefined:  # pydicom keeps an item's undefined length and delimiter
+                    parts.append(_TAG_LEN.pack(0xFFFE, 0xE000, UNDEFINED) + body)
+                    parts.append(_TAG_LEN.pack(0xFFFE, 0xE00D, 0))
+                else:
+                    parts.append(_TAG_LEN.pack(0xFFFE, 0xE000, len(body)) + body)
+        content = b"".join(parts)
+        if element.undefined:
+            end = _TAG_LEN.pack(0xFFFE, 0xE0DD, 0)
+            return _head(element.tag, "SQ", UNDEFINED) + content + end
+        return _head(element.tag, "SQ", len(content)) + content
+
+    # --- the sweep -------------------------------------------------------------------
+    def _sweep(self) -> None:
+        """Decline when the reference's final sweep could change or decode anything.
+
+        Element by element, as the reference's own per-element pre-check, with the
+        known-value part cached per patient (slices of a series repeat their values)."""
+        for vr, raw in self.raw_swept:
+            if self._uid_hit(raw.decode("latin-1")) or self._known_hit(raw):
+                self._sweep_raw(vr, raw)  # the reference decodes it, then sweeps it
+        for vr, values in self.new_swept:
+            self._sweep_values(vr, values)
+
+    def _known_hit(self, raw: bytes) -> bool:
+        hits = self.patient.hits
+        hit = hits.get(raw)
+        if hit is None:
+            if len(hits) >= 4096:
+                hits.clear()
+            hit = hits[raw] = _may_hit(raw, self.patient.known, {})
+        return hit
+
+    def _uid_hit(self, text: str) -> bool:
+        return "." in text and any(uid in text for uid in self.uids)
+
+    def _sweep_raw(self, vr: str, raw: bytes) -> None:
+        if vr in BINARY_VRS or vr == "PN" or not self.codec.canonical(raw, vr):
+            raise Declined("sweep")
+        self._sweep_values(vr, self.codec.decode(raw, vr))
+
+    def _sweep_values(self, vr: str, values: list[str]) -> None:
+        known, uids = self.patient.known, self.uids
+        for value in values:
+            if vr == "UI":
+                if value in uids:
+                    raise Declined("sweep")
+                continue
+            if not self._uid_hit(value) and not self._known_hit(value.encode()):
+                continue
+            if _replace_uids(sweep_text(value, known), uids) != value:
+                raise Declined("sweep")
+
+
+def _build_patient(raw: bytes, institution: bool) -> _Patient:
+    """Decode the identifying attributes with pydicom, as the reference does."""
+    ds = read_dataset(io.BytesIO(raw), is_implicit_VR=False, is_little_endian=True)
+    known = KnownValues.from_dataset(ds, institution=institution)
+    accession = str(ds.AccessionNumber) if ds.get("AccessionNumber") else None
+    birth = str(ds.PatientBirthDate) if ds.get("PatientBirthDate") else None
+    return _Patient(known, patient_key(ds), str(ds.get("PatientName", "")), accession, birth)
+
+
+def _markers(transformer: Transformer) -> list[tuple[int, bytes]]:
+    """The four conformance markers, encoded as the reference writes them (per options)."""
+    options = transformer.rules.options
+    cached = _MARKERS.get(options)
+    if cached is None:
+        ds = Dataset()
+        transformer._mark(ds)
+        cached = []
+        for tag in sorted(MARKER_TAGS):
+            fp = DicomBytesIO()
+            fp.is_little_endian, fp.is_implicit_VR = True, False
+            write_data_element(fp, ds[tag])
+            cached.append((tag, fp.getvalue()))
+        _MARKERS[options] = cached
+    return cached
+
+
+def _ui(tag: int, uid: str) -> bytes:
+    value = _pad(uid.encode("latin-1"), "UI")
+    return _head(tag, "UI", len(value)) + value
+
+
+def _meta(sop_class: str, sop_uid: str, syntax: str) -> bytes:
+    """The File Meta group as ``write_file_meta_info(enforce_standard=True)`` writes it."""
+    version = _pad(IMPLEMENTATION_VERSION.encode("latin-1"), "SH")
+    body = b"".join(
+        [
+            _head(0x00020001, "OB", 2) + b"\x00\x01",
+            _ui(0x00020002, sop_class),
+            _ui(0x00020003, sop_uid),
+            _ui(0x00020010, syntax),
+            _ui(0x00020012, IMPLEMENTATION_CLASS_UID),
+            _head(0x00020013, "SH", len(version)) + version,
+        ]
+    )
+    return _head(0x00020000, "UL", 4) + struct.pack("<I", len(body)) + body

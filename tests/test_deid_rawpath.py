@@ -1,0 +1,189 @@
+"""The byte-level header rewriter: wherever it accepts a file, the engine's exact bytes."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+
+import pacsguard.deid.pipeline  # noqa: F401  (pydicom settings of a real run)
+from pacsguard.core.keys import ProjectKey
+from pacsguard.core.pseudonym import Pseudonymizer
+from pacsguard.deid import fastpath, rawpath
+from pacsguard.deid.engine import Transformer
+from pacsguard.deid.plan import Rules
+from pacsguard.sample import AnswerKey
+from pacsguard.sample.corpus import generate_ct_corpus
+
+OPTION_SETS = [
+    (),
+    ("retain-long-modified-dates", "clean-descriptors", "clean-structured-content"),
+    (
+        "retain-uids",
+        "retain-device-identity",
+        "retain-institution-identity",
+        "retain-patient-characteristics",
+        "retain-long-full-dates",
+    ),
+    ("retain-safe-private",),
+    ("clean-graphics",),
+]
+NAMING = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+
+
+def _transformer(options: tuple[str, ...]) -> Transformer:
+    return Transformer(
+        Rules(options=frozenset(options)), Pseudonymizer(ProjectKey(bytes(range(32))))
+    )
+
+
+def _header(source: fastpath.Source, path: Path) -> bytes:
+    data = path.read_bytes()
+    return data[: source.pixels.offset] if source.pixels is not None else data
+
+
+def _check(path: Path, ref: Transformer, raw: Transformer, raw_first: bool) -> str | None:
+    """None when rewrite() matched the reference exactly; else the reason it declined."""
+    source = fastpath.open_fast(path)
+    if source is None:
+        return "not on the fast path"
+    header = _header(source, path)
+    got: rawpath.RawResult | str
+    if raw_first:
+        got = _attempt(header, raw)
+    result = ref.transform(source.dataset, file_meta=source.file_meta)
+    if not raw_first:
+        got = _attempt(header, raw)
+    if isinstance(got, str):
+        return got
+    buf = io.BytesIO()
+    fastpath.write_header(result.dataset, buf)
+    assert got.header == buf.getvalue(), path
+    names = [str(result.dataset.get(k, "") or "") for k in NAMING]
+    assert [got.patient_id, got.study_uid, got.series_uid, got.sop_uid] == names
+    assert got.mapping == result.mapping
+    return None
+
+
+def _attempt(header: bytes, transformer: Transformer) -> rawpath.RawResult | str:
+    try:
+        return rawpath.attempt(header, transformer)
+    except rawpath.Declined as exc:
+        return str(exc)
+
+
+def _run(files: list[Path], options: tuple[str, ...]) -> Counter[str]:
+    ref, raw = _transformer(options), _transformer(options)
+    reasons: Counter[str] = Counter()
+    for number, path in enumerate(files):
+        reasons[_check(path, ref, raw, raw_first=bool(number % 2)) or "handled"] += 1
+    print(f"\n{options or '(no options)'}: {dict(reasons)}")
+    return reasons
+
+
+@pytest.fixture(scope="module")
+def ct_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("ct")
+    generate_ct_corpus(root, files=60, rows=64, cols=64)
+    return sorted(root.rglob("*.dcm"))
+
+
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_sample_corpus_byte_identical(
+    sample_corpus: tuple[Path, AnswerKey], options: tuple[str, ...]
+) -> None:
+    reasons = _run(sorted(sample_corpus[0].rglob("*.dcm")), options)
+    assert reasons["handled"] > 0
+
+
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_ct_corpus_byte_identical(ct_corpus: list[Path], options: tuple[str, ...]) -> None:
+    _run(ct_corpus, options)
+
+
+def test_ct_corpus_coverage(ct_corpus: list[Path]) -> None:
+    reasons = _run(ct_corpus, ())
+    assert reasons["handled"] >= 0.95 * len(ct_corpus)
+
+
+# --- edge cases: one CT slice, changed with pydicom, must match or be declined ---------
+def _mutated(path: Path, tmp: Path, change: Callable[[Dataset], None]) -> Path:
+    ds = pydicom.dcmread(path)
+    change(ds)
+    out = tmp / "mutated.dcm"
+    ds.save_as(out, enforce_file_format=True)
+    return out
+
+
+def _padded(keyword: str, raw: bytes) -> Callable[[Dataset], None]:
+    """Store ``raw`` as the value bytes, bypassing pydicom's normalisation."""
+
+    def change(ds: Dataset) -> None:
+        ds[keyword].value = raw
+
+    return change
+
+
+def _defined_lengths(ds: Dataset) -> None:
+    for element in ds.iterall():
+        if element.VR == "SQ":
+            element.is_undefined_length = False
+            for item in element.value:
+                item.is_undefined_length_sequence_item = True
+
+
+def _latin1(ds: Dataset) -> None:
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = "MÜLLER^JOSÉ"
+    ds.StudyDescription = "Thorax Müller José"
+
+
+def _odd_values(ds: Dataset) -> None:
+    ds.add_new(0x00080000, "UL", 0)  # a group length: removed
+    ds.AccessionNumber = ""
+    ds.AcquisitionDateTime = "20200102101010+0100"
+    ds.FrameOfReferenceUID = "1.2.3.45"
+    ds.add_new(0x00091100, "UN", b"\x01\x02")
+
+
+MUTATIONS: dict[str, Callable[[Dataset], None]] = {
+    "defined lengths": _defined_lengths,
+    "latin-1": _latin1,
+    "odd values": _odd_values,
+    "padded kept text": _padded("Manufacturer", b"ACME Medical  "),
+    "padded identity": _padded("InstitutionName", b"Hopital Nord  "),
+    "padded creator": _padded((0x0019, 0x0010), b"ACME_GEOM 2.1   "),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_edge_cases_match_or_decline(
+    ct_corpus: list[Path], tmp_path: Path, name: str, options: tuple[str, ...]
+) -> None:
+    path = _mutated(ct_corpus[0], tmp_path, MUTATIONS[name])
+    for raw_first in (True, False):
+        _check(path, _transformer(options), _transformer(options), raw_first)
+
+
+def test_sweep_hit_is_declined(ct_corpus: list[Path], tmp_path: Path) -> None:
+    def leak(ds: Dataset) -> None:
+        ds.Manufacturer = str(ds.PatientName).split("^")[0]
+
+    path = _mutated(ct_corpus[0], tmp_path, leak)
+    assert _check(path, _transformer(()), _transformer(()), raw_first=True) == "sweep"
+
+
+def test_declines_what_it_does_not_handle(ct_corpus: list[Path], tmp_path: Path) -> None:
+    def implicit(ds: Dataset) -> None:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+
+    path = _mutated(ct_corpus[0], tmp_path, implicit)
+    assert rawpath.rewrite(path.read_bytes(), _transformer(())) is None
+    strict = Transformer(Rules(strict=True), Pseudonymizer(ProjectKey(bytes(range(32)))))
+    assert rawpath.rewrite(ct_corpus[0].read_bytes(), strict) is None
