@@ -455,3 +455,39 @@ def test_fast_header_writer_matches_pydicom_byte_for_byte(
         assert fast.getvalue() == reference.getvalue(), path.name
         checked += 1
     assert checked == sample_corpus[1].totals.instances
+
+
+@pytest.mark.parametrize(
+    "options", [frozenset(), frozenset({"retain-long-modified-dates", "clean-descriptors"})]
+)
+def test_byte_level_rewriter_changes_no_output_byte(
+    options: frozenset[str],
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pacsguard.deid import rawpath
+    from pacsguard.sample import generate_ct_corpus
+
+    src = tmp_path / "src"
+    shutil.copytree(sample_corpus[0], src / "sample")
+    generate_ct_corpus(src / "ct", files=40, rows=32, cols=32)
+    (src / "ct" / "corpus.json").unlink(missing_ok=True)
+    used = []
+    original = rawpath.rewrite
+
+    def counting(header: bytes, transformer: object) -> object:
+        result = original(header, transformer)  # type: ignore[arg-type]
+        used.append(result is not None)
+        return result
+
+    config = DeidConfig(jobs=1, options=options)  # one process: the counter stays visible
+    monkeypatch.setattr(rawpath, "rewrite", counting)
+    deidentify([src], tmp_path / "raw", key=project_key, config=config)
+    monkeypatch.setattr(rawpath, "rewrite", lambda header, transformer: None)
+    deidentify([src], tmp_path / "ref", key=project_key, config=config)
+    raw = {p.relative_to(tmp_path / "raw"): p.read_bytes() for p in outputs(tmp_path / "raw")}
+    ref = {p.relative_to(tmp_path / "ref"): p.read_bytes() for p in outputs(tmp_path / "ref")}
+    assert raw == ref
+    assert sum(used) >= 40

@@ -74,8 +74,8 @@ class Transformer:
     pseudonymizer: Pseudonymizer
     patients: PatientMapping = field(default_factory=PatientMapping)
     # decide() is pure: its answers are kept for the next file (keys include the IOD).
-    _decisions: dict[tuple[int, str, bool, Mode, int], Decision] = field(default_factory=dict)
-    _private_decisions: dict[tuple[int, str, str | None, Mode], Decision] = field(
+    decision_cache: dict[tuple[int, str, bool, Mode, int], Decision] = field(default_factory=dict)
+    private_decision_cache: dict[tuple[int, str, str | None, Mode], Decision] = field(
         default_factory=dict
     )
 
@@ -96,8 +96,8 @@ class Transformer:
             patient_id=pid,
             patient_name=pname,
             known=known,
-            decisions=self._decisions,
-            private_decisions=self._private_decisions,
+            decisions=self.decision_cache,
+            private_decisions=self.private_decision_cache,
         )
         mapping = [
             ("patient-id", key, pid),
@@ -115,12 +115,12 @@ class Transformer:
         _drop_orphan_overlays(ds)
         if "retain-uids" not in options:
             mapping.extend(("uid", old, new) for old, new in state.uids.items())
-        self._mark(ds)
+        self.mark(ds)
         self._sweep(ds, known, state.uids)
         ds.file_meta = self._file_meta(ds, file_meta)
         return Result(ds, pid, mapping)
 
-    def _mark(self, ds: Dataset) -> None:
+    def mark(self, ds: Dataset) -> None:
         """PS3.15 E.1.1 conformance markers: identity removed, method, CID 7050 codes."""
         codes = load_cid7050()
         options = sorted(o for o in self.rules.options if o in codes and o not in PIXEL_OPTIONS)
@@ -159,7 +159,7 @@ class Transformer:
         if not known and not uids:
             return
         plain = _plain_charset(ds)
-        if top and plain and not _may_hit(_gather(ds), known, uids):
+        if top and plain and not may_hit(_gather(ds), known, uids):
             return  # one look at all the text at once: the common case ends here
         for tag_obj in list(ds.keys()):
             tag = int(tag_obj)
@@ -173,7 +173,7 @@ class Transformer:
             if vr not in SWEPT_TEXT_VRS and vr not in BINARY_VRS and vr != "UI":
                 continue
             raw = ds.get_item(tag)
-            if plain and isinstance(raw, RawDataElement) and not _may_hit(raw.value, known, uids):
+            if plain and isinstance(raw, RawDataElement) and not may_hit(raw.value, known, uids):
                 continue  # nothing to find: leave the element undecoded
             self._sweep_element(ds, ds[tag], known, uids)
 
@@ -200,7 +200,7 @@ class Transformer:
                 out.append(UID(uids.get(text, text)) if text in uids else value)
                 changed |= text in uids
                 continue
-            cleaned = _replace_uids(sweep_text(text, known), uids)
+            cleaned = replace_uids(sweep_text(text, known), uids)
             if cleaned != text:
                 changed = True
                 if vr in FORMATTED_VRS:
@@ -340,7 +340,7 @@ def _gather(ds: Dataset) -> bytes:
     return b"\n".join(parts)
 
 
-def _may_hit(value: bytes | None, known: KnownValues, uids: dict[str, str]) -> bool:
+def may_hit(value: bytes | None, known: KnownValues, uids: dict[str, str]) -> bool:
     """A cheap, conservative pre-check on raw bytes before decoding an element."""
     if not value:
         return False
@@ -352,7 +352,7 @@ def _may_hit(value: bytes | None, known: KnownValues, uids: dict[str, str]) -> b
     return contains_known(text, known) or contains_known(value.decode("utf-8", "replace"), known)
 
 
-def _replace_uids(text: str, uids: dict[str, str]) -> str:
+def replace_uids(text: str, uids: dict[str, str]) -> str:
     if "." not in text or not uids:
         return text
     for old, new in uids.items():

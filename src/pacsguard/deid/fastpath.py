@@ -89,7 +89,7 @@ def _read(handle: BinaryIO, stop_before_pixels: bool) -> Dataset:
     return ds
 
 
-def _element_end(handle: BinaryIO, offset: int, implicit: bool, size: int) -> int | None:
+def element_end(handle: BinaryIO, offset: int, implicit: bool, size: int) -> int | None:
     """End offset of the Pixel Data element starting at ``offset``; None if malformed."""
     handle.seek(offset)
     head = handle.read(12)
@@ -144,7 +144,7 @@ def open_fast(path: Path) -> Source | None:
             if "Rows" in ds:
                 raise UnreadableError("truncated file: an image without Pixel Data")
             return Source(ds, meta, path, None, implicit)
-        end = _element_end(handle, offset, implicit, size)
+        end = element_end(handle, offset, implicit, size)
     if end is None or end < size:
         return None  # not a plain trailing Pixel Data: let the full reader judge
     if end > size:
@@ -252,5 +252,10 @@ def write(source: Source, ds: Dataset, handle: BinaryIO) -> None:
     if source.pixels is None or source.path is None:
         return
     handle.flush()
-    with source.path.open("rb") as src:
-        _copy_range(src.fileno(), handle.fileno(), source.pixels.offset, source.pixels.length)
+    copy_pixels(source.path, handle, source.pixels)
+
+
+def copy_pixels(path: Path, handle: BinaryIO, pixels: PixelSpan) -> None:
+    """Append the Pixel Data element's bytes of ``path`` to ``handle``, by the kernel."""
+    with path.open("rb") as src:
+        _copy_range(src.fileno(), handle.fileno(), pixels.offset, pixels.length)

@@ -31,13 +31,13 @@ from pacsguard.deid.engine import (
     MARKER_TAGS,
     SWEPT_TEXT_VRS,
     Transformer,
-    _may_hit,
-    _replace_uids,
+    may_hit,
     patient_key,
+    replace_uids,
 )
 from pacsguard.deid.options import PIXEL_OPTIONS
 from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private
-from pacsguard.deid.text import KnownValues, _identity_tags, clean_text, sweep_text
+from pacsguard.deid.text import KnownValues, clean_text, identity_tags, sweep_text
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -137,7 +137,7 @@ def rewrite(header: bytes, transformer: Transformer) -> RawResult | None:
 def attempt(header: bytes, transformer: Transformer) -> RawResult:
     """As ``rewrite``, but raises :class:`Declined` with the reason."""
     _check_rules(transformer)
-    syntax, start = _file_meta(header)
+    syntax, start = file_meta(header)
     elements, end = _Parser(header).dataset(start, len(header), in_item=False)
     if end != len(header):
         raise Declined("trailing bytes")
@@ -156,7 +156,7 @@ def _check_rules(transformer: Transformer) -> None:
         raise Declined("pixel option")
 
 
-def _file_meta(buf: bytes) -> tuple[str, int]:
+def file_meta(buf: bytes) -> tuple[str, int]:
     """The transfer syntax and the offset of the dataset."""
     if len(buf) < 132 or buf[128:132] != b"DICM":
         raise Declined("no preamble")
@@ -373,7 +373,7 @@ class _Rewrite:
         return self.codec.decode(self.buf[element.value : element.end], element.vr)
 
     def _patient(self, institution: bool) -> _Patient:
-        tags = sorted({*_identity_tags(), *MAPPING_TAGS})
+        tags = sorted({*identity_tags(), *MAPPING_TAGS})
         found = [self.top[t] for t in tags if t in self.top]
         raw = b"".join(self.buf[e.start : e.end] for e in found)
         cached = _PATIENTS.get((institution, raw))
@@ -456,7 +456,7 @@ class _Rewrite:
     def _decide(self, element: _Element, depth: int, mode: Mode) -> Decision:
         rules, types = self.transformer.rules, self.types
         key = (element.tag, element.vr, depth > 0, mode, id(types))
-        cache = self.transformer._decisions
+        cache = self.transformer.decision_cache
         found = cache.get(key)
         if found is None:
             found = decide(rules, element.tag, element.vr, depth=depth, mode=mode, types=types)
@@ -472,7 +472,7 @@ class _Rewrite:
                 raise Declined("private creator")
             creator = values[0] if values else ""
         key = (element.tag, element.vr, creator, mode)
-        cache = self.transformer._private_decisions
+        cache = self.transformer.private_decision_cache
         found = cache.get(key)
         if found is None:
             found = decide_private(self.transformer.rules, element.tag, element.vr, creator, mode)
@@ -595,7 +595,7 @@ class _Rewrite:
         if hit is None:
             if len(hits) >= 4096:
                 hits.clear()
-            hit = hits[raw] = _may_hit(raw, self.patient.known, {})
+            hit = hits[raw] = may_hit(raw, self.patient.known, {})
         return hit
 
     def _uid_hit(self, text: str) -> bool:
@@ -615,7 +615,7 @@ class _Rewrite:
                 continue
             if not self._uid_hit(value) and not self._known_hit(value.encode()):
                 continue
-            if _replace_uids(sweep_text(value, known), uids) != value:
+            if replace_uids(sweep_text(value, known), uids) != value:
                 raise Declined("sweep")
 
 
@@ -634,7 +634,7 @@ def _markers(transformer: Transformer) -> list[tuple[int, bytes]]:
     cached = _MARKERS.get(options)
     if cached is None:
         ds = Dataset()
-        transformer._mark(ds)
+        transformer.mark(ds)
         cached = []
         for tag in sorted(MARKER_TAGS):
             fp = DicomBytesIO()
@@ -664,3 +664,58 @@ def _meta(sop_class: str, sop_uid: str, syntax: str) -> bytes:
         ]
     )
     return _head(0x00020000, "UL", 4) + struct.pack("<I", len(body)) + body
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where Pixel Data starts in a file, and what its native length must at least be."""
+
+    pixel_offset: int  # the file's size when there is no Pixel Data
+    compressed: bool
+    has_rows: bool
+    expected_native: int | None
+
+
+IMAGE_TAGS = {0x00280002: "SamplesPerPixel", 0x00280008: "NumberOfFrames", 0x00280010: "Rows",
+              0x00280011: "Columns", 0x00280100: "BitsAllocated"}  # fmt: skip
+
+
+def layout(prefix: bytes, size: int) -> Layout | None:
+    """Walk the top-level elements of an Explicit VR Little Endian file's first bytes to
+    Pixel Data; None when the prefix does not reach it or the file is not of that kind."""
+    try:
+        syntax, pos = file_meta(prefix)
+    except Declined:
+        return None
+    parser, values = _Parser(prefix), dict[str, int | None]()
+    while pos < len(prefix):
+        if pos + 4 <= len(prefix) and struct.unpack_from("<HH", prefix, pos) == (0x7FE0, 0x0010):
+            break
+        try:
+            element = parser.element(pos, len(prefix))
+        except Declined:
+            return None
+        if element.tag in IMAGE_TAGS:
+            values[IMAGE_TAGS[element.tag]] = _image_value(prefix, element)
+        pos = element.end
+    else:
+        if len(prefix) < size:
+            return None  # the header runs past what was read
+        pos = size
+    expected = None
+    rows, cols, allocated = (values.get(k) for k in ("Rows", "Columns", "BitsAllocated"))
+    if rows is not None and cols is not None and allocated is not None:
+        frames = values.get("NumberOfFrames") or 1
+        samples = values.get("SamplesPerPixel") or 1
+        expected = (rows * cols * allocated * samples * frames + 7) // 8
+    return Layout(pos, UID(syntax).is_compressed, "Rows" in values, expected)
+
+
+def _image_value(buf: bytes, element: _Element) -> int | None:
+    raw = buf[element.value : element.end]
+    try:
+        if element.vr == "US" and len(raw) >= 2:
+            return int(struct.unpack_from("<H", raw)[0])
+        return int(raw.decode("ascii").strip(" \x00") or 0)
+    except (ValueError, UnicodeDecodeError):
+        return None

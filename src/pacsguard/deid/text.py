@@ -164,7 +164,7 @@ _KNOWN_CACHE: dict[tuple[bool, tuple[tuple[int, bytes], ...]], KnownValues] = {}
 
 
 @cache
-def _identity_tags() -> tuple[int, ...]:
+def identity_tags() -> tuple[int, ...]:
     words = [w for kind in load_identifying_keywords().values() for w in kind]
     tags = [tag_for_keyword(w) for w in [*words, "OtherPatientIDsSequence", "SpecificCharacterSet"]]
     return tuple(sorted({t for t in tags if t is not None}))
@@ -173,7 +173,7 @@ def _identity_tags() -> tuple[int, ...]:
 def _raw_identity(ds: Dataset) -> tuple[tuple[int, bytes], ...]:
     """The encoded values of every identifying attribute, without decoding them."""
     out = []
-    for tag in _identity_tags():
+    for tag in identity_tags():
         element = ds.get_item(tag)
         if element is None:
             continue
