@@ -50,6 +50,7 @@ from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import load_policy
 
 BATCH = 16
+RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memory
 RAW_PREFIX = 1 << 20  # headers longer than this take the usual path
 SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -198,8 +199,11 @@ class Worker:
         which also gives every refusal its proper reason."""
         size = item.path.stat().st_size
         with item.path.open("rb") as handle:
-            prefix = handle.read(RAW_PREFIX)
+            prefix = handle.read(RAW_FIRST_READ)
             layout = rawpath.layout(prefix, size)
+            if layout is None and len(prefix) < min(size, RAW_PREFIX):
+                prefix += handle.read(RAW_PREFIX - len(prefix))  # a long header: read on
+                layout = rawpath.layout(prefix, size)
             if layout is None or (layout.has_rows and layout.pixel_offset >= size):
                 return None
             offset = layout.pixel_offset
