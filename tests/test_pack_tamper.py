@@ -54,7 +54,8 @@ def test_a_flipped_ciphertext_byte_is_refused(
     size = signed.stat().st_size
     offset = {"payload": size // 2, "last-byte": size - 1, "header": 40}[where]
     flip(signed, offset)
-    expected = "damaged header" if where == "header" else "tampered with"
+    # the flipped byte lands on random key material: either refusal names the header
+    expected = "damaged.*header|altered header" if where == "header" else "tampered with"
     refused(signed, keys, tmp_path, PackError, expected)
 
 
