@@ -477,15 +477,15 @@ def test_byte_level_rewriter_changes_no_output_byte(
     used = []
     original = rawpath.rewrite
 
-    def counting(header: bytes, transformer: object) -> object:
-        result = original(header, transformer)  # type: ignore[arg-type]
+    def counting(header: bytes, transformer: object, layout: object = None) -> object:
+        result = original(header, transformer, layout)  # type: ignore[arg-type]
         used.append(result is not None)
         return result
 
     config = DeidConfig(jobs=1, options=options)  # one process: the counter stays visible
     monkeypatch.setattr(rawpath, "rewrite", counting)
     deidentify([src], tmp_path / "raw", key=project_key, config=config)
-    monkeypatch.setattr(rawpath, "rewrite", lambda header, transformer: None)
+    monkeypatch.setattr(rawpath, "rewrite", lambda header, transformer, layout=None: None)
     deidentify([src], tmp_path / "ref", key=project_key, config=config)
     raw = {p.relative_to(tmp_path / "raw"): p.read_bytes() for p in outputs(tmp_path / "raw")}
     ref = {p.relative_to(tmp_path / "ref"): p.read_bytes() for p in outputs(tmp_path / "ref")}

@@ -47,7 +47,7 @@ from pacsguard.deid.engine import (
 from pacsguard.deid.options import validate_options
 from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
 from pacsguard.deid.plan import Rules
-from pacsguard.deid.policy import load_policy
+from pacsguard.deid.policy import Policy, load_policy
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
 RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memory
@@ -129,11 +129,13 @@ def load_patient_map(path: Path | None) -> PatientMapping:
 class Worker:
     """Per-process state: the transformer is built once, then fed many files."""
 
-    def __init__(self, key: bytes, config: DeidConfig, output: Path, quarantine: Path) -> None:
+    def __init__(
+        self, key: bytes, config: DeidConfig, policy: Policy, output: Path, quarantine: Path
+    ) -> None:
         options = validate_options(config.options)
         self.options, self.clean_pixels = options, "clean-pixel-data" in options
         self.raw_ok = not config.verify and not self.clean_pixels
-        rules = Rules(options=options, policy=load_policy(config.policy), strict=config.strict)
+        rules = Rules(options=options, policy=policy, strict=config.strict)
         pseudonymizer = Pseudonymizer(ProjectKey(key), config.shift_range)
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
         self.output, self.quarantine_dir, self.config = output, quarantine, config
@@ -214,7 +216,7 @@ class Worker:
                 native = size - offset - 12
                 if not layout.compressed and (layout.expected_native or 0) > native:
                     return None
-        result = rawpath.rewrite(prefix[:offset], self.transformer)
+        result = rawpath.rewrite(prefix[:offset], self.transformer, layout)
         if result is None:
             return None
         parts = [result.patient_id, result.study_uid, result.series_uid, result.sop_uid]
@@ -259,9 +261,11 @@ class Worker:
 _WORKER: Worker | None = None
 
 
-def _init_worker(key: bytes, config: DeidConfig, output: Path, quarantine: Path) -> None:
+def _init_worker(
+    key: bytes, config: DeidConfig, policy: Policy, output: Path, quarantine: Path
+) -> None:
     global _WORKER
-    _WORKER = Worker(key, config, output, quarantine)
+    _WORKER = Worker(key, config, policy, output, quarantine)
 
 
 def _run_batch(items: list[InputItem]) -> list[ItemResult]:
@@ -280,7 +284,11 @@ def _sweep_temporaries(root: Path) -> None:
 
 
 def _output_manifest(
-    config: DeidConfig, outcomes: list[Outcome], sizes: dict[str, int], pending: int
+    config: DeidConfig,
+    policy: Policy,
+    outcomes: list[Outcome],
+    sizes: dict[str, int],
+    pending: int,
 ) -> dict[str, object]:
     files = sorted({o.output for o in outcomes if o.output})
     return {
@@ -290,7 +298,7 @@ def _output_manifest(
         "profile": {
             "options": sorted(config.options),
             "strict": config.strict,
-            "policy_sha256": load_policy(config.policy).sha256,
+            "policy_sha256": policy.sha256,
             "verify": config.verify,
         },
         "counts": {
@@ -315,7 +323,7 @@ def deidentify(
     """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig)."""
     config = config or DeidConfig()
     validate_options(config.options)
-    load_policy(config.policy)  # fail early on a bad policy, before any work
+    policy = load_policy(config.policy)  # read once; a bad policy fails before any work
     output = output.resolve()
     state = (config.state_dir or output.with_name(output.name + ".pacsguard")).resolve()
     quarantine = (config.quarantine_dir or state / "quarantine").resolve()
@@ -330,7 +338,7 @@ def deidentify(
     by_fp = {item.fingerprint: item for item in items}
     journal = Journal(state / "journal.jsonl")
     try:
-        return _run(items, by_fp, journal, output, state, quarantine, key, config, progress)
+        return _run(items, by_fp, journal, output, state, quarantine, key, config, policy, progress)
     finally:
         journal.close()
 
@@ -344,13 +352,14 @@ def _run(
     quarantine: Path,
     key: ProjectKey,
     config: DeidConfig,
+    policy: Policy,
     progress: Callable[[int, int], None] | None,
 ) -> DeidReport:
     todo = [item for item in items if not journal.done(item.fingerprint)]
     resumed = len(items) - len(todo)
     sizes: dict[str, int] = {}
     mapping_rows = state / "mapping-rows.jsonl"
-    write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, [], sizes, len(items)))
+    write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, policy, [], sizes, len(items)))
     done = 0
 
     def record(results: list[ItemResult]) -> None:
@@ -367,11 +376,11 @@ def _run(
 
     jobs = max(1, config.jobs or os.cpu_count() or 1)
     if jobs == 1 or len(todo) <= BATCH:
-        worker = Worker(key.material, config, output, quarantine)
+        worker = Worker(key.material, config, policy, output, quarantine)
         for batch in _batches(todo, BATCH):
             record(worker.process_batch(batch))
     else:
-        _run_pool(todo, jobs, key, config, output, quarantine, record)
+        _run_pool(todo, jobs, key, config, policy, output, quarantine, record)
 
     outcomes = [journal.outcomes[fp] for fp in by_fp if fp in journal.outcomes]
     for outcome in outcomes:
@@ -379,7 +388,9 @@ def _run(
             target = output / outcome.output
             sizes[outcome.output] = target.stat().st_size if target.exists() else 0
     pending = len(items) - len(outcomes)
-    write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, outcomes, sizes, pending))
+    write_json(
+        output / DEID_MANIFEST_NAME, _output_manifest(config, policy, outcomes, sizes, pending)
+    )
     write_json(state / "manifest.json", [o.__dict__ for o in outcomes], mode=0o600)
     if config.mapping_out is not None:
         _write_mapping(mapping_rows, config.mapping_out)
@@ -408,6 +419,7 @@ def _run_pool(
     jobs: int,
     key: ProjectKey,
     config: DeidConfig,
+    policy: Policy,
     output: Path,
     quarantine: Path,
     record: Callable[[list[ItemResult]], None],
@@ -418,7 +430,7 @@ def _run_pool(
         jobs,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(key.material, config, output, quarantine),
+        initargs=(key.material, config, policy, output, quarantine),
     ) as pool:
         pending: set[Future[list[ItemResult]]] = set()
         batches = _batches(todo, size)

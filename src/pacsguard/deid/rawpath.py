@@ -126,21 +126,27 @@ _PATIENTS: dict[tuple[bool, bytes], _Patient] = {}
 _MARKERS: dict[frozenset[str], list[tuple[int, bytes]]] = {}
 
 
-def rewrite(header: bytes, transformer: Transformer) -> RawResult | None:
-    """The reference's header bytes and mapping for ``header``; None when declined."""
+def rewrite(
+    header: bytes, transformer: Transformer, layout: Layout | None = None
+) -> RawResult | None:
+    """The reference's header bytes and mapping for ``header``; None when declined.
+    ``layout``, from ``layout()`` on the same bytes, spares a second parse."""
     try:
-        return attempt(header, transformer)
+        return attempt(header, transformer, layout)
     except Declined:
         return None
 
 
-def attempt(header: bytes, transformer: Transformer) -> RawResult:
+def attempt(header: bytes, transformer: Transformer, layout: Layout | None = None) -> RawResult:
     """As ``rewrite``, but raises :class:`Declined` with the reason."""
     _check_rules(transformer)
-    syntax, start = file_meta(header)
-    elements, end = _Parser(header).dataset(start, len(header), in_item=False)
-    if end != len(header):
-        raise Declined("trailing bytes")
+    if layout is not None and layout.pixel_offset == len(header):
+        syntax, elements = layout.syntax, list(layout.elements)
+    else:
+        syntax, start = file_meta(header)
+        elements, end = _Parser(header).dataset(start, len(header), in_item=False)
+        if end != len(header):
+            raise Declined("trailing bytes")
     top = {e.tag: e for e in elements}
     charset = _charset(header, top)
     return _Rewrite(header, transformer, charset, top).run(elements, syntax)
@@ -674,6 +680,8 @@ class Layout:
     compressed: bool
     has_rows: bool
     expected_native: int | None
+    syntax: str
+    elements: tuple[_Element, ...]  # the parsed top-level elements before Pixel Data
 
 
 IMAGE_TAGS = {0x00280002: "SamplesPerPixel", 0x00280008: "NumberOfFrames", 0x00280010: "Rows",
@@ -688,6 +696,7 @@ def layout(prefix: bytes, size: int) -> Layout | None:
     except Declined:
         return None
     parser, values = _Parser(prefix), dict[str, int | None]()
+    elements: list[_Element] = []
     while pos < len(prefix):
         if pos + 4 <= len(prefix) and struct.unpack_from("<HH", prefix, pos) == (0x7FE0, 0x0010):
             break
@@ -697,6 +706,7 @@ def layout(prefix: bytes, size: int) -> Layout | None:
             return None
         if element.tag in IMAGE_TAGS:
             values[IMAGE_TAGS[element.tag]] = _image_value(prefix, element)
+        elements.append(element)
         pos = element.end
     else:
         if len(prefix) < size:
@@ -708,7 +718,8 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         frames = values.get("NumberOfFrames") or 1
         samples = values.get("SamplesPerPixel") or 1
         expected = (rows * cols * allocated * samples * frames + 7) // 8
-    return Layout(pos, UID(syntax).is_compressed, "Rows" in values, expected)
+    compressed = UID(syntax).is_compressed
+    return Layout(pos, compressed, "Rows" in values, expected, syntax, tuple(elements))
 
 
 def _image_value(buf: bytes, element: _Element) -> int | None:
