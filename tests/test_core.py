@@ -89,3 +89,58 @@ def test_atomic_writes_leave_no_partial_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"one"
     assert os.listdir(target.parent) == ["f.bin"]
     assert [i.label for i in iter_inputs([tmp_path])] == [str(target)]
+
+
+def test_inputs_are_walked_in_order_and_excluded_folders_pruned(tmp_path: Path) -> None:
+    root = tmp_path / "in"
+    for name in ["b/2.dcm", "b/1.dcm", "a.dcm", "out/x.dcm", "c/.tmp-1", "c/d/3.dcm"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "link.dcm").symlink_to(root / "out" / "x.dcm")
+    (root / "dirlink").symlink_to(root / "b")
+    found = [
+        Path(i.label).relative_to(root).as_posix() for i in iter_inputs([root], [root / "out"])
+    ]
+    assert found == ["a.dcm", "b/1.dcm", "b/2.dcm", "c/d/3.dcm"]
+    assert list(iter_inputs([root / "out" / "x.dcm"], [root / "out"])) == []
+    item = next(iter_inputs([root / "a.dcm"]))
+    assert (item.size, item.mtime_ns) == (1, (root / "a.dcm").stat().st_mtime_ns)
+
+
+def test_prefetch_stays_within_its_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from pacsguard.core import io
+
+    hinted: list[int] = []
+    moved = threading.Event()
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        assert (offset, length, advice) == (0, 0, os.POSIX_FADV_WILLNEED)
+        hinted.append(fd)
+        moved.set()
+
+    monkeypatch.setattr(io.os, "posix_fadvise", fadvise)
+    files = []
+    for number in range(10):
+        path = tmp_path / f"{number}.dcm"
+        path.write_bytes(b"x" * 100)
+        files.append((path, 100))
+    with io.Prefetcher(files, window=250) as prefetch:
+        deadline = time.monotonic() + 5
+        while len(hinted) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert len(hinted) == 3  # 300 bytes hinted, over 250: it waits for the workers
+        moved.clear()
+        prefetch.consumed(500)
+        assert moved.wait(5)
+        while len(hinted) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert len(hinted) == 8  # 800 hinted - 500 consumed > 250
+    hinted.clear()
+    files.insert(0, (tmp_path / "missing.dcm", 100))  # a vanished file is skipped
+    io.Prefetcher(files, window=10_000)._run()
+    assert len(hinted) == 10

@@ -491,3 +491,44 @@ def test_byte_level_rewriter_changes_no_output_byte(
     ref = {p.relative_to(tmp_path / "ref"): p.read_bytes() for p in outputs(tmp_path / "ref")}
     assert raw == ref
     assert sum(used) >= 40
+
+
+def test_batches_are_journalled_only_after_their_files_are_durable(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pacsguard.core.manifest import Journal
+    from pacsguard.deid import pipeline
+
+    events: list[str] = []
+    real_record = Journal.record_many
+
+    def sync(*paths: Path) -> None:
+        events.append("sync")
+
+    def record_many(self: Journal, outcomes: list[object]) -> None:
+        events.append(f"journal {len(outcomes)}")
+        real_record(self, outcomes)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "sync_filesystems", sync)
+    monkeypatch.setattr(Journal, "record_many", record_many)
+    monkeypatch.setattr(pipeline, "BATCH", 5)
+    report = deidentify(
+        [sample_corpus[0]], tmp_path / "out", key=project_key, config=DeidConfig(jobs=1)
+    )
+    assert report.output == report.inputs > 5
+    assert events[0::2] == ["sync"] * (len(events) // 2)
+    assert sum(int(e.split()[1]) for e in events[1::2]) == report.inputs
+
+    def failing_sync(*paths: Path) -> None:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(pipeline, "sync_filesystems", failing_sync)
+    with pytest.raises(OSError, match="disk gone"):
+        deidentify(
+            [sample_corpus[0]], tmp_path / "again", key=project_key, config=DeidConfig(jobs=1)
+        )
+    journal = tmp_path / "again.pacsguard" / "journal.jsonl"
+    assert not journal.exists() or not journal.read_text().strip()

@@ -3,12 +3,38 @@
 from pacsguard.deid import deidentify, DeidConfig
 report = deidentify([Path("in")], Path("out"), key=load_key(Path("project.key")),
                     config=DeidConfig(options=frozenset({"retain-long-modified-dates"})))
+
+The names below load on first use, so that ``pacsguard deid`` can start reading its inputs
+before the engine (and pydicom) are imported.
 """
 
-from pacsguard.deid.engine import Transformer, UncleanError
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from pacsguard.deid.options import ALL_OPTIONS
-from pacsguard.deid.pipeline import DeidConfig, DeidReport, deidentify
-from pacsguard.deid.plan import Rules
+
+if TYPE_CHECKING:
+    from pacsguard.deid.engine import Transformer, UncleanError
+    from pacsguard.deid.pipeline import DeidConfig, DeidReport, deidentify
+    from pacsguard.deid.plan import Rules
+
+_LAZY = {
+    "Transformer": "engine",
+    "UncleanError": "engine",
+    "DeidConfig": "pipeline",
+    "DeidReport": "pipeline",
+    "deidentify": "pipeline",
+    "Rules": "plan",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"pacsguard.deid.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'pacsguard.deid' has no attribute {name!r}")
+
 
 __all__ = [
     "ALL_OPTIONS",

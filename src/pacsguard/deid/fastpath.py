@@ -174,7 +174,7 @@ def open_full(data: bytes | Path) -> Source:
     return Source(ds, meta, data if isinstance(data, Path) else None, None, implicit)
 
 
-def _copy_range(src: int, dst: int, offset: int, count: int) -> None:
+def copy_range(src: int, dst: int, offset: int, count: int) -> None:
     done = 0
     try:
         while done < count:
@@ -258,4 +258,4 @@ def write(source: Source, ds: Dataset, handle: BinaryIO) -> None:
 def copy_pixels(path: Path, handle: BinaryIO, pixels: PixelSpan) -> None:
     """Append the Pixel Data element's bytes of ``path`` to ``handle``, by the kernel."""
     with path.open("rb") as src:
-        _copy_range(src.fileno(), handle.fileno(), pixels.offset, pixels.length)
+        copy_range(src.fileno(), handle.fileno(), pixels.offset, pixels.length)
