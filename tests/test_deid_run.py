@@ -296,6 +296,17 @@ def test_cli_exit_codes_key_from_env_and_no_phi_in_output(
     assert nokey.returncode == 2 and "Traceback" not in nokey.stderr and "key" in nokey.stderr
 
 
+def _processes_running(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def test_killed_run_resumes_without_loss_or_duplicates(
     sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
 ) -> None:
@@ -332,6 +343,10 @@ def test_killed_run_resumes_without_loss_or_duplicates(
     proc.wait()
     first = len(journal.read_text().splitlines())
     assert 0 < first < inputs, "the kill should land mid-run"
+    deadline = time.monotonic() + 10
+    while _processes_running(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _processes_running(str(out)), "the workers must not outlive a killed run"
     again = subprocess.run(cmd, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     import json

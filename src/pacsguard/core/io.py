@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import signal
 import tempfile
 import threading
 import zipfile
@@ -55,6 +56,18 @@ def _libc_with_syncfs() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc_with_syncfs()
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """End this (forked worker) process when ``parent`` dies, even by SIGKILL.
+
+    A forked worker inherits both ends of its pool's pipes, so it would never see the
+    parent go and would wait forever. Linux only (prctl); elsewhere a no-op."""
+    if _LIBC is not None and hasattr(_LIBC, "prctl"):
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
 
 
 def atomic_write(

@@ -37,6 +37,7 @@ from pacsguard.core.io import (
     Prefetcher,
     atomic_write,
     atomic_write_bytes,
+    die_with_parent,
     iter_inputs,
     sync_filesystems,
 )
@@ -286,9 +287,10 @@ _WORKER: Worker | None = None
 
 
 def _init_worker(
-    key: bytes, config: DeidConfig, policy: Policy, output: Path, quarantine: Path
+    parent: int, key: bytes, config: DeidConfig, policy: Policy, output: Path, quarantine: Path
 ) -> None:
     global _WORKER
+    die_with_parent(parent)
     _WORKER = Worker(key, config, policy, output, quarantine)
 
 
@@ -486,7 +488,7 @@ def _run_pool(
         jobs,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(key.material, config, policy, output, quarantine),
+        initargs=(os.getpid(), key.material, config, policy, output, quarantine),
     ) as pool:
         pending: set[Future[list[ItemResult]]] = set()
         batches = _batches(todo, size)

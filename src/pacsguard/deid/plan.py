@@ -26,7 +26,7 @@ from pacsguard.deid.profile import (
 )
 
 
-class Act(enum.Enum):
+class Act(enum.StrEnum):
     REMOVE = "X"
     EMPTY = "Z"
     DUMMY = "D"
@@ -42,7 +42,7 @@ class Act(enum.Enum):
     CLEAN_OVERLAY = "clean-overlay"
 
 
-class Mode(enum.Enum):
+class Mode(enum.StrEnum):
     """How the items of a sequence are treated, set by the action on the sequence."""
 
     NORMAL = "normal"
