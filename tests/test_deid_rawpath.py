@@ -187,3 +187,30 @@ def test_declines_what_it_does_not_handle(ct_corpus: list[Path], tmp_path: Path)
     assert rawpath.rewrite(path.read_bytes(), _transformer(())) is None
     strict = Transformer(Rules(strict=True), Pseudonymizer(ProjectKey(bytes(range(32)))))
     assert rawpath.rewrite(ct_corpus[0].read_bytes(), strict) is None
+
+
+def test_memo_is_scoped_to_patient_and_sop_class(ct_corpus: list[Path], tmp_path: Path) -> None:
+    """Byte-equal elements of different patients or SOP Classes are rewritten for each:
+    the shifted dates differ per patient, the Types (and so the actions) per SOP Class."""
+    options = ("retain-long-modified-dates",)
+    variants = {
+        "first": lambda ds: None,
+        "other patient": lambda ds: setattr(ds, "PatientID", "OTHER-PATIENT-7"),
+        "other sop class": lambda ds: setattr(
+            ds, "SOPClassUID", pydicom.uid.MRImageStorage
+        ),  # same header bytes elsewhere, another IOD
+    }
+    raw = _transformer(options)  # one transformer: its memo carries over between files
+    dates: dict[str, bytes] = {}
+    for name, change in variants.items():
+        folder = tmp_path / name.replace(" ", "-")
+        folder.mkdir()
+        path = _mutated(ct_corpus[0], folder, change)
+        assert _check(path, _transformer(options), raw, raw_first=True) is None, name
+        header = path.read_bytes()
+        got = rawpath.attempt(header[: fastpath.open_fast(path).pixels.offset], raw)  # type: ignore[union-attr]
+        ds = pydicom.dcmread(io.BytesIO(got.header))
+        dates[name] = str(ds.StudyDate).encode()
+    assert dates["first"] != dates["other patient"]
+    assert dates["first"] == dates["other sop class"]
+    assert len(raw.raw_memo) == 3

@@ -78,6 +78,8 @@ class Transformer:
     private_decision_cache: dict[tuple[int, str, str | None, Mode], Decision] = field(
         default_factory=dict
     )
+    # rawpath's memo of rewritten elements, per patient and SOP Class (see rawpath).
+    raw_memo: dict[object, dict[bytes, object]] = field(default_factory=dict)
 
     # --- the walk --------------------------------------------------------------------
     def transform(self, ds: Dataset, *, file_meta: FileMetaDataset | None = None) -> Result:

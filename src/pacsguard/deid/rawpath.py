@@ -11,9 +11,12 @@ mode, overlays, a sweep hit, values pydicom would re-encode differently, …) is
 
 from __future__ import annotations
 
+import bisect
+import functools
 import io
 import struct
 from dataclasses import dataclass, field
+from typing import cast
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -77,6 +80,9 @@ NAMING_TAGS = {0x00100020: 0, 0x0020000D: 1, 0x0020000E: 2, 0x00080018: 3, 0x000
 _HEAD = struct.Struct("<HH2sH")
 _LONG = struct.Struct("<HH2s2xI")
 _TAG_LEN = struct.Struct("<HHI")
+_UINT = struct.Struct("<I")
+_VR_INFO = {vr.encode(): (vr, vr in LONG_VRS) for vr in KNOWN_VRS}
+PIXEL_DATA_LE = b"\xe0\x7f\x10\x00"
 
 
 class Declined(Exception):
@@ -93,7 +99,7 @@ class RawResult:
     mapping: list[tuple[str, str, str]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Element:
     tag: int
     vr: str
@@ -101,10 +107,12 @@ class _Element:
     value: int
     end: int
     undefined: bool = False
-    items: list[_Item] | None = None
+    # A sequence's items; those of a defined-length sequence are parsed on first use
+    # (``_Parser.items_of``): a memoised sequence is never walked again.
+    parsed: list[_Item] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class _Item:
     undefined: bool
     elements: list[_Element]
@@ -123,6 +131,15 @@ class _Patient:
 
 
 _PATIENTS: dict[tuple[bool, bytes], _Patient] = {}
+# (bytes or None, raw bytes to sweep, new values to sweep, UIDs mapped), see _memoised
+_Effects = tuple[
+    bytes | None,
+    tuple[tuple[str, bytes], ...],
+    tuple[tuple[str, list[str]], ...],
+    tuple[tuple[str, str], ...],
+]
+MEMO_SCOPES = 16  # patients x SOP Classes remembered
+MEMO_ENTRIES = 4096  # elements remembered per scope
 _MARKERS: dict[frozenset[str], list[tuple[int, bytes]]] = {}
 
 
@@ -180,6 +197,12 @@ def file_meta(buf: bytes) -> tuple[str, int]:
     return syntax, pos
 
 
+@functools.cache
+def _compressed(syntax: str) -> bool:
+    return bool(UID(syntax).is_compressed)
+
+
+@functools.cache
 def _explicit_le(syntax: str) -> bool:
     """Explicit VR Little Endian, native or encapsulated: the header is encoded alike."""
     uid = UID(syntax)
@@ -205,14 +228,16 @@ class _Parser:
         if pos + 8 > end:
             raise Declined("truncated")
         group, number, raw_vr, length = _HEAD.unpack_from(buf, pos)
-        tag, vr = (group << 16) | number, raw_vr.decode("latin-1")
-        if vr not in KNOWN_VRS:
+        known = _VR_INFO.get(raw_vr)
+        if known is None:
             raise Declined("VR")
+        vr, long = known
         value = pos + 8
-        if vr in LONG_VRS:
+        if long:
             if pos + 12 > end:
                 raise Declined("truncated")
-            length, value = struct.unpack_from("<I", buf, pos + 8)[0], pos + 12
+            length, value = _UINT.unpack_from(buf, pos + 8)[0], pos + 12
+        tag = (group << 16) | number
         if length == UNDEFINED:
             if vr != "SQ":
                 raise Declined("undefined length")
@@ -220,10 +245,12 @@ class _Parser:
             return _Element(tag, vr, pos, value, after, True, items)
         if value + length > end:
             raise Declined("truncated")
-        element = _Element(tag, vr, pos, value, value + length)
-        if vr == "SQ":
-            element.items = self.items(value, value + length, value + length)[0]
-        return element
+        return _Element(tag, vr, pos, value, value + length)
+
+    def items_of(self, element: _Element) -> list[_Item]:
+        if element.parsed is None:
+            element.parsed = self.items(element.value, element.end, element.end)[0]
+        return element.parsed
 
     def dataset(self, pos: int, end: int, in_item: bool) -> tuple[list[_Element], int]:
         elements: list[_Element] = []
@@ -360,6 +387,7 @@ class _Rewrite:
     exact_tags: set[int] = field(default_factory=lambda: set(DECODED_ON_READ))
 
     def __post_init__(self) -> None:
+        self.parser = _Parser(self.buf)
         self.codec = _Codec(self.charset)
         options = self.transformer.rules.options
         self.patient = self._patient("retain-institution-identity" not in options)
@@ -371,6 +399,15 @@ class _Rewrite:
         sop_class = self._top_value(0x00080016)
         self.sop_class = sop_class[0] if sop_class else None
         self.types = self.transformer.rules.iod_types(self.sop_class)
+        memos = self.transformer.raw_memo
+        scope = (self.patient_raw, "retain-institution-identity" in options, self.sop_class)
+        memo = memos.get(scope)
+        if memo is None:
+            if len(memos) >= MEMO_SCOPES:
+                memos.clear()
+            memo = memos[scope] = {}
+        self.memo = cast(dict[bytes, _Effects], memo)
+        self.touched: list[tuple[str, str]] | None = None
 
     def _top_value(self, tag: int) -> list[str]:
         element = self.top.get(tag)
@@ -379,9 +416,8 @@ class _Rewrite:
         return self.codec.decode(self.buf[element.value : element.end], element.vr)
 
     def _patient(self, institution: bool) -> _Patient:
-        tags = sorted({*identity_tags(), *MAPPING_TAGS})
-        found = [self.top[t] for t in tags if t in self.top]
-        raw = b"".join(self.buf[e.start : e.end] for e in found)
+        found = [self.top[t] for t in _patient_tags() if t in self.top]
+        raw = self.patient_raw = b"".join(self.buf[e.start : e.end] for e in found)
         cached = _PATIENTS.get((institution, raw))
         if cached is None:
             if len(_PATIENTS) >= 4096:
@@ -395,9 +431,11 @@ class _Rewrite:
 
     # --- the walk ------------------------------------------------------------------
     def run(self, elements: list[_Element], syntax: str) -> RawResult:
-        if any(0x6000 <= tag >> 16 <= 0x60FF for tag in self.top):
+        tags = list(self.top)  # sorted
+        first_overlay = bisect.bisect_left(tags, 0x60000000)
+        if first_overlay < len(tags) and tags[first_overlay] <= 0x60FFFFFF:
             raise Declined("overlay")
-        if any(tag in MARKER_TAGS for tag in self.top):
+        if not MARKER_TAGS.isdisjoint(tags):
             raise Declined("markers present")
         body = self.level(elements, 0, Mode.NORMAL, top=True)
         self._sweep()
@@ -446,6 +484,11 @@ class _Rewrite:
                 decision = self._private(element, by_tag.get((group << 16) | (number >> 8)), mode)
                 if decision.act is not Act.REMOVE:
                     kept_blocks.add((group, number >> 8))
+            elif top and tag not in NAMING_TAGS:
+                encoded = self._memoised(element)
+                if encoded is not None:
+                    out.append((tag, encoded))
+                continue
             else:
                 decision = self._decide(element, depth, mode)
             if decision.act is Act.REMOVE:
@@ -458,6 +501,38 @@ class _Rewrite:
                 out.append((creator.tag, self._copy(creator, depth, exact=True)))
         out.sort(key=lambda pair: pair[0])
         return out
+
+    def _memoised(self, element: _Element) -> bytes | None:
+        """``encode`` of a top-level element, remembered with its side effects (what the
+        sweep must look at, the UIDs it maps) for the next file of the same patient and
+        SOP Class: the slices of a series repeat most of their header byte for byte."""
+        raw = self.buf[element.start : element.end]
+        effects = self.memo.get(raw)
+        if effects is None:
+            effects = self._effects(element)
+            if len(self.memo) >= MEMO_ENTRIES:
+                self.memo.clear()
+            self.memo[raw] = effects
+        encoded, raw_swept, new_swept, uids = effects
+        self.raw_swept.extend(raw_swept)
+        self.new_swept.extend(new_swept)
+        for original, new in uids:
+            if original not in self.uids:
+                self.uids[original] = new
+        return encoded
+
+    def _effects(self, element: _Element) -> _Effects:
+        decision = self._decide(element, 0, Mode.NORMAL)
+        if decision.act is Act.REMOVE:
+            return None, (), (), ()
+        raw_from, new_from = len(self.raw_swept), len(self.new_swept)
+        self.touched = []
+        try:
+            encoded = self.encode(element, decision, 0, top=True)
+            touched = tuple(self.touched)
+        finally:
+            self.touched = None
+        return encoded, tuple(self.raw_swept[raw_from:]), tuple(self.new_swept[new_from:]), touched
 
     def _decide(self, element: _Element, depth: int, mode: Mode) -> Decision:
         rules, types = self.transformer.rules, self.types
@@ -554,6 +629,8 @@ class _Rewrite:
             new = self.uids.get(original)
             if new is None:
                 new = self.uids[original] = self.transformer.pseudonymizer.uid(original)
+            if self.touched is not None:
+                self.touched.append((original, new))
             out.append(new)
         return out
 
@@ -570,7 +647,7 @@ class _Rewrite:
             return None
         parts: list[bytes] = []
         if act is not Act.EMPTY:
-            for item in element.items or []:
+            for item in self.parser.items_of(element):
                 body = b"".join(p for _, p in self.level(item.elements, depth + 1, decision.mode))
                 if item.undefined:  # pydicom keeps an item's undefined length and delimiter
                     parts.append(_TAG_LEN.pack(0xFFFE, 0xE000, UNDEFINED) + body)
@@ -623,6 +700,11 @@ class _Rewrite:
                 continue
             if replace_uids(sweep_text(value, known), uids) != value:
                 raise Declined("sweep")
+
+
+@functools.cache
+def _patient_tags() -> tuple[int, ...]:
+    return tuple(sorted({*identity_tags(), *MAPPING_TAGS}))
 
 
 def _build_patient(raw: bytes, institution: bool) -> _Patient:
@@ -697,19 +779,24 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         return None
     parser, values = _Parser(prefix), dict[str, int | None]()
     elements: list[_Element] = []
-    while pos < len(prefix):
-        if pos + 4 <= len(prefix) and struct.unpack_from("<HH", prefix, pos) == (0x7FE0, 0x0010):
+    end, last = len(prefix), -1
+    while pos < end:
+        if prefix[pos : pos + 4] == PIXEL_DATA_LE:
             break
         try:
-            element = parser.element(pos, len(prefix))
+            element = parser.element(pos, end)
         except Declined:
             return None
-        if element.tag in IMAGE_TAGS:
-            values[IMAGE_TAGS[element.tag]] = _image_value(prefix, element)
+        tag = element.tag
+        if tag <= last or tag >> 16 < 0x0008:
+            return None  # unsorted, or a File Meta group inside the dataset
+        last = tag
+        if tag in IMAGE_TAGS:
+            values[IMAGE_TAGS[tag]] = _image_value(prefix, element)
         elements.append(element)
         pos = element.end
     else:
-        if len(prefix) < size:
+        if end < size:
             return None  # the header runs past what was read
         pos = size
     expected = None
@@ -718,7 +805,7 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         frames = values.get("NumberOfFrames") or 1
         samples = values.get("SamplesPerPixel") or 1
         expected = (rows * cols * allocated * samples * frames + 7) // 8
-    compressed = UID(syntax).is_compressed
+    compressed = _compressed(syntax)
     return Layout(pos, compressed, "Rows" in values, expected, syntax, tuple(elements))
 
 
