@@ -272,24 +272,3 @@ class Prefetcher:
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
                 finally:
                     os.close(fd)
-
-
-def prefetch_start(paths: Sequence[Path], limit: int = PREFETCH_WINDOW) -> None:
-    """Hint the first ``limit`` bytes of input files to the kernel, in a background thread.
-
-    For a command line's first moments: the disk starts reading while the engine imports;
-    the run's own :class:`Prefetcher` takes over from there."""
-
-    def first_files() -> None:
-        total, chosen = 0, []
-        with contextlib.suppress(OSError, InputError):
-            for item in iter_inputs(paths):
-                if item.member is None:
-                    chosen.append((item.path, item.size))
-                    total += item.size
-                    if total >= limit:
-                        break
-        Prefetcher(chosen, window=limit)._run()
-
-    if hasattr(os, "posix_fadvise"):
-        threading.Thread(target=first_files, name="pacsguard-prefetch-start", daemon=True).start()

@@ -4,8 +4,8 @@ from pacsguard.deid import deidentify, DeidConfig
 report = deidentify([Path("in")], Path("out"), key=load_key(Path("project.key")),
                     config=DeidConfig(options=frozenset({"retain-long-modified-dates"})))
 
-The names below load on first use, so that ``pacsguard deid`` can start reading its inputs
-before the engine (and pydicom) are imported.
+The names below load on first use: ``pacsguard deid --help`` need not import the engine
+(and pydicom).
 """
 
 from __future__ import annotations

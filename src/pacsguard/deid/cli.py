@@ -8,7 +8,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from pacsguard.core.io import prefetch_start
 from pacsguard.core.keys import load_key
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE
 from pacsguard.deid.options import ALL_OPTIONS
@@ -72,8 +71,7 @@ def deid_command(
     if len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUTPUT folder")
     *inputs, output = paths
-    prefetch_start(inputs)  # the disk reads while the engine below is imported
-    from pacsguard.deid.pipeline import DeidConfig, deidentify
+    from pacsguard.deid.pipeline import DeidConfig, deidentify  # not needed for --help
 
     config = DeidConfig(
         options=frozenset(option),

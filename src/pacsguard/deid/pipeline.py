@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import re
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -22,7 +23,6 @@ from concurrent.futures import (
     FIRST_COMPLETED,
     Future,
     ProcessPoolExecutor,
-    ThreadPoolExecutor,
     wait,
 )
 from dataclasses import dataclass, field
@@ -445,31 +445,55 @@ def _run(
 
 
 class _Committer:
-    """Group commit off the critical path: one thread syncs the filesystems, then journals
-    each finished batch, in order, while the workers go on with the next ones. A batch is
-    journalled only once its files are durable, so a crash at any point loses no recorded
-    output; an error in a commit surfaces at the next submission or at the end."""
+    """Group commit off the critical path: a thread takes every batch finished since its
+    last commit, syncs the filesystems once, then journals them, while the workers go on.
+    A result is journalled only once its files are durable, so a crash at any point loses
+    no recorded output. Syncing back to back spreads the writeback over the run: measured,
+    it ends sooner than fewer, larger syncs that leave more to flush at the end. An error
+    in a commit surfaces at the next submission or at exit.
+    """
 
     def __init__(self, record: Callable[[list[ItemResult]], None]) -> None:
         self._record = record
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="pacsguard-commit")
-        self._pending: list[Future[None]] = []
+        self._queue: list[ItemResult] = []
+        self._closed = False
+        self._error: BaseException | None = None
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="pacsguard-commit", daemon=True)
+        self._thread.start()
 
     def __call__(self, results: list[ItemResult]) -> None:
-        for future in [f for f in self._pending if f.done()]:
-            future.result()  # re-raises a failed commit
-            self._pending.remove(future)
-        self._pending.append(self._thread.submit(self._record, results))
+        with self._wake:
+            if self._error is not None:
+                raise self._error
+            self._queue.extend(results)
+            self._wake.notify()
 
     def __enter__(self) -> _Committer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            for future in self._pending:
-                future.result()
-        finally:
-            self._thread.shutdown(wait=True)
+        with self._wake:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if not self._queue:
+                    return
+                batch, self._queue = self._queue, []
+            try:
+                self._record(batch)
+            except BaseException as exc:  # handed to the submitting thread
+                with self._wake:
+                    self._error = exc
+                return
 
 
 def _run_pool(
