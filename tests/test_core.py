@@ -144,3 +144,19 @@ def test_prefetch_stays_within_its_window(tmp_path: Path, monkeypatch: pytest.Mo
     files.insert(0, (tmp_path / "missing.dcm", 100))  # a vanished file is skipped
     io.Prefetcher(files, window=10_000)._run()
     assert len(hinted) == 10
+
+
+def test_manifest_json_is_valid_sorted_and_one_line_per_list_entry() -> None:
+    import json
+
+    from pacsguard.core.manifest import render_json
+
+    payload = {
+        "files": [{"size": 3, "path": "a/b.dcm"}, {"path": "é", "size": None}],
+        "counts": {"output": 2, "pending": 0, "empty": {}},
+        "none": [],
+    }
+    text = render_json(payload)
+    assert json.loads(text) == payload
+    assert '    {"path": "a/b.dcm", "size": 3},\n    {"path": "é", "size": null}\n' in text
+    assert text.index('"counts"') < text.index('"files"') < text.index('"none"')

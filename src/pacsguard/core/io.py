@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import hashlib
 import os
 import signal
@@ -124,7 +125,7 @@ class InputItem:
     size: int = 0
     mtime_ns: int = 0
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Identifies this input in the journal: its label, size and modification time."""
         raw = f"{self.label}\x00{self.size}\x00{self.mtime_ns}".encode()
