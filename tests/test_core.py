@@ -127,7 +127,7 @@ def test_prefetch_stays_within_its_window(tmp_path: Path, monkeypatch: pytest.Mo
         path = tmp_path / f"{number}.dcm"
         path.write_bytes(b"x" * 100)
         files.append((path, 100))
-    with io.Prefetcher(files, window=250) as prefetch:
+    with io.Prefetcher(files, window=250).start() as prefetch:
         deadline = time.monotonic() + 5
         while len(hinted) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)

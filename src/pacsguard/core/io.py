@@ -238,7 +238,9 @@ class Prefetcher:
         self._thread = threading.Thread(target=self._run, name="pacsguard-prefetch", daemon=True)
 
     def start(self) -> Prefetcher:
-        if hasattr(os, "posix_fadvise") and self._paths:
+        """Begin (once; later calls do nothing)."""
+        usable = hasattr(os, "posix_fadvise") and self._paths and not self._stopped
+        if usable and not self._thread.is_alive() and self._thread.ident is None:
             self._thread.start()
         return self
 
@@ -253,7 +255,7 @@ class Prefetcher:
             self._wake.notify()
 
     def __enter__(self) -> Prefetcher:
-        return self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -44,6 +44,7 @@ from pacsguard.core.io import (
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
+from pacsguard.core.shapes import lexicon
 from pacsguard.deid import fastpath, rawpath
 from pacsguard.deid.engine import (
     PatientMapping,
@@ -56,6 +57,8 @@ from pacsguard.deid.options import validate_options
 from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import Policy, load_policy
+from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
+from pacsguard.deid.text import identity_tags
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
 RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memory
@@ -286,14 +289,6 @@ class Worker:
 _WORKER: Worker | None = None
 
 
-def _init_worker(
-    parent: int, key: bytes, config: DeidConfig, policy: Policy, output: Path, quarantine: Path
-) -> None:
-    global _WORKER
-    die_with_parent(parent)
-    _WORKER = Worker(key, config, policy, output, quarantine)
-
-
 def _run_batch(items: list[InputItem]) -> list[ItemResult]:
     assert _WORKER is not None
     return _WORKER.process_batch(items)
@@ -403,14 +398,16 @@ def _run(
             progress(done, len(todo))
 
     jobs = max(1, config.jobs or os.cpu_count() or 1)
-    plain = [(item.path, item.size) for item in todo if item.member is None]
-    with Prefetcher(plain) as prefetch, _Committer(record) as commit:
+    prefetch = Prefetcher([(item.path, item.size) for item in todo if item.member is None])
+    worker = Worker(key.material, config, policy, output, quarantine)
+    _preload()
+    with prefetch, _Committer(record) as commit:
         if jobs == 1 or len(todo) <= BATCH:
-            worker = Worker(key.material, config, policy, output, quarantine)
+            prefetch.start()
             for batch in _batches(todo, BATCH):
                 commit(worker.process_batch(batch))
         else:
-            _run_pool(todo, jobs, key, config, policy, output, quarantine, commit)
+            _run_pool(todo, jobs, worker, commit, started=prefetch.start)
 
     outcomes = [journal.outcomes[fp] for fp in by_fp if fp in journal.outcomes]
     for outcome in outcomes:
@@ -499,31 +496,41 @@ class _Committer:
 def _run_pool(
     todo: list[InputItem],
     jobs: int,
-    key: ProjectKey,
-    config: DeidConfig,
-    policy: Policy,
-    output: Path,
-    quarantine: Path,
+    worker: Worker,
     record: Callable[[list[ItemResult]], None],
+    started: Callable[[], object],
 ) -> None:
+    """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked."""
+    global _WORKER
     size = max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(
-        jobs,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(os.getpid(), key.material, config, policy, output, quarantine),
-    ) as pool:
-        pending: set[Future[list[ItemResult]]] = set()
-        batches = _batches(todo, size)
-        for batch in batches:
-            pending.add(pool.submit(_run_batch, batch))
-            if len(pending) >= jobs * 3:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    record(future.result())
-        for future in pending:
-            record(future.result())
+    _WORKER = worker  # inherited by the fork, with every table it has loaded
+    try:
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
+            pending: set[Future[list[ItemResult]]] = set()
+            for batch in _batches(todo, size):
+                pending.add(pool.submit(_run_batch, batch))
+                if len(pending) == 1:
+                    started()  # the fork context starts every worker at the first submit
+                if len(pending) >= jobs * 3:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(future.result())
+            for future in pending:
+                record(future.result())
+    finally:
+        _WORKER = None
+
+
+def _preload() -> None:
+    """Load the rule tables and word lists before the workers fork: they share one copy,
+    and none of them reads package files while the prefetcher keeps the disk busy."""
+    for load in (load_table, load_iod_types, load_safe_private, load_cid7050, identity_tags):
+        load()
+    for name in ("given-names.txt", "family-names.txt"):
+        lexicon(name)
 
 
 def _append_private(path: Path, rows: list[tuple[str, str, str]]) -> None:
