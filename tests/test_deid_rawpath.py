@@ -180,10 +180,10 @@ def test_sweep_hit_is_declined(ct_corpus: list[Path], tmp_path: Path) -> None:
 
 
 def test_declines_what_it_does_not_handle(ct_corpus: list[Path], tmp_path: Path) -> None:
-    def implicit(ds: Dataset) -> None:
-        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    def deflated(ds: Dataset) -> None:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.DeflatedExplicitVRLittleEndian
 
-    path = _mutated(ct_corpus[0], tmp_path, implicit)
+    path = _mutated(ct_corpus[0], tmp_path, deflated)
     assert rawpath.rewrite(path.read_bytes(), _transformer(())) is None
     strict = Transformer(Rules(strict=True), Pseudonymizer(ProjectKey(bytes(range(32)))))
     assert rawpath.rewrite(ct_corpus[0].read_bytes(), strict) is None
@@ -214,3 +214,44 @@ def test_memo_is_scoped_to_patient_and_sop_class(ct_corpus: list[Path], tmp_path
     assert dates["first"] != dates["other patient"]
     assert dates["first"] == dates["other sop class"]
     assert len(raw.raw_memo) == 3
+
+
+@pytest.fixture(scope="module")
+def implicit_corpus(ct_corpus: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The CT slices in Implicit VR Little Endian, the default transfer syntax of DICOM,
+    common in archives; one slice also gets an undefined-length private sequence."""
+    root = tmp_path_factory.mktemp("implicit")
+    out = []
+    for number, path in enumerate(ct_corpus):
+        ds = pydicom.dcmread(path)
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+        if number == 3:
+            block = ds.private_block(0x0029, "PACSGUARD TEST", create=True)
+            item = Dataset()
+            item.PatientName = ds.PatientName
+            block.add_new(0x01, "SQ", [item])
+            ds[0x00291001].is_undefined_length = True
+        target = root / f"{number:03d}.dcm"
+        ds.save_as(target, implicit_vr=True, little_endian=True, enforce_file_format=True)
+        out.append(target)
+    return out
+
+
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_implicit_vr_byte_identical(implicit_corpus: list[Path], options: tuple[str, ...]) -> None:
+    reasons = _run(implicit_corpus, options)
+    assert reasons["handled"] >= 0.9 * len(implicit_corpus), reasons
+
+
+def test_implicit_vr_kept_private_attribute_is_declined(
+    implicit_corpus: list[Path], tmp_path: Path
+) -> None:
+    """Kept, a private attribute would need pydicom's private dictionary for its VR."""
+    ds = pydicom.dcmread(implicit_corpus[0])
+    block = ds.private_block(0x7053, "Philips PET Private Group", create=True)
+    block.add_new(0x00, "DS", "1.5")  # a Safe Private attribute of Table E.3.10-1
+    path = tmp_path / "suv.dcm"
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=True)
+    kept = _transformer(("retain-safe-private",))
+    assert _check(path, kept, kept, True) == "private attribute kept in implicit VR"
+    assert _check(path, _transformer(()), _transformer(()), True) is None  # removed: fine

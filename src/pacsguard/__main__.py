@@ -1,5 +1,5 @@
 """python -m pacsguard"""
 
-from pacsguard.cli import main
+from pacsguard.cli import console
 
-main()
+console()

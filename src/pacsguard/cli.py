@@ -69,15 +69,13 @@ def _root_help() -> None:
     print("\nRun 'pacsguard COMMAND --help' for a command's options.")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """The console script. Run from the command line (``argv`` None), it leaves without
-    the interpreter's teardown once the command is done and its output flushed: freeing
-    every object of pydicom's dictionaries one by one costs a large run ~80 ms for nothing."""
-    if argv is not None:
-        _main(argv)
-        return
+def console() -> None:
+    """The ``pacsguard`` console script: ``main``, then an exit without the interpreter's
+    teardown once the output is flushed (freeing pydicom's dictionaries object by object
+    costs a large run ~80 ms for nothing). In-process callers use ``main``, which exits
+    the usual way (SystemExit)."""
     try:
-        _main(sys.argv[1:])
+        main()
         code: object = 0
     except SystemExit as exit_:
         code = exit_.code
@@ -87,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code if isinstance(code, int) else 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _main(sys.argv[1:] if argv is None else argv)
 
 
 def _main(args: list[str]) -> None:
@@ -109,4 +111,4 @@ def _main(args: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -218,12 +218,12 @@ class Worker:
                 layout = rawpath.layout(prefix, size)
             if layout is None or (layout.has_rows and layout.pixel_offset >= size):
                 return None
-            offset = layout.pixel_offset
+            offset, implicit = layout.pixel_offset, rawpath.is_implicit(layout.syntax)
             if offset < size:
-                end = fastpath.element_end(handle, offset, implicit=False, size=size)
+                end = fastpath.element_end(handle, offset, implicit=implicit, size=size)
                 if end != size:
                     return None
-                native = size - offset - 12
+                native = size - offset - (8 if implicit else 12)
                 if not layout.compressed and (layout.expected_native or 0) > native:
                     return None
             result = rawpath.rewrite(prefix[:offset], self.transformer, layout)

@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import cast
 
+from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
@@ -110,6 +111,7 @@ class _Element:
     # A sequence's items; those of a defined-length sequence are parsed on first use
     # (``_Parser.items_of``): a memoised sequence is never walked again.
     parsed: list[_Item] | None = None
+    ambiguous: bool = False  # implicit VR: the dictionary gives several VRs
 
 
 @dataclass(slots=True)
@@ -130,7 +132,7 @@ class _Patient:
     hits: dict[bytes, bool] = field(default_factory=dict, compare=False)
 
 
-_PATIENTS: dict[tuple[bool, bytes], _Patient] = {}
+_PATIENTS: dict[tuple[bool, bool, bytes], _Patient] = {}
 # (bytes or None, raw bytes to sweep, new values to sweep, UIDs mapped), see _memoised
 _Effects = tuple[
     bytes | None,
@@ -140,7 +142,7 @@ _Effects = tuple[
 ]
 MEMO_SCOPES = 16  # patients x SOP Classes remembered
 MEMO_ENTRIES = 4096  # elements remembered per scope
-_MARKERS: dict[frozenset[str], list[tuple[int, bytes]]] = {}
+_MARKERS: dict[tuple[frozenset[str], bool], list[tuple[int, bytes]]] = {}
 
 
 def rewrite(
@@ -161,12 +163,13 @@ def attempt(header: bytes, transformer: Transformer, layout: Layout | None = Non
         syntax, elements = layout.syntax, list(layout.elements)
     else:
         syntax, start = file_meta(header)
-        elements, end = _Parser(header).dataset(start, len(header), in_item=False)
+        parser = _parser(header, is_implicit(syntax))
+        elements, end = parser.dataset(start, len(header), in_item=False)
         if end != len(header):
             raise Declined("trailing bytes")
     top = {e.tag: e for e in elements}
     charset = _charset(header, top)
-    return _Rewrite(header, transformer, charset, top).run(elements, syntax)
+    return _Rewrite(header, transformer, charset, top, is_implicit(syntax)).run(elements, syntax)
 
 
 def _check_rules(transformer: Transformer) -> None:
@@ -192,7 +195,7 @@ def file_meta(buf: bytes) -> tuple[str, int]:
         if number == 0x0010:
             syntax = buf[value : value + length].decode("latin-1").rstrip("\x00 ")
         pos = value + length
-    if syntax is None or not _explicit_le(syntax):
+    if syntax is None or _header_encoding(syntax) is None:
         raise Declined("transfer syntax")
     return syntax, pos
 
@@ -203,12 +206,41 @@ def _compressed(syntax: str) -> bool:
 
 
 @functools.cache
-def _explicit_le(syntax: str) -> bool:
-    """Explicit VR Little Endian, native or encapsulated: the header is encoded alike."""
+def _header_encoding(syntax: str) -> str | None:
+    """ "explicit" (Explicit VR Little Endian, native or encapsulated: the header is
+    encoded alike), "implicit" (Implicit VR Little Endian), None for the others."""
     uid = UID(syntax)
-    if not uid.is_transfer_syntax or uid.is_deflated:
+    if not uid.is_transfer_syntax or uid.is_deflated or not uid.is_little_endian:
+        return None
+    return "implicit" if uid.is_implicit_VR else "explicit"
+
+
+@functools.cache
+def _in_dictionary(tag: int) -> bool:
+    try:
+        dictionary_VR(tag)
+    except KeyError:
         return False
-    return not uid.is_implicit_VR and uid.is_little_endian
+    return True
+
+
+def is_implicit(syntax: str) -> bool:
+    return _header_encoding(syntax) == "implicit"
+
+
+@functools.cache
+def _implicit_vr(tag: int) -> tuple[str, bool]:
+    """The VR the reference gives an element of an Implicit VR dataset before decoding it
+    (``engine.raw_vr``), and whether the dictionary leaves it ambiguous ("US or SS").
+    Private creators are LO, as pydicom decodes them; other private elements are UN."""
+    if (tag >> 16) & 1:
+        return ("LO", False) if 0x0010 <= tag & 0xFFFF <= 0x00FF else ("UN", False)
+    try:
+        vr = str(dictionary_VR(tag))
+    except KeyError:
+        return "UN", False
+    first = vr.split(" or ")[0]
+    return first, first != vr
 
 
 def _charset(buf: bytes, top: dict[int, _Element]) -> str:
@@ -296,6 +328,39 @@ class _Parser:
         return items, pos
 
 
+class _ImplicitParser(_Parser):
+    """Implicit VR Little Endian: tag and length only; the VR comes from the dictionary,
+    and an undefined length is a sequence as pydicom reads it (dictionary SQ, or an
+    unknown tag whose value starts with an Item)."""
+
+    def element(self, pos: int, end: int) -> _Element:
+        buf = self.buf
+        if pos + 8 > end:
+            raise Declined("truncated")
+        group, number, length = _TAG_LEN.unpack_from(buf, pos)
+        tag = (group << 16) | number
+        vr, ambiguous = _implicit_vr(tag)
+        value = pos + 8
+        if length == UNDEFINED:
+            unknown = bool(group & 1) or not _in_dictionary(tag)
+            starts_item = buf[value : value + 4] == b"\xfe\xff\x00\xe0"
+            if not (vr == "SQ" or (unknown and starts_item)):
+                raise Declined("undefined length")
+            items, after = self.items(value, end, None)
+            return _Element(tag, "SQ", pos, value, after, True, items)
+        if value + length > end:
+            raise Declined("truncated")
+        return _Element(tag, vr, pos, value, value + length, ambiguous=ambiguous)
+
+
+def _parser(buf: bytes, implicit: bool) -> _Parser:
+    return _ImplicitParser(buf) if implicit else _Parser(buf)
+
+
+def _head_implicit(tag: int, vr: str, length: int) -> bytes:
+    return _TAG_LEN.pack(tag >> 16, tag & 0xFFFF, length)
+
+
 def _head(tag: int, vr: str, length: int) -> bytes:
     if vr in LONG_VRS:
         return _LONG.pack(tag >> 16, tag & 0xFFFF, vr.encode(), length)
@@ -379,6 +444,7 @@ class _Rewrite:
     transformer: Transformer
     charset: str
     top: dict[int, _Element]
+    implicit: bool = False
     uids: dict[str, str] = field(default_factory=dict)
     raw_swept: list[tuple[str, bytes]] = field(default_factory=list)
     new_swept: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -387,7 +453,8 @@ class _Rewrite:
     exact_tags: set[int] = field(default_factory=lambda: set(DECODED_ON_READ))
 
     def __post_init__(self) -> None:
-        self.parser = _Parser(self.buf)
+        self.parser = _parser(self.buf, self.implicit)
+        self.head = _head_implicit if self.implicit else _head
         self.codec = _Codec(self.charset)
         options = self.transformer.rules.options
         self.patient = self._patient("retain-institution-identity" not in options)
@@ -400,7 +467,8 @@ class _Rewrite:
         self.sop_class = sop_class[0] if sop_class else None
         self.types = self.transformer.rules.iod_types(self.sop_class)
         memos = self.transformer.raw_memo
-        scope = (self.patient_raw, "retain-institution-identity" in options, self.sop_class)
+        institution = "retain-institution-identity" in options
+        scope = (self.patient_raw, institution, self.sop_class, self.implicit)
         memo = memos.get(scope)
         if memo is None:
             if len(memos) >= MEMO_SCOPES:
@@ -418,11 +486,12 @@ class _Rewrite:
     def _patient(self, institution: bool) -> _Patient:
         found = [self.top[t] for t in _patient_tags() if t in self.top]
         raw = self.patient_raw = b"".join(self.buf[e.start : e.end] for e in found)
-        cached = _PATIENTS.get((institution, raw))
+        cached = _PATIENTS.get((institution, self.implicit, raw))
         if cached is None:
             if len(_PATIENTS) >= 4096:
                 _PATIENTS.clear()
-            cached = _PATIENTS[(institution, raw)] = _build_patient(raw, institution)
+            patient = _build_patient(raw, institution, self.implicit)
+            cached = _PATIENTS[(institution, self.implicit, raw)] = patient
         self.exact_tags |= {e.tag for e in found}
         return cached
 
@@ -439,7 +508,7 @@ class _Rewrite:
             raise Declined("markers present")
         body = self.level(elements, 0, Mode.NORMAL, top=True)
         self._sweep()
-        body.extend(_markers(self.transformer))
+        body.extend(_markers(self.transformer, self.implicit))
         body.sort(key=lambda pair: pair[0])
         sop_uid, sop_class = self.naming[3], self.naming[4]
         if not sop_uid or "\\" in sop_uid + sop_class:
@@ -483,6 +552,8 @@ class _Rewrite:
                     continue
                 decision = self._private(element, by_tag.get((group << 16) | (number >> 8)), mode)
                 if decision.act is not Act.REMOVE:
+                    if self.implicit:  # its VR depends on pydicom's private dictionary
+                        raise Declined("private attribute kept in implicit VR")
                     kept_blocks.add((group, number >> 8))
             elif top and tag not in NAMING_TAGS:
                 encoded = self._memoised(element)
@@ -579,8 +650,8 @@ class _Rewrite:
             return self._sequence(element, decision, depth)
         if act is Act.KEEP:
             return self._copy(element, depth)
-        if vr == "UN":
-            raise Declined("UN value changed")
+        if vr == "UN" or element.ambiguous:
+            raise Declined("UN or ambiguous value changed")
         values = self._values(element, act)
         if values is None:
             return None
@@ -592,7 +663,7 @@ class _Rewrite:
                 self.new_swept.append((vr, values))
         if top and element.tag in NAMING_TAGS and not isinstance(values, bytes):
             self.naming[NAMING_TAGS[element.tag]] = "\\".join(values)
-        return _head(element.tag, vr, len(encoded)) + encoded
+        return self.head(element.tag, vr, len(encoded)) + encoded
 
     def _values(self, element: _Element, act: Act) -> list[str] | bytes | None:
         """New values (or encoded bytes) of a non-sequence element."""
@@ -657,8 +728,8 @@ class _Rewrite:
         content = b"".join(parts)
         if element.undefined:
             end = _TAG_LEN.pack(0xFFFE, 0xE0DD, 0)
-            return _head(element.tag, "SQ", UNDEFINED) + content + end
-        return _head(element.tag, "SQ", len(content)) + content
+            return self.head(element.tag, "SQ", UNDEFINED) + content + end
+        return self.head(element.tag, "SQ", len(content)) + content
 
     # --- the sweep -------------------------------------------------------------------
     def _sweep(self) -> None:
@@ -707,29 +778,29 @@ def _patient_tags() -> tuple[int, ...]:
     return tuple(sorted({*identity_tags(), *MAPPING_TAGS}))
 
 
-def _build_patient(raw: bytes, institution: bool) -> _Patient:
+def _build_patient(raw: bytes, institution: bool, implicit: bool) -> _Patient:
     """Decode the identifying attributes with pydicom, as the reference does."""
-    ds = read_dataset(io.BytesIO(raw), is_implicit_VR=False, is_little_endian=True)
+    ds = read_dataset(io.BytesIO(raw), is_implicit_VR=implicit, is_little_endian=True)
     known = KnownValues.from_dataset(ds, institution=institution)
     accession = str(ds.AccessionNumber) if ds.get("AccessionNumber") else None
     birth = str(ds.PatientBirthDate) if ds.get("PatientBirthDate") else None
     return _Patient(known, patient_key(ds), str(ds.get("PatientName", "")), accession, birth)
 
 
-def _markers(transformer: Transformer) -> list[tuple[int, bytes]]:
+def _markers(transformer: Transformer, implicit: bool) -> list[tuple[int, bytes]]:
     """The four conformance markers, encoded as the reference writes them (per options)."""
     options = transformer.rules.options
-    cached = _MARKERS.get(options)
+    cached = _MARKERS.get((options, implicit))
     if cached is None:
         ds = Dataset()
         transformer.mark(ds)
         cached = []
         for tag in sorted(MARKER_TAGS):
             fp = DicomBytesIO()
-            fp.is_little_endian, fp.is_implicit_VR = True, False
+            fp.is_little_endian, fp.is_implicit_VR = True, implicit
             write_data_element(fp, ds[tag])
             cached.append((tag, fp.getvalue()))
-        _MARKERS[options] = cached
+        _MARKERS[(options, implicit)] = cached
     return cached
 
 
@@ -777,7 +848,7 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         syntax, pos = file_meta(prefix)
     except Declined:
         return None
-    parser, values = _Parser(prefix), dict[str, int | None]()
+    parser, values = _parser(prefix, is_implicit(syntax)), dict[str, int | None]()
     elements: list[_Element] = []
     end, last = len(prefix), -1
     while pos < end:
