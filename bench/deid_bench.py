@@ -143,6 +143,7 @@ class Result:
     mb_per_s: float = 0.0
     vs_cp: float | None = None
     vs_gdcmanon: float | None = None
+    durable_vs_gdcmanon: float | None = None  # (wall + sync) / gdcmanon's (wall + sync)
     note: str = ""
     error: str = ""
 
@@ -494,6 +495,12 @@ def finish(results: list[Result], files: int, total_mb: float) -> None:
             r.vs_cp = r.wall_s / same["cp -r"].wall_s
         if "gdcmanon" in same:
             r.vs_gdcmanon = r.wall_s / same["gdcmanon"].wall_s
+            r.durable_vs_gdcmanon = _durable(r) / _durable(same["gdcmanon"])
+
+
+def _durable(r: Result) -> float:
+    """Seconds until the output is on disk: the tool, then the sync after it."""
+    return r.wall_s + r.sync_s
 
 
 def _ratio(value: float | None) -> str:
@@ -512,6 +519,7 @@ def table(results: list[Result]) -> list[str]:
         "tree PSS MB",
         "x cp",
         "x gdcmanon",
+        "durable x gdcmanon",
         "outputs",
         "leaks (sample)",
     )
@@ -531,6 +539,7 @@ def table(results: list[Result]) -> list[str]:
             f"{r.tree_pss_mb:.0f}",
             _ratio(r.vs_cp),
             _ratio(r.vs_gdcmanon),
+            _ratio(r.durable_vs_gdcmanon),
             outputs,
             leak,
         )
@@ -551,6 +560,7 @@ def median_rows(results: list[Result]) -> list[Result]:
             r.vs_cp = r.wall_s / by_name["cp -r"].wall_s
         if "gdcmanon" in by_name:
             r.vs_gdcmanon = r.wall_s / by_name["gdcmanon"].wall_s
+            r.durable_vs_gdcmanon = _durable(r) / _durable(by_name["gdcmanon"])
     return rows
 
 
