@@ -548,9 +548,47 @@ def test_batches_are_journalled_only_after_their_files_are_durable(
         raise OSError("disk gone")
 
     monkeypatch.setattr(pipeline, "sync_filesystems", failing_sync)
-    with pytest.raises(OSError, match="disk gone"):
+    from pacsguard.core.errors import OutputError
+
+    with pytest.raises(OutputError, match=r"cannot write the outputs to disk \(sync\)"):
         deidentify(
             [sample_corpus[0]], tmp_path / "again", key=project_key, config=DeidConfig(jobs=1)
         )
     journal = tmp_path / "again.pacsguard" / "journal.jsonl"
     assert not journal.exists() or not journal.read_text().strip()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_full_disk_stops_the_run_without_quarantining_inputs(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: int,
+) -> None:
+    import errno
+
+    from pacsguard.core.errors import OutputError
+    from pacsguard.deid import fastpath
+
+    real_copy = fastpath.copy_range
+    calls = {"n": 0}
+
+    def full_disk(src: int, dst: int, offset: int, count: int) -> None:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_copy(src, dst, offset, count)
+
+    monkeypatch.setattr(fastpath, "copy_range", full_disk)
+    out = tmp_path / "out"
+    config = DeidConfig(jobs=jobs)
+    with pytest.raises(OutputError, match=r"No space left on device.*run the same command again"):
+        deidentify([sample_corpus[0]], out, key=project_key, config=config)
+    quarantine = tmp_path / "out.pacsguard" / "quarantine"
+    assert not list(quarantine.iterdir()), "a full disk is not the inputs' fault"
+    monkeypatch.setattr(fastpath, "copy_range", real_copy)
+    report = deidentify([sample_corpus[0]], out, key=project_key, config=config)
+    assert report.quarantine == 0 and report.output == report.inputs
+    assert report.duplicates == 0 and len(outputs(out)) == sample_corpus[1].totals.instances
+    assert not list(out.rglob(".tmp-*"))

@@ -11,3 +11,8 @@ class KeyFileError(PacsguardError):
 
 class InputError(PacsguardError):
     """An input cannot be read at all (not one bad file among many: that is quarantine)."""
+
+
+class OutputError(PacsguardError):
+    """The output, the quarantine or the journal cannot be written (a full disk, a read-only
+    folder): the run stops, and the same command run again once it is fixed finishes it."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
@@ -31,7 +32,7 @@ from pathlib import Path
 import pydicom.config
 
 from pacsguard import __version__
-from pacsguard.core.errors import InputError, PacsguardError
+from pacsguard.core.errors import InputError, OutputError, PacsguardError
 from pacsguard.core.io import (
     InputItem,
     Prefetcher,
@@ -159,8 +160,14 @@ class Worker:
     def process(self, item: InputItem) -> ItemResult:
         try:
             return self._process(item)
+        except OutputError:
+            raise
         except PacsguardError as exc:
             return self._quarantine(item, str(exc))
+        except OSError as exc:
+            if exc.errno in OUTPUT_ERRNOS:  # the destination, not this input: stop the run
+                raise _output_error("the output", exc) from None
+            return self._quarantine(item, f"could not be processed ({type(exc).__name__})")
         except Exception as exc:
             return self._quarantine(item, f"could not be processed ({type(exc).__name__})")
 
@@ -280,9 +287,12 @@ class Worker:
             data = item.read_bytes()
         except OSError:
             data = b""
-        atomic_write_bytes(self.quarantine_dir / f"{name}.bin", data, mode=0o600, durable=False)
         record = json.dumps({"input": item.label, "reason": reason}).encode()
-        atomic_write_bytes(self.quarantine_dir / f"{name}.json", record, 0o600, durable=False)
+        try:
+            atomic_write_bytes(self.quarantine_dir / f"{name}.bin", data, 0o600, durable=False)
+            atomic_write_bytes(self.quarantine_dir / f"{name}.json", record, 0o600, durable=False)
+        except OSError as exc:
+            raise _output_error("the quarantine", exc) from None
         return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
 
 
@@ -352,8 +362,15 @@ def deidentify(
         raise InputError("the quarantine must live outside the output tree")
     if state == output or output in state.parents:
         raise InputError("the state folder must live outside the output tree")
-    output.mkdir(parents=True, exist_ok=True)
-    quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
+        state.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(f"the output or state folder ({output})", exc) from None
+    for folder in (output, state, quarantine):
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"cannot write to {folder}: permission denied")
     _sweep_temporaries(output)
     items = list(iter_inputs(inputs, exclude=[output, state, quarantine]))
     by_fp = {item.fingerprint: item for item in items}
@@ -380,15 +397,26 @@ def _run(
     resumed = len(items) - len(todo)
     sizes: dict[str, int] = {}
     mapping_rows = state / "mapping-rows.jsonl"
-    write_json(output / DEID_MANIFEST_NAME, _output_manifest(config, policy, [], sizes, len(items)))
+    try:
+        write_json(
+            output / DEID_MANIFEST_NAME, _output_manifest(config, policy, [], sizes, len(items))
+        )
+    except OSError as exc:
+        raise _output_error("the output manifest", exc) from None
     done = 0
 
     def record(results: list[ItemResult]) -> None:
         nonlocal done
-        sync_filesystems(output, quarantine)  # the batch is durable before it is journalled
-        if config.mapping_out is not None:
-            _append_private(mapping_rows, [row for r in results for row in r.mapping])
-        journal.record_many([r.outcome for r in results])
+        try:
+            sync_filesystems(output, quarantine)  # durable before it is journalled
+        except OSError as exc:
+            raise _output_error("the outputs to disk (sync)", exc) from None
+        try:
+            if config.mapping_out is not None:
+                _append_private(mapping_rows, [row for r in results for row in r.mapping])
+            journal.record_many([r.outcome for r in results])
+        except OSError as exc:
+            raise _output_error("the journal", exc) from None
         for result in results:
             if result.outcome.output:
                 sizes[result.outcome.output] = result.size
@@ -415,12 +443,14 @@ def _run(
             target = output / outcome.output
             sizes[outcome.output] = target.stat().st_size if target.exists() else 0
     pending = len(items) - len(outcomes)
-    write_json(
-        output / DEID_MANIFEST_NAME, _output_manifest(config, policy, outcomes, sizes, pending)
-    )
-    write_json(state / "manifest.json", [o.__dict__ for o in outcomes], mode=0o600)
-    if config.mapping_out is not None:
-        _write_mapping(mapping_rows, config.mapping_out)
+    try:
+        manifest = _output_manifest(config, policy, outcomes, sizes, pending)
+        write_json(output / DEID_MANIFEST_NAME, manifest)
+        write_json(state / "manifest.json", [o.__dict__ for o in outcomes], mode=0o600)
+        if config.mapping_out is not None:
+            _write_mapping(mapping_rows, config.mapping_out)
+    except OSError as exc:
+        raise _output_error("the manifests", exc) from None
     seen: set[str] = set()
     duplicates = 0
     for outcome in outcomes:
@@ -531,6 +561,17 @@ def _preload() -> None:
         load()
     for name in ("given-names.txt", "family-names.txt"):
         lexicon(name)
+
+
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def _output_error(what: str, exc: OSError) -> OutputError:
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(
+        f"cannot write {what} ({reason}); nothing recorded is lost: fix it, then run the same "
+        "command again to finish the job"
+    )
 
 
 def _append_private(path: Path, rows: list[tuple[str, str, str]]) -> None:
