@@ -175,3 +175,23 @@ def test_bad_encoding_and_unknown_format(tmp_path: Path) -> None:
         deidentify_table([source], tmp_path / "out", key=KEY, policy=policy, encoding="utf-8")
     with pytest.raises(TableReadError, match="unknown table format"):
         deidentify_table([tmp_path / "t.json"], tmp_path / "out", key=KEY, policy=policy)
+
+
+def test_full_disk_is_a_clear_error_and_leaves_no_partial_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from pacsguard.core.errors import OutputError
+    from pacsguard.tables import deid as tables_deid
+
+    source, _ = _source(tmp_path, "a.csv", ";", "utf-8")
+    policy = _policy(tmp_path, source)
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tables_deid, "write_sheets", full)
+    with pytest.raises(OutputError, match=r"writing a\.csv failed \(No space left on device\)"):
+        deidentify_table([source], tmp_path / "out", key=KEY, policy=policy)
+    assert not (tmp_path / "out" / "a.csv").exists()

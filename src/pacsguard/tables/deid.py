@@ -12,7 +12,7 @@ from typing import Any
 import polars as pl
 
 from pacsguard import __version__
-from pacsguard.core.errors import PacsguardError
+from pacsguard.core.errors import OutputError, PacsguardError
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import write_json
 from pacsguard.core.pseudonym import Pseudonymizer
@@ -257,16 +257,21 @@ def deidentify_table(
                 raise _malformed(table) from None
         reports.append(report)
     manifest = output / MANIFEST_NAME
-    write_json(
-        manifest,
-        {
-            "tool": "pacsguard",
-            "version": __version__,
-            "policy_sha256": loaded.sha256,
-            "files": [r.to_dict(output) for r in reports],
-        },
-    )
+    payload = {
+        "tool": "pacsguard",
+        "version": __version__,
+        "policy_sha256": loaded.sha256,
+        "files": [r.to_dict(output) for r in reports],
+    }
+    try:
+        write_json(manifest, payload)
+    except OSError as exc:
+        raise OutputError(f"writing {MANIFEST_NAME} failed ({_os_reason(exc)})") from None
     return DeidTablesReport(reports, manifest)
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc).splitlines()[0][:200] or type(exc).__name__
 
 
 def _one_table(table: OpenedTable, target: Path, run: _Run) -> TableReport:
@@ -278,5 +283,8 @@ def _one_table(table: OpenedTable, target: Path, run: _Run) -> TableReport:
         outputs.append((sheet.name, frame))
         sheets.append(replace(report, sheet=sheet.name))
     run.say(f"writing {target.name}")
-    write_sheets(outputs, target, table.format, table.separator or ",")
+    try:
+        write_sheets(outputs, target, table.format, table.separator or ",")
+    except OSError as exc:  # a full or read-only destination: no traceback, no partial file
+        raise OutputError(f"writing {target.name} failed ({_os_reason(exc)})") from None
     return TableReport(table.path, target, table.format, table.encoding, table.separator, sheets)
