@@ -425,7 +425,7 @@ def _run(
         if progress:
             progress(done, len(todo))
 
-    jobs = max(1, config.jobs or os.cpu_count() or 1)
+    jobs = max(1, config.jobs or _usable_cpus())
     prefetch = Prefetcher([(item.path, item.size) for item in todo if item.member is None])
     worker = Worker(key.material, config, policy, output, quarantine)
     _preload()
@@ -552,6 +552,13 @@ def _run_pool(
                 record(future.result())
     finally:
         _WORKER = None
+
+
+def _usable_cpus() -> int:
+    """The cores this process may run on (CPU affinity, as set by taskset or a container)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _preload() -> None:
