@@ -42,7 +42,7 @@ def deid_command(
         False, "--strict", help="Keep only the allow-list of attributes that carry no identity."
     ),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", help="Worker processes (default: every core)."
+        None, "--jobs", "-j", help="Worker processes (default: every core this process may use)."
     ),
     mapping_out: Path | None = typer.Option(
         None, "--mapping-out", help="Write the original->pseudonym mapping here (mode 0600)."
