@@ -240,7 +240,7 @@ class Prefetcher:
     def start(self) -> Prefetcher:
         """Begin (once; later calls do nothing)."""
         usable = hasattr(os, "posix_fadvise") and self._paths and not self._stopped
-        if usable and not self._thread.is_alive() and self._thread.ident is None:
+        if usable and self._thread.ident is None:
             self._thread.start()
         return self
 
