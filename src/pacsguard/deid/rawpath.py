@@ -207,15 +207,16 @@ def _compressed(syntax: str) -> bool:
 
 @functools.cache
 def _header_encoding(syntax: str) -> str | None:
-    """ "explicit" (Explicit VR Little Endian, native or encapsulated: the header is
-    encoded alike), "implicit" (Implicit VR Little Endian), None for the others."""
+    """How the header of a file in ``syntax`` is encoded: "explicit" (Explicit VR Little
+    Endian, native or encapsulated alike), "implicit" (Implicit VR Little Endian), or None
+    for the syntaxes left to the engine (deflated, big endian)."""
     uid = UID(syntax)
     if not uid.is_transfer_syntax or uid.is_deflated or not uid.is_little_endian:
         return None
     return "implicit" if uid.is_implicit_VR else "explicit"
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1 << 16)  # tags: bounded even on garbage
 def _in_dictionary(tag: int) -> bool:
     try:
         dictionary_VR(tag)
@@ -228,7 +229,7 @@ def is_implicit(syntax: str) -> bool:
     return _header_encoding(syntax) == "implicit"
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1 << 16)  # tags: bounded even on garbage
 def _implicit_vr(tag: int) -> tuple[str, bool]:
     """The VR the reference gives an element of an Implicit VR dataset before decoding it
     (``engine.raw_vr``), and whether the dictionary leaves it ambiguous ("US or SS").
