@@ -253,3 +253,34 @@ def _minimal(
     body = b"".join(_element(t, vr, v) for t, vr, v in sorted(elements))
     syntax = _element(0x00020010, b"UI", b"1.2.840.10008.1.2.1\x00")
     return b"\x00" * 128 + b"DICM" + syntax + body
+
+
+@pytest.mark.parametrize("raw_path", [True, False])
+def test_reference_sequences_survive_with_their_uids_remapped(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    raw_path: bool,
+) -> None:
+    from pacsguard.deid import rawpath
+
+    if not raw_path:
+        monkeypatch.setattr(rawpath, "rewrite", lambda *args, **kwargs: None)
+    ds = _base(sample_corpus[0])
+    ref = Dataset()
+    ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = ds.SOPClassUID, "1.2.3.4.5.6"
+    ds.SourceImageSequence = Sequence([ref])
+    noted = Dataset()
+    noted.ReferencedSOPInstanceUID = "1.2.3.4.5.7"
+    noted.DerivationDescription = "made from Zygmuntowicz's scan"  # not a reference
+    ds.ReferencedImageSequence = Sequence([noted])
+    src = tmp_path / "src"
+    src.mkdir()
+    _save(ds, src / "a.dcm")
+    out, _ = _run(src, tmp_path, project_key)
+    (written,) = out.rglob("*.dcm")
+    result = pydicom.dcmread(written)
+    (item,) = result.SourceImageSequence
+    assert item.ReferencedSOPInstanceUID.startswith("2.25.")
+    assert "ReferencedImageSequence" not in result

@@ -40,7 +40,7 @@ from pacsguard.deid.engine import (
     replace_uids,
 )
 from pacsguard.deid.options import PIXEL_OPTIONS
-from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private
+from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private, references_only
 from pacsguard.deid.text import KnownValues, clean_text, identity_tags, sweep_text
 
 UNDEFINED = 0xFFFFFFFF
@@ -629,7 +629,22 @@ class _Rewrite:
         if found is None:
             found = decide(rules, element.tag, element.vr, depth=depth, mode=mode, types=types)
             cache[key] = found
+        if found.references and references_only(self._item_tags(element)):
+            return Decision(Act.KEEP, source=found.source)
         return found
+
+    def _item_tags(self, element: _Element) -> list[set[int]]:
+        """The tags of each item of a sequence, nested items' tags folded in."""
+        out: list[set[int]] = []
+        for item in self.parser.items_of(element):
+            tags: set[int] = set()
+            for inner in item.elements:
+                tags.add(inner.tag)
+                if inner.vr == "SQ":
+                    for nested in self._item_tags(inner):
+                        tags |= nested
+            out.append(tags)
+        return out
 
     def _private(self, element: _Element, creator_el: _Element | None, mode: Mode) -> Decision:
         creator = None
