@@ -1,0 +1,80 @@
+"""A pydicom decoder plugin: 12-bit JPEG Extended (Process 4) frames decoded by GDCM.
+
+pydicom tries pylibjpeg-libjpeg first, and libjpeg refuses a class of streams that archives
+hold and every IJG-based reader (DCMTK, GDCM) decodes: sequential scans whose SOS header
+says Se = 0 instead of 63 (pydicom's own ``JPEG-lossy.dcm`` is one). pydicom's GDCM plugin
+refuses every 12-bit JPEG Extended stream, so without this plugin such an image cannot be
+cleaned. GDCM's IJG 12-bit decoder gives the same samples as DCMTK's ``dcmdjpeg``.
+
+The plugin follows pydicom's decoder-plugin protocol (``DECODER_DEPENDENCIES``,
+``is_available``, a frame function); ``register`` adds it after pydicom's own plugins, so it
+runs only when they all refuse a frame.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from pydicom.pixels.decoders.base import DecodeRunner, get_decoder
+from pydicom.pixels.utils import _get_jpg_parameters
+from pydicom.uid import JPEGExtended12Bit
+
+try:
+    import gdcm
+
+    HAVE_GDCM = True
+except ImportError:  # an optional decoder: pixel cleaning then quarantines these files
+    HAVE_GDCM = False
+
+LABEL = "pacsguard-gdcm"
+DECODER_DEPENDENCIES = {JPEGExtended12Bit: ("python-gdcm>=3.0.10",)}
+
+
+def is_available(uid: str) -> bool:
+    return HAVE_GDCM and uid == JPEGExtended12Bit
+
+
+def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
+    """One frame's samples, as pydicom's GDCM plugin returns them (little endian)."""
+    precision = int(_get_jpg_parameters(src).get("precision", 0))
+    if precision != 12:
+        raise ValueError(f"not a 12-bit JPEG stream (precision {precision})")
+    fragment = gdcm.Fragment()
+    fragment.SetByteStringValue(src)
+    fragments = gdcm.SequenceOfFragments.New()
+    fragments.AddFragment(fragment)
+    element = gdcm.DataElement(gdcm.Tag(0x7FE0, 0x0010))
+    element.SetValue(fragments.__ref__())
+    image: Any = gdcm.Image()
+    image.SetNumberOfDimensions(2)
+    image.SetDimensions((runner.columns, runner.rows, 1))
+    image.SetDataElement(element)
+    kind = gdcm.PhotometricInterpretation.GetPIType(runner.photometric_interpretation)
+    image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(kind))
+    if runner.samples_per_pixel > 1:
+        image.SetPlanarConfiguration(runner.planar_configuration)
+    syntax = gdcm.TransferSyntax.GetTSType(str(JPEGExtended12Bit))
+    image.SetTransferSyntax(gdcm.TransferSyntax(syntax))
+    # Bits Allocated 12 makes GDCM pick its 12-bit IJG decoder at once; with 16 it first
+    # tries the 16-bit one, which fails with a message on stderr. Samples come back in 16 bits.
+    image.SetPixelFormat(
+        gdcm.PixelFormat(
+            runner.samples_per_pixel, 12, precision, precision - 1, runner.pixel_representation
+        )
+    )
+    buffer = image.GetBuffer()  # a str (bytes smuggled as surrogates), None on failure
+    frame: bytes = buffer.encode("utf-8", "surrogateescape") if buffer is not None else b""
+    if len(frame) != runner.rows * runner.columns * runner.samples_per_pixel * 2:
+        raise ValueError("GDCM could not decode the JPEG stream")
+    runner.set_option("bits_allocated", 16)
+    return frame
+
+
+def register() -> None:
+    """Add the plugin to pydicom's JPEG Extended decoder, after pydicom's own (once)."""
+    decoder = get_decoder(JPEGExtended12Bit)
+    if LABEL in decoder.available_plugins:
+        return
+    with contextlib.suppress(ValueError):  # known already, as unavailable (no GDCM)
+        decoder.add_plugin(LABEL, (__name__, "_decode_frame"))

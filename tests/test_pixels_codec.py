@@ -1,0 +1,183 @@
+"""The pixel codec on real files: 12-bit JPEG Extended decodes (even the streams libjpeg
+refuses), and what cannot be decoded raises a reason a person can act on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.pixels import pixel_array
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    JPEGExtended12Bit,
+)
+
+from pacsguard.core.keys import ProjectKey
+from pacsguard.deid import DeidConfig, deidentify
+from pacsguard.deid.pixels import PixelCleaningError, clean_pixels, codec, gdcm_jpeg12
+from test_pixels_clean import assert_text_gone, frames_of
+from test_pixels_support import LINES, covered, grey_image, rgb_image
+
+needs_dcmtk = pytest.mark.skipif(
+    shutil.which("dcmcjpeg") is None, reason="DCMTK (dcmcjpeg, dcmdjpeg) is not installed"
+)
+
+
+def real(name: str) -> Dataset:
+    path = get_testdata_file(name)
+    assert path is not None, f"pydicom's test file {name} is missing"
+    return pydicom.dcmread(path)
+
+
+def first_frame(ds: Dataset) -> bytes:
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    return next(generate_frames(ds.PixelData, number_of_frames=frames))
+
+
+def sos_scan_end(stream: bytes) -> int:
+    """Offset of Se (the spectral selection end) in the first SOS of a one-component scan."""
+    at = stream.index(b"\xff\xda")
+    assert stream[at + 4] == 1, "one component in the scan"
+    return at + 8
+
+
+def dcmtk(tool: str, ds: Dataset, tmp_path: Path, *args: str) -> Dataset:
+    """``ds`` through a DCMTK converter (an independent implementation)."""
+    source, target = tmp_path / f"{tool}-in.dcm", tmp_path / f"{tool}-out.dcm"
+    ds.save_as(source, enforce_file_format=True)
+    subprocess.run([tool, *args, str(source), str(target)], check=True, capture_output=True)
+    return pydicom.dcmread(target)
+
+
+def jpeg_extended_12(tmp_path: Path) -> tuple[Dataset, list[tuple[int, int, int, int]]]:
+    """A 12-bit image with burned-in text, JPEG Extended (Process 4) encoded by DCMTK."""
+    ds, boxes = grey_image(bits=12)
+    encoded = dcmtk("dcmcjpeg", ds, tmp_path, "+ee")
+    assert encoded.file_meta.TransferSyntaxUID == JPEGExtended12Bit
+    return encoded, boxes
+
+
+def with_scan_end_zero(ds: Dataset) -> Dataset:
+    """The same stream with Se = 0 in its SOS, as in pydicom's JPEG-lossy.dcm (and archives)."""
+    stream = bytearray(first_frame(ds))
+    stream[sos_scan_end(bytes(stream))] = 0
+    ds.PixelData = encapsulate([bytes(stream)])
+    return ds
+
+
+def test_the_gdcm_plugin_is_a_fallback_after_pydicoms_own() -> None:
+    assert gdcm_jpeg12.LABEL in get_decoder(JPEGExtended12Bit).available_plugins
+    ds = real("JPGExtended.dcm")  # conformant: libjpeg decodes it, and its samples are kept
+    reference = pixel_array(real("JPGExtended.dcm"), decoding_plugin="pylibjpeg")
+    assert np.array_equal(codec.decode(ds).array[0], reference)
+
+
+def test_pydicoms_12_bit_jpeg_extended_files_decode() -> None:
+    """JPGExtended.dcm is conformant; JPEG-lossy.dcm is the same image with Se = 0, which
+    libjpeg refuses ("scan stop must be 63") and IJG-based readers accept."""
+    lossy = real("JPEG-lossy.dcm")
+    assert first_frame(lossy)[sos_scan_end(first_frame(lossy))] == 0
+    with pytest.raises(RuntimeError):
+        pixel_array(real("JPEG-lossy.dcm"), decoding_plugin="pylibjpeg")
+    good = codec.decode(real("JPGExtended.dcm"))
+    damaged = codec.decode(lossy)
+    for frames in (good, damaged):
+        assert frames.array.shape == (1, 1024, 256) and frames.array.dtype == np.uint16
+        assert frames.photometric == "MONOCHROME2"
+    # Two IDCT implementations (libjpeg, IJG): equal within the rounding of a lossy decode.
+    assert np.abs(good.array.astype(int) - damaged.array.astype(int)).max() <= 1
+    assert int(damaged.array.max()) < 4096
+
+
+@needs_dcmtk
+def test_gdcm_decodes_what_dcmtk_decodes(tmp_path: Path) -> None:
+    reference = dcmtk("dcmdjpeg", real("JPEG-lossy.dcm"), tmp_path).pixel_array
+    assert np.array_equal(codec.decode(real("JPEG-lossy.dcm")).array[0], reference)
+
+
+@needs_dcmtk
+@pytest.mark.parametrize("damaged", [False, True], ids=["conformant", "scan-end-zero"])
+def test_12_bit_jpeg_extended_is_cleaned(tmp_path: Path, damaged: bool) -> None:
+    ds, boxes = jpeg_extended_12(tmp_path)
+    if damaged:
+        ds = with_scan_end_zero(ds)
+    result = clean_pixels(ds)
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian  # never re-encoded lossily
+    assert ds.LossyImageCompression == "01" and ds.BurnedInAnnotation == "NO"
+    assert ds.BitsStored == 12 and ds.pixel_array.dtype == np.uint16
+    for box in boxes:
+        assert covered(box, result.boxes[0])
+    # OCR reads 8-bit images: look at the 12-bit samples scaled down.
+    assert_text_gone((frames_of(ds) >> 4).astype(np.uint8), boxes, LINES)
+
+
+def without_huffman_tables(ds: Dataset) -> Dataset:
+    """The stream with its DHT segment removed: whole, but no decoder can read it."""
+    stream = first_frame(ds)
+    at = stream.index(b"\xff\xc4")
+    length = int.from_bytes(stream[at + 2 : at + 4], "big")
+    ds.PixelData = encapsulate([stream[:at] + stream[at + 2 + length :]])
+    return ds
+
+
+def test_an_undecodable_12_bit_stream_names_the_syntax_and_what_to_do() -> None:
+    ds = without_huffman_tables(real("JPGExtended.dcm"))
+    ds.PatientName = "DUPONT^JEAN"
+    with pytest.raises(PixelCleaningError) as error:
+        codec.decode(ds)
+    message = str(error.value)
+    assert "JPEG Extended" in message and "1.2.840.10008.1.2.4.51" in message
+    assert gdcm_jpeg12.LABEL in message and "pylibjpeg" in message
+    assert "quarantined" in message and "run again" in message
+    assert "DUPONT" not in message
+
+
+@pytest.mark.parametrize(
+    "name", ["JPGExtended.dcm", "examples_jpeg2k.dcm", "SC_rgb_jpeg_dcmtk.dcm"]
+)
+def test_a_truncated_codestream_is_refused_not_filled_in(name: str) -> None:
+    """libjpeg decodes a cut JPEG stream without a word; the end marker check refuses it."""
+    ds = real(name)
+    ds.PixelData = encapsulate([first_frame(ds)[:-600]])
+    with pytest.raises(PixelCleaningError, match=r"frame 1 .* cannot be decoded: it is truncated"):
+        codec.decode(ds)
+
+
+def test_a_wrong_frame_count_is_refused() -> None:
+    ds = real("JPGExtended.dcm")
+    ds.NumberOfFrames = 3
+    with pytest.raises(PixelCleaningError, match="3 frame"):
+        codec.decode(ds)
+
+
+def test_undecodable_12_bit_jpeg_that_needs_cleaning_is_quarantined(
+    project_key: ProjectKey, tmp_path: Path
+) -> None:
+    ds = without_huffman_tables(real("JPGExtended.dcm"))
+    ds.PatientName = "DUPONT^JEAN"
+    ds.BurnedInAnnotation = "YES"
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "broken.dcm", enforce_file_format=True)
+    config = DeidConfig(jobs=1, options=frozenset({"clean-pixel-data"}))
+    report = deidentify([tmp_path / "in"], tmp_path / "out", key=project_key, config=config)
+    assert (report.output, report.quarantine) == (0, 1)
+    (reason,) = report.reasons
+    assert "JPEG Extended" in reason and "cannot be decoded" in reason
+    assert "DUPONT" not in reason
+
+
+@pytest.mark.parametrize("value", ["YBR_PARTIAL_422", "DUPONT^JEAN"])
+def test_a_colour_model_pydicom_does_not_convert_is_refused(value: str) -> None:
+    ds, _ = rgb_image()
+    ds.PhotometricInterpretation = value
+    with pytest.raises(PixelCleaningError) as error:
+        codec.decode(ds)
+    assert "not supported" in str(error.value) and "DUPONT" not in str(error.value)
