@@ -1,5 +1,6 @@
 """The pixel codec on real files: 12-bit JPEG Extended decodes (even the streams libjpeg
-refuses), and what cannot be decoded raises a reason a person can act on."""
+refuses), colour JPEG 2000 Lossless is re-encoded as YBR_RCT with the reversible transform,
+and what cannot be decoded raises a reason a person can act on."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from pydicom.pixels import pixel_array
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
     ExplicitVRLittleEndian,
+    JPEG2000Lossless,
     JPEGExtended12Bit,
+    UltrasoundImageStorage,
 )
 
 from pacsguard.core.keys import ProjectKey
@@ -181,3 +184,53 @@ def test_a_colour_model_pydicom_does_not_convert_is_refused(value: str) -> None:
     with pytest.raises(PixelCleaningError) as error:
         codec.decode(ds)
     assert "not supported" in str(error.value) and "DUPONT" not in str(error.value)
+
+
+def mct(stream: bytes) -> int:
+    """The multiple component transformation flag of a J2K codestream's COD marker."""
+    return stream[stream.index(b"\xff\x52") + 8]
+
+
+def assert_ybr_rct(ds: Dataset, expected: np.ndarray) -> None:
+    """Colour JPEG 2000 Lossless as PS3.5 and the IODs want it: YBR_RCT, with the reversible
+    transform really applied, decoding (by two decoders) to exactly ``expected``."""
+    assert ds.file_meta.TransferSyntaxUID == JPEG2000Lossless
+    assert ds.PhotometricInterpretation == "YBR_RCT" and ds.PlanarConfiguration == 0
+    assert mct(first_frame(ds)) == 1
+    for plugin in ("pylibjpeg", "gdcm"):
+        decoded = pixel_array(ds, decoding_plugin=plugin)
+        assert np.array_equal(decoded.reshape(expected.shape), expected), plugin
+
+
+def test_ultrasound_ybr_rct_jpeg2000_stays_ybr_rct() -> None:
+    """pydicom's examples_jpeg2k.dcm: a real ultrasound image, YBR_RCT JPEG 2000 Lossless."""
+    ds = real("examples_jpeg2k.dcm")
+    assert ds.SOPClassUID == UltrasoundImageStorage and ds.PhotometricInterpretation == "YBR_RCT"
+    result = clean_pixels(ds)
+    assert not result.transfer_syntax_changed
+    assert_ybr_rct(ds, codec.decode(ds).array[0])
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_rgb_jpeg2000_lossless_becomes_ybr_rct(bits: int) -> None:
+    ds, boxes = rgb_image()
+    if bits == 16:
+        ds.set_pixel_data(
+            ds.pixel_array.astype(np.uint16) * 257, "RGB", 16, generate_instance_uid=False
+        )
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    assert ds.PhotometricInterpretation == "RGB" and mct(first_frame(ds)) == 0
+    result = clean_pixels(ds)
+    for box in boxes:
+        assert covered(box, result.boxes[0])
+    assert_ybr_rct(ds, codec.decode(ds).array[0])
+    assert ds.BitsStored == bits
+
+
+def test_grey_jpeg2000_keeps_its_photometric() -> None:
+    ds = real("MR_small_jp2klossless.dcm")
+    before = codec.decode(ds)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    codec.encode(ds, before)
+    assert ds.PhotometricInterpretation == "MONOCHROME2" and mct(first_frame(ds)) == 0
+    assert np.array_equal(codec.decode(ds).array, before.array)

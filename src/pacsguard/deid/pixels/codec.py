@@ -6,7 +6,12 @@
   pylibjpeg-openjpeg); any other compressed data (JPEG Lossless, JPEG-LS, and every lossy
   syntax) is written uncompressed in Explicit VR Little Endian. Lossy data is never
   re-encoded lossily: decoding once is the only loss, and Lossy Image Compression says so.
-- YCbCr colour is decoded to RGB, and Photometric Interpretation follows.
+- YCbCr colour is decoded to RGB. The Photometric Interpretation written is chosen from the
+  transfer syntax written, never carried over from the input: RGB when uncompressed or RLE,
+  YBR_RCT (the reversible colour transform, applied by the encoder) for JPEG 2000 Lossless.
+  YBR_RCT is what PS3.5 8.2.4 and every IOD that constrains colour (US, VL, multi-frame true
+  colour SC, WSI: "YBR_RCT for reversible JPEG 2000") expect; RGB in a JPEG 2000 stream is
+  an Error for an ultrasound image.
 """
 
 from __future__ import annotations
@@ -173,6 +178,13 @@ def _named(photometric: str) -> str:
     return photometric if photometric in OTHER_PHOTOMETRIC else "(a non-standard value)"
 
 
+def output_photometric(target: UID, frames: Frames) -> str:
+    """The Photometric Interpretation for ``frames`` stored in ``target`` (PS3.5 8.2)."""
+    if frames.photometric == "RGB" and target == JPEG2000Lossless:
+        return "YBR_RCT"  # pydicom's encoder applies the reversible colour transform for it
+    return frames.photometric
+
+
 def encode(ds: Dataset, frames: Frames) -> UID:
     """Store ``frames`` into ``ds`` losslessly; returns the transfer syntax now in force."""
     source = frames.transfer_syntax
@@ -184,6 +196,7 @@ def encode(ds: Dataset, frames: Frames) -> UID:
     target = source if source in NATIVE else ExplicitVRLittleEndian
     if source in REENCODE:
         try:
+            ds.PhotometricInterpretation = output_photometric(source, frames)
             ds.compress(
                 source, array, encoding_plugin=REENCODE[source], generate_instance_uid=False
             )
