@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
-from pydicom.encaps import encapsulate, generate_frames
+from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.pixels import pixel_array
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import (
@@ -234,3 +234,18 @@ def test_grey_jpeg2000_keeps_its_photometric() -> None:
     codec.encode(ds, before)
     assert ds.PhotometricInterpretation == "MONOCHROME2" and mct(first_frame(ds)) == 0
     assert np.array_equal(codec.decode(ds).array, before.array)
+
+
+def test_frames_located_by_the_extended_offset_table_are_checked_whole() -> None:
+    ds = real("SC_rgb_rle_2frame.dcm")
+    ds.decompress(generate_instance_uid=False)
+    ds.compress(JPEG2000Lossless, encoding_plugin="pylibjpeg", generate_instance_uid=False)
+    streams = list(generate_frames(ds.PixelData, number_of_frames=2))
+    ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = encapsulate_extended(
+        streams
+    )
+    assert codec.decode(ds).count == 2
+    cut = [streams[0], streams[1][:-300]]
+    ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = encapsulate_extended(cut)
+    with pytest.raises(PixelCleaningError, match=r"frame 2 .* truncated"):
+        codec.decode(ds)

@@ -125,8 +125,13 @@ def decode(ds: Dataset) -> Frames:
 
 def check_complete(ds: Dataset, tsyntax: UID, frames: int) -> None:
     """Every frame's codestream is whole: it ends with its end marker (then only padding)."""
+    offsets = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)  # as pydicom does
     try:
-        streams = list(generate_frames(ds.PixelData, number_of_frames=frames))
+        streams = list(
+            generate_frames(ds.PixelData, number_of_frames=frames, extended_offsets=offsets)
+        )
     except Exception:  # pydicom raises several types on a broken item structure
         streams = []
     if len(streams) != frames:
