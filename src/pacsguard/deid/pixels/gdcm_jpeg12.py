@@ -1,4 +1,4 @@
-"""A pydicom decoder plugin: 12-bit JPEG Extended (Process 4) frames decoded by GDCM.
+"""A pydicom decoder plugin: unsigned greyscale 12-bit JPEG Extended decoded by GDCM.
 
 pydicom tries pylibjpeg-libjpeg first, and libjpeg refuses a class of streams that archives
 hold and every IJG-based reader (DCMTK, GDCM) decodes: sequential scans whose SOS header
@@ -40,6 +40,9 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
     precision = int(_get_jpg_parameters(src).get("precision", 0))
     if precision != 12:
         raise ValueError(f"not a 12-bit JPEG stream (precision {precision})")
+    if runner.samples_per_pixel != 1 or runner.pixel_representation != 0:
+        # colour and signed samples are untested with GDCM here: refuse rather than guess
+        raise ValueError("only unsigned greyscale 12-bit JPEG is decoded by this plugin")
     fragment = gdcm.Fragment()
     fragment.SetByteStringValue(src)
     fragments = gdcm.SequenceOfFragments.New()
@@ -52,20 +55,14 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
     image.SetDataElement(element)
     kind = gdcm.PhotometricInterpretation.GetPIType(runner.photometric_interpretation)
     image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(kind))
-    if runner.samples_per_pixel > 1:
-        image.SetPlanarConfiguration(runner.planar_configuration)
     syntax = gdcm.TransferSyntax.GetTSType(str(JPEGExtended12Bit))
     image.SetTransferSyntax(gdcm.TransferSyntax(syntax))
     # Bits Allocated 12 makes GDCM pick its 12-bit IJG decoder at once; with 16 it first
     # tries the 16-bit one, which fails with a message on stderr. Samples come back in 16 bits.
-    image.SetPixelFormat(
-        gdcm.PixelFormat(
-            runner.samples_per_pixel, 12, precision, precision - 1, runner.pixel_representation
-        )
-    )
+    image.SetPixelFormat(gdcm.PixelFormat(1, 12, precision, precision - 1, 0))
     buffer = image.GetBuffer()  # a str (bytes smuggled as surrogates), None on failure
     frame: bytes = buffer.encode("utf-8", "surrogateescape") if buffer is not None else b""
-    if len(frame) != runner.rows * runner.columns * runner.samples_per_pixel * 2:
+    if len(frame) != runner.rows * runner.columns * 2:
         raise ValueError("GDCM could not decode the JPEG stream")
     runner.set_option("bits_allocated", 16)
     return frame
