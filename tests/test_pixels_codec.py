@@ -16,10 +16,12 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, encapsulate_extended, generate_frames
 from pydicom.pixels import pixel_array
 from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.processing import convert_color_space
 from pydicom.uid import (
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
     JPEGExtended12Bit,
+    RLELossless,
     UltrasoundImageStorage,
 )
 
@@ -27,7 +29,7 @@ from pacsguard.core.keys import ProjectKey
 from pacsguard.deid import DeidConfig, deidentify
 from pacsguard.deid.pixels import PixelCleaningError, clean_pixels, codec, gdcm_jpeg12
 from test_pixels_clean import assert_text_gone, frames_of
-from test_pixels_support import LINES, covered, grey_image, rgb_image
+from test_pixels_support import LINES, covered, grey_image, outside_mask, rgb_image
 
 needs_dcmtk = pytest.mark.skipif(
     shutil.which("dcmcjpeg") is None, reason="DCMTK (dcmcjpeg, dcmdjpeg) is not installed"
@@ -249,3 +251,27 @@ def test_frames_located_by_the_extended_offset_table_are_checked_whole() -> None
     ds.PixelData, ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths = encapsulate_extended(cut)
     with pytest.raises(PixelCleaningError, match=r"frame 2 .* truncated"):
         codec.decode(ds)
+
+
+@pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, ExplicitVRLittleEndian])
+def test_lossless_ybr_full_is_blanked_as_stored_never_rounded_through_rgb(syntax: str) -> None:
+    """YBR_FULL -> RGB rounds (samples off by one); a lossless source must stay exact."""
+    ds, boxes = rgb_image()
+    ybr = convert_color_space(ds.pixel_array, "RGB", "YBR_FULL").astype(np.int16)
+    tint = np.random.default_rng(3).integers(-24, 24, size=(*ybr.shape[:2], 2))
+    ybr = np.clip(ybr + np.pad(tint, ((0, 0), (0, 0), (1, 0))), 16, 240).astype(np.uint8)
+    ds.set_pixel_data(ybr, "YBR_FULL", 8, generate_instance_uid=False)
+    rounded = convert_color_space(convert_color_space(ybr, "YBR_FULL", "RGB"), "RGB", "YBR_FULL")
+    assert not np.array_equal(rounded, ybr)  # the loss this guards against
+    if syntax != ExplicitVRLittleEndian:
+        plugin = "pydicom" if syntax == RLELossless else "pylibjpeg"
+        ds.compress(syntax, encoding_plugin=plugin, generate_instance_uid=False)
+    result = clean_pixels(ds)
+    assert ds.file_meta.TransferSyntaxUID == syntax and ds.PhotometricInterpretation == "YBR_FULL"
+    assert "LossyImageCompression" not in ds
+    for box in boxes:
+        assert covered(box, result.boxes[0])
+    after = pixel_array(ds, as_rgb=False)
+    keep = outside_mask(after.shape[:2], result.boxes[0])
+    assert np.array_equal(after[keep], ybr[keep])
+    assert_text_gone(pixel_array(ds)[np.newaxis], boxes, LINES)  # read as RGB

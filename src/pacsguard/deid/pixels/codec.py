@@ -6,7 +6,9 @@
   pylibjpeg-openjpeg); any other compressed data (JPEG Lossless, JPEG-LS, and every lossy
   syntax) is written uncompressed in Explicit VR Little Endian. Lossy data is never
   re-encoded lossily: decoding once is the only loss, and Lossy Image Compression says so.
-- YCbCr colour is decoded to RGB. The Photometric Interpretation written is chosen from the
+- YCbCr colour is decoded to RGB for reading. Where the source is lossless, YBR_FULL is kept
+  as stored (``decode(ds, stored=True)``): the conversion to RGB rounds, and would lose
+  information that the file did not lose. The Photometric Interpretation written is chosen from the
   transfer syntax written, never carried over from the input: RGB when uncompressed or RLE,
   YBR_RCT (the reversible colour transform, applied by the encoder) for JPEG 2000 Lossless.
   YBR_RCT is what PS3.5 8.2.4 and every IOD that constrains colour (US, VL, multi-frame true
@@ -23,6 +25,8 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels.decoders.base import get_decoder
+from pydicom.pixels.processing import convert_color_space
+from pydicom.pixels.utils import pixel_array
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -79,9 +83,15 @@ OTHER_PHOTOMETRIC = frozenset({"YBR_PARTIAL_422", "YBR_PARTIAL_420", "HSV", "ARG
 gdcm_jpeg12.register()
 
 
+# Sources whose YBR_FULL samples reach us untouched by any codec colour transform (native,
+# RLE, JPEG 2000 without MCT): they are kept as YBR_FULL when ``stored`` is asked for.
+KEEPS_YBR_FULL = frozenset({*NATIVE, ExplicitVRBigEndian, RLELossless, JPEG2000Lossless})
+
+
 @dataclass
 class Frames:
-    """All frames as one array: (frames, rows, columns[, samples]), stored values."""
+    """All frames as one array: (frames, rows, columns[, samples]), stored values, in the
+    colour model ``photometric``; ``readable(i)`` is frame ``i`` as OCR reads it (RGB)."""
 
     array: NDArray[np.generic]
     transfer_syntax: UID
@@ -91,6 +101,12 @@ class Frames:
     def count(self) -> int:
         return int(self.array.shape[0])
 
+    def readable(self, index: int) -> NDArray[np.generic]:
+        frame: NDArray[np.generic] = self.array[index]
+        if self.photometric == "YBR_FULL":
+            return np.asarray(convert_color_space(frame, "YBR_FULL", "RGB"))
+        return frame
+
 
 def transfer_syntax(ds: Dataset) -> UID:
     meta = getattr(ds, "file_meta", None)
@@ -98,9 +114,9 @@ def transfer_syntax(ds: Dataset) -> UID:
     return UID(uid) if uid else ImplicitVRLittleEndian
 
 
-def decode(ds: Dataset) -> Frames:
-    """Every frame of ``ds``; ``PixelCleaningError`` (a reason a person can act on) when the
-    data cannot be decoded."""
+def decode(ds: Dataset, *, stored: bool = False) -> Frames:
+    """Every frame of ``ds``, colour as RGB (or, with ``stored``, lossless YBR_FULL as it is
+    stored); ``PixelCleaningError`` (a reason a person can act on) when it cannot be decoded."""
     if "PixelData" not in ds:
         raise PixelCleaningError("no Pixel Data to clean (float or absent pixel data)")
     tsyntax = transfer_syntax(ds)
@@ -110,11 +126,14 @@ def decode(ds: Dataset) -> Frames:
         raise PixelCleaningError(
             f"Photometric Interpretation {_named(source)} is not supported for pixel cleaning"
         )
+    keep = stored and source == "YBR_FULL" and tsyntax in KEEPS_YBR_FULL
+    if keep:
+        photometric = source
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if tsyntax in END_MARKED:
         check_complete(ds, tsyntax, frames)
     try:
-        array = np.asarray(ds.pixel_array)
+        array = np.asarray(pixel_array(ds, as_rgb=not keep))
     except Exception as exc:  # decoders raise many types; their messages may quote the file
         raise PixelCleaningError(undecodable(tsyntax, exc)) from None
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
