@@ -4,6 +4,7 @@ and what cannot be decoded raises a reason a person can act on."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from pathlib import Path
@@ -275,3 +276,19 @@ def test_lossless_ybr_full_is_blanked_as_stored_never_rounded_through_rgb(syntax
     keep = outside_mask(after.shape[:2], result.boxes[0])
     assert np.array_equal(after[keep], ybr[keep])
     assert_text_gone(pixel_array(ds)[np.newaxis], boxes, LINES)  # read as RGB
+
+
+def test_big_endian_pixels_are_cleaned_into_little_endian() -> None:
+    """pydicom's ExplVR_BigEnd.dcm, an ultrasound image (so at risk) in the retired syntax."""
+    ds = real("ExplVR_BigEnd.dcm")
+    before = codec.decode(real("ExplVR_BigEnd.dcm")).array
+    result = clean_pixels(ds)
+    assert (
+        result.transfer_syntax_changed and ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    )
+    written = io.BytesIO()
+    pydicom.dcmwrite(written, ds, enforce_file_format=True)  # pydicom re-encodes every element
+    again = pydicom.dcmread(io.BytesIO(written.getvalue()))
+    assert again.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    keep = outside_mask(before.shape[1:3], result.boxes.get(0, []))
+    assert np.array_equal(codec.decode(again).array[0][keep], before[0][keep])

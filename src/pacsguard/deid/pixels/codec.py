@@ -216,6 +216,8 @@ def encode(ds: Dataset, frames: Frames) -> UID:
     bits_stored = int(getattr(ds, "BitsStored", 8 * array.dtype.itemsize))
     if source not in LOSSLESS and str(getattr(ds, "LossyImageCompression", "")) != "01":
         ds.LossyImageCompression = "01"
+    if source == ExplicitVRBigEndian:  # pydicom sets pixel data in little endian syntaxes only
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.set_pixel_data(array, frames.photometric, bits_stored, generate_instance_uid=False)
     target = source if source in NATIVE else ExplicitVRLittleEndian
     if source in REENCODE:
