@@ -28,7 +28,7 @@ from pydicom.uid import (
 
 from pacsguard.core.keys import ProjectKey
 from pacsguard.deid import DeidConfig, deidentify
-from pacsguard.deid.pixels import PixelCleaningError, clean_pixels, codec, gdcm_jpeg12
+from pacsguard.deid.pixels import PixelCleaningError, clean_pixels, codec, gdcm_fallback
 from test_pixels_clean import assert_text_gone, frames_of
 from test_pixels_support import LINES, covered, grey_image, outside_mask, rgb_image
 
@@ -79,8 +79,16 @@ def with_scan_end_zero(ds: Dataset) -> Dataset:
     return ds
 
 
-def test_the_gdcm_plugin_is_a_fallback_after_pydicoms_own() -> None:
-    assert gdcm_jpeg12.LABEL in get_decoder(JPEGExtended12Bit).available_plugins
+@pytest.mark.parametrize("uid", gdcm_fallback.GDCM_SYNTAXES)
+def test_gdcm_is_tried_last(uid: str) -> None:
+    trial_order = list(get_decoder(uid)._available)  # pydicom tries them in this order
+    assert "gdcm" in trial_order and "pylibjpeg" in trial_order
+    last = [name for name in trial_order if "gdcm" in name]
+    assert trial_order[-len(last) :] == last
+
+
+def test_the_12_bit_plugin_is_a_fallback_after_pydicoms_own() -> None:
+    assert gdcm_fallback.LABEL in get_decoder(JPEGExtended12Bit).available_plugins
     ds = real("JPGExtended.dcm")  # conformant: libjpeg decodes it, and its samples are kept
     reference = pixel_array(real("JPGExtended.dcm"), decoding_plugin="pylibjpeg")
     assert np.array_equal(codec.decode(ds).array[0], reference)
@@ -141,7 +149,7 @@ def test_an_undecodable_12_bit_stream_names_the_syntax_and_what_to_do() -> None:
         codec.decode(ds)
     message = str(error.value)
     assert "JPEG Extended" in message and "1.2.840.10008.1.2.4.51" in message
-    assert gdcm_jpeg12.LABEL in message and "pylibjpeg" in message
+    assert gdcm_fallback.LABEL in message and "pylibjpeg" in message
     assert "quarantined" in message and "run again" in message
     assert "DUPONT" not in message
 

@@ -40,7 +40,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from pacsguard.deid.pixels import gdcm_jpeg12
+from pacsguard.deid.pixels import gdcm_fallback
 from pacsguard.deid.pixels.errors import PixelCleaningError
 
 NATIVE = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, DeflatedExplicitVRLittleEndian})
@@ -80,7 +80,7 @@ END_MARKER = b"\xff\xd9"
 # Standard terms (PS3.3 C.7.6.3.1.2, retired ones included) that a message may name.
 OTHER_PHOTOMETRIC = frozenset({"YBR_PARTIAL_422", "YBR_PARTIAL_420", "HSV", "ARGB", "CMYK", "XYB"})
 
-gdcm_jpeg12.register()
+gdcm_fallback.register()
 
 
 # Sources whose YBR_FULL samples reach us untouched by any codec colour transform (native,

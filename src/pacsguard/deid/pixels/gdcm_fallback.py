@@ -1,14 +1,16 @@
-"""A pydicom decoder plugin: unsigned greyscale 12-bit JPEG Extended decoded by GDCM.
+"""GDCM as the decoder of last resort, and a pydicom plugin for 12-bit JPEG Extended.
 
-pydicom tries pylibjpeg-libjpeg first, and libjpeg refuses a class of streams that archives
-hold and every IJG-based reader (DCMTK, GDCM) decodes: sequential scans whose SOS header
-says Se = 0 instead of 63 (pydicom's own ``JPEG-lossy.dcm`` is one). pydicom's GDCM plugin
-refuses every 12-bit JPEG Extended stream, so without this plugin such an image cannot be
-cleaned. GDCM's IJG 12-bit decoder gives the same samples as DCMTK's ``dcmdjpeg``.
+pydicom tries GDCM first for the JPEG, JPEG-LS and JPEG 2000 syntaxes whenever python-gdcm
+is installed. pacsguard keeps the order it was built and tested with (pylibjpeg, then
+Pillow) and moves GDCM last: it then only decodes what the others refuse (pydicom's GDCM
+plugin also has known gaps: JPEG-LS of 6 or 7 bits, and it returns nothing on a failure).
 
-The plugin follows pydicom's decoder-plugin protocol (``DECODER_DEPENDENCIES``,
-``is_available``, a frame function); ``register`` adds it after pydicom's own plugins, so it
-runs only when they all refuse a frame.
+One class needs GDCM: sequential 12-bit JPEG whose SOS header says Se = 0 instead of 63
+(pydicom's own ``JPEG-lossy.dcm``; archives hold such files). libjpeg refuses them, and
+pydicom's GDCM plugin refuses every 12-bit JPEG Extended stream, so without the plugin here
+such an image cannot be cleaned. It follows pydicom's decoder-plugin protocol
+(``DECODER_DEPENDENCIES``, ``is_available``, a frame function) and decodes unsigned greyscale
+12-bit frames with GDCM's IJG decoder: the same samples as DCMTK's ``dcmdjpeg``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 from typing import Any
 
 from pydicom.pixels.decoders.base import DecodeRunner, get_decoder
+from pydicom.pixels.decoders.gdcm import DECODER_DEPENDENCIES as GDCM_DEPENDENCIES
 from pydicom.pixels.utils import _get_jpg_parameters
 from pydicom.uid import JPEGExtended12Bit
 
@@ -28,6 +31,8 @@ except ImportError:  # an optional decoder: pixel cleaning then quarantines thes
     HAVE_GDCM = False
 
 LABEL = "pacsguard-gdcm"
+GDCM_SYNTAXES = tuple(GDCM_DEPENDENCIES)
+_registered = False
 DECODER_DEPENDENCIES = {JPEGExtended12Bit: ("python-gdcm>=3.0.10",)}
 
 
@@ -69,9 +74,16 @@ def _decode_frame(src: bytes, runner: DecodeRunner) -> bytes:
 
 
 def register() -> None:
-    """Add the plugin to pydicom's JPEG Extended decoder, after pydicom's own (once)."""
-    decoder = get_decoder(JPEGExtended12Bit)
-    if LABEL in decoder.available_plugins:
+    """GDCM after pydicom's other plugins for every syntax, then the 12-bit plugin (once)."""
+    global _registered
+    if _registered:
         return
+    _registered = True
+    for uid in GDCM_SYNTAXES:
+        decoder = get_decoder(uid)
+        if "gdcm" in decoder.available_plugins:
+            decoder.remove_plugin("gdcm")
+            decoder.add_plugin("gdcm", ("pydicom.pixels.decoders.gdcm", "_decode_frame"))
+    decoder = get_decoder(JPEGExtended12Bit)
     with contextlib.suppress(ValueError):  # known already, as unavailable (no GDCM)
         decoder.add_plugin(LABEL, (__name__, "_decode_frame"))
