@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,13 +63,15 @@ def readable(path: Path, scratch: Path) -> Path:
     return target
 
 
-def errors(path: Path) -> set[str]:
+def errors(path: Path) -> Counter[str]:
+    """dciodvfy's Error lines, normalised, counted: one more of the same line is an Error too
+    (the same complaint in another sequence item reads the same)."""
     run = subprocess.run([str(DCIODVFY), str(path)], capture_output=True, text=True, timeout=60)
     lines = (run.stdout + run.stderr).splitlines()
-    return {normalise(line) for line in lines if "Error - " in line}
+    return Counter(normalise(line) for line in lines if "Error - " in line)
 
 
-def errors_of_all(paths: Iterable[Path]) -> dict[Path, set[str]]:
+def errors_of_all(paths: Iterable[Path]) -> dict[Path, Counter[str]]:
     paths = list(paths)
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(paths, pool.map(errors, paths), strict=True))
@@ -94,7 +97,7 @@ def added_errors(
     assert any(found[source] for source, _ in pairs), "dciodvfy reported no Error at all"
     added = {}
     for (source, target), original in zip(pairs, inputs, strict=True):
-        extra = sorted(found[target] - found[source])
+        extra = sorted((found[target] - found[source]).elements())
         if extra:
             added[str(original)] = extra
     return added
