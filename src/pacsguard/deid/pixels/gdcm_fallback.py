@@ -36,7 +36,7 @@ CHILD = Path(__file__).with_name("gdcm_child.py")  # run as a script: no package
 CHILD_SECONDS = 60  # a 4k x 4k 12-bit frame decodes in well under a second
 GDCM_SYNTAXES = tuple(GDCM_DEPENDENCIES)
 HAVE_GDCM = importlib.util.find_spec("gdcm") is not None  # imported by the child only
-DECODER_DEPENDENCIES = {JPEGExtended12Bit: ("python-gdcm>=3.0.10",)}
+DECODER_DEPENDENCIES = {JPEGExtended12Bit: ("python-gdcm>=3.2.6",)}
 _registered = False
 
 
