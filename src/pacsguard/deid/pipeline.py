@@ -219,6 +219,8 @@ class Worker:
         if item.member is None and raw_ok and not drops and header.buf is buf:
             done = self._rewrite_raw(item, buf, known)
             if done is not None:
+                if risk:  # only "keep" lets an image at risk take this path
+                    done.outcome = replace(done.outcome, details={"pixels": "kept at risk"})
                 return self._checked(item, done, identity)
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
