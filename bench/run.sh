@@ -4,6 +4,8 @@
 #   BENCH_FILES=2000   CT slices of the deid corpus (512x512 16-bit, ~0.5 MB each)
 #   BENCH_ROUNDS=1     how many times every deid contender runs (median reported)
 #   BENCH_SCALING=1,2  extra `pacsguard deid -j N` rows
+#   BENCH_PLANTED=100,10,0  corpora with identity in free text, code meanings and private
+#                      blocks of that share of files, each run after the plain one
 #   BENCH_CACHE=auto   auto | drop | warm (page cache before each run)
 #   BENCH_TOOLS=       subset of the deid contenders, e.g. cp,gdcmanon,pacsguard
 #   BENCH_ONLY=        subset of the benchmarks: deid,failclosed,pixels,tables,pack,scan
@@ -41,7 +43,7 @@ wanted() { [[ "$only" == *",$1,"* ]]; }
 
 if wanted deid; then
   echo "== deid: pacsguard deid vs gdcmanon, dicognito, pydicom/deid, dicom-anonymizer, pydicom, cp"
-  if ! "$PY" bench/deid_bench.py --files "${BENCH_FILES:-2000}" --out "$OUT" \
+  if ! BENCH_PLANTED="${BENCH_PLANTED-100,10,0}" "$PY" bench/deid_bench.py --files "${BENCH_FILES:-2000}" --out "$OUT" \
     2>&1 | tee "$OUT/deid.txt"; then
     failed+=(deid)
   fi
