@@ -31,9 +31,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "pacsguard" / "core" / "lexicon"
 # France and neighbours; the main countries of birth of immigrants in France; English-speaking.
-COUNTRIES = (
-    "FR BE CH LU MC DE IT ES PT NL GB IE US CA AU DZ MA TN TR SN CI CM ML HT VN CN RO PL"
-).split()
+COUNTRIES = tuple(
+    [
+        "FR",
+        "BE",
+        "CH",
+        "LU",
+        "MC",
+        "DE",
+        "IT",
+        "ES",
+        "PT",
+        "NL",
+        "GB",
+        "IE",
+        "US",
+        "CA",
+        "AU",
+        "DZ",
+        "MA",
+        "TN",
+        "TR",
+        "SN",
+        "CI",
+        "CM",
+        "ML",
+        "HT",
+        "VN",
+        "CN",
+        "RO",
+        "PL",
+    ]
+)
 
 # Where a common name outweighs its being a DICOM word too ("George", "Grace", "Bell").
 CORE_COUNTRIES = ("FR", "BE", "CH", "GB", "US", "CA")

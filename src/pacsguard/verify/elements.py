@@ -18,8 +18,9 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
+from pacsguard.core.names import name_candidates
 from pacsguard.core.shapes import find_identifiers
-from pacsguard.verify.findings import Finding
+from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
 from pacsguard.verify.known import KnownValues
 from pacsguard.verify.matching import known_in_text
 from pacsguard.verify.policy import Policy, is_pseudonym
@@ -30,6 +31,15 @@ BINARY_VRS = frozenset({"OB", "OW", "UN"})
 MAX_BINARY = 1 << 20  # larger binary values (pixels, waveforms) are not text
 PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\xa0-\xff]{6,}")
 SKIP_BINARY = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+# The patient's own attributes, checked by keyword whatever VR the file gives them (a name
+# written as LO or UN is still the patient's name).
+PATIENT_NAME_KEYWORDS = frozenset(
+    {"PatientName", "PatientBirthName", "PatientMotherBirthName", "OtherPatientNames"}
+)
+PATIENT_ID_KEYWORDS = frozenset({"PatientID", "OtherPatientIDs"})
+# An address in these is an organisation's (a coding scheme's registrar, a manufacturer),
+# not a person's: reviewed, not failed.
+ORGANISATION_RE = re.compile(r"Organization|Institution|Manufacturer|CodingScheme|Registry")
 
 
 def location_of(elem: DataElement, path: str) -> str:
@@ -79,7 +89,10 @@ def _is_private_creator(elem: DataElement) -> bool:
 
 
 class ElementChecker:
-    def __init__(self, known: KnownValues | None, policy: Policy, prefix: str) -> None:
+    def __init__(
+        self, known: KnownValues | None, policy: Policy, prefix: str, *, ner: bool = True
+    ) -> None:
+        self.ner = ner
         self.known = known
         self.policy = policy
         self.prefix = prefix
@@ -87,12 +100,14 @@ class ElementChecker:
         self.seen: set[tuple[str, str]] = set()
         self.dates_marker = ""
 
-    def add(self, location: str, kind: str, detail: str, value: str) -> None:
+    def add(
+        self, location: str, kind: str, detail: str, value: str, klass: str = "", reason: str = ""
+    ) -> None:
         where = f"{self.prefix}{location}"
         if (where, kind) in self.seen:
             return  # one finding per kind and place: the first detector's detail
         self.seen.add((where, kind))
-        self.findings.append(Finding("", where, kind, detail, value))
+        self.findings.append(Finding("", where, kind, detail, value, klass, reason))
 
     def check(self, ds: Dataset) -> list[Finding]:
         marker = ds.get("LongitudinalTemporalInformationModified", "")
@@ -113,11 +128,16 @@ class ElementChecker:
         optional = elem.keyword in by_option or any(k in by_option for k in within)
         retained = elem.keyword in self.policy.retained
         texts = _strings(elem)
+        keyword = elem.keyword
+        if vr != "PN" and keyword in PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS:
+            self.patient_attribute(elem, location, vr)
         if vr in BINARY_VRS:
             texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []
             vr = "UN"
         for text in texts:
-            self.text(elem, location, text, vr=vr, optional=optional, retained=retained)
+            self.text(
+                elem, location, text, vr=vr, optional=optional, retained=retained, within=within
+            )
 
     def text(
         self,
@@ -128,6 +148,7 @@ class ElementChecker:
         vr: str,
         optional: bool = False,
         retained: bool = False,
+        within: tuple[str, ...] = (),
     ) -> None:
         before = len(self.findings)
         known, policy = self.known, self.policy
@@ -136,7 +157,7 @@ class ElementChecker:
                 for kind in known_in_text(text, known, policy, uid=True):
                     self.add(location, "known-value", kind, text)
             return
-        if vr in ("DA", "DT"):
+        if vr in ("DA", "DT") or elem.keyword == "PatientBirthDate":
             self.date(elem, location, text)
             return
         if vr in ("TM", "DS", "IS", "AS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"):
@@ -146,12 +167,29 @@ class ElementChecker:
                 self.add(location, "known-value", kind, text)
         if (vr in PATTERN_VRS or vr == "UN") and not retained:
             dates = elem.keyword not in policy.allowed
-            for hit in find_identifiers(text, dates=dates):
-                self.add(location, hit.kind, hit.detail, hit.text)
+            organisation = any(ORGANISATION_RE.search(k) for k in (elem.keyword, *within))
+            free = vr in FREE_TEXT_VRS or vr == "UN"
+            for hit in find_identifiers(text, dates=dates, ner=self.ner and free):
+                if not free and hit.detail in ("given and family name", "named entity"):
+                    continue  # codes ("SMALL PARTS"), AE titles, URIs: no names by lexicon
+                klass, reason = "", ""
+                if organisation and hit.kind in ("postcode-town", "street-address"):
+                    klass, reason = REVIEW, "an address in an organisation's attribute"
+                self.add(location, hit.kind, hit.detail, hit.text, klass, reason)
         if vr == "PN" and not is_pseudonym(text):
-            self.add(location, "person-name", "person name attribute", text)
-        if len(self.findings) == before and not optional and self.not_allowed(elem, text, vr):
-            self.add(location, "text-not-allowed", "", text)
+            self.add(location, "person-name", "person name attribute", text, IDENTIFIER)
+        if len(self.findings) > before or is_pseudonym(text):
+            return
+        free = vr in FREE_TEXT_VRS or vr == "UN"
+        lexicon_name = free and not retained and bool(name_candidates(text))
+        if not optional and self.not_allowed(elem, text, vr):
+            reason = "free text outside the allow-list" + (
+                ", holding a word of the name lexicons" if lexicon_name else ""
+            )
+            self.add(location, "text-not-allowed", "", text, REVIEW, reason)
+        elif optional and lexicon_name:  # a description kept by an option
+            reason = "a word of the name lexicons, no other evidence of a person"
+            self.add(location, "person-name", "lexicon name only", text, REVIEW, reason)
 
     def date(self, elem: DataElement, location: str, text: str) -> None:
         """Dates not shifted: a known source date, a birth date (the profile empties it), or
@@ -171,7 +209,19 @@ class ElementChecker:
         elif known is not None and day in known.dates:
             self.add(location, "unshifted-date", "source date", text)
         elif self.dates_marker != "MODIFIED":
-            self.add(location, "unshifted-date", "dates not marked as shifted", text)
+            reason = "the output does not say its dates were shifted (0028,0303)"
+            self.add(
+                location, "unshifted-date", "dates not marked as shifted", text, REVIEW, reason
+            )
+
+    def patient_attribute(self, elem: DataElement, location: str, vr: str) -> None:
+        """A patient's name or ID under a VR not its own: any value but a pseudonym leaks."""
+        values = _binary_text(elem) if vr in BINARY_VRS else _strings(elem)
+        for text in values:
+            if text.strip(" \x00") and not is_pseudonym(text):
+                kind = "person-name" if elem.keyword in PATIENT_NAME_KEYWORDS else "patient-id"
+                reason = f"{elem.keyword} written with VR {vr}, not a pseudonym"
+                self.add(location, kind, "patient attribute, wrong VR", text, IDENTIFIER, reason)
 
     def not_allowed(self, elem: DataElement, text: str, vr: str) -> bool:
         if vr not in FREE_TEXT_VRS and vr != "UN":
@@ -184,7 +234,9 @@ class ElementChecker:
 
 
 def check_elements(
-    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = ""
+    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = "", *, ner: bool = True
 ) -> list[Finding]:
-    """Findings in the header of ``ds`` (file meta included), locations prefixed by ``prefix``."""
-    return ElementChecker(known, policy, prefix).check(ds)
+    """Findings in the header of ``ds`` (file meta included), locations prefixed by ``prefix``.
+
+    ``ner``: let spaCy's model settle the texts the cheaper name rules leave in doubt."""
+    return ElementChecker(known, policy, prefix, ner=ner).check(ds)

@@ -16,10 +16,11 @@ from pacsguard.core.shapes import find_identifiers
 from pacsguard.deid.pixels import codec, ocr
 from pacsguard.deid.pixels.clean import frames_to_read
 from pacsguard.deid.pixels.risk import needs_pixel_cleaning
-from pacsguard.verify.findings import Finding
+from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
 from pacsguard.verify.known import KnownValues, fold_compact
 from pacsguard.verify.matching import known_in_text
 from pacsguard.verify.policy import Policy
+from pacsguard.verify.thumbnail import thumbnail
 
 VERIFY_MIN_CONF = 60.0
 MIN_ALNUM = 3
@@ -47,6 +48,14 @@ def overlay_plane(ds: Dataset, group: int) -> NDArray[np.uint8] | None:
     return (bits[: rows * cols].reshape(rows, cols) * 255).astype(np.uint8)
 
 
+# Kinds of text that make burned-in text an identifier; the rest (a laterality marker, a
+# scale, a date: never shifted in pixels, but only a date) is for review.
+IDENTIFYING_SHAPES = frozenset(
+    {"person-name", "patient-id", "nir", "ins", "phone", "email", "street-address"}
+    | {"postcode-town"}
+)
+
+
 def _describe(text: str, known: KnownValues | None, policy: Policy) -> str:
     kinds = known_in_text(text, known, policy) if known is not None else []
     if known is not None and not kinds:  # OCR often drops spaces: "DUPONTJEAN"
@@ -57,24 +66,44 @@ def _describe(text: str, known: KnownValues | None, policy: Policy) -> str:
     return ", ".join(dict.fromkeys(kinds)) or "text"
 
 
+def _burned(location: str, word: ocr.OcrBox, known: KnownValues | None, policy: Policy) -> Finding:
+    detail = _describe(word.text, known, policy)
+    kinds = set(detail.split(", "))
+    from_known = known is not None and bool(kinds - IDENTIFYING_SHAPES - {"text", "date-in-text"})
+    if from_known or kinds & IDENTIFYING_SHAPES:
+        klass, reason = IDENTIFIER, f"OCR reads text of an identifier's kind ({detail})"
+    else:
+        klass, reason = REVIEW, f"OCR reads text ({detail}), no identifier's shape in it"
+    return Finding("", location, "burned-in-text", detail, word.text, klass, reason)
+
+
 def _read(image: NDArray[np.generic]) -> list[ocr.OcrBox]:
     words = ocr.find_text(image, min_conf=VERIFY_MIN_CONF)
     return [w for w in words if w.alnum >= MIN_ALNUM]
 
 
 def check_pixels(
-    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = ""
+    ds: Dataset,
+    known: KnownValues | None,
+    policy: Policy,
+    prefix: str = "",
+    thumbnails: dict[int, bytes] | None = None,
 ) -> list[Finding]:
-    """Findings for text read in the pixels (and overlays) of ``ds``; fail closed on errors."""
+    """Findings for text read in the pixels (and overlays) of ``ds``; fail closed on errors.
+
+    ``thumbnails``, when given, receives a picture of each frame where text was read."""
     findings: list[Finding] = []
     if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         try:
             array = codec.decode(ds).array
             for index in frames_to_read(array):
-                for word in _read(array[index]):
+                words = _read(array[index])
+                for word in words:
                     where = f"{prefix}pixels frame {index} box {word.box}"
-                    detail = _describe(word.text, known, policy)
-                    findings.append(Finding("", where, "burned-in-text", detail, word.text))
+                    findings.append(_burned(where, word, known, policy))
+                if words and thumbnails is not None:
+                    boxes = [(w.x, w.y, w.w, w.h) for w in words]
+                    thumbnails[index] = thumbnail(array[index], boxes)
         except PacsguardError as exc:
             findings.append(Finding("", f"{prefix}pixels", "unreadable", str(exc)))
     elif "Rows" in ds and "Columns" in ds:  # a header read without its pixels: not proven clean
@@ -91,7 +120,5 @@ def check_pixels(
             findings.append(Finding("", location, "unreadable", str(exc)))
             continue
         for word in words:
-            detail = _describe(word.text, known, policy)
-            where = f"{location} box {word.box}"
-            findings.append(Finding("", where, "burned-in-text", detail, word.text))
+            findings.append(_burned(f"{location} box {word.box}", word, known, policy))
     return findings

@@ -7,7 +7,8 @@ import io
 import json
 import logging
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pydicom
@@ -17,6 +18,7 @@ from pydicom.errors import InvalidDicomError
 from pacsguard.core.io import InputItem, iter_inputs
 from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.verify.check import inspect_dataset
+from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.known import KnownValues
 
@@ -89,45 +91,82 @@ def relative_label(item: InputItem, root: Path) -> str:
     return rel.as_posix() + suffix
 
 
+Progress = Callable[[int, int], None]  # (files done, files in all)
+
+
 def verify(
     path: Path,
     *,
     mapping: Path | None = None,
     ocr: bool = True,
     options: Iterable[str] | None = None,
+    strict: bool = False,
+    ner: bool = True,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Check every DICOM file under ``path`` for residual identifiers.
 
     ``mapping``: the re-identification CSV (``kind,original,pseudonym``) whose originals must
     not reappear. ``options``: the de-identification options the output was made with; read
-    from the output's ``pacsguard-deid.json`` when not given.
+    from the output's ``pacsguard-deid.json`` when not given. ``strict``: review findings
+    fail too. ``ner``: spaCy settles the person names the lexicon rules leave in doubt.
+    ``progress(done, total)`` is called after each file.
     """
     known = KnownValues.from_mapping(mapping) if mapping is not None else None
     chosen = list(options) if options is not None else deid_options(path)
     report = VerifyReport(root=str(path), ocr=ocr, mapping_used=mapping is not None)
-    for item in iter_inputs([path]):
-        name = relative_label(item, path)
-        try:
-            with quiet():
-                ds = read_dicom(item)
-        except UnreadableError as exc:
-            report.files_checked += 1
-            report.findings.append(Finding(name, "file", "unreadable", str(exc)))
-            continue
-        except Exception as exc:  # a DICOM file we cannot parse is not proven clean
-            report.files_checked += 1
-            report.findings.append(Finding(name, "file", "unreadable", exc.__class__.__name__))
-            continue
-        if ds is None:
-            report.files_skipped += 1
-            continue
-        report.files_checked += 1
-        try:
-            with quiet():
-                checked = inspect_dataset(ds, known=known, ocr=ocr, options=chosen)
-        except Exception as exc:  # a malformed value: fail closed, name the file only
-            report.findings.append(Finding(name, "dataset", "unreadable", exc.__class__.__name__))
-            continue
-        report.ocr_checked += int(checked.pixels_read)
-        report.findings += [f.with_file(name) for f in checked.findings]
+    report.strict = strict
+    evidence = TreeEvidence()
+    items = list(iter_inputs([path]))
+    for done, item in enumerate(items, 1):
+        _verify_item(item, path, known, chosen, ocr, ner, report, evidence)
+        if progress is not None:
+            progress(done, len(items))
+    report.findings = evidence.weigh(report.findings)
+    report.patients = evidence.patients
     return report
+
+
+def _verify_item(
+    item: InputItem,
+    root: Path,
+    known: KnownValues | None,
+    options: list[str],
+    ocr: bool,
+    ner: bool,
+    report: VerifyReport,
+    evidence: TreeEvidence,
+) -> None:
+    name = relative_label(item, root)
+    try:
+        with quiet():
+            ds = read_dicom(item)
+    except UnreadableError as exc:
+        report.files_checked += 1
+        report.findings.append(Finding(name, "file", "unreadable", str(exc)))
+        return
+    except Exception as exc:  # a DICOM file we cannot parse is not proven clean
+        report.files_checked += 1
+        report.findings.append(Finding(name, "file", "unreadable", exc.__class__.__name__))
+        return
+    if ds is None:
+        report.files_skipped += 1
+        return
+    report.files_checked += 1
+    key, patient, study, series = evidence.groups(ds)
+    try:
+        with quiet():
+            checked = inspect_dataset(ds, known=known, ocr=ocr, options=options, ner=ner)
+    except Exception as exc:  # a malformed value: fail closed, name the file only
+        report.findings.append(
+            Finding(name, "dataset", "unreadable", exc.__class__.__name__, patient=patient)
+        )
+        return
+    report.ocr_checked += int(checked.pixels_read)
+    found = [
+        replace(f, file=name, patient=patient, study=study, series=series) for f in checked.findings
+    ]
+    evidence.note(key, found)
+    report.findings += found
+    for frame, png in checked.thumbnails.items():
+        report.thumbnails[(name, frame)] = png
