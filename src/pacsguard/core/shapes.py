@@ -183,6 +183,25 @@ DATE_RES = (
 )
 
 
+# A date after a birth label ("né le 12/03/1956", "DOB 1956-03-12", "date de naissance :").
+BIRTH_LABEL_RE = re.compile(
+    r"(?<!\w)(?i:n[ée]e?\s+le|born(?:\s+on)?|dob|d\.?d\.?n\.?|date\s+de\s+naissance"
+    r"|birth\s*date|date\s+of\s+birth)\s*[:=]?\s*"
+)
+
+
+def find_birth_dates(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for label in BIRTH_LABEL_RE.finditer(text):
+        rest = text[label.end() : label.end() + 40]
+        for pattern in DATE_RES:
+            date = pattern.match(rest)
+            if date is not None:
+                hits.append(Hit("birth-date", "labelled", label.group(0) + date.group(0)))
+                break
+    return hits
+
+
 def find_dates(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for pattern in DATE_RES:
@@ -215,12 +234,14 @@ DETECTORS = (
     find_phone,
     find_address,
     find_dates,
+    find_birth_dates,
     find_labelled_ids,
 )
 
 
 def find_identifiers(text: str, *, dates: bool = True, ner: bool = False) -> list[Hit]:
-    """Every identifier-shaped span of ``text`` (written dates only when ``dates``), and the
+    """Every identifier-shaped span of ``text`` (written dates only when ``dates``; dates after
+    a birth label always), and the
     person names of ``core.names`` (its spaCy model only where ``ner`` and in doubt)."""
     hits: list[Hit] = []
     for detector in DETECTORS:

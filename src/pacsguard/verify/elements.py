@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import UID_dictionary
 
 from pacsguard.core.names import name_candidates
 from pacsguard.core.shapes import find_identifiers
@@ -29,7 +30,7 @@ FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 PATTERN_VRS = FREE_TEXT_VRS | {"PN", "CS", "AE", "UR"}
 BINARY_VRS = frozenset({"OB", "OW", "UN"})
 MAX_BINARY = 1 << 20  # larger binary values (pixels, waveforms) are not text
-PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\xa0-\xff]{6,}")
+PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\x80-\xff]{6,}")
 SKIP_BINARY = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 # The patient's own attributes, checked by keyword whatever VR the file gives them (a name
 # written as LO or UN is still the patient's name).
@@ -75,7 +76,48 @@ def _binary_text(elem: DataElement) -> list[str]:
     value = elem.value
     if not isinstance(value, bytes) or len(value) > MAX_BINARY or int(elem.tag) in SKIP_BINARY:
         return []
-    return [run.decode("latin-1").strip() for run in PRINTABLE_RUN.findall(value)]
+    return [_decode(run).strip() for run in PRINTABLE_RUN.findall(value)]
+
+
+def _decode(run: bytes) -> str:
+    """Bytes of unknown character set: UTF-8 when they are, else Latin-1 (never fails)."""
+    try:
+        return run.decode("utf-8")
+    except UnicodeDecodeError:
+        return run.decode("latin-1")
+
+
+MOJIBAKE = re.compile("[ÃÂ][\x80-\xbf]")
+
+
+def repaired(text: str) -> str | None:
+    """UTF-8 text read as Latin-1 ("HÃ©lÃ¨ne": a damaged file's declared character set),
+    read again as UTF-8; None when ``text`` shows no such damage."""
+    if not MOJIBAKE.search(text):
+        return None
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
+# UIDs that name a kind of thing (a SOP class, a transfer syntax, a coding scheme), not an
+# instance: never pseudonymised.
+TYPE_UID_KEYWORDS = frozenset(
+    {"SOPClassUID", "ReferencedSOPClassUID", "TransferSyntaxUID", "MediaStorageSOPClassUID"}
+    | {"ImplementationClassUID", "AffectedSOPClassUID", "RequestedSOPClassUID"}
+    | {"ReferencedSOPClassUIDInFile", "CodingSchemeUID", "MappingResourceUID"}
+    | {"ContextGroupExtensionCreatorUID", "PrivateInformationCreatorUID"}
+    | {"ReferencedTransferSyntaxUIDInFile", "SOPClassesInStudy", "RelatedGeneralSOPClassUID"}
+    | {"OriginalSpecializedSOPClassUID", "ReferencedColorPaletteInstanceUID"}
+)
+
+
+def not_replaced(elem: DataElement, text: str) -> bool:
+    uid = text.strip(" \x00")
+    if not uid or uid.startswith("2.25.") or elem.keyword in TYPE_UID_KEYWORDS:
+        return False
+    return not (elem.tag.is_private or uid in UID_dictionary)
 
 
 def is_dummy_date(text: str) -> bool:
@@ -135,9 +177,11 @@ class ElementChecker:
             texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []
             vr = "UN"
         for text in texts:
-            self.text(
-                elem, location, text, vr=vr, optional=optional, retained=retained, within=within
-            )
+            fixed = repaired(text)
+            for one in (text,) if fixed is None else (fixed, text):
+                self.text(
+                    elem, location, one, vr=vr, optional=optional, retained=retained, within=within
+                )
 
     def text(
         self,
@@ -156,6 +200,9 @@ class ElementChecker:
             if known is not None:
                 for kind in known_in_text(text, known, policy, uid=True):
                     self.add(location, "known-value", kind, text)
+            if not policy.uids_retained and not_replaced(elem, text):
+                reason = "not a pseudonymous UID (2.25.…) nor a well-known one"
+                self.add(location, "uid-not-replaced", "", text, REVIEW, reason)
             return
         if vr in ("DA", "DT") or elem.keyword == "PatientBirthDate":
             self.date(elem, location, text)
