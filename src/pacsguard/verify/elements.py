@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.uid import UID_dictionary
+from pydicom._uid_dict import UID_dictionary
 
 from pacsguard.core.names import name_candidates
 from pacsguard.core.shapes import find_identifiers
