@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom._uid_dict import UID_dictionary
 
 from pacsguard.core.names import name_candidates
 from pacsguard.core.shapes import find_identifiers
