@@ -25,7 +25,7 @@ import re
 import threading
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -110,7 +110,8 @@ LABEL_RE = re.compile(
     r"|n[ée]e? le|born|dob|ddn|date de naissance)\s*:\s*[A-Za-zÀ-ÿ0-9][\w'’\-/.]*"
 )
 PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ÿ'’\-]{2,}\^[A-Za-zÀ-ÿ'’\-]{2,}")
-WORD_RE = re.compile(r"[A-Za-zÀ-ÿ'’\-]+")
+# Words of letters only: a run of letters inside "PGFT7ZW3" or "[ADDR]_MEC" is no name.
+WORD_RE = re.compile(r"(?<![\w])[A-Za-zÀ-ÿ'’\-]+(?![\w])")
 _LINKS = frozenset({"LE", "LA", "LES", "DE", "DU", "DES", "ET", "AND", "THE", "OF", "ST", "STE"})
 
 
@@ -165,7 +166,7 @@ def find_person_names(text: str, *, ner: bool = False) -> list[Hit]:
     words = WORD_RE.findall(text)
     hits += _name_pairs(words, [fold(w) for w in words])
     if ner and not hits and _ner_doubt(words):
-        hits += _ner_names(text, name_candidates(text))
+        hits += _ner_names(text, tuple(name_candidates(text)))
     return hits
 
 
@@ -199,7 +200,8 @@ def ner_pipeline() -> Any:
     return _NLP
 
 
-def _ner_names(text: str, candidates: list[str]) -> list[Hit]:
+@lru_cache(maxsize=4096)
+def _ner_names(text: str, candidates: tuple[str, ...]) -> list[Hit]:
     """Persons the model sees that hold a given name of the lexicons and another capitalised
     word the lexicons lack ("Jean Kowalczykowski"); a lone word is never enough."""
     doc = ner_pipeline()(text)

@@ -7,6 +7,8 @@ readable name, date or number does not. Overlay planes (60xx,3000) are read as i
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
@@ -56,13 +58,31 @@ IDENTIFYING_SHAPES = frozenset(
 )
 
 
+# OCR drops the spaces between words: "DUPONTJean", "tel0612345678"; put them back at the
+# changes of case and between letters and digits before the shapes are looked for.
+_GLUED = (
+    (re.compile(r"([A-Z]{2,})([A-Z][a-z])"), r"\1 \2"),
+    (re.compile(r"([a-z])([A-Z])"), r"\1 \2"),
+    (re.compile(r"([A-Za-z])(\d)"), r"\1 \2"),
+)
+
+
+def unglued(text: str) -> str:
+    for pattern, spaced in _GLUED:
+        text = pattern.sub(spaced, text)
+    return text
+
+
 def _describe(text: str, known: KnownValues | None, policy: Policy) -> str:
+    spaced = unglued(text)
     kinds = known_in_text(text, known, policy) if known is not None else []
+    if known is not None and spaced != text:
+        kinds += known_in_text(spaced, known, policy)
     if known is not None and not kinds:  # OCR often drops spaces: "DUPONTJEAN"
         compact = fold_compact(text)
         if any(len(p) >= 4 and p in compact for p in known.name_parts):
             kinds.append("name-part")
-    kinds += sorted({hit.kind for hit in find_identifiers(text)})
+    kinds += sorted({hit.kind for t in {text, spaced} for hit in find_identifiers(t)})
     return ", ".join(dict.fromkeys(kinds)) or "text"
 
 
