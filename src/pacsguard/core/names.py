@@ -52,11 +52,17 @@ def fold(text: str) -> str:
 def lexicon(name: str) -> frozenset[str]:
     """The words of ``core/lexicon/NAME`` (folded; ``#`` lines are comments)."""
     text = resources.files("pacsguard.core").joinpath("lexicon", name).read_text("utf-8")
-    words: set[str] = set()
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            words.update(line.split())
-    return frozenset(words)
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    if any(" " in line for line in lines):  # hand-written lists: several words a line
+        return frozenset(word for line in lines for word in line.split())
+    return frozenset(lines)
+
+
+def load_lexicons() -> None:
+    """Read every lexicon now (before worker processes fork, so that they share them)."""
+    for name in ("given-names.txt", "family-names.txt", "technical-words.txt"):
+        lexicon(name)
+    lexicon("common-names.txt")
 
 
 def given_names() -> frozenset[str]:

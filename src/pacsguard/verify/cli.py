@@ -47,6 +47,13 @@ def verify_command(
     no_ner: bool = typer.Option(
         False, "--no-ner", help="Do not load spaCy's model for the names left in doubt."
     ),
+    jobs: int | None = typer.Option(
+        None,
+        "--jobs",
+        "-j",
+        min=1,
+        help="Worker processes (default: the cores this process may use).",
+    ),
 ) -> None:
     """Prove that nothing identifying is left: every element, private ones included, and the
     pixels of images at risk (OCR). Exit code 1 on an identifier finding (and, with
@@ -75,7 +82,13 @@ def verify_command(
             bar.update(task, completed=done, total=total, rate=rate)
 
         report = verify(
-            path, mapping=mapping, ocr=not no_ocr, strict=strict, ner=not no_ner, progress=advance
+            path,
+            mapping=mapping,
+            ocr=not no_ocr,
+            strict=strict,
+            ner=not no_ner,
+            progress=advance,
+            jobs=jobs,
         )
     mode = 0o600 if show_phi else 0o644
     if json_out is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from pydicom._uid_dict import UID_dictionary
 from pydicom.dataelem import DataElement
@@ -20,7 +21,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
 from pacsguard.core.names import name_candidates
-from pacsguard.core.shapes import find_identifiers
+from pacsguard.core.shapes import Hit, find_identifiers
 from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
 from pacsguard.verify.known import KnownValues
 from pacsguard.verify.matching import known_in_text
@@ -28,7 +29,8 @@ from pacsguard.verify.policy import Policy, is_pseudonym
 
 FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 PATTERN_VRS = FREE_TEXT_VRS | {"PN", "CS", "AE", "UR"}
-BINARY_VRS = frozenset({"OB", "OW", "UN"})
+BINARY_VRS = frozenset({"OB", "OW", "UN", "OF", "OD", "OL", "OV"})
+NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV", "US or SS"})
 MAX_BINARY = 1 << 20  # larger binary values (pixels, waveforms) are not text
 PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\x80-\xff]{6,}")
 SKIP_BINARY = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
@@ -120,6 +122,18 @@ def not_replaced(elem: DataElement, text: str) -> bool:
     return not (elem.tag.is_private or uid in UID_dictionary)
 
 
+# Values repeat across the files of a tree (descriptions, device names, codes): the detectors
+# are pure functions of the text, so their answers are kept per exact text.
+@lru_cache(maxsize=1 << 16)
+def shapes_of(text: str, dates: bool, ner: bool) -> tuple[Hit, ...]:
+    return tuple(find_identifiers(text, dates=dates, ner=ner))
+
+
+@lru_cache(maxsize=1 << 16)
+def has_lexicon_name(text: str) -> bool:
+    return bool(name_candidates(text))
+
+
 def is_dummy_date(text: str) -> bool:
     """A placeholder the profile writes for dates it must keep (D): year 1900 or before."""
     year = text.strip()[:4]
@@ -169,13 +183,16 @@ class ElementChecker:
         by_option = self.policy.by_option
         optional = elem.keyword in by_option or any(k in by_option for k in within)
         retained = elem.keyword in self.policy.retained
-        texts = _strings(elem)
         keyword = elem.keyword
         if vr != "PN" and keyword in PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS:
             self.patient_attribute(elem, location, vr)
-        if vr in BINARY_VRS:
+        if vr in BINARY_VRS:  # never str() a binary value: a frame of pixels is megabytes
             texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []
             vr = "UN"
+        elif vr in NUMERIC_VRS:
+            return
+        else:
+            texts = _strings(elem)
         for text in texts:
             fixed = repaired(text)
             for one in (text,) if fixed is None else (fixed, text):
@@ -216,7 +233,7 @@ class ElementChecker:
             dates = elem.keyword not in policy.allowed
             organisation = any(ORGANISATION_RE.search(k) for k in (elem.keyword, *within))
             free = vr in FREE_TEXT_VRS or vr == "UN"
-            for hit in find_identifiers(text, dates=dates, ner=self.ner and free):
+            for hit in shapes_of(text, dates, self.ner and free):
                 if not free and hit.detail in ("given and family name", "named entity"):
                     continue  # codes ("SMALL PARTS"), AE titles, URIs: no names by lexicon
                 klass, reason = "", ""
@@ -228,7 +245,7 @@ class ElementChecker:
         if len(self.findings) > before or is_pseudonym(text):
             return
         free = vr in FREE_TEXT_VRS or vr == "UN"
-        lexicon_name = free and not retained and bool(name_candidates(text))
+        lexicon_name = free and not retained and has_lexicon_name(text)
         if not optional and self.not_allowed(elem, text, vr):
             reason = "free text outside the allow-list" + (
                 ", holding a word of the name lexicons" if lexicon_name else ""

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from pydicom.dataset import Dataset
-
 from pacsguard.core.shapes import fold
 from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
 from pacsguard.verify.policy import is_pseudonym
@@ -46,11 +44,9 @@ class TreeEvidence:
             )
         return labels[value]
 
-    def groups(self, ds: Dataset) -> tuple[str, str, str, str]:
-        """(patient key, patient label, study label, series label) of a dataset."""
-        patient = str(ds.get("PatientID", "") or "").strip()
-        study = str(ds.get("StudyInstanceUID", "") or "").strip()
-        series = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    def groups(self, patient: str, study: str, series: str) -> tuple[str, str, str, str]:
+        """(patient key, patient label, study label, series label) of a file's Patient ID,
+        Study and Series Instance UIDs."""
         return (
             patient,
             self._label(patient, self.patient_labels, "patient"),
