@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
@@ -45,9 +46,19 @@ PATIENT_ID_KEYWORDS = frozenset({"PatientID", "OtherPatientIDs"})
 ORGANISATION_RE = re.compile(r"Organization|Institution|Manufacturer|CodingScheme|Registry")
 
 
+@lru_cache(maxsize=1 << 14)
+def _keyword(tag: int) -> str:
+    return str(dictionary_keyword(tag)) if dictionary_has_tag(tag) else ""
+
+
+def keyword_of(elem: DataElement) -> str:
+    """``elem.keyword``, looked up once per tag (it is asked several times an element)."""
+    return _keyword(int(elem.tag))
+
+
 def location_of(elem: DataElement, path: str) -> str:
     tag = elem.tag
-    name = elem.keyword or ("private" if tag.is_private else "unknown")
+    name = keyword_of(elem) or ("private" if tag.is_private else "unknown")
     here = f"({tag.group:04X},{tag.element:04X}) {name}"
     return f"{path} > {here}" if path else here
 
@@ -60,7 +71,7 @@ def walk(ds: Dataset, path: str = "", within: tuple[str, ...] = ()) -> Iterator[
     for elem in ds:
         yield elem, location_of(elem, path), within
         if elem.VR == "SQ" and elem.value is not None:
-            inner = (*within, elem.keyword or "")
+            inner = (*within, keyword_of(elem))
             for index, item in enumerate(elem.value):
                 yield from walk(item, f"{location_of(elem, path)}[{index}]", inner)
 
@@ -117,7 +128,7 @@ TYPE_UID_KEYWORDS = frozenset(
 
 def not_replaced(elem: DataElement, text: str) -> bool:
     uid = text.strip(" \x00")
-    if not uid or uid.startswith("2.25.") or elem.keyword in TYPE_UID_KEYWORDS:
+    if not uid or uid.startswith("2.25.") or keyword_of(elem) in TYPE_UID_KEYWORDS:
         return False
     return not (elem.tag.is_private or uid in UID_dictionary)
 
@@ -181,9 +192,9 @@ class ElementChecker:
         if vr == "SQ":
             return
         by_option = self.policy.by_option
-        optional = elem.keyword in by_option or any(k in by_option for k in within)
-        retained = elem.keyword in self.policy.retained
-        keyword = elem.keyword
+        keyword = keyword_of(elem)
+        optional = keyword in by_option or any(k in by_option for k in within)
+        retained = keyword in self.policy.retained
         if vr != "PN" and keyword in PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS:
             self.patient_attribute(elem, location, vr)
         if vr in BINARY_VRS:  # never str() a binary value: a frame of pixels is megabytes
@@ -221,7 +232,8 @@ class ElementChecker:
                 reason = "not a pseudonymous UID (2.25.…) nor a well-known one"
                 self.add(location, "uid-not-replaced", "", text, REVIEW, reason)
             return
-        if vr in ("DA", "DT") or elem.keyword == "PatientBirthDate":
+        keyword = keyword_of(elem)
+        if vr in ("DA", "DT") or keyword == "PatientBirthDate":
             self.date(elem, location, text)
             return
         if vr in ("TM", "DS", "IS", "AS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"):
@@ -230,8 +242,8 @@ class ElementChecker:
             for kind in known_in_text(text, known, policy):
                 self.add(location, "known-value", kind, text)
         if (vr in PATTERN_VRS or vr == "UN") and not retained:
-            dates = elem.keyword not in policy.allowed
-            organisation = any(ORGANISATION_RE.search(k) for k in (elem.keyword, *within))
+            dates = keyword not in policy.allowed
+            organisation = any(ORGANISATION_RE.search(k) for k in (keyword, *within))
             free = vr in FREE_TEXT_VRS or vr == "UN"
             for hit in shapes_of(text, dates, self.ner and free):
                 if not free and hit.detail in ("given and family name", "named entity"):
@@ -261,7 +273,7 @@ class ElementChecker:
         Modified), unless full dates were retained on purpose."""
         if not text.strip(" \x00") or is_dummy_date(text):
             return
-        if elem.keyword == "PatientBirthDate":
+        if keyword_of(elem) == "PatientBirthDate":
             self.add(location, "unshifted-date", "birth date present", text)
             return
         if self.policy.dates_retained:
@@ -283,8 +295,9 @@ class ElementChecker:
         values = _binary_text(elem) if vr in BINARY_VRS else _strings(elem)
         for text in values:
             if text.strip(" \x00") and not is_pseudonym(text):
-                kind = "person-name" if elem.keyword in PATIENT_NAME_KEYWORDS else "patient-id"
-                reason = f"{elem.keyword} written with VR {vr}, not a pseudonym"
+                keyword = keyword_of(elem)
+                kind = "person-name" if keyword in PATIENT_NAME_KEYWORDS else "patient-id"
+                reason = f"{keyword} written with VR {vr}, not a pseudonym"
                 self.add(location, kind, "patient attribute, wrong VR", text, IDENTIFIER, reason)
 
     def not_allowed(self, elem: DataElement, text: str, vr: str) -> bool:
@@ -294,7 +307,7 @@ class ElementChecker:
             return False
         if elem.tag.is_private:
             return not (_is_private_creator(elem) or self.policy.private_text_allowed)
-        return elem.keyword not in self.policy.allowed
+        return keyword_of(elem) not in self.policy.allowed
 
 
 def check_elements(

@@ -64,9 +64,7 @@ def read_dicom(item: InputItem) -> Dataset | None:
     """The dataset, or None when the file is not DICOM; raises when DICOM but unreadable."""
     data = item.read_bytes()
     if data[128:132] == b"DICM":
-        ds = pydicom.dcmread(io.BytesIO(data))
-        for _ in ds.iterall():  # parse every element now: a broken one raises here
-            pass
+        ds = pydicom.dcmread(io.BytesIO(data))  # a broken element raises when it is checked
         if not str(ds.get("SOPInstanceUID", "") or "").strip():
             raise UnreadableError("no SOP Instance UID")
         return ds
