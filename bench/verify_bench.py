@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -38,10 +39,16 @@ PACSGUARD = ROOT / ".venv" / "bin" / "pacsguard"
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
+def timed(argv: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, exit code and CPU seconds (user + system, workers included) of the
+    process tree: on a shared machine the CPU time is the steadier figure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start, done.returncode
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, done.returncode, cpu
 
 
 def speed(work: Path, files: int, rounds: int) -> dict[str, Any]:
@@ -62,18 +69,24 @@ def speed(work: Path, files: int, rounds: int) -> dict[str, Any]:
     for _ in range(rounds):
         shutil.rmtree(out, ignore_errors=True)
         shutil.rmtree(work / "ct-out.pacsguard", ignore_errors=True)  # deid's resume journal
-        deid_s, rc = timed([str(PACSGUARD), "deid", str(corpus), str(out), "--key", str(key)])
+        deid_s, rc, deid_cpu = timed(
+            [str(PACSGUARD), "deid", str(corpus), str(out), "--key", str(key)]
+        )
         assert rc == 0, f"deid exited {rc}"
         written = sum(1 for _ in out.rglob("*.dcm"))
         assert written == files, f"deid wrote {written} of {files}"
         report = work / "ct.json"
-        verify_s, vrc = timed([str(PACSGUARD), "verify", str(out), "--json", str(report)])
-        plain_s, _ = timed([str(PACSGUARD), "verify", str(out), "--no-ner"])
-        one_s, _ = timed([str(PACSGUARD), "verify", str(out), "--jobs", "1"])
-        rows.append((deid_s, verify_s, plain_s, one_s))
+        verify_s, vrc, verify_cpu = timed(
+            [str(PACSGUARD), "verify", str(out), "--json", str(report)]
+        )
+        plain_s, _, _ = timed([str(PACSGUARD), "verify", str(out), "--no-ner"])
+        one_s, _, _ = timed([str(PACSGUARD), "verify", str(out), "--jobs", "1"])
+        rows.append((deid_s, verify_s, plain_s, one_s, deid_cpu, verify_cpu))
         doc = json.loads(report.read_text())
         assert doc["files_checked"] == files and vrc == 0
-    deid_s, verify_s, plain_s, one_s = (statistics.median(c) for c in zip(*rows, strict=True))
+    deid_s, verify_s, plain_s, one_s, deid_cpu, verify_cpu = (
+        statistics.median(c) for c in zip(*rows, strict=True)
+    )
     return {
         "files": files,
         "rounds": rounds,
@@ -84,6 +97,9 @@ def speed(work: Path, files: int, rounds: int) -> dict[str, Any]:
         "ratio": round(verify_s / deid_s, 3),
         "ratio_no_ner": round(plain_s / deid_s, 3),
         "ratio_one_worker": round(one_s / deid_s, 3),
+        "deid_cpu_s": round(deid_cpu, 2),
+        "verify_cpu_s": round(verify_cpu, 2),
+        "ratio_cpu": round(verify_cpu / deid_cpu, 3),
         "cores": len(os.sched_getaffinity(0)),
         "verify_counts": doc["counts_by_class"],
     }
@@ -202,6 +218,9 @@ def markdown(doc: dict[str, Any]) -> str:
             f"| {s['files']} | {s['deid_s']} | {s['verify_s']} | {s['verify_no_ner_s']} "
             f"| {s['verify_one_worker_s']} | {s['ratio']} | {s['ratio_no_ner']} "
             f"| {s['ratio_one_worker']} |",
+            "",
+            f"CPU seconds (user + system, workers included): deid {s['deid_cpu_s']}, verify "
+            f"{s['verify_cpu_s']}: verify/deid {s['ratio_cpu']}.",
             "",
         ]
     if "names" in doc:
