@@ -47,8 +47,8 @@ def long_report() -> VerifyReport:
     frame = (np.arange(480 * 640) % 251).reshape(480, 640).astype(np.uint8)
     for n in range(12):
         patient = f"PG{'ABCDEFGHIJKLMNOP'[n % 3] * 16}"
-        study = "2.25." + "1234567890" * 3 + str(n % 2)
-        series = "2.25." + "9876543210" * 3 + str(n % 4)
+        study = "2.25." + "1234567890" * 3 + "123456789" + str(n % 2)  # 39 digits, as deid's
+        series = "2.25." + "9876543210" * 3 + "987654321" + str(n % 4)
         file = f"{patient}/{study}/{series}/2.25.{'31415926535897932384' * 2}{n}.dcm"
         for i in range(10):
             deep = " > ".join(f"(0040,A730) ContentSequence[{k}]" for k in range(i % 5 + 1))

@@ -21,7 +21,7 @@ STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5rem auto;max-width:72rem;padding:0 1rem;
 color:#1b1f24}
 h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1.15rem;margin:1.6rem 0 .4rem}
-h3{font-size:1rem;margin:1rem 0 .3rem;overflow-wrap:anywhere}
+h3{font-size:1rem;margin:1rem 0 .3rem;overflow-wrap:anywhere;word-break:break-all}
 .verdict{font-size:1.1rem;font-weight:600;padding:.6rem 1rem;border-radius:6px;
 display:inline-block}.clean{background:#dff3e4;color:#135c2b}
 .dirty{background:#fbe1e1;color:#8a1c1c}.warn{background:#fff4d6;color:#6b4e00}
@@ -29,11 +29,11 @@ table{border-collapse:collapse;width:100%;margin-top:.4rem;table-layout:fixed}
 th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d8dde3;vertical-align:top;
 overflow-wrap:anywhere;word-break:break-word}
 th{background:#f3f5f7}td.loc,.file{font-family:ui-monospace,monospace;font-size:12.5px}
-.muted{color:#59636e}.phi{font-family:ui-monospace,monospace;background:#fff4d6}
+.muted{color:#59636e;overflow-wrap:anywhere}.phi{font-family:ui-monospace,monospace;background:#fff4d6}
 .identifier{color:#8a1c1c;font-weight:600}.review{color:#6b4e00}
 details{border:1px solid #d8dde3;border-radius:6px;padding:.4rem .8rem;margin:.5rem 0}
-summary{cursor:pointer;font-weight:600;overflow-wrap:anywhere}
-.file{margin:.8rem 0 .2rem;font-weight:600}
+summary{cursor:pointer;font-weight:600;overflow-wrap:anywhere;word-break:break-all}
+.file{margin:.8rem 0 .2rem;font-weight:600;overflow-wrap:anywhere;word-break:break-all}
 figure{display:inline-block;margin:.4rem .8rem .4rem 0}
 figure img{max-width:100%;border:1px solid #d8dde3}figcaption{font-size:12px;color:#59636e}
 col.c-class{width:7rem}col.c-kind{width:9rem}col.c-loc{width:34%}
