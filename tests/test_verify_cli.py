@@ -119,3 +119,18 @@ def test_review_findings_pass_unless_strict(
     finding = doc["findings"][0]
     assert finding["class"] == "review" and finding["reason"] and finding["fix"]
     assert run(monkeypatch, str(tree), "--no-ocr", "--strict") == 1
+
+
+def test_pack_refuses_identifiers_not_review_findings(tree: Path) -> None:
+    import pydicom
+
+    from pacsguard.pack.preflight import run_verify
+
+    path = tree / "a" / "1.dcm"
+    ds = pydicom.dcmread(path)
+    ds.PatientComments = "free text, nothing identifying"
+    ds.save_as(path, enforce_file_format=True)
+    assert run_verify(tree, ocr=False) == []  # a review finding: pack may send
+    plant(tree)
+    problems = run_verify(tree, ocr=False)
+    assert problems and "person-name" in problems[0]
