@@ -12,6 +12,7 @@ from rich.table import Table
 from pacsguard.core.keys import load_key
 from pacsguard.tables.deid import DeidTablesReport, deidentify_table
 from pacsguard.tables.draft import write_draft
+from pacsguard.tables.encoding import ENCODINGS
 from pacsguard.tables.errors import PolicyError
 from pacsguard.tables.inspect import SAMPLE_ROWS, inspect_table
 from pacsguard.tables.policy import Unknown, load_policy
@@ -23,7 +24,12 @@ tables_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
-_ENCODING = typer.Option("auto", help="CSV text encoding: auto, utf-8, cp1252 or latin-1.")
+_ENCODING = typer.Option(
+    "auto",
+    "--encoding",
+    metavar="NAME",
+    help=f"CSV text encoding: auto (detected), {', '.join(ENCODINGS)}.",
+)
 _SEPARATOR = typer.Option(None, help="CSV separator (default: detected).")
 
 
@@ -136,6 +142,11 @@ def risk_command(
         if spec is None:
             raise PolicyError(f"policy {policy} has no risk section")
         qi, sensitive, threshold = list(spec.quasi_identifiers), spec.sensitive, spec.threshold
+    if not qi:
+        raise PolicyError(
+            "give the quasi-identifiers: --qi COLUMN (repeat), or --policy FILE with a risk "
+            "section; with none, the whole table is one class and k means nothing"
+        )
     with open_table(file, encoding=encoding, separator=separator) as table:
         for sheet in table.sheets:
             label = f"{file.name}" + (f" [{sheet.name}]" if sheet.name else "")
