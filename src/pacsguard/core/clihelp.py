@@ -70,10 +70,12 @@ class StyledOption(TyperOption):
     """``--key FILE``; flags show no type."""
 
     def display_type_rich(self, ctx: Context) -> str | None:
-        metavar = option_metavar(self)
-        if metavar is not None and self.multiple:
-            return metavar
-        return metavar
+        return option_metavar(self)
+
+    def _get_default_string(self, *, ctx: Context, show_default_is_str: bool, **rest: Any) -> str:
+        if show_default_is_str:  # a text written for the reader: shown as written
+            return str(self.show_default)
+        return str(super()._get_default_string(ctx=ctx, show_default_is_str=False, **rest))
 
 
 def restyle(command: Command) -> Command:

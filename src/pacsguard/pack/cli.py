@@ -102,13 +102,13 @@ def pack_command(
     to: list[str] = typer.Option([], "--to", help="Recipient: age1…, ssh-ed25519 or ssh-rsa key."),
     to_file: list[Path] = typer.Option([], "--to-file", help="File listing recipients."),
     use_passphrase: bool = typer.Option(
-        False, "--passphrase", help=f"Encrypt to a passphrase (prompt, or ${ENV_PASSPHRASE})."
+        False, "--passphrase", help=f"Encrypt to a passphrase (prompt, or {ENV_PASSPHRASE})."
     ),
     passphrase_file: Path | None = typer.Option(
         None, "--passphrase-file", help="Encrypt to the passphrase in this file (mode 0600)."
     ),
     sign: Path | None = typer.Option(
-        None, "--sign", help=f"Ed25519 key to sign with (or ${signing.ENV_SIGNING_KEY_FILE})."
+        None, "--sign", help=f"Ed25519 key to sign with (or {signing.ENV_SIGNING_KEY_FILE})."
     ),
     volume_size: str | None = typer.Option(
         None, "--volume-size", help="Split into volumes of this size (e.g. 500M, 4G)."
@@ -154,7 +154,7 @@ def unpack_command(
         None,
         "--identity",
         "-i",
-        help=f"age or SSH identity file (or ${agekeys.ENV_IDENTITY_FILE}).",
+        help=f"age or SSH identity file (or {agekeys.ENV_IDENTITY_FILE}).",
     ),
     passphrase_file: Path | None = typer.Option(
         None, "--passphrase-file", help="File holding the passphrase (mode 0600)."

@@ -156,6 +156,7 @@ def scan(
         hosts=len(hosts),
         ports=len(options.ports),
         findings=findings,
+        swept_hosts=list(hosts),
     )
     if options.db is not None:
         from pacsguard.scan.history import History

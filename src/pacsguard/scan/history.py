@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS scans (
     targets TEXT NOT NULL,
     ports TEXT NOT NULL,
     hosts INTEGER NOT NULL,
-    tool_version TEXT NOT NULL
+    tool_version TEXT NOT NULL,
+    swept_hosts TEXT
 );
 CREATE TABLE IF NOT EXISTS findings (
     scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
@@ -85,6 +86,10 @@ class Diff:
     worse: list[Change] = field(default_factory=list)
     changed: list[Change] = field(default_factory=list)
     unchanged: int = 0
+    # in the base scan, on a host:port the head scan did not sweep: state unknown, not fixed
+    not_rescanned: list[Change] = field(default_factory=list)
+    # in the head scan, on a host:port the base scan did not sweep: not new, first looked at
+    first_scanned: list[Change] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +100,8 @@ class Diff:
             "worse": [c.to_dict() for c in self.worse],
             "changed": [c.to_dict() for c in self.changed],
             "unchanged": self.unchanged,
+            "not_rescanned": [c.to_dict() for c in self.not_rescanned],
+            "first_scanned": [c.to_dict() for c in self.first_scanned],
         }
 
 
@@ -111,6 +118,9 @@ class History:
             self.db = sqlite3.connect(path, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(scans)")}
+            if "swept_hosts" not in columns:  # a history written before coverage was recorded
+                self.db.execute("ALTER TABLE scans ADD COLUMN swept_hosts TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"scan history {path}: {exc}") from None
 
@@ -128,7 +138,7 @@ class History:
             with self.db:
                 cursor = self.db.execute(
                     "INSERT INTO scans (started, finished, scope, targets, ports, hosts,"
-                    " tool_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " tool_version, swept_hosts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         result.started,
                         result.finished,
@@ -137,6 +147,7 @@ class History:
                         json.dumps(list(ports)),
                         result.hosts,
                         __version__,
+                        json.dumps(result.swept_hosts) if result.swept_hosts else None,
                     ),
                 )
                 scan_id = int(cursor.lastrowid or 0)
@@ -184,8 +195,19 @@ class History:
             ).fetchone()
         return int(row[0]) if row else None
 
+    def coverage(self, scan_id: int) -> Coverage:
+        """The hosts and ports scan ``scan_id`` swept (hosts None: not recorded, any host)."""
+        row = self.db.execute(
+            "SELECT ports, swept_hosts FROM scans WHERE id = ?", (scan_id,)
+        ).fetchone()
+        ports = frozenset(int(p) for p in json.loads(row[0]))
+        hosts = frozenset(json.loads(row[1])) if row[1] else None
+        return Coverage(hosts, ports)
+
     def diff(self, base: int | None = None, head: int | None = None) -> Diff:
-        """What is new, fixed, worse or changed in ``head`` (default: latest) since ``base``.
+        """What is new, fixed, worse or changed in ``head`` (default: latest) since ``base``,
+        on the host:ports both scans swept; the rest is listed as not rescanned (in ``base``
+        only) or first scanned (in ``head`` only), never as fixed or new.
 
         ``base`` defaults to the previous scan of the same targets and ports, else the
         previous scan.
@@ -199,9 +221,28 @@ class History:
                 f"scan history {self.path} has no scan {head if head not in known else base}"
             )
         base = base if base is not None else self._previous(head)
+        if base is None:
+            return compare({}, self.findings(head), None, head)
         return compare(
-            self.findings(base) if base is not None else {}, self.findings(head), base, head
+            self.findings(base),
+            self.findings(head),
+            base,
+            head,
+            base_covers=self.coverage(base),
+            head_covers=self.coverage(head),
         )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What one scan swept: a finding elsewhere says nothing about this scan."""
+
+    hosts: frozenset[str] | None
+    ports: frozenset[int]
+
+    def covers(self, entry: dict[str, Any]) -> bool:
+        host, port = entry.get("host"), entry.get("port")
+        return port in self.ports and (self.hosts is None or host in self.hosts)
 
 
 def _rank(entry: dict[str, Any]) -> int:
@@ -209,13 +250,25 @@ def _rank(entry: dict[str, Any]) -> int:
 
 
 def compare(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], base: int | None, head: int
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    base: int | None,
+    head: int,
+    *,
+    base_covers: Coverage | None = None,
+    head_covers: Coverage | None = None,
 ) -> Diff:
     diff = Diff(base, head)
     for key in sorted(after.keys() - before.keys()):
-        diff.new.append(Change(key, None, after[key]))
+        if base_covers is not None and not base_covers.covers(after[key]):
+            diff.first_scanned.append(Change(key, None, after[key]))
+        else:
+            diff.new.append(Change(key, None, after[key]))
     for key in sorted(before.keys() - after.keys()):
-        diff.fixed.append(Change(key, before[key], None))
+        if head_covers is not None and not head_covers.covers(before[key]):
+            diff.not_rescanned.append(Change(key, before[key], None))
+        else:
+            diff.fixed.append(Change(key, before[key], None))
     for key in sorted(before.keys() & after.keys()):
         old, new = before[key], after[key]
         change = Change(key, old, new)
