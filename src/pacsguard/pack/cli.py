@@ -10,22 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from pacsguard.core.keys import check_private
+from pacsguard.core.progress import Bar, duration
 from pacsguard.pack import agekeys, signing
 from pacsguard.pack.errors import DecryptionFailed, KeyFileError
 from pacsguard.pack.packer import pack
@@ -36,25 +28,13 @@ ENV_PASSPHRASE = "PACSGUARD_PASSPHRASE"  # noqa: S105 (a variable name, not a se
 err = Console(stderr=True)
 
 
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    bar = Progress(
-        TextColumn(label),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    task = bar.add_task(label, total=None)
+def _byte_hook(bar: Bar, label: str) -> Callable[[int, int], None]:
+    """The library's ``(bytes just done, total bytes)`` callback, drawn on ``bar``."""
 
     def advance(n: int, total: int) -> None:
-        bar.update(task, advance=n, total=total)
+        bar.update(completed=bar.completed + n, total=total, description=label)
 
-    with bar:
-        yield advance
+    return advance
 
 
 def _read_passphrase_file(path: Path) -> str:
@@ -123,7 +103,13 @@ def pack_command(
         if use_passphrase or passphrase_file is not None
         else None
     )
-    with _progress("packing") as advance:
+    bar = Bar(
+        "checking the folder (pacsguard verify)",
+        as_bytes=True,
+        console=err,
+        stopping="removing the partial package (nothing is left half-written)",
+    )
+    with bar:
         result = pack(
             directory,
             output,
@@ -134,10 +120,13 @@ def pack_command(
             force=force,
             reason=reason,
             ocr=not no_ocr,
-            progress=advance,
+            progress=_byte_hook(bar, "encrypting"),
         )
     where = str(result.volumes[0]) if len(result.volumes) == 1 else f"{len(result.volumes)} volumes"
-    typer.echo(f"packed {result.files} files ({result.bytes / 1e6:.1f} MB) into {where}")
+    typer.echo(
+        f"packed {result.files} files ({result.bytes / 1e6:.1f} MB) into {where} in "
+        f"{duration(bar.elapsed)} ({bar.rate_text()})"
+    )
     if len(result.volumes) > 1:
         typer.echo(f"  {result.volumes[0]} … {result.volumes[-1]}")
     typer.echo(
@@ -165,16 +154,25 @@ def unpack_command(
 ) -> None:
     """Decrypt a package, check every hash and the signature, and write the files."""
     secret = _passphrase(passphrase_file, confirm=False) if needs_passphrase(package) else None
-    with _progress("unpacking") as advance:
+    bar = Bar(
+        "decrypting and checking",
+        as_bytes=True,
+        console=err,
+        stopping="removing the partial output (nothing appears in place)",
+    )
+    with bar:
         result = unpack(
             package,
             output,
             identity=identity,
             passphrase=secret,
             verify_signer=verify_signer,
-            progress=advance,
+            progress=_byte_hook(bar, "decrypting and checking"),
         )
-    typer.echo(f"unpacked {result.files} files ({result.bytes / 1e6:.1f} MB) into {output}")
+    typer.echo(
+        f"unpacked {result.files} files ({result.bytes / 1e6:.1f} MB) into {output} in "
+        f"{duration(bar.elapsed)} ({bar.rate_text()}); every SHA-256 checked"
+    )
     if result.signer_verified:
         typer.echo(f"signature verified: {result.signer_fingerprint}")
     elif result.signer_fingerprint:

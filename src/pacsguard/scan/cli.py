@@ -169,11 +169,13 @@ def run_command(
         db=None if no_history else db,
     )
     console = Console(stderr=True)
+    progress = RichProgress(console)
     if quiet:
         result = scan(targets or [], options)
     else:
-        with RichProgress(console) as progress:
+        with progress:
             result = scan(targets or [], options, progress=progress)
+    written = []
     for path, writer in (
         (json_out, write_json),
         (html_out, write_html),
@@ -182,8 +184,11 @@ def run_command(
     ):
         if path is not None:
             writer(result, path)
+            written.append(str(path))
     if not quiet:
         print_result(Console(), result)
+        reports = [f"reports: {', '.join(written)}"] if written else []
+        console.print(f"swept {progress.bar.end_line(reports)}", highlight=False, soft_wrap=True)
     if fail_on is not None:
         failing = [
             f for f in result.findings if SEVERITY_RANK[f.severity] <= SEVERITY_RANK[fail_on]

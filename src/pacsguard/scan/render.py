@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pacsguard.core.progress import Bar
 from pacsguard.scan.engine import Progress as ScanProgress
 from pacsguard.scan.history import Change, Diff, ScanRow
 from pacsguard.scan.model import SEVERITY_RANK, Finding, ScanResult
@@ -24,42 +24,39 @@ STYLES = {
 
 
 class RichProgress(ScanProgress):
-    """Ports swept and services examined, as a Rich progress bar on stderr."""
+    """Ports swept and services examined, on the shared progress bar (stderr): the total
+    (hosts x ports) is known before the first connection; rate, live ETA."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
+        self.bar = Bar(
+            "scanning",
+            unit="ports",
             console=console,
-            transient=True,
+            stopping="abandoning the sweep; nothing is recorded in the history",
         )
-        self._task = self._progress.add_task("scan", total=None, status="")
         self._lock = threading.Lock()
         self._services = 0
 
     def __enter__(self) -> RichProgress:
-        self._progress.start()
+        self.bar.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        self.bar.__exit__(kind, exc, tb)
 
     def start(self, hosts: int, ports_per_host: int) -> None:
-        self._progress.update(self._task, total=hosts * ports_per_host, status=f"{hosts} hosts")
+        self.bar.update(total=hosts * ports_per_host, description=f"scanning {hosts} hosts")
 
     def port_checked(self, host: str, port: int) -> None:
-        self._progress.advance(self._task)
+        self.bar.advance()
 
     def service_found(self, host: str, port: int) -> None:
         with self._lock:
             self._services += 1
             count = self._services
-        self._progress.update(self._task, status=f"{count} open · examining {host}:{port}")
+        self.bar.update(description=f"{count} open · examining {host}:{port}")
 
 
 def _count(value: int | None, capped: bool) -> str:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pacsguard.core.keys import load_key
+from pacsguard.core.progress import Bar
 from pacsguard.tables.deid import DeidTablesReport, deidentify_table
 from pacsguard.tables.draft import write_draft
 from pacsguard.tables.encoding import ENCODINGS
@@ -110,9 +110,14 @@ def deid_command(
     project_key = load_key(key)
     loaded = load_policy(policy)
     chosen: Unknown | None = "drop" if unknown == "drop" else "refuse" if unknown else None
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("starting", total=None)
+    bar = Bar(
+        "starting",
+        total=len(inputs),
+        unit="tables",
+        console=console,
+        stopping="outputs are written whole or not at all; nothing half-written is left",
+    )
+    with bar:
         report = deidentify_table(
             inputs,
             output,
@@ -121,9 +126,12 @@ def deid_command(
             unknown=chosen,
             encoding=encoding,
             separator=separator,
-            progress=lambda step: progress.update(task, description=step),
+            progress=lambda step: bar.update(description=step),
+            on_table=lambda done, total: bar.update(completed=done, total=total),
         )
     _summary(report)
+    rows = sum(sheet.rows_out for table in report.tables for sheet in table.sheets)
+    typer.echo(f"done: {bar.end_line([f'{rows} rows written to {output}'])}")
 
 
 @tables_app.command("risk")

@@ -229,10 +229,12 @@ def deidentify_table(
     separator: str | None = None,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    on_table: Callable[[int, int], None] | None = None,
 ) -> DeidTablesReport:
     """De-identify each input table into ``output/<input name>`` with the same format, and
     write ``output/pacsguard-tables.json``. Pseudonyms and date offsets are those of
-    ``pacsguard deid`` under the same key, keyed on the policy's patient_id_column."""
+    ``pacsguard deid`` under the same key, keyed on the policy's patient_id_column.
+    ``progress`` gets each step's label; ``on_table`` gets (tables done, tables) after each."""
     loaded = load_policy(policy) if isinstance(policy, Path) else policy
     unknown = unknown or loaded.unknown
     say = progress or (lambda _: None)
@@ -256,6 +258,8 @@ def deidentify_table(
             except pl.exceptions.PolarsError:
                 raise _malformed(table) from None
         reports.append(report)
+        if on_table is not None:
+            on_table(len(reports), len(inputs))
     manifest = output / MANIFEST_NAME
     payload = {
         "tool": "pacsguard",
