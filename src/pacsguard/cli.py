@@ -16,7 +16,7 @@ from typing import NoReturn
 import typer
 import typer.main
 from rich.console import Console
-from typer._click.exceptions import ClickException, UsageError
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.exceptions import Abort
 
 from pacsguard import __version__
@@ -115,6 +115,9 @@ def _main(args: list[str]) -> None:
         code = click_app.main(args=args, prog_name="pacsguard", standalone_mode=False)
     except PacsguardError as exc:
         _fail(str(exc))
+    except NoArgsIsHelpError as exc:  # `pacsguard tables`: its help, as for `pacsguard`
+        print(exc.ctx.get_help() if exc.ctx is not None else "")
+        return
     except UsageError as exc:
         _fail(_usage_message(exc))
     except ClickException as exc:
@@ -149,7 +152,7 @@ def _interrupted() -> NoReturn:
 
 
 def _unknown_command(name: str) -> str:
-    close = difflib.get_close_matches(name, COMMANDS, n=1)
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"no such command {name!r}; {hint}the commands are: {', '.join(COMMANDS)}"
 

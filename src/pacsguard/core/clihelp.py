@@ -82,6 +82,8 @@ def restyle(command: Command) -> Command:
     """Give ``command`` and every subcommand the one pacsguard help style (in place)."""
     if hasattr(command, "rich_markup_mode"):
         command.rich_markup_mode = None
+    if not command.short_help and command.help:  # listed whole, not cut at 45 characters
+        command.short_help = command.help.strip().split("\n\n")[0].split(". ")[0].rstrip(".")
     command.context_settings.setdefault("max_content_width", 100)
     for param in command.params:
         if type(param) is TyperArgument:

@@ -37,6 +37,15 @@ def _byte_hook(bar: Bar, label: str) -> Callable[[int, int], None]:
     return advance
 
 
+def _not_folders(**paths: Path | list[Path] | None) -> None:
+    """A folder given where a file is wanted is said as such, not as a missing file."""
+    for option, value in paths.items():
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None and path.is_dir():
+                flag = "--" + option.replace("_", "-")
+                raise KeyFileError(f"{flag} {path} is a folder, not a file; give the file in it")
+
+
 def _read_passphrase_file(path: Path) -> str:
     if not path.is_file():
         raise KeyFileError(f"passphrase file {path} does not exist")
@@ -98,6 +107,7 @@ def pack_command(
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Verify headers only (faster, weaker)."),
 ) -> None:
     """Encrypt (age) and optionally sign a de-identified folder for transfer."""
+    _not_folders(to_file=to_file, passphrase_file=passphrase_file, sign=sign)
     secret = (
         _passphrase(passphrase_file, confirm=True)
         if use_passphrase or passphrase_file is not None
@@ -153,6 +163,7 @@ def unpack_command(
     ),
 ) -> None:
     """Decrypt a package, check every hash and the signature, and write the files."""
+    _not_folders(identity=identity, passphrase_file=passphrase_file, verify_signer=verify_signer)
     secret = _passphrase(passphrase_file, confirm=False) if needs_passphrase(package) else None
     bar = Bar(
         "decrypting and checking",
