@@ -223,7 +223,8 @@ class Bar:
 
     def end_line(self, extra: Sequence[str] = ()) -> str:
         """``500 files in 1 min 10 s (7.1 files/s)`` then ``extra``, comma-separated."""
-        done = decimal(self.completed) if self.as_bytes else f"{self.completed} {self.unit}"
+        unit = self.unit[:-1] if self.completed == 1 and self.unit.endswith("s") else self.unit
+        done = decimal(self.completed) if self.as_bytes else f"{self.completed} {unit}"
         head = f"{done} in {duration(self.elapsed)} ({self.rate_text()})"
         return ", ".join([head, *extra])
 
