@@ -86,9 +86,13 @@ def _recipients(inline: list[str], files: list[Path]) -> list[agekeys.Recipient]
 
 
 def pack_command(
-    directory: Path = typer.Argument(..., help="The de-identified folder to send."),
+    directory: Path = typer.Argument(
+        ..., metavar="FOLDER", help="The de-identified folder to send."
+    ),
     output: Path = typer.Argument(..., help="The package to write (OUTPUT.001… with volumes)."),
-    to: list[str] = typer.Option([], "--to", help="Recipient: age1…, ssh-ed25519 or ssh-rsa key."),
+    to: list[str] = typer.Option(
+        [], "--to", metavar="RECIPIENT", help="Recipient: age1…, ssh-ed25519 or ssh-rsa key."
+    ),
     to_file: list[Path] = typer.Option([], "--to-file", help="File listing recipients."),
     use_passphrase: bool = typer.Option(
         False, "--passphrase", help=f"Encrypt to a passphrase (prompt, or {ENV_PASSPHRASE})."
@@ -100,7 +104,10 @@ def pack_command(
         None, "--sign", help=f"Ed25519 key to sign with (or {signing.ENV_SIGNING_KEY_FILE})."
     ),
     volume_size: str | None = typer.Option(
-        None, "--volume-size", help="Split into volumes of this size (e.g. 500M, 4G)."
+        None,
+        "--volume-size",
+        metavar="SIZE",
+        help="Split into volumes of this size (e.g. 500M, 4G).",
     ),
     force: bool = typer.Option(False, "--force", help="Pack despite failed checks."),
     reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the manifest)."),
@@ -200,14 +207,18 @@ def unpack_command(
 
 
 def new_identity_command(
-    path: Path = typer.Argument(..., help="Where to write the identity (mode 0600)."),
+    path: Path = typer.Argument(
+        ..., metavar="FILE", help="Where to write the identity (mode 0600)."
+    ),
 ) -> None:
     """Create an age X25519 identity; prints its public recipient (age1…)."""
     typer.echo(agekeys.new_identity(path))
 
 
 def new_signing_key_command(
-    path: Path = typer.Argument(..., help="Where to write the private key (mode 0600)."),
+    path: Path = typer.Argument(
+        ..., metavar="FILE", help="Where to write the private key (mode 0600)."
+    ),
 ) -> None:
     """Create an Ed25519 signing key (PEM) and its public key beside it (.pub)."""
     public = signing.new_signing_key(path)

@@ -24,7 +24,9 @@ def _progress(console: Console) -> Progress:
 
 
 def sample(
-    out: Path = typer.Argument(..., help="Output folder (created; a previous sample is replaced)."),
+    out: Path = typer.Argument(
+        ..., metavar="OUTPUT", help="Output folder (created; a previous sample is replaced)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Same seed, byte-identical files."),
     patients: int = typer.Option(4, "--patients", min=1, help="Number of synthetic patients."),
     ct_corpus: int | None = typer.Option(

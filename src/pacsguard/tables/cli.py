@@ -30,7 +30,9 @@ _ENCODING = typer.Option(
     metavar="NAME",
     help=f"CSV text encoding: auto (detected), {', '.join(ENCODINGS)}.",
 )
-_SEPARATOR = typer.Option(None, help="CSV separator (default: detected).")
+_SEPARATOR = typer.Option(
+    None, "--separator", metavar="SEP", help="CSV separator (default: detected)."
+)
 
 
 @tables_app.command("inspect")
@@ -92,11 +94,14 @@ def deid_command(
         ..., metavar="FILE... OUTPUT", help="Input tables, then the output folder."
     ),
     key: Path | None = typer.Option(
-        None, "--key", help="Project key file (else PACSGUARD_KEY_FILE or PACSGUARD_KEY)."
+        None, "--key", help="Project key file (or PACSGUARD_KEY_FILE / PACSGUARD_KEY)."
     ),
     policy: Path = typer.Option(..., "--policy", help="Reviewed policy (YAML or TOML)."),
     unknown: str | None = typer.Option(
-        None, help="Columns the policy does not name: refuse (default) or drop."
+        None,
+        "--unknown",
+        metavar="refuse|drop",
+        help="Columns the policy does not name: refuse (default) or drop.",
     ),
     encoding: str = _ENCODING,
     separator: str | None = _SEPARATOR,
@@ -137,9 +142,18 @@ def deid_command(
 @tables_app.command("risk")
 def risk_command(
     file: Path = typer.Argument(..., help="A table, typically a de-identified one."),
-    qi: list[str] = typer.Option([], "--qi", help="A quasi-identifier column (repeat)."),
-    sensitive: str | None = typer.Option(None, help="Sensitive column for l-diversity."),
-    threshold: float = typer.Option(0.2, help="Prosecutor risk above which a record is at risk."),
+    qi: list[str] = typer.Option(
+        [], "--qi", metavar="COLUMN", help="A quasi-identifier column (repeat)."
+    ),
+    sensitive: str | None = typer.Option(
+        None, "--sensitive", metavar="COLUMN", help="Sensitive column for l-diversity."
+    ),
+    threshold: float = typer.Option(
+        0.2,
+        "--threshold",
+        metavar="P",
+        help="Prosecutor risk (0 < P <= 1) above which a record is at risk.",
+    ),
     policy: Path | None = typer.Option(None, help="Take the risk section from this policy."),
     encoding: str = _ENCODING,
     separator: str | None = _SEPARATOR,
