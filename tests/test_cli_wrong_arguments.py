@@ -45,6 +45,8 @@ CASES: list[tuple[str, str]] = [
     ("tables deid export.csv", "--policy"),
     ("tables deid export.csv out --policy nope.yaml --key project.key", "nope.yaml"),
     ("tables deid export.csv out --policy policy.yaml --key project.key --unknown x", "--unknown"),
+    ("tables deid latin.csv out --policy partial.yaml --key project.key", "not classified"),
+    ("tables deid broken.csv out --policy full.yaml --key project.key", "malformed"),
     ("tables risk", "missing argument"),
     ("tables risk export.csv", "--qi"),
     ("tables risk export.csv --qi age_band", "age_band"),
@@ -80,6 +82,10 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "empty.csv").write_bytes(b"")
     (tmp_path / "export.json").write_text("{}")
     (tmp_path / "export.csv").write_text("ipp;sexe;diagnostic\n1;F;x\n2;M;y\n", encoding="utf-8")
+    (tmp_path / "latin.csv").write_bytes("ipp;nom\n1;Lefèvre\n".encode("cp1252"))
+    (tmp_path / "broken.csv").write_text('ipp;nom\n1;"x\n2;y;z;w\n', encoding="utf-8")
+    (tmp_path / "partial.yaml").write_text("columns: {ipp: pseudonymise-patient-id}\n")
+    (tmp_path / "full.yaml").write_text("columns: {ipp: pseudonymise-patient-id, nom: drop}\n")
     (tmp_path / "utf16.tsv").write_text("ipp\tnom\n1\tFONTAINE\n", encoding="utf-16")
     (tmp_path / "policy.yaml").write_text(
         "patient_id_column: ipp\ncolumns: {ipp: pseudonymise-patient-id, sexe: keep, "

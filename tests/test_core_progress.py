@@ -86,3 +86,23 @@ def test_durations_read_well() -> None:
     assert duration(12.4) == "12 s"
     assert duration(185) == "3 min 05 s"
     assert duration(3720) == "1 h 02 min"
+
+
+def test_ctrl_c_on_a_long_scan_is_acknowledged_and_says_how_to_resume(tmp_path: object) -> None:
+    import subprocess
+    import sys
+
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pacsguard", "scan", "127.0.0.1", "--ports", "1-65535",
+         "--rate", "20", "--host-rate", "20", "--no-history"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 130, err
+    assert "stopping: abandoning the sweep" in err
+    assert "to finish the job, run the same command again: pacsguard scan 127.0.0.1" in err
+    assert "Traceback" not in err + out
+    assert time.monotonic() - started < 15

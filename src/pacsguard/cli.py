@@ -147,7 +147,14 @@ def _fail(message: str) -> NoReturn:
 
 
 def _interrupted() -> NoReturn:
-    err_console.print("interrupted; run the same command again to finish the job", soft_wrap=True)
+    from pacsguard.core.progress import resume_command
+
+    err_console.print(
+        f"interrupted; to finish the job, run the same command again: {resume_command()}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
     sys.exit(130)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
@@ -167,6 +168,8 @@ class _Run:
     today: dt.date
     unknown: Unknown
     say: Progress
+    encoding: str = "auto"
+    separator: str | None = None
 
 
 def _values_removed(rules: list[ColumnRule], ctx: Context) -> list[pl.Expr]:
@@ -247,8 +250,34 @@ def deidentify_table(
         if (output / path.name).resolve() == path.resolve():
             raise PacsguardError(f"{path}: the output would overwrite the input")
     _preflight(loaded)
-    run = _Run(loaded, Pseudonyms(Pseudonymizer(key)), today or dt.date.today(), unknown, say)
+    run = _Run(
+        loaded,
+        Pseudonyms(Pseudonymizer(key)),
+        today or dt.date.today(),
+        unknown,
+        say,
+        encoding,
+        separator,
+    )
     workdir = output.with_name(output.name + ".pacsguard")  # local state, never in OUTPUT
+    created = [d for d in (output, workdir) if not d.exists()]
+    try:
+        return _deidentify(inputs, output, workdir, run, loaded, on_table)
+    finally:
+        for folder in created:  # a failed run leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a finished output stays
+
+
+def _deidentify(
+    inputs: Sequence[Path],
+    output: Path,
+    workdir: Path,
+    run: _Run,
+    loaded: Policy,
+    on_table: Callable[[int, int], None] | None,
+) -> DeidTablesReport:
+    say, encoding, separator = run.say, run.encoding, run.separator
     reports: list[TableReport] = []
     for path in inputs:
         say(f"reading {path.name}")
