@@ -84,7 +84,9 @@ def test_help_has_one_style(
     from pacsguard.cli import main
 
     monkeypatch.setenv("COLUMNS", str(width))
-    main([*path, "--help"])
+    with pytest.raises(SystemExit) as done:
+        main([*path, "--help"])
+    assert done.value.code == 0
     text = capsys.readouterr().out
     usage = text.splitlines()[0]
     assert usage.startswith(f"Usage: pacsguard {' '.join(path)}")
@@ -104,7 +106,8 @@ def test_groups_list_every_subcommand(capsys: pytest.CaptureFixture[str]) -> Non
     from pacsguard.cli import main
 
     for group in (["key"], ["tables"]):
-        main([*group, "--help"])
+        with pytest.raises(SystemExit):
+            main([*group, "--help"])
         text = capsys.readouterr().out
         for path in _all_paths():
             if path[:-1] == group:

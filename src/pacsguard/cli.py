@@ -135,8 +135,7 @@ def _main(args: list[str]) -> None:
         )
     if code == 130:
         _interrupted()
-    if isinstance(code, int) and code:
-        sys.exit(code)
+    sys.exit(code if isinstance(code, int) else 0)  # as Click's standalone mode does
 
 
 def _fail(message: str) -> NoReturn:

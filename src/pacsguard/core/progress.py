@@ -70,8 +70,8 @@ class _Count(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         done = decimal(int(task.completed)) if self.as_bytes else str(int(task.completed))
-        if task.total is None:
-            return Text(f"{done}/?")
+        if task.total is None:  # a stage whose size is not known: say what is done, no "0/?"
+            return Text(done if task.completed else "")
         total = decimal(int(task.total)) if self.as_bytes else str(int(task.total))
         return Text(f"{done}/{total}", style="progress.download")
 
@@ -86,7 +86,9 @@ class _Rate(ProgressColumn):
     def render(self, task: Task) -> Text:
         elapsed = task.elapsed or 0.0
         if not task.completed or elapsed <= 0:
-            return Text(f"– {self.unit}/s", style="progress.data.speed")
+            return Text(
+                "– B/s" if self.as_bytes else f"– {self.unit}/s", style="progress.data.speed"
+            )
         rate = task.completed / elapsed
         shown = f"{decimal(int(rate))}/s" if self.as_bytes else f"{rate:.1f} {self.unit}/s"
         return Text(shown, style="progress.data.speed")

@@ -120,8 +120,9 @@ def pack_command(
         if use_passphrase or passphrase_file is not None
         else None
     )
+    count = sum(1 for path in directory.rglob("*") if path.is_file()) if directory.is_dir() else 0
     bar = Bar(
-        "checking the folder (pacsguard verify)",
+        f"checking {count} files (manifest, pacsguard verify)",
         as_bytes=True,
         console=err,
         stopping="removing the partial package (nothing is left half-written)",

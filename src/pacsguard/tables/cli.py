@@ -48,7 +48,9 @@ def inspect_command(
         file, sample_rows=sample_rows, encoding=encoding, separator=separator
     )
     write_draft(inspection, policy_out)
-    table = Table("column", "kind", "proposed action", "why", title=f"{file.name}")
+    table = Table(title=f"{file.name}")
+    for heading in ("column", "kind", "proposed action", "why"):
+        table.add_column(heading, overflow="fold")  # wrapped at any width, never cut with …
     for column in inspection.columns:
         table.add_row(column.name, column.kind, column.action, column.note)
     Console().print(table)
