@@ -89,3 +89,19 @@ def test_diff_still_reports_a_fix_where_both_swept(tmp_path: Path) -> None:
         history.record(_result([], ["127.0.0.1"]), [4242])
         diff = history.diff()
     assert [c.key for c in diff.fixed] == ["127.0.0.1:4242/dicom"]
+
+
+def test_coverage_is_stored_compactly_and_read_back(tmp_path: Path) -> None:
+    from pacsguard.scan.history import compact_hosts
+
+    hosts = [f"10.1.{i // 256}.{i % 256}" for i in range(512)] + ["pacs.example", "::1"]
+    assert compact_hosts(hosts) == ["10.1.0.0/23", "::1/128", "pacs.example"]
+    orthanc = _dicom(4242, "orthanc", "anonymous", "answered")
+    orthanc.host = "10.1.1.7"
+    with History(tmp_path / "h.sqlite") as history:
+        first = history.record(_result([orthanc], hosts), [4242])
+        covered = history.coverage(first)
+    assert covered.covers({"host": "10.1.1.200", "port": 4242})
+    assert not covered.covers({"host": "10.1.2.1", "port": 4242})
+    assert covered.covers({"host": "pacs.example", "port": 4242})
+    assert not covered.covers({"host": "10.1.1.200", "port": 104})

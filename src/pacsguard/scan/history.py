@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import sqlite3
@@ -147,7 +148,9 @@ class History:
                         json.dumps(list(ports)),
                         result.hosts,
                         __version__,
-                        json.dumps(result.swept_hosts) if result.swept_hosts else None,
+                        json.dumps(compact_hosts(result.swept_hosts))
+                        if result.swept_hosts
+                        else None,
                     ),
                 )
                 scan_id = int(cursor.lastrowid or 0)
@@ -202,7 +205,7 @@ class History:
         ).fetchone()
         ports = frozenset(int(p) for p in json.loads(row[0]))
         hosts = frozenset(json.loads(row[1])) if row[1] else None
-        return Coverage(hosts, ports)
+        return Coverage(_networks(hosts) if hosts is not None else None, ports)
 
     def diff(self, base: int | None = None, head: int | None = None) -> Diff:
         """What is new, fixed, worse or changed in ``head`` (default: latest) since ``base``,
@@ -233,16 +236,58 @@ class History:
         )
 
 
+def compact_hosts(hosts: Sequence[str]) -> list[str]:
+    """The swept addresses as the fewest CIDR networks (a /16 is one entry), names as is."""
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    names: list[str] = []
+    for host in hosts:
+        try:
+            net = ipaddress.ip_network(host)
+        except ValueError:
+            names.append(host)
+            continue
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append(net)
+        else:
+            v6.append(net)
+    nets = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    return [str(n) for n in nets] + sorted(set(names))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(entries: frozenset[str]) -> tuple[tuple[Network, ...], frozenset[str]]:
+    nets: list[Network] = []
+    names: set[str] = set()
+    for entry in entries:
+        try:
+            nets.append(ipaddress.ip_network(entry))
+        except ValueError:
+            names.add(entry)
+    return tuple(nets), frozenset(names)
+
+
 @dataclass(frozen=True)
 class Coverage:
     """What one scan swept: a finding elsewhere says nothing about this scan."""
 
-    hosts: frozenset[str] | None
+    hosts: tuple[tuple[Network, ...], frozenset[str]] | None  # None: not recorded, any host
     ports: frozenset[int]
 
     def covers(self, entry: dict[str, Any]) -> bool:
-        host, port = entry.get("host"), entry.get("port")
-        return port in self.ports and (self.hosts is None or host in self.hosts)
+        host, port = str(entry.get("host")), entry.get("port")
+        if port not in self.ports:
+            return False
+        if self.hosts is None:
+            return True
+        nets, names = self.hosts
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host in names
+        return any(address in net for net in nets if net.version == address.version)
 
 
 def _rank(entry: dict[str, Any]) -> int:
