@@ -44,9 +44,10 @@ def inspect_command(
     separator: str | None = _SEPARATOR,
 ) -> None:
     """Classify every column and write a draft policy for a person to review."""
-    inspection = inspect_table(
-        file, sample_rows=sample_rows, encoding=encoding, separator=separator
-    )
+    with Bar(f"inspecting {file.name} (first {sample_rows} rows)", unit="tables", console=console):
+        inspection = inspect_table(
+            file, sample_rows=sample_rows, encoding=encoding, separator=separator
+        )
     write_draft(inspection, policy_out)
     table = Table(title=f"{file.name}")
     for heading in ("column", "kind", "proposed action", "why"):
@@ -172,9 +173,16 @@ def risk_command(
             "section; with none, the whole table is one class and k means nothing"
         )
     with open_table(file, encoding=encoding, separator=separator) as table:
-        for sheet in table.sheets:
-            label = f"{file.name}" + (f" [{sheet.name}]" if sheet.name else "")
-            _print_risk(risk_report(sheet.frame, qi, sensitive, threshold), label)
+        reports = []
+        bar = Bar("computing risk", total=len(table.sheets), unit="sheets", console=console)
+        with bar:
+            for sheet in table.sheets:
+                label = f"{file.name}" + (f" [{sheet.name}]" if sheet.name else "")
+                bar.update(description=f"computing risk of {label}")
+                reports.append((label, risk_report(sheet.frame, qi, sensitive, threshold)))
+                bar.advance()
+    for label, report in reports:
+        _print_risk(report, label)
 
 
 def register(app: typer.Typer) -> None:
