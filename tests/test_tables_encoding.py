@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pacsguard.core.keys import new_key
 from pacsguard.tables.deid import deidentify_table
@@ -158,3 +160,58 @@ def test_cli_refuses_with_one_error_line(tmp_path: Path) -> None:
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
     assert not (tmp_path / "p.yaml").exists()
+
+
+# Built to break it: random headers and cells, in every encoding that can hold them, with or
+# without a BOM. The header read back is the header written, or the table is refused.
+ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-éèêëàâäîïôöùûüçœÉÈÇ°€’"
+CODECS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le",
+          "utf-32-be", "cp1252", "latin-1", "iso-8859-15", "mac-roman", "cp850"]  # fmt: skip
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    header=st.lists(st.text(ALPHABET, min_size=1, max_size=12).map(str.strip).filter(bool),
+                    min_size=1, max_size=5, unique=True),
+    cells=st.lists(st.text(ALPHABET, max_size=20), min_size=1, max_size=5),
+    codec=st.sampled_from(CODECS),
+    given_encoding=st.booleans(),
+)  # fmt: skip
+def test_a_header_reads_back_as_written_or_is_refused(
+    tmp_path: Path, header: list[str], cells: list[str], codec: str, given_encoding: bool
+) -> None:
+    row = [(cells * len(header))[i] for i in range(len(header))]
+    text = "\t".join(header) + "\n" + "\t".join(row) + "\n"
+    try:
+        data = text.encode(codec)
+    except UnicodeEncodeError:
+        return  # this export cannot hold these characters: nothing to read
+    if not given_encoding and codec in ("iso-8859-15", "mac-roman", "cp850"):
+        return  # not detected: the bytes of random text cannot tell them apart (see below)
+    source = tmp_path / "t.tsv"
+    source.write_bytes(data)
+    try:
+        with open_table(source, encoding=codec if given_encoding else "auto") as table:
+            names = table.sheets[0].frame.collect_schema().names()
+    except TableReadError:
+        return  # refused, with the way out: never a guess
+    assert names == header, (codec, table.encoding)
+
+
+@pytest.mark.parametrize("codec", ["iso-8859-15", "mac-roman", "cp850"])
+def test_exports_auto_detection_cannot_name_are_refused_with_the_right_hint(
+    tmp_path: Path, codec: str
+) -> None:
+    """French headers in Mac, MS-DOS or ISO-8859-15 exports: the accents read wrong as
+    cp1252, so the table is refused with the encoding to give, and read right with it."""
+    header = "IPP;Prénom;Nom d'épouse;Date d'entrée;Œdème;Commentaire"
+    if codec != "iso-8859-15":  # only ISO-8859-15 has Œ; there it is the one byte that differs
+        header = header.replace("Œ", "Oe")
+    source = tmp_path / "t.csv"
+    source.write_bytes((header + "\n1;Hélène;Lefèvre;01/02/2003;non;vue à Créteil\n").encode(codec))
+    with pytest.raises(TableReadError, match=f"--encoding {codec}"):
+        inspect_table(source)
+    with open_table(source, encoding=codec) as table:
+        assert table.sheets[0].frame.collect_schema().names() == header.split(";")

@@ -111,11 +111,58 @@ def detect_encoding(path: Path) -> str:
     if _decodes_as_utf8(path):
         return "utf-8"
     c1_seen = False
+    chosen = None
     for chunk in _chunks(path):
         if chunk.translate(None, _UNDEFINED_IN_CP1252) != chunk:
-            return "latin-1"
+            chosen = "latin-1"
+            break
         c1_seen = c1_seen or chunk.translate(None, _C1) != chunk
-    return "cp1252" if c1_seen else "latin-1"
+    chosen = chosen or ("cp1252" if c1_seen else "latin-1")
+    scores = {name: plausibility(head, name) for name in SINGLE_BYTE_ORDER}
+    best = max(scores.values())
+    top = [name for name in SINGLE_BYTE_ORDER if scores[name] == best]
+    reading = head.decode(chosen, errors="replace")
+    rivals = [name for name in top if head.decode(name, errors="replace") != reading]
+    if chosen not in top or rivals:
+        others = [name for name in top if name != chosen]
+        raise TableReadError(
+            f"{path}: single-byte text whose accents read as well or better as "
+            f"{' or '.join(others)} than as {chosen} (the bytes alone cannot tell); "
+            f"give --encoding {others[0]}, or --encoding {chosen} if that is what the export used"
+        )
+    return chosen
+
+
+SINGLE_BYTE_ORDER = ("cp1252", "latin-1", "iso-8859-15", "mac-roman", "cp850")
+_PLAUSIBLE_MARKS = frozenset("’‘“”«»°€–—…·²")
+
+
+def plausibility(head: bytes, encoding: str) -> int:
+    """How much the non-ASCII characters of ``head`` read like text under ``encoding``: +1
+    for a letter whose case fits its neighbours (é inside a lower-case word, É in an upper-case
+    one or starting a word) or a usual mark (’ « ° €), -1 for anything else (Ž inside
+    "PrŽnom", ½, controls). Single-byte encodings all decode every byte; this tells them apart
+    where their letters differ."""
+    text = head.decode(encoding, errors="replace")
+    score = 0
+    for index, char in enumerate(text):
+        if char.isascii():
+            continue
+        if char in _PLAUSIBLE_MARKS:
+            score += 1
+            continue
+        before = text[index - 1] if index else " "
+        after = text[index + 1] if index + 1 < len(text) else " "
+        if char.islower():
+            fits = (before.isalpha() and before.islower()) or (after.isalpha() and after.islower())
+        elif char.isupper():
+            fits = (before.isupper() or after.isupper()) or (
+                not before.isalpha() and (after.islower() or not after.isalpha())
+            )
+        else:
+            fits = False
+        score += 1 if fits else -1
+    return score
 
 
 def _header_text(head: bytes, encoding: str) -> str:
