@@ -28,6 +28,7 @@ then stops handing out work. A second Ctrl-C raises ``KeyboardInterrupt``. Witho
 and raises ``KeyboardInterrupt`` at once. After a stop, ``bar.interrupted_line(command)``
 says what was done and the command that resumes (``resume_command()`` builds it from argv).
 
+``bar.stage(description, total=...)`` starts a new stage (count, rate, ETA anew).
 ``as_bytes=True`` shows sizes and bytes/s instead of counts (pack, unpack).
 """
 
@@ -132,6 +133,7 @@ class Bar:
         self.completed = 0
         self.total = total
         self._started = time.monotonic()
+        self._stage_started = self._started
         self._ended: float | None = None
         self._lock = threading.Lock()
         self._previous_handler: Any = None
@@ -174,16 +176,25 @@ class Bar:
         now = time.monotonic()
         finish_at = None
         if total is not None and completed > 0:
-            spent = now - self._started
+            spent = now - self._stage_started
             finish_at = now + spent * max(0, total - completed) / completed
         extra: dict[str, Any] = {"description": description} if description else {}
         self._progress.update(
             self._task, completed=completed, total=total, pg_finish_at=finish_at, **extra
         )
 
+    def stage(self, description: str, *, total: int | None = None) -> None:
+        """A new stage (pack: checking, then encrypting): count, rate and ETA start again;
+        the end line's duration still covers the whole command."""
+        with self._lock:
+            self._stage_started = time.monotonic()
+            self.completed, self.total = 0, total
+            self._progress.reset(self._task, total=total, description=description)
+            self._progress.update(self._task, pg_finish_at=None)
+
     # -- lifetime ------------------------------------------------------------------------------
     def __enter__(self) -> Bar:
-        self._started = time.monotonic()
+        self._started = self._stage_started = time.monotonic()
         self._progress.start()
         self._progress.reset(self._task, total=self.total, pg_finish_at=None)
         if threading.current_thread() is threading.main_thread():
@@ -220,7 +231,9 @@ class Bar:
         return (self._ended or time.monotonic()) - self._started
 
     def rate_text(self) -> str:
-        rate = self.completed / self.elapsed if self.elapsed > 0 else 0.0
+        """The rate of the last stage (the whole command when there is one stage)."""
+        spent = (self._ended or time.monotonic()) - self._stage_started
+        rate = self.completed / spent if spent > 0 else 0.0
         return f"{decimal(int(rate))}/s" if self.as_bytes else f"{rate:.1f} {self.unit}/s"
 
     def end_line(self, extra: Sequence[str] = ()) -> str:

@@ -31,8 +31,14 @@ err = Console(stderr=True)
 def _byte_hook(bar: Bar, label: str) -> Callable[[int, int], None]:
     """The library's ``(bytes just done, total bytes)`` callback, drawn on ``bar``."""
 
+    started = False
+
     def advance(n: int, total: int) -> None:
-        bar.update(completed=bar.completed + n, total=total, description=label)
+        nonlocal started
+        if not started:  # the first bytes: what came before was the check stage
+            started = True
+            bar.stage(label, total=total)
+        bar.update(completed=bar.completed + n, total=total)
 
     return advance
 
@@ -143,7 +149,7 @@ def pack_command(
     where = str(result.volumes[0]) if len(result.volumes) == 1 else f"{len(result.volumes)} volumes"
     typer.echo(
         f"packed {result.files} files ({result.bytes / 1e6:.1f} MB) into {where} in "
-        f"{duration(bar.elapsed)} ({bar.rate_text()})"
+        f"{duration(bar.elapsed)} (checked, then encrypted at {bar.rate_text()})"
     )
     if len(result.volumes) > 1:
         typer.echo(f"  {result.volumes[0]} … {result.volumes[-1]}")
