@@ -107,6 +107,7 @@ def test_ctrl_c_on_a_long_scan_is_acknowledged_and_says_how_to_resume(tmp_path: 
     out, err = process.communicate(timeout=20)
     assert process.returncode == 130, err
     assert "stopping: abandoning the sweep" in err
+    assert "stopped after " in err and "/65535 ports in " in err
     assert "to finish the job, run the same command again: pacsguard scan 127.0.0.1" in err
     assert "Traceback" not in err + out
     assert time.monotonic() - started < 40

@@ -25,8 +25,11 @@ Ctrl-C: inside ``with Bar(..., cooperative=True)`` the first Ctrl-C prints at on
 ``bar.in_flight`` (set it as work is handed out), and sets ``bar.stop_requested``; the loop
 then stops handing out work. A second Ctrl-C raises ``KeyboardInterrupt``. Without
 ``cooperative`` (a single stream, e.g. pack), the first Ctrl-C prints ``stopping: <what>``
-and raises ``KeyboardInterrupt`` at once. After a stop, ``bar.interrupted_line(command)``
-says what was done and the command that resumes (``resume_command()`` builds it from argv).
+and raises ``KeyboardInterrupt`` at once. A ``KeyboardInterrupt`` leaving the ``with`` block
+prints ``stopped after 120/500 files in 12 s``; after a cooperative stop,
+``bar.interrupted_line(command)`` says that and the command that resumes
+(``resume_command()`` builds it from argv). ``pacsguard.cli`` ends every interrupted command
+with that command.
 
 ``bar.stage(description, total=...)`` starts a new stage (count, rate, ETA anew).
 ``as_bytes=True`` shows sizes and bytes/s instead of counts (pack, unpack).
@@ -206,6 +209,8 @@ class Bar:
     ) -> None:
         self._ended = time.monotonic()
         self._progress.stop()
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self.console.print(self.stopped_line(), highlight=False, soft_wrap=True)
         if self._previous_handler is not None:
             signal.signal(signal.SIGINT, self._previous_handler)
             self._previous_handler = None
@@ -243,13 +248,17 @@ class Bar:
         head = f"{done} in {duration(self.elapsed)} ({self.rate_text()})"
         return ", ".join([head, *extra])
 
+    def stopped_line(self) -> str:
+        """What was done before a stop: ``stopped after 120/500 files in 12 s``."""
+        if self.as_bytes:
+            done = decimal(self.completed) + (f" of {decimal(self.total)}" if self.total else "")
+        else:
+            done = f"{self.completed}/{'?' if self.total is None else self.total} {self.unit}"
+        return f"stopped after {done} in {duration(self.elapsed)}"
+
     def interrupted_line(self, command: str) -> str:
         """What was done before the stop, and the command that finishes the job."""
-        total = "?" if self.total is None else str(self.total)
-        return (
-            f"stopped after {self.completed}/{total} {self.unit} in {duration(self.elapsed)}; "
-            f"to finish: {command}"
-        )
+        return f"{self.stopped_line()}; to finish: {command}"
 
 
 def resume_command(argv: Sequence[str] | None = None) -> str:
