@@ -13,8 +13,8 @@ rm -rf "$out" "$out".*
 mkdir -p "$out"
 step() { printf '\n\033[1m== %s\033[0m  (%ss)\n' "$1" "$((SECONDS - started))"; }
 
-step "1. a synthetic hospital: 4 patients, their studies and their clinical table"
-$pg sample "$out/sample" --seed 1 --patients 4
+step "1. a synthetic hospital: 3 patients, their studies and their clinical table"
+$pg sample "$out/sample" --seed 1 --patients 3
 
 step "2. a PACS on this machine answers anyone, as hundreds do on the internet"
 $bin/python -m pacsguard.scan.lab.serve "$out/lab" "$out/sample" >"$out/lab.ready" &
