@@ -60,12 +60,12 @@ def test_walkthrough_runs_as_written(tmp_path: Path) -> None:
     for made in (
         "dicom", "clinical/export.csv", "scan.html", "deid/pacsguard-deid.json", "mapping.csv",
         "verify.html", "policy.yaml", "tables/export.csv", "tables/pacsguard-tables.json",
-        "package.age", "received/pacsguard-deid.json", "with-age/pacsguard-deid.json",
-        "split/pacsguard-deid.json", "deid-from-python",
+        "package.age.001", "received/pacsguard-deid.json", "with-age/pacsguard-deid.json",
+        "deid-from-python",
     ):  # fmt: skip
         assert (demo / made).exists(), made
     key = (demo / "project.key").read_text().strip()
     assert re.fullmatch(r"[0-9a-f]{64}", key)  # "32 random bytes, written as 64 hex characters"
     assert (demo / "project.key").stat().st_mode & 0o777 == 0o600
-    assert len(list(demo.glob("split.age.*"))) > 1
+    assert len(list(demo.glob("package.age.*"))) > 1  # split: the `cat` form is the one run
     assert "l-diversity=" in output and "signature verified" in output
