@@ -9,16 +9,26 @@ when stderr is not a terminal, so logs hold only the end line.
 
 Usage::
 
-    from pacsguard.core.progress import Bar, StopRequested
+    from pacsguard.core.progress import Bar, resume_command
 
-    with Bar("de-identifying", total=len(files), unit="files") as bar:
+    with Bar("de-identifying", total=len(files), unit="files", cooperative=True) as bar:
         for path in files:
             if bar.stop_requested:          # first Ctrl-C: acknowledged, finish cleanly
                 break
+            bar.in_flight = 1               # what the acknowledgement counts
             work(path)
             bar.advance()                   # or bar.update(completed=n, total=m)
-    print(bar.end_line(extra=["12 quarantined", "verified"]))
+    if bar.stop_requested:
+        print(bar.interrupted_line(resume_command()))
+    else:
+        print(bar.end_line(extra=["12 quarantined", "verified"]))
     # "500 files in 1 min 10 s (7.1 files/s), 12 quarantined, verified"
+
+Arguments: ``description`` (the label, changeable with ``update(description=...)``),
+``total`` (None while unknown: the count column stays empty rather than ``0/?``), ``unit``
+(plural noun: ``files``, ``ports``, ``tables``), ``as_bytes``, ``cooperative``, ``console``
+(default: stderr), ``stopping`` (what a non-cooperative stop does, for its acknowledgement).
+The SIGINT handler is installed only when entered in the main thread, and restored on exit.
 
 Ctrl-C: inside ``with Bar(..., cooperative=True)`` the first Ctrl-C prints at once
 ``stopping: finishing N files in flight (Ctrl-C again to stop now)``, where N comes from
@@ -265,7 +275,3 @@ def resume_command(argv: Sequence[str] | None = None) -> str:
     """The command line that was run, quoted for a shell: run it again to resume."""
     args = list(sys.argv[1:] if argv is None else argv)
     return shlex.join(["pacsguard", *args])
-
-
-class StopRequested(Exception):
-    """Raised by work loops that stop cleanly after a cooperative Ctrl-C."""
