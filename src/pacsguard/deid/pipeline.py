@@ -199,7 +199,15 @@ class Worker:
         if item.member is None:
             with item.path.open("rb", buffering=0) as handle:
                 size = os.fstat(handle.fileno()).st_size
-                header, buf = grammar.read_header(handle, size)
+                try:
+                    header, buf = grammar.read_header(handle, size)
+                except grammar.GrammarError:
+                    if item.path.suffix.lower() == ".zip":
+                        raise fastpath.UnreadableError(
+                            "a .zip file that is not a readable zip archive (corrupt or "
+                            "truncated): repair or re-export it"
+                        ) from None
+                    raise
                 if header.buf is buf:
                     grammar_tail(header, _file_reader(handle.fileno()), size)
                 else:  # deflated: the inflated dataset
