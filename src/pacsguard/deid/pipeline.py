@@ -800,7 +800,7 @@ def _run_pool(
     """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
     Once ``stop`` is set, no batch is submitted and those in flight are finished."""
     global _WORKER
-    size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+    size = max(1, min(BATCH, len(todo) // (jobs * 32) or 1))  # small runs: visible progress
     context = multiprocessing.get_context("fork")
     _WORKER = worker  # inherited by the fork, with every table it has loaded
     try:
