@@ -154,8 +154,8 @@ class _Table:
         self.seen.add(key)
         value = self.data.get(key, [])
         if not isinstance(value, list):
-            raise ConfigError(f"{self.where}.{key} must be an array of tables ([[{key}]])")
-        return [_Table(item, f"{self.where}.{key}[{i + 1}]") for i, item in enumerate(value)]
+            raise ConfigError(f"{self.where}.{key} must be an array of tables")
+        return [_Table(item, f"{self.where}.{key} #{i + 1}") for i, item in enumerate(value)]
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.seen)
@@ -233,7 +233,7 @@ def _client(table: _Table, base: Limits, destinations: set[str]) -> Client:
     for ae in moves:
         if ae not in destinations:
             raise ConfigError(
-                f"{table.where}.move_destinations: '{ae}' is no [[guard.destination]]"
+                f"{table.where}.move_destinations: '{ae}' is not a guard.destination"
             )
     levels = tuple(level.upper() for level in table.words("find_levels", LEVELS))
     for level in levels:
@@ -264,7 +264,7 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
     root = _Table(data, "config")
     guard = root.table("guard")
     if guard is None:
-        raise ConfigError("config: missing table [guard]")
+        raise ConfigError("config: missing table guard")
     root.done()
 
     def path(table: _Table, key: str, *, required: bool = False) -> Path | None:
@@ -283,7 +283,7 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
 
     up = guard.table("upstream")
     if up is None:
-        raise ConfigError("config: missing table [guard.upstream]")
+        raise ConfigError("config: missing table guard.upstream")
     upstream = Upstream(
         _ae(up, "ae_title"), _host(up), _port(up, "port"), _ae(up, "calling_ae_title", ae_title),
         up.number("timeout", 30.0),
@@ -296,11 +296,11 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
         table.done()
     names = [d.ae_title for d in destinations]
     if len(set(names)) != len(names):
-        raise ConfigError("config: two [[guard.destination]] share an ae_title")
+        raise ConfigError("config: two guard.destination entries share an ae_title")
 
     clients = tuple(_client(t, limits, set(names)) for t in guard.tables("client"))
     if len({c.name for c in clients}) != len(clients):
-        raise ConfigError("config: two [[guard.client]] share a name")
+        raise ConfigError("config: two guard.client entries share a name")
 
     tls_table = guard.table("tls")
     tls = None
@@ -318,9 +318,9 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
         )
         tls_table.done()
         if tls.require_client_certificate and tls.ca_file is None:
-            raise ConfigError("config: [guard.tls] require_client_certificate needs ca_file")
+            raise ConfigError("config: guard.tls.require_client_certificate needs guard.tls.ca_file")
     if not plain and tls is None:
-        raise ConfigError("config: plain = false needs a [guard.tls] listener")
+        raise ConfigError("config: guard.plain = false needs a guard.tls listener")
     if not plain:
         port = None
 
@@ -335,14 +335,14 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
 
     for client in clients:
         if client.tls and tls is None:
-            raise ConfigError(f"config: client '{client.name}' needs TLS but [guard.tls] is absent")
+            raise ConfigError(f"config: client '{client.name}' needs TLS but there is no guard.tls")
         if client.certificate_subject and (tls is None or tls.ca_file is None):
             raise ConfigError(
                 f"config: client '{client.name}' names a certificate_subject: "
-                "[guard.tls] needs ca_file"
+                "guard.tls needs ca_file"
             )
         if client.role == "research" and key_file is None:
-            raise ConfigError(f"config: research client '{client.name}' needs [guard] key_file")
+            raise ConfigError(f"config: research client '{client.name}' needs guard.key_file")
     if any(c.ae_title == upstream.ae_title for c in clients):
         raise ConfigError("config: a client may not use the upstream PACS's ae_title")
     return GuardConfig(

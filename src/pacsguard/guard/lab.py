@@ -167,3 +167,48 @@ def start_orthanc(
     server.wait_port(dicom_port)
     orthanc.upload(spec, [])
     return OrthancArchive(server, dicom_port, http_port, ae_title)
+
+
+@dataclass(frozen=True)
+class Pki:
+    """A throwaway CA, the guard's server certificate and client certificates it signed."""
+
+    ca: Path
+    server: tuple[Path, Path]  # (key, certificate)
+    clients: dict[str, tuple[Path, Path]]  # common name -> (key, certificate)
+
+
+def _openssl(args: list[str], log: Path) -> None:
+    with log.open("ab") as handle:
+        done = subprocess.run(
+            [tool("openssl"), *args], stdout=handle, stderr=subprocess.STDOUT, check=False
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed; see {log}")
+
+
+def make_pki(folder: Path, clients: Sequence[str], days: int = 30) -> Pki:
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "openssl.log"
+    ca_key, ca = folder / "ca.key", folder / "ca.pem"
+    _openssl(
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+         str(ca), "-days", str(days), "-subj", "/CN=pacsguard-lab-ca"],
+        log,
+    )  # fmt: skip
+
+    def issue(name: str) -> tuple[Path, Path]:
+        key, csr, cert = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.pem"
+        _openssl(
+            ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+             str(csr), "-subj", f"/CN={name}"],
+            log,
+        )  # fmt: skip
+        _openssl(
+            ["x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+             "-CAcreateserial", "-out", str(cert), "-days", str(days)],
+            log,
+        )  # fmt: skip
+        return key, cert
+
+    return Pki(ca, issue("pacsguard-guard"), {name: issue(name) for name in clients})

@@ -66,7 +66,7 @@ def spooled_file(path: Path) -> Spooled:
 def _ae(calling_ae: str, timeout: float) -> GuardAE:
     ae = GuardAE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
-    ae.maximum_pdu_size = 0
+    ae.maximum_pdu_size = 262_144
     return ae
 
 

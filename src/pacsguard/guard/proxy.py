@@ -231,14 +231,14 @@ class Guard:
         try:
             who = self._requester(assoc)
         except (ssl.SSLError, OSError, ValueError):
-            assoc.acse.send_reject(1, 1, 1)
+            _reject(assoc, (1, 1, 1))
             self.audit.write("association", outcome="rejected", reason="tls")
             return
         decision = decide(self.config, who)
         peer = {"calling_ae": who.calling_ae, "address": who.address, "tls": who.tls}
         if decision.kind == "reject":
             assert decision.reject is not None
-            assoc.acse.send_reject(*decision.reject)
+            _reject(assoc, decision.reject)
             self.audit.write("association", outcome="rejected", reason=decision.reason, **peer)
             return
         session = Session(decision.kind, who, assoc, client=decision.client)
@@ -246,7 +246,7 @@ class Guard:
             state = self.states[decision.client.name]
             over = state.open_association()
             if over is not None:
-                assoc.acse.send_reject(*REJECT_LIMIT)
+                _reject(assoc, REJECT_LIMIT)
                 self.audit.write(
                     "association", client=decision.client.name, outcome="rejected", reason=over,
                     **peer,
@@ -365,6 +365,13 @@ class Guard:
         if job is None:
             return OUT_OF_RESOURCES
         return int(job.deliver(event))
+
+
+def _reject(assoc: Any, reason: tuple[int, int, int]) -> None:
+    """A-ASSOCIATE-RJ, then wait for the DUL to send it before the socket closes (as
+    pynetdicom's own rejections do)."""
+    assoc.acse.send_reject(*reason)
+    assoc.kill()
 
 
 def outcome(status: int) -> str:

@@ -96,6 +96,15 @@ def _values(element: DataElement) -> list[str]:
     return [str(v).strip(" \x00") for v in items if str(v).strip(" \x00")]
 
 
+def _identifiers(ds: Dataset) -> Dataset:
+    """A copy of the keys the mapping is made of."""
+    out = Dataset()
+    for tag in (PATIENT_ID, *UID_KEYS):
+        if tag in ds:
+            out.add(DataElement(tag, ds[tag].VR, ds[tag].value))
+    return out
+
+
 class ResearchView:
     """The de-identifying side of the guard, for every research client."""
 
@@ -149,9 +158,10 @@ class ResearchView:
     def response(self, identifier: Dataset, asked: tuple[BaseTag, ...], guard_ae: str) -> Dataset:
         """A de-identified C-FIND response holding only the keys asked; raises the engine's
         ``UncleanError`` when it cannot be cleaned."""
+        before = _identifiers(identifier)  # the engine may change the dataset it is given
         with self._lock:
             clean = self.node.dataset(identifier)
-        self._remember(identifier, clean)
+        self._remember(before, clean)
         out = Dataset()
         if CHARSET in clean:
             out.add(clean[CHARSET])
@@ -183,6 +193,7 @@ class ResearchView:
         return mine, None
 
     def _remember(self, before: Dataset, after: Dataset) -> None:
+        """Pseudonym -> real value pairs of what the engine just rewrote."""
         pairs = []
         if PATIENT_ID in before and PATIENT_ID in after:
             real, pseudo = str(before.PatientID).strip(), str(after.PatientID).strip()

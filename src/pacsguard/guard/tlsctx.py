@@ -30,7 +30,7 @@ def server_context(
         if ca_file is not None:
             context.load_verify_locations(cafile=str(ca_file))
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"[guard.tls]: cannot load the certificate or key ({exc})") from None
+        raise ConfigError(f"guard.tls: cannot load the certificate or key ({exc})") from None
     if ca_file is not None:
         context.verify_mode = ssl.CERT_REQUIRED if require_client_certificate else ssl.CERT_OPTIONAL
     return context
