@@ -56,9 +56,7 @@ def find(calling: str, port: int, *pairs: str, extra: tuple[str, ...] = ()) -> R
 
 
 def move(calling: str, port: int, destination: str, *pairs: str) -> Run:
-    return dcmtk(
-        "movescu", "-S", "-aem", destination, *keys(*pairs), *client_args(calling, port)
-    )
+    return dcmtk("movescu", "-S", "-aem", destination, *keys(*pairs), *client_args(calling, port))
 
 
 def get(calling: str, port: int, out: Path, *pairs: str) -> Run:
@@ -121,7 +119,9 @@ class PacsLog:
                     seen[f"from {match.group(2)} to {match.group(3)}"] += 1
         return seen
 
-    def settled(self, before: Counter[str], want: dict[str, int], wait: float = 5.0) -> Counter[str]:
+    def settled(
+        self, before: Counter[str], want: dict[str, int], wait: float = 5.0
+    ) -> Counter[str]:
         """The delta since ``before``, once it reaches ``want`` (or after ``wait``)."""
         deadline = time.monotonic() + wait
         while True:

@@ -232,9 +232,7 @@ def _client(table: _Table, base: Limits, destinations: set[str]) -> Client:
     moves = table.words("move_destinations")
     for ae in moves:
         if ae not in destinations:
-            raise ConfigError(
-                f"{table.where}.move_destinations: '{ae}' is not a guard.destination"
-            )
+            raise ConfigError(f"{table.where}.move_destinations: '{ae}' is not a guard.destination")
     levels = tuple(level.upper() for level in table.words("find_levels", LEVELS))
     for level in levels:
         if level not in LEVELS:
@@ -318,7 +316,7 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
         )
         tls_table.done()
         if tls.require_client_certificate and tls.ca_file is None:
-            raise ConfigError("config: guard.tls.require_client_certificate needs guard.tls.ca_file")
+            raise ConfigError("config: guard.tls.require_client_certificate needs a ca_file")
     if not plain and tls is None:
         raise ConfigError("config: guard.plain = false needs a guard.tls listener")
     if not plain:
