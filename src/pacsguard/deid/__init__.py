@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pacsguard.deid.engine import Transformer, UncleanError
     from pacsguard.deid.pipeline import DeidConfig, DeidReport, deidentify
     from pacsguard.deid.plan import Rules
+    from pacsguard.deid.single import FileDeidentifier, FileOutcome
 
 _LAZY = {
     "Transformer": "engine",
@@ -27,6 +28,8 @@ _LAZY = {
     "DeidReport": "pipeline",
     "deidentify": "pipeline",
     "Rules": "plan",
+    "FileDeidentifier": "single",
+    "FileOutcome": "single",
 }
 
 
@@ -40,6 +43,8 @@ __all__ = [
     "ALL_OPTIONS",
     "DeidConfig",
     "DeidReport",
+    "FileDeidentifier",
+    "FileOutcome",
     "Rules",
     "Transformer",
     "UncleanError",
