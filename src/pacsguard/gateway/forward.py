@@ -81,9 +81,8 @@ class DicomSender:
             tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
         )
         if not assoc.is_established:
-            why = "association rejected" if assoc.is_rejected else "association failed"
-            if assoc.is_aborted:
-                why = "association aborted"
+            # pynetdicom reports a refused connection as an abort: one reason for both
+            why = "association rejected" if assoc.is_rejected else "no association"
             return [(item, why) for item in batch]
         results: list[Result] = []
         try:
