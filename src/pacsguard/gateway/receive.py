@@ -1,0 +1,185 @@
+"""Receive one instance: spool it, de-identify it, commit its row; then, only then, Success.
+
+The received bytes go to ``spool/incoming`` (a working copy, never acknowledged, removed
+once the instance is decided), the deid engine writes its durable output in a private work
+folder, the output is renamed into ``spool/ready`` under a unique name, and its row with
+one delivery per routed destination is committed. Any failure on the way answers the
+matching failure status (PS3.4 Annex B.2.3): out of resources (A700) when this node cannot
+store, cannot understand (C000) when the input is unreadable or the engine quarantines it,
+data set does not match SOP class (A900). Nothing is said about a value inside the input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import queue
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pydicom
+
+from pacsguard.core.errors import OutputError
+from pacsguard.core.io import fsync_dir
+from pacsguard.core.keys import ProjectKey
+from pacsguard.deid import DeidConfig, FileDeidentifier
+from pacsguard.gateway.config import GatewayConfig
+from pacsguard.gateway.queue import NewInstance, Queue
+
+LOG = logging.getLogger("pacsguard.gateway")
+
+SUCCESS = 0x0000
+OUT_OF_RESOURCES = 0xA700
+DOES_NOT_MATCH_SOP_CLASS = 0xA900
+CANNOT_UNDERSTAND = 0xC000
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "Modality"]
+
+
+@dataclass(frozen=True)
+class Received:
+    status: int
+    reason: str | None = None  # a short sentence with no value from the input
+    uid: str | None = None  # the de-identified SOP Instance UID
+    instance_id: int | None = None
+    sop_class: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SUCCESS
+
+
+class Receiver:
+    """Thread-safe: each call takes one of ``slots`` de-identifiers (their own work
+    folders, so concurrent receptions of one instance never race on a file)."""
+
+    def __init__(self, config: GatewayConfig, key: ProjectKey, queue_: Queue, slots: int = 4):
+        self.config, self.queue = config, queue_
+        spool = config.spool
+        self.incoming, self.ready = spool / "incoming", spool / "ready"
+        for folder in (self.incoming, self.ready):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        deid = DeidConfig(options=frozenset(config.options), policy=config.policy)
+        self._slots: queue.Queue[FileDeidentifier] = queue.Queue()
+        for n in range(slots):
+            work = spool / "work" / str(n)
+            self._slots.put(FileDeidentifier(key, deid, work, config.quarantine))
+
+    def sweep(self) -> int:
+        """At start-up, before serving: remove working copies and spool files that no
+        committed row names (a crash between spooling and committing; never acknowledged)."""
+        live = self.queue.live_spool_files()
+        removed = 0
+        for path in [*self.incoming.iterdir(), *self.ready.iterdir()]:
+            if path.parent == self.ready and path.name in live:
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        work = self.config.spool / "work"
+        for path in sorted(work.rglob("*"), reverse=True) if work.exists() else []:
+            if path.is_file():
+                path.unlink(missing_ok=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+        return removed
+
+    def receive(
+        self, data: bytes | memoryview, calling_ae: str, source: str, sop_class: str | None = None
+    ) -> Received:
+        """``data`` is a DICOM file (preamble, file meta, data set) as received."""
+        incoming = self.incoming / f"{uuid.uuid4().hex}.dcm"
+        try:
+            try:
+                with incoming.open("xb") as handle:
+                    handle.write(data)
+            except OSError as exc:
+                return self._refuse(
+                    calling_ae, source, f"spool cannot be written ({_errname(exc)})"
+                )
+            return self._process(incoming, calling_ae, source, sop_class)
+        finally:
+            incoming.unlink(missing_ok=True)
+
+    def _process(
+        self, incoming: Path, calling_ae: str, source: str, sop_class: str | None
+    ) -> Received:
+        slot = self._slots.get()
+        try:
+            try:
+                outcome = slot.run(incoming)
+            except OutputError as exc:
+                return self._refuse(calling_ae, source, str(exc).split(":")[0][:120])
+            except OSError as exc:
+                return self._refuse(calling_ae, source, f"cannot store ({_errname(exc)})")
+            if outcome.status != "output" or outcome.output is None:
+                reason = outcome.reason or "refused by the de-identification engine"
+                self._record_quarantine(calling_ae, source, reason)
+                return Received(CANNOT_UNDERSTAND, reason)
+            return self._commit(slot, outcome.output, outcome.size, calling_ae, source, sop_class)
+        finally:
+            self._slots.put(slot)
+
+    def _commit(
+        self, slot: FileDeidentifier, output: Path, size: int, calling_ae: str, source: str,
+        sop_class: str | None,
+    ) -> Received:  # fmt: skip
+        relative = output.relative_to(slot.output)
+        target = self.ready / f"{uuid.uuid4().hex}.dcm"
+        try:
+            output.rename(target)
+            fsync_dir(self.ready)
+            fsync_dir(output.parent)
+            header = pydicom.dcmread(target, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+            meta = header.file_meta
+            uid = str(header.get("SOPInstanceUID", "") or "")
+            klass = str(header.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))
+            if sop_class is not None and klass != sop_class:
+                target.unlink(missing_ok=True)
+                return self._refuse(
+                    calling_ae,
+                    source,
+                    "data set does not match SOP class",
+                    DOES_NOT_MATCH_SOP_CLASS,
+                )
+            modality = str(header.get("Modality", "") or "")
+            new = NewInstance(
+                uid, klass, str(meta.TransferSyntaxUID), modality, relative.as_posix(),
+                target.name, size, calling_ae, source,
+            )  # fmt: skip
+            routed = [
+                d.name for d in self.config.destinations if d.accepts(calling_ae, modality, klass)
+            ]
+            instance_id = self.queue.add(new, routed)
+        except (OSError, sqlite3.Error) as exc:
+            target.unlink(missing_ok=True)
+            return self._refuse(calling_ae, source, f"queue cannot be written ({_errname(exc)})")
+        except Exception as exc:  # a header the engine wrote but we cannot read back: refuse
+            target.unlink(missing_ok=True)
+            return self._refuse(
+                calling_ae, source, f"spooled file unreadable ({type(exc).__name__})"
+            )
+        if not routed:
+            target.unlink(missing_ok=True)
+        return Received(SUCCESS, None, uid, instance_id, klass)
+
+    def _record_quarantine(self, calling_ae: str, source: str, reason: str) -> None:
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self.queue.quarantine(calling_ae, source, reason)
+
+    def _refuse(
+        self, calling_ae: str, source: str, reason: str, status: int = OUT_OF_RESOURCES
+    ) -> Received:
+        LOG.warning("refused an instance from %s: %s", calling_ae, reason)
+        with contextlib.suppress(OSError, sqlite3.Error):
+            self.queue.refuse(calling_ae, source, status, reason)
+        return Received(status, reason)
+
+
+def _errname(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return errno.errorcode.get(exc.errno, type(exc).__name__)
+    return type(exc).__name__
