@@ -153,7 +153,7 @@ def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
         viewer_store = lab.start_storescp(work, ports["viewer_store"], "viewer")
         research_store = lab.start_storescp(work, ports["research_store"], "research")
         servers += [viewer_store.server, research_store.server]
-        guard = Guard(parse_config(_config(work, ports, pki), work))
+        guard = Guard(parse_config(_config(work, ports, pki), work / "guard.toml"))
         guard.start()
         yield GuardLab(
             work, data, files, archive, viewer_store, research_store, guard, ports["guard"],
@@ -353,7 +353,7 @@ def test_research_identifying_query_keys_are_refused(glab: GuardLab, key: str) -
     assert not find_ok(run) and find_responses(run) == 0, run.output
     assert run.count("0x0?124"), run.output
     records = (glab.guard.config.state / "audit.jsonl").read_text().splitlines()
-    last = [json.loads(r) for r in records if '"service":"find"' in r][-1]
+    last = [r for r in map(json.loads, records) if r.get("service") == "find"][-1]
     name = key.split("=")[0]
     assert last["refused_key"] == (f"({name})" if "," in name else name)
     time.sleep(0.3)
@@ -562,13 +562,13 @@ def test_guard_run_cli(glab: GuardLab, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[guard]\n", "missing key 'ae_title'"),
+        ("[guard]\n", "ae_title: is required"),
         (
             '[guard]\nae_title="PACS"\nport=1\nalow=1\n[guard.upstream]\nae_title="A"\n'
             'host="127.0.0.1"\nport=1\n',
-            "guard: unknown key 'alow'",
+            "unknown key(s): alow",
         ),
-        ('[guard]\nae_title="PACS"\nport=1\n', "missing table guard.upstream"),
+        ('[guard]\nae_title="PACS"\nport=1\n', "upstream: is required"),
         (
             '[guard]\nae_title="PACS"\nport=104\n[guard.upstream]\nae_title="A"\nhost="127.0.0.1"\n'
             'port=1\n[[guard.client]]\nname="x"\nae_title="X"\nhost="127.0.0.1"\nallow=["fnd"]\n',
@@ -577,7 +577,7 @@ def test_guard_run_cli(glab: GuardLab, tmp_path: Path) -> None:
         (
             '[guard]\nae_title="PACS"\nport=104\n[guard.upstream]\nae_title="A"\nhost="127.0.0.1"\n'
             'port=1\n[[guard.client]]\nname="x"\nae_title="X"\nhost="127.0.0.1"\nrole="research"\n',
-            "needs guard.key_file",
+            "is required by the research client 'x'",
         ),
         ("not toml [", "not valid TOML"),
     ],

@@ -1,18 +1,18 @@
 """guard.toml, read into frozen dataclasses and checked whole before anything listens.
 
-Every key is known: a misspelt key is an error (a typo in a permission must never widen or
-silently drop it). Paths are relative to the file's folder.
+Read with the shared ``pacsguard.net.config`` helpers: every key is known, and a misspelt
+key is an error (a typo in a permission must never widen or silently drop it). Paths are
+relative to the file's folder.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pacsguard.guard.errors import ConfigError
+from pacsguard.net.config import ConfigError, Section, load_toml
 
 SERVICES = ("echo", "find", "move", "get", "store")
 LEVELS = ("PATIENT", "STUDY", "SERIES", "IMAGE")
@@ -102,254 +102,169 @@ class GuardConfig:
         return next((d for d in self.destinations if d.ae_title == ae_title), None)
 
 
-class _Table:
-    """One TOML table: typed getters that name the key on error and track unknown keys."""
-
-    def __init__(self, data: Any, where: str) -> None:
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where} must be a table")
-        self.data: dict[str, Any] = data
-        self.where = where
-        self.seen: set[str] = set()
-
-    def _get(self, key: str, kind: type | tuple[type, ...], default: Any, required: bool) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            if required:
-                raise ConfigError(f"{self.where}: missing key '{key}'")
-            return default
-        value = self.data[key]
-        if isinstance(value, bool) and kind in (int, float, (int, float)):
-            raise ConfigError(f"{self.where}.{key} must be a number")
-        if not isinstance(value, kind):
-            raise ConfigError(f"{self.where}.{key} has the wrong type")
-        return value
-
-    def text(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
-        return self._get(key, str, default, required)
-
-    def flag(self, key: str, default: bool) -> bool:
-        return bool(self._get(key, bool, default, False))
-
-    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
-        value = float(self._get(key, (int, float), default, False))
-        if value <= minimum:
-            raise ConfigError(f"{self.where}.{key} must be above {minimum:g}")
-        return value
-
-    def integer(self, key: str, default: int | None, *, required: bool = False) -> Any:
-        return self._get(key, int, default, required)
-
-    def words(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self._get(key, list, list(default), False)
-        if not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{self.where}.{key} must be a list of strings")
-        return tuple(value)
-
-    def table(self, key: str) -> _Table | None:
-        self.seen.add(key)
-        return _Table(self.data[key], f"{self.where}.{key}") if key in self.data else None
-
-    def tables(self, key: str) -> list[_Table]:
-        self.seen.add(key)
-        value = self.data.get(key, [])
-        if not isinstance(value, list):
-            raise ConfigError(f"{self.where}.{key} must be an array of tables")
-        return [_Table(item, f"{self.where}.{key} #{i + 1}") for i, item in enumerate(value)]
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ConfigError(f"{self.where}: unknown key '{unknown[0]}'")
+POSITIVE = 1e-9
 
 
-def _ae(table: _Table, key: str, default: str | None = None) -> str:
-    value = table.text(key, default, required=default is None)
-    text = str(value).strip()
-    if not text or len(text) > 16 or "\\" in text or not text.isascii() or not text.isprintable():
-        raise ConfigError(f"{table.where}.{key} must be 1 to 16 printable ASCII characters")
-    return text
-
-
-def _port(table: _Table, key: str, *, required: bool = True) -> Any:
-    value = table.integer(key, None, required=required)
-    if value is not None and not 0 < value < 65536:
-        raise ConfigError(f"{table.where}.{key} must be a TCP port (1-65535)")
-    return value
-
-
-def _host(table: _Table, key: str = "host", default: str | None = None) -> str:
-    value = str(table.text(key, default, required=default is None))
+def _host(section: Section, key: str = "host", default: Any = None) -> str:
+    value = section.string(key) if default is None else section.string(key, default)
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise ConfigError(f"{table.where}.{key} must be an IP address, not a name") from None
-    return value
+        raise section.error(key, "must be an IP address, not a name") from None
+    return str(value)
 
 
-def _limits(table: _Table | None, base: Limits) -> Limits:
-    if table is None:
-        return base
+def _port(section: Section, key: str = "port", default: Any = None) -> Any:
+    if default is None:
+        return section.integer(key, low=1, high=65535)
+    return section.integer(key, default, low=1, high=65535)
+
+
+def _limits(section: Section, base: Limits) -> Limits:
     return Limits(
-        associations_per_minute=table.number(
-            "associations_per_minute", base.associations_per_minute
+        associations_per_minute=section.number(
+            "associations_per_minute", base.associations_per_minute, low=POSITIVE
         ),
-        max_associations=int(table.number("max_associations", base.max_associations)),
-        find_responses_per_minute=table.number(
-            "find_responses_per_minute", base.find_responses_per_minute
+        max_associations=section.integer("max_associations", base.max_associations, low=1),
+        find_responses_per_minute=section.number(
+            "find_responses_per_minute", base.find_responses_per_minute, low=POSITIVE
         ),
-        max_responses_per_query=int(
-            table.number("max_responses_per_query", base.max_responses_per_query)
+        max_responses_per_query=section.integer(
+            "max_responses_per_query", base.max_responses_per_query, low=1
         ),
-        idle_timeout=table.number("idle_timeout", base.idle_timeout),
-        association_timeout=table.number("association_timeout", base.association_timeout),
+        idle_timeout=section.number("idle_timeout", base.idle_timeout, low=POSITIVE),
+        association_timeout=section.number(
+            "association_timeout", base.association_timeout, low=POSITIVE
+        ),
     )
 
 
-_LIMIT_KEYS = tuple(Limits.__dataclass_fields__)
-
-
-def _client(table: _Table, base: Limits, destinations: set[str]) -> Client:
-    name = str(table.text("name", required=True))
-    hosts = table.words("hosts") if "hosts" in table.data else (str(table.text("host", "")),)
+def _client(section: Section, base: Limits, destinations: set[str]) -> Client:
+    name = section.string("name")
+    hosts = section.strings("hosts") if section.has("hosts") else [section.string("host")]
     networks = []
     for host in hosts:
         try:
             networks.append(ipaddress.ip_network(host, strict=False))
         except ValueError:
-            raise ConfigError(f"{table.where}: '{host}' is not an address or network") from None
-    if not networks or not hosts[0]:
-        raise ConfigError(f"{table.where}: missing key 'host'")
-    allow = table.words("allow")
+            raise section.error("host", f"'{host}' is not an address or network") from None
+    allow = section.strings("allow", [])
     for service in allow:
         if service not in SERVICES:
-            raise ConfigError(
-                f"{table.where}.allow: unknown service '{service}' (one of {', '.join(SERVICES)})"
+            raise section.error(
+                "allow", f"unknown service '{service}' (one of {', '.join(SERVICES)})"
             )
-    role = str(table.text("role", "clinical"))
-    if role not in ROLES:
-        raise ConfigError(f"{table.where}.role must be 'clinical' or 'research'")
-    moves = table.words("move_destinations")
+    role = section.string("role", "clinical", choices=ROLES)
+    moves = section.strings("move_destinations", [])
     for ae in moves:
         if ae not in destinations:
-            raise ConfigError(f"{table.where}.move_destinations: '{ae}' is not a guard.destination")
-    levels = tuple(level.upper() for level in table.words("find_levels", LEVELS))
+            raise section.error("move_destinations", f"'{ae}' is not a guard.destination")
+    levels = [level.upper() for level in section.strings("find_levels", list(LEVELS))]
     for level in levels:
         if level not in LEVELS:
-            raise ConfigError(f"{table.where}.find_levels: unknown level '{level}'")
-    subject = table.text("certificate_subject")
-    overrides = {k: table.data[k] for k in _LIMIT_KEYS if k in table.data}
-    limits = _limits(_Table(overrides, table.where), base)
-    table.seen.update(overrides)
+            raise section.error("find_levels", f"unknown level '{level}'")
+    subject = section.string("certificate_subject", None)
     client = Client(
         name=name,
-        ae_title=_ae(table, "ae_title"),
+        ae_title=section.ae_title("ae_title"),
         networks=tuple(networks),
         allow=frozenset(allow),
-        role=role,  # type: ignore[arg-type]
-        move_destinations=moves,
+        role=role,
+        move_destinations=tuple(moves),
         find_levels=frozenset(levels),
-        tls=table.flag("tls", subject is not None),
+        tls=section.boolean("tls", subject is not None),
         certificate_subject=subject,
-        limits=limits,
+        limits=_limits(section, base),
     )
-    table.done()
+    section.done()
     return client
 
 
-def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
-    """The config from parsed TOML; relative paths are resolved against ``base``."""
-    root = _Table(data, "config")
+def parse_config(data: dict[str, Any], file: Path) -> GuardConfig:
+    """The config from parsed TOML; ``file`` names it in errors and anchors relative paths."""
+    root = Section(data, file, "")
+    if not root.has("guard"):
+        raise ConfigError(f"{file}: no [guard] table")
     guard = root.table("guard")
-    if guard is None:
-        raise ConfigError("config: missing table guard")
     root.done()
 
-    def path(table: _Table, key: str, *, required: bool = False) -> Path | None:
-        value = table.text(key, required=required)
-        return None if value is None else (base / str(value)).resolve()
-
-    ae_title = _ae(guard, "ae_title")
-    plain = guard.flag("plain", True)
+    ae_title = guard.ae_title("ae_title")
+    plain = guard.boolean("plain", True)
     host = _host(guard, "host", "127.0.0.1")
-    port = _port(guard, "port", required=plain)
-    key_file = path(guard, "key_file")
-    state = path(guard, "state") or (base / "guard-state").resolve()
-    move_ae = _ae(guard, "move_ae_title", ae_title)
-    max_assocs = int(guard.number("max_associations", 64))
-    limits = _limits(guard.table("limits"), Limits())
+    port = _port(guard) if plain else guard.integer("port", None, low=1, high=65535)
+    key_file = guard.path("key_file", None)
+    state = guard.path("state", "guard-state")
+    move_ae = guard.ae_title("move_ae_title", ae_title)
+    max_assocs = guard.integer("max_associations", 64, low=1)
+    limits_section = guard.table("limits")
+    limits = _limits(limits_section, Limits())
+    limits_section.done()
 
+    if not guard.has("upstream"):
+        raise guard.error("upstream", "is required (the protected PACS)")
     up = guard.table("upstream")
-    if up is None:
-        raise ConfigError("config: missing table guard.upstream")
     upstream = Upstream(
-        _ae(up, "ae_title"), _host(up), _port(up, "port"), _ae(up, "calling_ae_title", ae_title),
-        up.number("timeout", 30.0),
+        up.ae_title("ae_title"), _host(up), _port(up), up.ae_title("calling_ae_title", ae_title),
+        up.number("timeout", 30.0, low=POSITIVE),
     )  # fmt: skip
     up.done()
 
     destinations = []
-    for table in guard.tables("destination"):
-        destinations.append(Destination(_ae(table, "ae_title"), _host(table), _port(table, "port")))
-        table.done()
+    for section in guard.tables("destination"):
+        destinations.append(
+            Destination(section.ae_title("ae_title"), _host(section), _port(section))
+        )
+        section.done()
     names = [d.ae_title for d in destinations]
     if len(set(names)) != len(names):
-        raise ConfigError("config: two guard.destination entries share an ae_title")
+        raise guard.error("destination", "two destinations share an ae_title")
 
     clients = tuple(_client(t, limits, set(names)) for t in guard.tables("client"))
     if len({c.name for c in clients}) != len(clients):
-        raise ConfigError("config: two guard.client entries share a name")
+        raise guard.error("client", "two clients share a name")
 
-    tls_table = guard.table("tls")
     tls = None
-    if tls_table is not None:
-        cert = path(tls_table, "cert_file", required=True)
-        key = path(tls_table, "key_file", required=True)
-        assert cert is not None and key is not None
+    if guard.has("tls"):
+        section = guard.table("tls")
         tls = TlsListener(
-            _host(tls_table, "host", host),
-            _port(tls_table, "port"),
-            cert,
-            key,
-            path(tls_table, "ca_file"),
-            tls_table.flag("require_client_certificate", False),
+            _host(section, "host", host),
+            _port(section),
+            section.path("cert_file"),
+            section.path("key_file"),
+            section.path("ca_file", None),
+            section.boolean("require_client_certificate", False),
         )
-        tls_table.done()
+        section.done()
         if tls.require_client_certificate and tls.ca_file is None:
-            raise ConfigError("config: guard.tls.require_client_certificate needs a ca_file")
+            raise section.error("require_client_certificate", "needs a ca_file")
     if not plain and tls is None:
-        raise ConfigError("config: guard.plain = false needs a guard.tls listener")
-    if not plain:
-        port = None
+        raise guard.error("plain", "false needs a [guard.tls] listener")
 
-    research_table = guard.table("research")
     research = Research()
-    if research_table is not None:
-        research = Research(
-            frozenset(research_table.words("options")), path(research_table, "policy")
-        )
-        research_table.done()
+    if guard.has("research"):
+        section = guard.table("research")
+        research = Research(frozenset(section.strings("options", [])), section.path("policy", None))
+        section.done()
     guard.done()
 
     for client in clients:
         if client.tls and tls is None:
-            raise ConfigError(f"config: client '{client.name}' needs TLS but there is no guard.tls")
+            raise guard.error("client", f"'{client.name}' needs TLS but there is no [guard.tls]")
         if client.certificate_subject and (tls is None or tls.ca_file is None):
-            raise ConfigError(
-                f"config: client '{client.name}' names a certificate_subject: "
-                "guard.tls needs ca_file"
+            raise guard.error(
+                "client", f"'{client.name}' names a certificate_subject: [guard.tls] needs ca_file"
             )
         if client.role == "research" and key_file is None:
-            raise ConfigError(f"config: research client '{client.name}' needs guard.key_file")
+            raise guard.error("key_file", f"is required by the research client '{client.name}'")
     if any(c.ae_title == upstream.ae_title for c in clients):
-        raise ConfigError("config: a client may not use the upstream PACS's ae_title")
+        raise guard.error("client", "a client may not use the upstream PACS's ae_title")
     return GuardConfig(
         ae_title=ae_title,
         host=host,
-        port=port,
+        port=port if plain else None,
         move_ae_title=move_ae,
-        key_file=key_file,
-        state=state,
+        key_file=None if key_file is None else Path(key_file).resolve(),
+        state=Path(state).resolve(),
         upstream=upstream,
         clients=clients,
         destinations=tuple(destinations),
@@ -361,12 +276,4 @@ def parse_config(data: dict[str, Any], base: Path) -> GuardConfig:
 
 def load_config(path: Path) -> GuardConfig:
     """Read and check ``path``; every problem is one ``ConfigError`` line naming the key."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read ({type(exc).__name__})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    return parse_config(data, path.parent.resolve())
+    return parse_config(load_toml(path), path)

@@ -4,11 +4,11 @@ from a dataset."""
 from __future__ import annotations
 
 from pacsguard.core.errors import PacsguardError
+from pacsguard.net.config import ConfigError
 
 
 class GuardError(PacsguardError):
     """The guard cannot start or run as configured."""
 
 
-class ConfigError(GuardError):
-    """guard.toml is missing, malformed or inconsistent; the message names the key."""
+__all__ = ["ConfigError", "GuardError"]

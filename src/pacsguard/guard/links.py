@@ -16,7 +16,7 @@ from pydicom.filewriter import write_file_meta_info
 from pynetdicom import build_context, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
-from pacsguard.guard.transport import GuardAE
+from pacsguard.net.sockets import NoDelayAE
 
 MAX_CONTEXTS = 128
 
@@ -63,8 +63,8 @@ def spooled_file(path: Path) -> Spooled:
     )
 
 
-def _ae(calling_ae: str, timeout: float) -> GuardAE:
-    ae = GuardAE(ae_title=calling_ae)
+def _ae(calling_ae: str, timeout: float) -> NoDelayAE:
+    ae = NoDelayAE(ae_title=calling_ae)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
     ae.maximum_pdu_size = 262_144
     return ae

@@ -26,15 +26,18 @@ from pynetdicom import (
 )
 from pynetdicom.presentation import PresentationContext
 
-from pacsguard.guard.access import REJECT_LIMIT, Requester, decide
-from pacsguard.guard.audit import AUDIT_FILE, AuditLog
+from pacsguard.guard.access import REJECT_LIMIT, decide
 from pacsguard.guard.config import Client, GuardConfig
 from pacsguard.guard.errors import GuardError
 from pacsguard.guard.limits import ClientState
 from pacsguard.guard.links import LinkError, UpstreamLink, spool
+from pacsguard.guard.report import AUDIT_FILE
 from pacsguard.guard.research import ResearchView
-from pacsguard.guard.tlsctx import peer_subject, server_context
-from pacsguard.guard.transport import GuardAE, GuardServer
+from pacsguard.guard.transport import GuardServer
+from pacsguard.net.audit import AuditLog
+from pacsguard.net.policy import Peer, peer_of
+from pacsguard.net.sockets import NoDelayAE
+from pacsguard.net.tls import server_context
 
 # pynetdicom logs request and response identifiers at INFO by default: never here.
 _config.LOG_RESPONSE_IDENTIFIERS = False
@@ -64,7 +67,8 @@ class Session:
     """One accepted association: a client's, or the PACS delivering a C-MOVE's instances."""
 
     kind: str
-    requester: Requester
+    requester: Peer
+    tls: bool
     assoc: Any
     client: Client | None = None
     state: ClientState | None = None
@@ -108,7 +112,7 @@ class Guard:
         self.moves: dict[int, Any] = {}  # upstream C-MOVE message ID -> its job
         self._ids = itertools.count(1)
         self._servers: list[Any] = []
-        self.ae = GuardAE(ae_title=config.ae_title)
+        self.ae = NoDelayAE(ae_title=config.ae_title)
         self.ae.maximum_associations = config.max_associations
         self.ae.maximum_pdu_size = 262_144
         self.ae.acse_timeout = self.ae.dimse_timeout = config.upstream.timeout
@@ -135,23 +139,29 @@ class Guard:
             listeners.append((self.config.host, self.config.port, None))
         tls = self.config.tls
         if tls is not None:
-            tls_context = server_context(
-                tls.cert_file, tls.key_file, tls.ca_file, tls.require_client_certificate
-            )
+            try:
+                tls_context = server_context(
+                    tls.cert_file,
+                    tls.key_file,
+                    tls.ca_file,
+                    require_client_cert=tls.require_client_certificate,
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise GuardError(f"guard.tls: cannot load the certificate or key ({exc})") from None
             listeners.append((tls.host, tls.port, tls_context))
-        idle = max((c.limits.idle_timeout for c in self.config.clients), default=60.0)
         try:
             for host, port, context in listeners:
                 server = self.ae.make_server(
                     (host, port),
                     ae_title=self.config.ae_title,
                     contexts=contexts,
-                    ssl_context=context,
                     evt_handlers=handlers,
                     server_class=GuardServer,
                     retrieve=lambda assoc, req, cx: retrieve.serve(self, assoc, req, cx),
-                    idle_timeout=max(idle, self.config.upstream.timeout),
                 )
+                assert isinstance(server, GuardServer)
+                server.tls_context = context  # the handshake runs on the connection's thread
+                server.on_tls_refused = self._on_tls_refused
                 thread = threading.Thread(
                     target=server.serve_forever, name=f"guard-listener-{port}", daemon=True
                 )
@@ -213,35 +223,25 @@ class Guard:
         with self._lock:
             return next(self._ids) % 65535 + 1
 
-    def _requester(self, assoc: Any) -> Requester:
+    @staticmethod
+    def _peer(assoc: Any) -> tuple[Peer, bool]:
+        """The requestor as the A-ASSOCIATE-RQ presents it, and whether it came over TLS."""
         sock = getattr(assoc.dul.socket, "socket", None)
-        tls = isinstance(sock, ssl.SSLSocket)
-        subject = peer_subject(sock) if tls else None
-        primitive = assoc.requestor.primitive  # the A-ASSOCIATE-RQ, not yet negotiated
-        return Requester(
-            str(primitive.calling_ae_title or "").strip(),
-            str(primitive.called_ae_title or "").strip(),
-            str(assoc.requestor.address),
-            tls,
-            subject,
-        )
+        return peer_of(assoc), isinstance(sock, ssl.SSLSocket)
 
     def _on_requested(self, event: Any) -> None:
         assoc = event.assoc
-        try:
-            who = self._requester(assoc)
-        except (ssl.SSLError, OSError, ValueError):
-            _reject(assoc, (1, 1, 1))
-            self.audit.write("association", outcome="rejected", reason="tls")
-            return
-        decision = decide(self.config, who)
-        peer = {"calling_ae": who.calling_ae, "address": who.address, "tls": who.tls}
+        who, tls = self._peer(assoc)
+        decision = decide(self.config, who, tls)
+        peer = {"calling_ae": who.calling_ae, "address": who.address, "tls": tls}
+        if who.subject is not None:
+            peer["subject"] = who.subject
         if decision.kind == "reject":
             assert decision.reject is not None
             _reject(assoc, decision.reject)
             self.audit.write("association", outcome="rejected", reason=decision.reason, **peer)
             return
-        session = Session(decision.kind, who, assoc, client=decision.client)
+        session = Session(decision.kind, who, tls, assoc, client=decision.client)
         if decision.client is not None:
             state = self.states[decision.client.name]
             over = state.open_association()
@@ -261,6 +261,11 @@ class Guard:
         with self._lock:
             self._sessions[id(assoc)] = session
         self.audit.write("association", client=session.name, outcome="accepted", **peer)
+
+    def _on_tls_refused(self, address: tuple[str, int], reason: str) -> None:
+        self.audit.write(
+            "association", outcome="rejected", reason="tls", detail=reason, address=address[0]
+        )
 
     def _expire(self, session: Session) -> None:
         self.audit.write("association", client=session.name, outcome="timeout")

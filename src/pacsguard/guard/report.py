@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pacsguard.guard.audit import AUDIT_FILE, read_audit
 from pacsguard.guard.errors import GuardError
+
+AUDIT_FILE = "audit.jsonl"
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    """Every record of an audit log; a torn last line (a crash mid-write) is skipped."""
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
 
 
 @dataclass
