@@ -117,7 +117,8 @@ def start_storescp(work: Path, port: int, name: str) -> Receiver:
     folder = work / f"storescp-{name}"
     received = folder / "received"
     received.mkdir(parents=True, exist_ok=True)
-    argv = [tool("storescp"), "-v", "-od", str(received), str(port)]
+    # +xa: every transfer syntax, compressed ones included (the guard relays as received)
+    argv = [tool("storescp"), "-v", "+xa", "-od", str(received), str(port)]
     server = Peer(f"storescp {name}", argv, folder / "storescp.log", cwd=folder)
     server.wait_port(port)
     return Receiver(server, port, received)
