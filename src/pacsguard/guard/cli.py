@@ -41,7 +41,8 @@ def run_command(config: Path = CONFIG) -> None:
         highlight=False,
     )
     try:
-        signal.pause()
+        while True:
+            signal.pause()  # returns after any handled signal; only SIGTERM/SIGINT stop
     except KeyboardInterrupt:
         pass
     finally:

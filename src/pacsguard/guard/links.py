@@ -6,6 +6,7 @@ decoded on the way through."""
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,20 @@ def _ae(calling_ae: str, timeout: float) -> NoDelayAE:
     return ae
 
 
+def settle(assoc: Any, wait: float = 0.02) -> None:
+    """Let a requestor association's reactor leave pynetdicom's pause checkpoint.
+
+    pynetdicom's ``send_*`` methods pause the reactor (clear the checkpoint, spin until
+    ``_is_paused``) and release it when they return. Called again at once, the next one can
+    see the flag still True from the reactor's previous pause, before the reactor has run on:
+    the reactor then takes the peer's response off the queue as an "unexpected" message and
+    the sender waits for its DIMSE timeout (measured: a 30 s stall every few hundred
+    back-to-back C-STOREs). Waiting for the reactor to wake first closes that window."""
+    deadline = time.monotonic() + wait
+    while assoc._is_paused and assoc.is_established and time.monotonic() < deadline:
+        time.sleep(0.0001)
+
+
 def _status(value: Any) -> int:
     return int(getattr(value, "Status", 0xC000)) if value is not None else 0xC000
 
@@ -106,6 +121,7 @@ class UpstreamLink:
 
     def get(self) -> Any:
         if self.assoc is not None and self.assoc.is_established:
+            settle(self.assoc)  # the previous operation may have just returned
             return self.assoc
         assoc = self._ae.associate(
             *self.address,
@@ -179,6 +195,7 @@ class DestinationLink:
             originator_aet=originator_ae,
             originator_id=originator_id,
         )
+        settle(self.assoc)
         return _status(reply)
 
     def close(self) -> None:
