@@ -37,6 +37,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacsguard.guard import lab
+from pacsguard.guard.links import settle
 from pacsguard.net.sockets import NoDelayAE
 from pacsguard.net.tls import client_context
 from pacsguard.scan.lab.procs import LOOPBACK, free_ports, listening
@@ -173,6 +174,7 @@ def pynetdicom_alone(files: list[Path], receiver: lab.Receiver, work: Path) -> d
     assoc = sender.associate(LOOPBACK, receiver.port, ae_title="ANY")
     for path in files:
         assoc.send_c_store(path)
+        settle(assoc)  # as the guard does: pynetdicom's pause race otherwise loses responses
     assoc.release()
     send = len(files) / (time.perf_counter() - start)
     out = work / "pynetdicom-received"
