@@ -22,7 +22,15 @@ from pacsguard.core.errors import PacsguardError
 from pacsguard.core.pseudonym import Pseudonymizer, normalise
 from pacsguard.deid import actions
 from pacsguard.deid.options import PIXEL_OPTIONS
-from pacsguard.deid.plan import Act, Decision, Mode, Rules, decide, decide_private
+from pacsguard.deid.plan import (
+    Act,
+    Decision,
+    Mode,
+    Rules,
+    decide,
+    decide_private,
+    references_only,
+)
 from pacsguard.deid.profile import load_cid7050
 from pacsguard.deid.text import KnownValues, clean_text, contains_known, sweep_text
 
@@ -78,15 +86,22 @@ class Transformer:
     private_decision_cache: dict[tuple[int, str, str | None, Mode], Decision] = field(
         default_factory=dict
     )
-    # rawpath's memo of rewritten elements, per patient and SOP Class (see rawpath).
+    # rawpath's memo of rewritten elements, keyed by every input of each decision.
     raw_memo: dict[object, dict[bytes, object]] = field(default_factory=dict)
 
     # --- the walk --------------------------------------------------------------------
-    def transform(self, ds: Dataset, *, file_meta: FileMetaDataset | None = None) -> Result:
+    def transform(
+        self,
+        ds: Dataset,
+        *,
+        file_meta: FileMetaDataset | None = None,
+        known: KnownValues | None = None,
+    ) -> Result:
+        """De-identify ``ds`` in place; ``known`` adds identifying values gathered beyond
+        its top level (``identity.gather`` over the raw bytes)."""
         options = self.rules.options
-        known = KnownValues.from_dataset(
-            ds, institution="retain-institution-identity" not in options
-        )
+        own = KnownValues.from_dataset(ds, institution="retain-institution-identity" not in options)
+        known = own.merged(known) if known else own
         key = patient_key(ds)
         explicit = self.patients.get(key)
         pid = explicit[0] if explicit else self.pseudonymizer.patient_id(key)
@@ -300,6 +315,21 @@ def _drop_orphan_overlays(ds: Dataset) -> None:
             del ds[tag]
 
 
+def _item_tags(items: object) -> list[set[int]]:
+    """The tags of each item of a sequence, nested items' tags folded in."""
+    out: list[set[int]] = []
+    for item in items or []:  # type: ignore[attr-defined]
+        tags: set[int] = set()
+        for tag_obj in item.keys():
+            tag = int(tag_obj)
+            tags.add(tag)
+            if raw_vr(item, tag) == "SQ":  # other elements stay undecoded
+                for nested in _item_tags(item[tag].value):
+                    tags |= nested
+        out.append(tags)
+    return out
+
+
 def raw_vr(ds: Dataset, tag: int) -> str:
     """The element's VR without decoding its value (implicit VR: from the dictionary)."""
     element = ds.get_item(tag)
@@ -406,6 +436,8 @@ class _Walk:
                 decision = self.decisions.get(skey) or self.decisions.setdefault(
                     skey, decide(rules, tag, vr, depth=depth, mode=mode, types=self.types)
                 )
+                if decision.references and references_only(_item_tags(ds[tag].value)):
+                    decision = Decision(Act.KEEP, source=decision.source)
             if decision.act is Act.REMOVE:
                 del ds[tag]
             elif decision.act is not Act.KEEP or vr == "SQ":
