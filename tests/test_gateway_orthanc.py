@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pydicom
@@ -114,6 +115,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         ],
         tables={
             "stow": {"port": ports[5]},
+            "audit": {"dicom_messages": True},
             "tls": {"port": ports[6], "cert_file": str(pki.server_cert),
                     "key_file": str(pki.server_key), "ca_file": str(pki.ca)},
         },
@@ -233,11 +235,29 @@ def test_no_planted_identifier_and_every_reference_resolves(node: Node) -> None:
     for blob in blobs:
         for marker in node.data.planted:
             assert marker.encode() not in blob
-    logs = [node.work / "state" / "audit.jsonl", node.gateway.log]
+    logs = [node.work / "state" / f for f in ("audit.jsonl", "audit-dicom.xml")]
+    logs.append(node.gateway.log)
     text = "".join(p.read_text(errors="replace") for p in logs)
     text += json.dumps(gateway_status(node.config))
     for marker in node.data.planted:
         assert marker not in text
+
+
+def test_dicom_audit_messages_name_deidentified_studies(node: Node, offline: Path) -> None:
+    drained(node)
+    studies = {p.parent.parent.name for p in dicom_files(offline)}
+    lines = (node.work / "state" / "audit-dicom.xml").read_text().splitlines()
+    assert lines
+    named: set[str] = set()
+    for line in lines:
+        message = ElementTree.fromstring(line)
+        assert message.find("EventIdentification/EventID").get("csd-code") == "110104"
+        roles = [e.get("csd-code") for e in message.iter("RoleIDCode")]
+        assert roles == ["110153", "110152"]
+        for obj in message.iter("ParticipantObjectIdentification"):
+            assert obj.get("ParticipantObjectDataLifeCycle") == "7"
+            named.add(obj.get("ParticipantObjectID"))
+    assert named == studies
 
 
 def test_peer_not_on_allow_list_is_rejected(node: Node) -> None:

@@ -47,6 +47,7 @@ class Received:
     uid: str | None = None  # the de-identified SOP Instance UID
     instance_id: int | None = None
     sop_class: str | None = None
+    study: str | None = None  # the de-identified Study Instance UID
 
     @property
     def ok(self) -> bool:
@@ -195,7 +196,8 @@ class Receiver:
             )
         if not routed and not live:
             output.unlink(missing_ok=True)
-        return Received(SUCCESS, None, uid, instance_id, klass)
+        study = relative.split("/")[1] if relative.count("/") >= 3 else None
+        return Received(SUCCESS, None, uid, instance_id, klass, study)
 
     def _record_quarantine(self, calling_ae: str, source: str, reason: str) -> None:
         with contextlib.suppress(OSError, sqlite3.Error):
