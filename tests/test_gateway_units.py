@@ -14,8 +14,9 @@ from pacsguard.gateway.forward import backoff
 from pacsguard.gateway.stow import MultipartError, parse_multipart
 from pacsguard.net import ConfigError
 from pacsguard.sample import generate_ct_corpus
+from pacsguard.scan.lab import dcmtk
 from pacsguard.scan.lab.procs import free_ports
-from test_gateway_support import GatewayProcess, gateway_status, storescu, write_config
+from test_gateway_support import GatewayProcess, gateway_status, storescu, wait_for, write_config
 
 FOLDER = {"name": "out", "type": "folder", "path": "out"}
 
@@ -107,3 +108,29 @@ def test_full_disk_answers_out_of_resources(tmp_path: Path) -> None:
     finally:
         gateway.terminate()
     assert len(list((tmp_path / "out").rglob("*.dcm"))) == 2
+
+
+def test_forwarding_over_dicom_tls_to_storescp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TLS destination: DCMTK storescp with the BCP 195 non-downgrading profile."""
+    monkeypatch.setenv("TCP_NODELAY", "1")
+    generate_ct_corpus(tmp_path / "in", files=3, rows=64, cols=64, patients=1, seed=4)
+    key, cert = dcmtk.make_certificate(tmp_path / "tls")
+    archive, port = free_ports(2)
+    server = dcmtk.start_storescp("tls-dest", archive, tmp_path, tls=(key, cert))
+    config = write_config(
+        tmp_path,
+        port=port,
+        destinations=[{"name": "secure", "type": "dicom", "ae_title": "ANY-SCP",
+                       "host": "127.0.0.1", "port": archive, "tls": True, "ca_file": str(cert)}],
+    )  # fmt: skip
+    gateway = GatewayProcess(config, port, tmp_path / "gateway.log").start()
+    try:
+        done = storescu(port, sorted((tmp_path / "in").rglob("*.dcm")))
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: gateway_status(config)["destinations"]["secure"]["sent"] == 3)
+    finally:
+        gateway.terminate()
+        server.stop()
+    assert len(list((tmp_path / "storescp-tls-dest" / "received").iterdir())) == 3
