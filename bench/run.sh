@@ -6,7 +6,7 @@
 #   BENCH_SCALING=1,2  extra `pacsguard deid -j N` rows
 #   BENCH_CACHE=auto   auto | drop | warm (page cache before each run)
 #   BENCH_TOOLS=       subset of the deid contenders, e.g. cp,gdcmanon,pacsguard
-#   BENCH_ONLY=        subset of the benchmarks: deid,pixels,tables,pack,scan
+#   BENCH_ONLY=        subset of the benchmarks: deid,pixels,tables,pack,scan,gateway
 #   BENCH_PACK_ARGS="--size-mb 1000", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS:
 #                      extra arguments of the other benchmark scripts
 set -euo pipefail
@@ -34,7 +34,7 @@ if [[ ! -x "$BENCH_VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   echo "$want" >"$stamp"
 fi
 
-only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan},"
+only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan,gateway},"
 failed=()
 
 wanted() { [[ "$only" == *",$1,"* ]]; }
@@ -48,7 +48,7 @@ if wanted deid; then
 fi
 
 # The other benchmarks, each only where its script exists; stdout kept in bench/out/NAME.txt.
-for name in pixels tables pack scan; do
+for name in pixels tables pack scan gateway; do
   script="bench/${name}_bench.py"
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"
