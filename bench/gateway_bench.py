@@ -11,6 +11,8 @@ destination Orthanc holds every instance (polled on its REST API):
   orthanc-route   storescu -> router Orthanc, Lua OnStoredInstance -> Orthanc (no deid)
   orthanc-anon    the same, the Lua script sends Orthanc's own /anonymize output
   dcmtk           storescu -> storescp (DCMTK to DCMTK, into a folder; reference only)
+  gateway-tmpfs   the gateway with its spool and queue on /dev/shm: what the three
+                  fsyncs per instance (engine output, its folder, the queue commit) cost
 
 Every DCMTK and Orthanc process runs with TCP_NODELAY=1 in its environment (without it
 DCMTK leaves Nagle's algorithm on and each instance waits ~40 ms); pacsguard sets
@@ -135,7 +137,8 @@ def run_router(files: list[Path], work: Path, anonymize: bool) -> dict[str, Any]
         sink_server.stop()
 
 
-def run_gateway(files: list[Path], work: Path) -> dict[str, Any]:
+def run_gateway(files: list[Path], work: Path, state: Path | None = None) -> dict[str, Any]:
+    """``state``: where the spool and queue live (default on the work disk)."""
     sink, sink_server = fresh_orthanc("sink", work)
     gw = work / "gateway"
     shutil.rmtree(gw, ignore_errors=True)
@@ -147,7 +150,7 @@ def run_gateway(files: list[Path], work: Path) -> dict[str, Any]:
     config = gw / "gateway.toml"
     config.write_text(
         f'[gateway]\nae_title = "PGGATE"\nhost = "127.0.0.1"\nport = {port}\n'
-        f'key_file = "{key}"\nstate = "{gw / "state"}"\n'
+        f'key_file = "{key}"\nstate = "{state or gw / "state"}"\n'
         'options = ["retain-long-modified-dates"]\n'
         '[[gateway.allow]]\nae_title = "MODALITY1"\nhost = "127.0.0.1"\n'
         '[[destination]]\nname = "research"\ntype = "dicom"\nae_title = "ORTHANC"\n'
@@ -167,7 +170,7 @@ def run_gateway(files: list[Path], work: Path) -> dict[str, Any]:
         storescu(port, "PGGATE", files, work / "gateway-storescu.log")
         received = time.perf_counter()
         end = wait_count(sink, len(files))
-        db = sqlite3.connect(gw / "state" / "queue.sqlite")
+        db = sqlite3.connect((state or gw / "state") / "queue.sqlite")
         latencies = sorted(
             row[0]
             for row in db.execute(
@@ -185,6 +188,15 @@ def run_gateway(files: list[Path], work: Path) -> dict[str, Any]:
         sink_server.stop()
 
 
+def run_tmpfs(files: list[Path], work: Path) -> dict[str, Any]:
+    state = Path("/dev/shm") / f"pacsguard-gateway-bench-{os.getpid()}"
+    shutil.rmtree(state, ignore_errors=True)
+    try:
+        return run_gateway(files, work, state)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
@@ -196,7 +208,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--rows", type=int, default=512)
-    parser.add_argument("--only", default="direct,gateway,orthanc-route,orthanc-anon,dcmtk")
+    parser.add_argument(
+        "--only", default="direct,gateway,orthanc-route,orthanc-anon,dcmtk,gateway-tmpfs"
+    )
     args = parser.parse_args()
     os.environ["TCP_NODELAY"] = "1"  # inherited by every Orthanc and DCMTK server started here
     work = args.workdir.resolve()
@@ -212,6 +226,8 @@ def main() -> None:
         "orthanc-route": lambda: run_router(files, work, anonymize=False),
         "orthanc-anon": lambda: run_router(files, work, anonymize=True),
         "dcmtk": lambda: run_dcmtk(files, work),
+        # diagnostic: the same gateway with its state on tmpfs, where fsync costs nothing
+        "gateway-tmpfs": lambda: run_tmpfs(files, work),
     }
     results: dict[str, dict[str, Any]] = {}
     print(f"{len(files)} CT instances, {megabytes:.0f} MB; DCMTK and Orthanc with TCP_NODELAY=1")
@@ -225,17 +241,21 @@ def main() -> None:
         print("\nend-to-end time relative to direct storescu -> Orthanc (lower is better):")
         for name, result in results.items():
             print(f"  {name:<14} {result['seconds'] / direct:5.2f}x")
-    gateway = results.get("gateway")
+    for row in ("gateway", "gateway-tmpfs"):
+        report_latency(row, results.get(row))
+    (work / "gateway-bench.json").write_text(json.dumps(results, indent=1))
+
+
+def report_latency(row: str, gateway: dict[str, Any] | None) -> None:
     if gateway and gateway["latency"]:
         lat = gateway["latency"]
         print(
-            f"\ngateway: storescu done after {gateway['receive_seconds']:.2f} s; latency receipt ->"
+            f"{row}: storescu done after {gateway['receive_seconds']:.2f} s; latency receipt ->"
             f" Orthanc ack p50 {percentile(lat, 0.5) * 1000:.0f} ms, p95"
             f" {percentile(lat, 0.95) * 1000:.0f} ms, p99 {percentile(lat, 0.99) * 1000:.0f} ms,"
             f" mean {statistics.fmean(lat) * 1000:.0f} ms"
         )
         gateway["latency"] = {q: percentile(lat, q) for q in (0.5, 0.95, 0.99)}
-    (work / "gateway-bench.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
