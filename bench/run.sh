@@ -6,7 +6,7 @@
 #   BENCH_SCALING=1,2  extra `pacsguard deid -j N` rows
 #   BENCH_CACHE=auto   auto | drop | warm (page cache before each run)
 #   BENCH_TOOLS=       subset of the deid contenders, e.g. cp,gdcmanon,pacsguard
-#   BENCH_ONLY=        subset of the benchmarks: deid,pixels,tables,pack,scan,guard
+#   BENCH_ONLY=        subset of the benchmarks: deid,pixels,tables,pack,scan,gateway,guard
 #   BENCH_PACK_ARGS="--size-mb 1000", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS,
 #   BENCH_GUARD_ARGS="--instances 300":
 #                      extra arguments of the other benchmark scripts
@@ -35,7 +35,7 @@ if [[ ! -x "$BENCH_VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   echo "$want" >"$stamp"
 fi
 
-only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan,guard},"
+only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan,gateway,guard},"
 failed=()
 
 wanted() { [[ "$only" == *",$1,"* ]]; }
@@ -49,7 +49,7 @@ if wanted deid; then
 fi
 
 # The other benchmarks, each only where its script exists; stdout kept in bench/out/NAME.txt.
-for name in pixels tables pack scan guard; do
+for name in pixels tables pack scan gateway guard; do
   script="bench/${name}_bench.py"
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"

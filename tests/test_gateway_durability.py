@@ -105,7 +105,6 @@ def queue_counts(state: Path) -> dict[str, int]:
 def spool_is_clean(state: Path) -> None:
     spool = state / "spool"
     assert not list((spool / "incoming").iterdir())
-    assert not list((spool / "ready").iterdir())
     assert not [p for p in spool.rglob("*") if p.is_file()]
 
 
@@ -150,7 +149,8 @@ def test_destination_down_then_back_and_dead_letters(
         assert {r["reason"] for r in reasons} == {"no association"}
         assert {r["uid"] for r in reasons} == {deid_uid[p] for p in files}
         # the spool keeps what a destination has not confirmed
-        assert len(list((tmp_path / "state" / "spool" / "ready").iterdir())) == 40
+        spooled = [p for p in (tmp_path / "state" / "spool" / "work").rglob("*.dcm")]
+        assert len(spooled) == 40
         servers.append(dcmtk.start_storescp("archive", archive_port, tmp_path))
         done = pacsguard("gateway", "retry", "archive", "--config", str(config))
         assert done.returncode == 0 and "requeued 40" in done.stdout, done.stderr

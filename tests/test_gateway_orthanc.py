@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pydicom
@@ -66,6 +67,7 @@ class Node:
     sent: dict[str, str]  # storescu's output per batch
     pki: Pki
     tls_port: int
+    status_port: int
 
     def rest(self, spec: orthanc.OrthancSpec) -> httpx.Client:
         return httpx.Client(
@@ -93,7 +95,7 @@ def send_sample(port: int, data: LabData) -> dict[str, str]:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     work = tmp_path_factory.mktemp("gateway")
     data = make_data(work / "sample", seed=7, patients=3)
-    ports = free_ports(7)
+    ports = free_ports(8)
     pki = make_pki(work / "pki")
     research = orthanc.OrthancSpec("research", ports[0], ports[1])
     web = orthanc.OrthancSpec("web", ports[2], ports[3], plugins=(orthanc.DICOMWEB,))
@@ -111,9 +113,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
             {"name": "web", "type": "stow", "url": f"http://127.0.0.1:{web.http_port}/dicom-web",
              "token_file": str(token)},
             {"name": "folder", "type": "folder", "path": str(folder)},
+            {"name": "ct-from-modality1", "type": "folder", "path": str(work / "ct-only"),
+             "route": [{"modality": ["CT"], "calling_ae": ["MODALITY1"]}]},
         ],
         tables={
             "stow": {"port": ports[5]},
+            "audit": {"dicom_messages": True},
+            "status": {"port": ports[7]},
             "tls": {"port": ports[6], "cert_file": str(pki.server_cert),
                     "key_file": str(pki.server_key), "ca_file": str(pki.ca)},
         },
@@ -126,7 +132,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
         gateway.start()
         sent = send_sample(ports[4], data)
         yield Node(work, data, config, gateway, ports[4], ports[5], research, web, folder, sent,
-                   pki, ports[6])  # fmt: skip
+                   pki, ports[6], ports[7])  # fmt: skip
     finally:
         gateway.terminate()
         for server in servers:
@@ -206,6 +212,34 @@ def test_every_instance_reaches_every_destination_once(node: Node, offline: Path
     assert rel == sorted(str(p.relative_to(offline)) for p in expected)
 
 
+def test_routing_rules_pick_instances_by_modality_and_calling_ae(node: Node, offline: Path) -> None:
+    drained(node)
+    routed = sorted(
+        p.relative_to(node.work / "ct-only") for p in dicom_files(node.work / "ct-only")
+    )
+    want = sorted(
+        p.relative_to(offline)
+        for p in dicom_files(offline)
+        if pydicom.dcmread(p, stop_before_pixels=True).Modality == "CT"
+    )
+    assert routed == want and 0 < len(want) < len(dicom_files(offline))
+
+
+def test_status_endpoint_and_prometheus_metrics(node: Node) -> None:
+    status = drained(node)
+    base = f"http://127.0.0.1:{node.status_port}"
+    with httpx.Client(base_url=base, timeout=30, trust_env=False) as client:
+        served = client.get("/status").json()
+        metrics = client.get("/metrics").text
+    assert served["accepted"] == status["accepted"]
+    assert served["destinations"]["research"]["sent"] == status["destinations"]["research"]["sent"]
+    assert f"pacsguard_gateway_accepted_total {float(status['accepted'])}" in metrics
+    assert 'pacsguard_gateway_queued{destination="research"} 0.0' in metrics
+    assert 'pacsguard_gateway_forward_latency_seconds_count{destination="web"}' in metrics
+    for marker in node.data.planted:
+        assert marker not in metrics
+
+
 def test_pseudonyms_and_uids_equal_the_offline_run(node: Node, offline: Path) -> None:
     drained(node)
     want = {identity(pydicom.dcmread(p, stop_before_pixels=True)) for p in dicom_files(offline)}
@@ -233,11 +267,29 @@ def test_no_planted_identifier_and_every_reference_resolves(node: Node) -> None:
     for blob in blobs:
         for marker in node.data.planted:
             assert marker.encode() not in blob
-    logs = [node.work / "state" / "audit.jsonl", node.gateway.log]
+    logs = [node.work / "state" / f for f in ("audit.jsonl", "audit-dicom.xml")]
+    logs.append(node.gateway.log)
     text = "".join(p.read_text(errors="replace") for p in logs)
     text += json.dumps(gateway_status(node.config))
     for marker in node.data.planted:
         assert marker not in text
+
+
+def test_dicom_audit_messages_name_deidentified_studies(node: Node, offline: Path) -> None:
+    drained(node)
+    studies = {p.parent.parent.name for p in dicom_files(offline)}
+    lines = (node.work / "state" / "audit-dicom.xml").read_text().splitlines()
+    assert lines
+    named: set[str] = set()
+    for line in lines:
+        message = ElementTree.fromstring(line)
+        assert message.find("EventIdentification/EventID").get("csd-code") == "110104"
+        roles = [e.get("csd-code") for e in message.iter("RoleIDCode")]
+        assert roles == ["110153", "110152"]
+        for obj in message.iter("ParticipantObjectIdentification"):
+            assert obj.get("ParticipantObjectDataLifeCycle") == "7"
+            named.add(obj.get("ParticipantObjectID"))
+    assert named == studies
 
 
 def test_peer_not_on_allow_list_is_rejected(node: Node) -> None:
@@ -341,7 +393,8 @@ def test_check_prints_settings_without_secrets(node: Node) -> None:
     assert done.returncode == 0, done.stderr
     settings = json.loads(done.stdout)
     assert settings["ae_title"] == "PGGATE"
-    assert [d["name"] for d in settings["destinations"]] == ["research", "web", "folder"]
+    names = [d["name"] for d in settings["destinations"]]
+    assert names == ["research", "web", "folder", "ct-from-modality1"]
     key = (node.work / "project.key").read_text().strip()
     assert key not in done.stdout and "not-a-real-token" not in done.stdout
     bad = node.work / "bad.toml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -76,8 +77,10 @@ def write_config(
 class GatewayProcess:
     """``pacsguard gateway run`` in its own process (so that it can be killed with -9)."""
 
-    def __init__(self, config: Path, port: int, log: Path) -> None:
+    def __init__(self, config: Path, port: int, log: Path, max_file_size: int | None = None):
+        """``max_file_size``: RLIMIT_FSIZE of the process, a disk that fills up."""
         self.config, self.port, self.log = config, port, log
+        self.max_file_size = max_file_size
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> GatewayProcess:
@@ -87,6 +90,7 @@ class GatewayProcess:
             stdout=handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=self._limits if self.max_file_size else None,
         )
         handle.close()
         deadline = time.monotonic() + timeout
@@ -97,6 +101,11 @@ class GatewayProcess:
                 return self
             time.sleep(0.05)
         raise RuntimeError("gateway did not listen")
+
+    def _limits(self) -> None:
+        assert self.max_file_size is not None
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_size, self.max_file_size))
 
     def kill(self) -> None:
         assert self.process is not None

@@ -124,6 +124,11 @@ class GatewayConfig:
     def audit_log(self) -> Path:
         return self.state / "audit.jsonl"
 
+    @property
+    def dicom_audit_log(self) -> Path:
+        """PS3.15 A.5 audit messages, one XML message per line."""
+        return self.state / "audit-dicom.xml"
+
     def destination(self, name: str) -> Destination:
         for dest in self.destinations:
             if dest.name == name:

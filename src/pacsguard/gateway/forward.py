@@ -249,12 +249,13 @@ class DestinationWorkers:
         config: GatewayConfig,
         queue: Queue,
         audit: AuditLog,
+        discard: Callable[[str], None],
         on_sent: Callable[[Item, float], None] = lambda item, latency: None,
     ) -> None:
         self.dest, self.config, self.queue, self.audit = dest, config, queue, audit
         self.sender = make_sender(dest, config)
-        self.on_sent = on_sent
-        self.spool = config.spool / "ready"
+        self.on_sent, self.discard = on_sent, discard
+        self.spool = config.spool
         self.dead_dir = config.dead_letter / dest.name
         self._claimed: set[int] = set()
         self._lock = threading.Lock()
@@ -324,7 +325,7 @@ class DestinationWorkers:
         done = [item for item, error in results if error is None]
         if done:
             for item in self.queue.sent(done, now):
-                (self.spool / item.spool).unlink(missing_ok=True)
+                self.discard(item.spool)
             for item in done:
                 self.on_sent(item, now - item.received_at)
         failures = [(item, error) for item, error in results if error is not None]

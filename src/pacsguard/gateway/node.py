@@ -39,7 +39,7 @@ class Gateway:
         self.receiver = Receiver(config, self.key, self.queue)
         self.metrics = Metrics(self.snapshot)
         self.workers = [
-            DestinationWorkers(d, config, self.queue, self.audit, self._sent)
+            DestinationWorkers(d, config, self.queue, self.audit, self.receiver.discard, self._sent)
             for d in config.destinations
         ]
         self.scp = StoreSCP(config, self.receiver, self.audit, self._stored)

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (instance_id, destination)
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (destination, state, next_at);
+CREATE INDEX IF NOT EXISTS instances_spool ON instances (spool, done_at);
 CREATE TABLE IF NOT EXISTS quarantined (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
@@ -249,10 +250,17 @@ class Queue:
             )
         return [(str(uid), str(rel)) for uid, rel in rows]
 
-    def live_spool_files(self) -> set[str]:
-        return {
-            str(row[0]) for row in self._rows("SELECT spool FROM instances WHERE done_at IS NULL")
-        }
+    def live_spool_files(self, among: set[str] | None = None) -> set[str]:
+        """Spool files that an unfinished instance names (all, or those of ``among``)."""
+        if among is None:
+            rows = self._rows("SELECT spool FROM instances WHERE done_at IS NULL")
+            return {str(row[0]) for row in rows}
+        found = set()
+        for name in among:
+            sql = "SELECT 1 FROM instances WHERE spool = ? AND done_at IS NULL LIMIT 1"
+            if self._rows(sql, (name,)):
+                found.add(name)
+        return found
 
     def pending_destinations(self) -> set[str]:
         rows = self._rows("SELECT DISTINCT destination FROM deliveries WHERE state != 'sent'")

@@ -1,12 +1,13 @@
 """Receive one instance: spool it, de-identify it, commit its row; then, only then, Success.
 
 The received bytes go to ``spool/incoming`` (a working copy, never acknowledged, removed
-once the instance is decided), the deid engine writes its durable output in a private work
-folder, the output is renamed into ``spool/ready`` under a unique name, and its row with
-one delivery per routed destination is committed. Any failure on the way answers the
-matching failure status (PS3.4 Annex B.2.3): out of resources (A700) when this node cannot
-store, cannot understand (C000) when the input is unreadable or the engine quarantines it,
-data set does not match SOP class (A900). Nothing is said about a value inside the input.
+once the instance is decided), the deid engine writes its durable output (synced file and
+folder) into a slot's tree ``spool/work/<n>/<patient>/<study>/<series>/<instance>.dcm``,
+and its row with one delivery per routed destination is committed (one more sync). Any
+failure on the way answers the matching failure status (PS3.4 Annex B.2.3): out of
+resources (A700) when this node cannot store, cannot understand (C000) when the input is
+unreadable or the engine quarantines it, data set does not match SOP class (A900). Nothing
+is said about a value inside the input.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import errno
 import logging
 import queue
 import sqlite3
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,6 @@ from pathlib import Path
 import pydicom
 
 from pacsguard.core.errors import OutputError
-from pacsguard.core.io import fsync_dir
 from pacsguard.core.keys import ProjectKey
 from pacsguard.deid import DeidConfig, FileDeidentifier
 from pacsguard.gateway.config import GatewayConfig
@@ -46,45 +47,73 @@ class Received:
     uid: str | None = None  # the de-identified SOP Instance UID
     instance_id: int | None = None
     sop_class: str | None = None
+    study: str | None = None  # the de-identified Study Instance UID
 
     @property
     def ok(self) -> bool:
         return self.status == SUCCESS
 
 
+@dataclass
+class Slot:
+    """One de-identifier and its own output tree, ``spool/work/<n>``: the engine's durable
+    output *is* the spool file (no second rename, no second directory sync). A slot is
+    used by one reception at a time (its lock), and a spool file is removed only under its
+    slot's lock, so a reception of the same instance cannot interleave with the removal."""
+
+    index: int
+    deid: FileDeidentifier
+    lock: threading.Lock
+
+
 class Receiver:
-    """Thread-safe: each call takes one of ``slots`` de-identifiers (their own work
-    folders, so concurrent receptions of one instance never race on a file)."""
+    """Thread-safe: each call takes one of ``slots`` de-identifiers."""
 
     def __init__(self, config: GatewayConfig, key: ProjectKey, queue_: Queue, slots: int = 4):
         self.config, self.queue = config, queue_
-        spool = config.spool
-        self.incoming, self.ready = spool / "incoming", spool / "ready"
-        for folder in (self.incoming, self.ready):
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.spool = config.spool
+        self.incoming = self.spool / "incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True, mode=0o700)
         deid = DeidConfig(options=frozenset(config.options), policy=config.policy)
-        self._slots: queue.Queue[FileDeidentifier] = queue.Queue()
-        for n in range(slots):
-            work = spool / "work" / str(n)
-            self._slots.put(FileDeidentifier(key, deid, work, config.quarantine))
+        self.slots = [
+            Slot(n, FileDeidentifier(key, deid, self.spool / "work" / str(n), config.quarantine),
+                 threading.Lock())
+            for n in range(slots)
+        ]  # fmt: skip
+        self._free: queue.Queue[Slot] = queue.Queue()
+        for slot in self.slots:
+            self._free.put(slot)
+
+    def discard(self, spool_file: str) -> None:
+        """Remove a spool file once no unfinished instance names it (forwarders call this
+        when every destination confirmed)."""
+        parts = Path(spool_file).parts
+        if len(parts) < 3 or parts[0] != "work" or not parts[1].isdigit():
+            return
+        slot = self.slots[int(parts[1])] if int(parts[1]) < len(self.slots) else None
+        if slot is None:
+            return
+        with slot.lock:
+            if spool_file not in self.queue.live_spool_files({spool_file}):
+                (self.spool / spool_file).unlink(missing_ok=True)
 
     def sweep(self) -> int:
         """At start-up, before serving: remove working copies and spool files that no
-        committed row names (a crash between spooling and committing; never acknowledged)."""
+        committed row names (a crash between spooling and committing: never acknowledged)."""
         live = self.queue.live_spool_files()
         removed = 0
-        for path in [*self.incoming.iterdir(), *self.ready.iterdir()]:
-            if path.parent == self.ready and path.name in live:
-                continue
+        for path in self.incoming.iterdir():
             path.unlink(missing_ok=True)
             removed += 1
-        work = self.config.spool / "work"
+        work = self.spool / "work"
         for path in sorted(work.rglob("*"), reverse=True) if work.exists() else []:
             if path.is_file():
-                path.unlink(missing_ok=True)
+                if path.relative_to(self.spool).as_posix() not in live:
+                    path.unlink(missing_ok=True)
+                    removed += 1
             else:
                 with contextlib.suppress(OSError):
-                    path.rmdir()
+                    path.rmdir()  # only empty folders go
         return removed
 
     def receive(
@@ -107,38 +136,39 @@ class Receiver:
     def _process(
         self, incoming: Path, calling_ae: str, source: str, sop_class: str | None
     ) -> Received:
-        slot = self._slots.get()
+        slot = self._free.get()
         try:
-            try:
-                outcome = slot.run(incoming)
-            except OutputError as exc:
-                return self._refuse(calling_ae, source, str(exc).split(":")[0][:120])
-            except OSError as exc:
-                return self._refuse(calling_ae, source, f"cannot store ({_errname(exc)})")
-            if outcome.status != "output" or outcome.output is None:
-                reason = outcome.reason or "refused by the de-identification engine"
-                self._record_quarantine(calling_ae, source, reason)
-                return Received(CANNOT_UNDERSTAND, reason)
-            return self._commit(slot, outcome.output, outcome.size, calling_ae, source, sop_class)
+            with slot.lock:
+                try:
+                    outcome = slot.deid.run(incoming)
+                except OutputError as exc:
+                    return self._refuse(calling_ae, source, str(exc).split(":")[0][:120])
+                except OSError as exc:
+                    return self._refuse(calling_ae, source, f"cannot store ({_errname(exc)})")
+                if outcome.status != "output" or outcome.output is None:
+                    reason = outcome.reason or "refused by the de-identification engine"
+                    self._record_quarantine(calling_ae, source, reason)
+                    return Received(CANNOT_UNDERSTAND, reason)
+                return self._commit(slot, outcome.output, outcome.size, calling_ae, source,
+                                    sop_class)  # fmt: skip
         finally:
-            self._slots.put(slot)
+            self._free.put(slot)
 
     def _commit(
-        self, slot: FileDeidentifier, output: Path, size: int, calling_ae: str, source: str,
+        self, slot: Slot, output: Path, size: int, calling_ae: str, source: str,
         sop_class: str | None,
     ) -> Received:  # fmt: skip
-        relative = output.relative_to(slot.output)
-        target = self.ready / f"{uuid.uuid4().hex}.dcm"
+        relative = output.relative_to(slot.deid.output).as_posix()
+        spool_file = output.relative_to(self.spool).as_posix()
+        live = bool(self.queue.live_spool_files({spool_file}))
         try:
-            output.rename(target)
-            fsync_dir(self.ready)
-            fsync_dir(output.parent)
-            header = pydicom.dcmread(target, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+            header = pydicom.dcmread(output, stop_before_pixels=True, specific_tags=HEADER_TAGS)
             meta = header.file_meta
             uid = str(header.get("SOPInstanceUID", "") or "")
             klass = str(header.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))
             if sop_class is not None and klass != sop_class:
-                target.unlink(missing_ok=True)
+                if not live:
+                    output.unlink(missing_ok=True)
                 return self._refuse(
                     calling_ae,
                     source,
@@ -147,24 +177,27 @@ class Receiver:
                 )
             modality = str(header.get("Modality", "") or "")
             new = NewInstance(
-                uid, klass, str(meta.TransferSyntaxUID), modality, relative.as_posix(),
-                target.name, size, calling_ae, source,
+                uid, klass, str(meta.TransferSyntaxUID), modality, relative,
+                spool_file, size, calling_ae, source,
             )  # fmt: skip
             routed = [
                 d.name for d in self.config.destinations if d.accepts(calling_ae, modality, klass)
             ]
             instance_id = self.queue.add(new, routed)
         except (OSError, sqlite3.Error) as exc:
-            target.unlink(missing_ok=True)
+            if not live:
+                output.unlink(missing_ok=True)
             return self._refuse(calling_ae, source, f"queue cannot be written ({_errname(exc)})")
         except Exception as exc:  # a header the engine wrote but we cannot read back: refuse
-            target.unlink(missing_ok=True)
+            if not live:
+                output.unlink(missing_ok=True)
             return self._refuse(
                 calling_ae, source, f"spooled file unreadable ({type(exc).__name__})"
             )
-        if not routed:
-            target.unlink(missing_ok=True)
-        return Received(SUCCESS, None, uid, instance_id, klass)
+        if not routed and not live:
+            output.unlink(missing_ok=True)
+        study = relative.split("/")[1] if relative.count("/") >= 3 else None
+        return Received(SUCCESS, None, uid, instance_id, klass, study)
 
     def _record_quarantine(self, calling_ae: str, source: str, reason: str) -> None:
         with contextlib.suppress(OSError, sqlite3.Error):

@@ -17,7 +17,14 @@ from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, ev
 
 from pacsguard.gateway.config import GatewayConfig
 from pacsguard.gateway.receive import Receiver
-from pacsguard.net import AssociationPolicy, AssociationTally, AuditLog, NoDelayAE, start_server
+from pacsguard.net import (
+    AssociationPolicy,
+    AssociationTally,
+    AuditLog,
+    NoDelayAE,
+    dicom_audit_message,
+    start_server,
+)
 from pacsguard.net.policy import peer_of
 from pacsguard.net.sockets import NoDelayServer
 from pacsguard.net.tls import server_context
@@ -131,8 +138,26 @@ class StoreSCP:
     def _on_closed(self, event: Any, how: str) -> None:
         with self._lock:
             tally = self._tallies.pop(id(event.assoc), None)
-        if tally is not None:
-            tally.close(self.audit, how)
+        if tally is None:
+            return
+        tally.close(self.audit, how)
+        if self.config.dicom_audit and tally.studies:
+            self._dicom_audit(tally, how)
+
+    def _dicom_audit(self, tally: AssociationTally, how: str) -> None:
+        """PS3.15 A.5.3.2 DICOM Instances Transferred, the objects named by their
+        de-identified Study Instance UIDs, life cycle 7 (de-identification)."""
+        failed = any(o != "success" for (_, _, o) in tally.counts)
+        message = dicom_audit_message(
+            event=("110104", "DICOM Instances Transferred"),
+            outcome=4 if failed or how == "aborted" else 0,
+            source=tally.peer,
+            destination={"ae": self.config.ae_title, "address": self.config.host},
+            studies=tally.studies,
+            life_cycle="7",
+        )
+        with self._lock, self.config.dicom_audit_log.open("a", encoding="utf-8") as handle:
+            handle.write(message + "\n")
 
     def _on_echo(self, event: Any) -> int:
         self._tally(event).count("C-ECHO", str(VERIFICATION), "success")
@@ -153,7 +178,7 @@ class StoreSCP:
             return _status(0xC000, "the data set could not be read")
         result = self.receiver.receive(data, calling, service, sop_class=sop_class)
         outcome = "success" if result.ok else f"0x{result.status:04X}"
-        self._tally(event).count("C-STORE", sop_class, outcome)
+        self._tally(event).count("C-STORE", sop_class, outcome, study=result.study)
         if result.ok:
             self.on_stored()
         return _status(result.status, result.reason)

@@ -19,7 +19,8 @@ Association policy (``pacsguard.net.policy``)
     A-ASSOCIATE-RJ and writing one audit line per refusal.
 Audit (``pacsguard.net.audit``)
     ``AuditLog(path)``: JSON lines naming peers, operations and counts (never a value read
-    from a dataset); ``AssociationTally`` per association, written when it closes.
+    from a dataset); ``AssociationTally`` per association, written when it closes;
+    ``dicom_audit_message(...)``: a PS3.15 A.5 audit message (XML) for the same facts.
 Configuration (``pacsguard.net.config``)
     ``load_toml(path)`` and ``Section``: typed getters that raise ``ConfigError`` naming the
     file, the table and the key; unknown keys are errors (a typo never silently drops a
@@ -28,7 +29,7 @@ Configuration (``pacsguard.net.config``)
 
 from __future__ import annotations
 
-from pacsguard.net.audit import AssociationTally, AuditLog
+from pacsguard.net.audit import AssociationTally, AuditLog, dicom_audit_message
 from pacsguard.net.config import ConfigError, Section, load_toml
 from pacsguard.net.policy import AllowRule, AssociationPolicy, Peer, Rejection
 from pacsguard.net.sockets import NoDelayAE, nodelay, start_server
@@ -45,6 +46,7 @@ __all__ = [
     "Rejection",
     "Section",
     "client_context",
+    "dicom_audit_message",
     "load_toml",
     "nodelay",
     "peer_subject",

@@ -55,11 +55,17 @@ class AssociationTally:
     service: str
     started: str = field(default_factory=utc_now)
     counts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    studies: dict[str, Counter[str]] = field(default_factory=dict)  # de-identified UIDs only
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def count(self, operation: str, sop_class: str, outcome: str, n: int = 1) -> None:
+    def count(
+        self, operation: str, sop_class: str, outcome: str, n: int = 1, study: str | None = None
+    ) -> None:
+        """``study``: the de-identified Study Instance UID of a processed instance."""
         with self._lock:
             self.counts[(operation, sop_class, outcome)] += n
+            if study is not None:
+                self.studies.setdefault(study, Counter())[sop_class] += n
 
     def summary(self) -> list[dict[str, object]]:
         with self._lock:
@@ -78,3 +84,49 @@ class AssociationTally:
             closed=how,
             operations=self.summary(),
         )
+
+
+def dicom_audit_message(
+    *,
+    event: tuple[str, str],
+    outcome: int,
+    source: dict[str, object],
+    destination: dict[str, object],
+    studies: dict[str, Counter[str]],
+    life_cycle: str | None = None,
+) -> str:
+    """A DICOM audit message (PS3.15 A.5, the RFC 3881 schema), e.g. "DICOM Instances
+    Transferred" (``("110104", "DICOM Instances Transferred")``). ``studies`` maps a
+    (de-identified) Study Instance UID to instance counts per SOP Class UID.
+    ``life_cycle``: RFC 3881 ParticipantObjectDataLifeCycle code ("7": de-identification).
+    ``outcome``: 0 success, 4 minor failure, 8 serious failure."""
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("AuditMessage")
+    ident = ET.SubElement(root, "EventIdentification", EventActionCode="C",
+                          EventDateTime=utc_now(), EventOutcomeIndicator=str(outcome))  # fmt: skip
+    ET.SubElement(ident, "EventID", {"csd-code": event[0], "codeSystemName": "DCM",
+                                     "originalText": event[1]})  # fmt: skip
+    roles = (("110153", "Source Role ID", source, "true"),
+             ("110152", "Destination Role ID", destination, "false"))  # fmt: skip
+    for code, text, peer, requestor in roles:
+        active = ET.SubElement(
+            root, "ActiveParticipant", UserID=str(peer.get("ae", "")),
+            UserIsRequestor=requestor, NetworkAccessPointID=str(peer.get("address", "")),
+            NetworkAccessPointTypeCode="2",
+        )  # fmt: skip
+        ET.SubElement(active, "RoleIDCode", {"csd-code": code, "codeSystemName": "DCM",
+                                             "originalText": text})  # fmt: skip
+    ET.SubElement(root, "AuditSourceIdentification", AuditSourceID=str(destination.get("ae", "")))
+    for study, classes in sorted(studies.items()):
+        attributes = {"ParticipantObjectID": study, "ParticipantObjectTypeCode": "2",
+                      "ParticipantObjectTypeCodeRole": "3"}  # fmt: skip
+        if life_cycle is not None:
+            attributes["ParticipantObjectDataLifeCycle"] = life_cycle
+        obj = ET.SubElement(root, "ParticipantObjectIdentification", attributes)
+        ET.SubElement(obj, "ParticipantObjectIDTypeCode", {"csd-code": "110180",
+                      "codeSystemName": "DCM", "originalText": "Study Instance UID"})  # fmt: skip
+        description = ET.SubElement(obj, "ParticipantObjectDescription")
+        for sop_class, n in sorted(classes.items()):
+            ET.SubElement(description, "SOPClass", UID=sop_class, NumberOfInstances=str(n))
+    return ET.tostring(root, encoding="unicode")
