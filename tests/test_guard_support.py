@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pacsguard.scan.lab.procs import LOOPBACK
 
@@ -118,6 +119,20 @@ class PacsLog:
                 if match:
                     seen[f"from {match.group(2)} to {match.group(3)}"] += 1
         return seen
+
+    def quiet(self, guard: Any, wait: float = 10.0) -> Counter[str]:
+        """What the PACS saw so far, once the guard holds no association and the log has
+        stopped growing (dcmqrscp's children write their log lines when they exit)."""
+        deadline = time.monotonic() + wait
+        size = -1
+        while time.monotonic() < deadline:
+            busy = bool(guard._sessions)
+            now = self.path.stat().st_size
+            if not busy and now == size:
+                break
+            size = now
+            time.sleep(0.3)
+        return self.requests()
 
     def settled(
         self, before: Counter[str], want: dict[str, int], wait: float = 5.0
