@@ -135,11 +135,11 @@ class UpstreamLink:
         self.assoc = assoc
         return assoc
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
         assoc, self.assoc = self.assoc, None
         if assoc is not None and assoc.is_established:
             try:
-                assoc.release()
+                assoc.abort() if abort else assoc.release()
             except Exception:
                 with contextlib.suppress(Exception):
                     assoc.abort()

@@ -77,6 +77,7 @@ class Session:
     get_job: Any = None  # the C-GET in progress, which takes the PACS's C-STOREs
     timer: threading.Timer | None = None
     operations: int = 0
+    busy: bool = False  # an operation is using the upstream association (link() to operation())
     ended: bool = False
 
     @property
@@ -286,7 +287,9 @@ class Guard:
         if session.timer is not None:
             session.timer.cancel()
         if session.upstream is not None:
-            session.upstream.close()
+            # mid-operation (the client went away): abort, as a release would race the
+            # operation's own messages on the upstream association
+            session.upstream.close(abort=session.busy)
         if session.state is not None:
             session.state.close_association()
         self.audit.write(
@@ -311,11 +314,14 @@ class Guard:
                 dict(requestor.role_selection),
                 lambda event: self._on_upstream_store(session, event),
             )
+        session.busy = True
         return session.upstream.get()
 
     # -- services --------------------------------------------------------------------------
 
     def operation(self, session: Session, service: str, **fields: Any) -> None:
+        """Account for one finished operation (refused or relayed) in the audit log."""
+        session.busy = False
         session.operations += 1
         self.audit.write("operation", client=session.name, service=service, **fields)
 
