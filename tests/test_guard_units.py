@@ -236,3 +236,42 @@ def test_report_counts_from_an_audit_log(tmp_path: Path) -> None:
     )  # fmt: skip
     assert a.refusals == 1
     assert rows["unknown (X)"].associations_rejected == 1
+
+
+def test_init_snippet_is_a_valid_fail_closed_config(tmp_path: Path) -> None:
+    import tomllib
+
+    from pacsguard.guard.snippet import config_snippet
+
+    text = config_snippet("10.1.2.3", 104, "ARCHIVE1")
+    config = parse_config(tomllib.loads(text), tmp_path / "guard.toml")
+    assert (config.host, config.port, config.ae_title) == ("10.1.2.3", 104, "ARCHIVE1")
+    upstream = config.upstream
+    assert (upstream.host, upstream.port, upstream.ae_title) == ("10.1.2.3", 105, "ARCHIVE1")
+    assert config.clients == ()  # nobody is admitted until the operator lists clients
+    moved = config_snippet("10.1.2.3", 104, None, private_host="192.168.7.7", private_port=11112)
+    upstream = parse_config(tomllib.loads(moved), tmp_path / "guard.toml").upstream
+    assert (upstream.host, upstream.port, upstream.ae_title) == ("192.168.7.7", 11112, "PACS")
+
+
+def test_init_command(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    exe = str(Path(sys.executable).with_name("pacsguard"))
+    done = subprocess.run(
+        [exe, "guard", "init", "--pacs", "127.0.0.1:4242", "--ae-title", "ORTHANC"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "guard.toml").write_text(done.stdout, encoding="utf-8")
+    check = subprocess.run(
+        [exe, "guard", "check", "--config", str(tmp_path / "guard.toml")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    bad = subprocess.run(
+        [exe, "guard", "init", "--pacs", "nowhere"], capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr

@@ -70,6 +70,30 @@ def check_command(config: Path = CONFIG) -> None:
     Console().print(table)
 
 
+@guard_app.command("init")
+def init_command(
+    pacs: str = typer.Option(..., "--pacs", help="The exposed PACS as HOST:PORT."),
+    ae_title: str = typer.Option("PACS", "--ae-title", help="The AE title it answers to."),
+    private: str | None = typer.Option(
+        None, "--private", help="HOST:PORT the PACS moves to (default: the next port)."
+    ),
+) -> None:
+    """Print a starting guard.toml for one exposed PACS (no client allowed yet)."""
+    from pacsguard.guard.errors import GuardError
+    from pacsguard.guard.snippet import config_snippet
+
+    def address(text: str, option: str) -> tuple[str, int]:
+        host, _, port = text.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise GuardError(f"{option} must be HOST:PORT, got {text!r}")
+        return host.strip("[]"), int(port)
+
+    host, port = address(pacs, "--pacs")
+    private_host, private_port = address(private, "--private") if private else (None, None)
+    print(config_snippet(host, port, ae_title, private_host=private_host,
+                         private_port=private_port), end="")  # fmt: skip
+
+
 @guard_app.command("report")
 def report_command(
     config: Path = CONFIG,
