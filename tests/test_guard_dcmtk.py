@@ -92,6 +92,7 @@ def _config(work: Path, ports: dict[str, int], pki: lab.Pki) -> dict[str, Any]:
             "port": ports["guard"],
             "key_file": "project.key",
             "state": "guard-state",
+            "dicom_audit": True,
             "upstream": {"ae_title": "ARCHIVE", "host": LOOPBACK, "port": ports["pacs"]},
             "tls": {
                 "port": ports["tls"],
@@ -515,6 +516,10 @@ def test_audit_names_peers_and_keys_never_values(glab: GuardLab) -> None:
     moves = [r for r in records if r.get("service") == "move" and r.get("outcome") == "success"]
     assert moves and all(r["instances"] > 0 and r["destination"] for r in moves)
     assert stat.S_IMODE((glab.guard.config.state / "audit.jsonl").stat().st_mode) == 0o600
+    dicom = (glab.guard.config.state / "dicom-audit.xml.log").read_text()
+    assert _leaks(glab, dicom) == []
+    assert 'csd-code="110112"' in dicom and 'csd-code="110104"' in dicom  # query, transfer
+    assert 'csd-code="110126"' in dicom  # the rejected associations
 
 
 def test_guard_report_summarises_per_client(glab: GuardLab, tmp_path: Path) -> None:

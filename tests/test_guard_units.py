@@ -275,3 +275,59 @@ def test_init_command(tmp_path: Path) -> None:
         timeout=60, check=False,
     )  # fmt: skip
     assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_dicom_audit_messages(tmp_path: Path) -> None:
+    import socket
+    from xml.etree import ElementTree as ET
+
+    from pynetdicom import AE
+
+    from pacsguard.guard import Guard
+    from pacsguard.guard.dicom_audit import DICOM_AUDIT_FILE
+    from pacsguard.scan.lab.procs import free_ports
+
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(5)
+    port, upstream = free_ports(2)
+    config = parse_config(
+        {"guard": {"ae_title": "PACS", "port": port, "state": "state",
+                   "dicom_audit_syslog": f"127.0.0.1:{collector.getsockname()[1]}",
+                   "upstream": {"ae_title": "ARCHIVE", "host": "127.0.0.1", "port": upstream},
+                   "client": [{"name": "v", "ae_title": "VIEWER", "host": "127.0.0.1"}]}},
+        tmp_path / "guard.toml",
+    )  # fmt: skip
+    with Guard(config):
+        ae = AE("VIEWER")
+        ae.add_requested_context("1.2.840.10008.1.1")
+        assoc = ae.associate("127.0.0.1", port, ae_title="PACS")
+        assert assoc.is_established
+        assert assoc.send_c_echo().Status == 0x0124  # allowed nothing
+        assoc.release()
+        stranger = AE("STRANGER")
+        stranger.add_requested_context("1.2.840.10008.1.1")
+        assert stranger.associate("127.0.0.1", port, ae_title="PACS").is_rejected
+    lines = (config.state / DICOM_AUDIT_FILE).read_text().splitlines()
+    events = []
+    for line in lines:
+        root = ET.fromstring(line)
+        assert root.tag == "AuditMessage"
+        ident = root.find("EventIdentification")
+        assert ident is not None
+        event = ident.find("EventID")
+        kind = ident.find("EventTypeCode")
+        assert event is not None and event.get("codeSystemName") == "DCM"
+        events.append((event.get("csd-code"), None if kind is None else kind.get("csd-code")))
+        assert root.find("AuditSourceIdentification") is not None
+    assert events == [
+        ("110100", "110120"),  # application start
+        ("110113", "110132"),  # use of a restricted function (the refused C-ECHO)
+        ("110113", "110126"),  # node authentication (the rejected association)
+        ("110100", "110121"),  # application stop
+    ]
+    received = [collector.recv(65536) for _ in events]
+    assert all(
+        b"<AuditMessage>" in datagram and datagram.startswith(b"<85>1 ") for datagram in received
+    )
+    collector.close()

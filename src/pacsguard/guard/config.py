@@ -97,6 +97,8 @@ class GuardConfig:
     tls: TlsListener | None
     research: Research = field(default_factory=Research)
     max_associations: int = 64
+    dicom_audit: bool = False
+    dicom_audit_syslog: tuple[str, int] | None = None
 
     def destination(self, ae_title: str) -> Destination | None:
         return next((d for d in self.destinations if d.ae_title == ae_title), None)
@@ -196,6 +198,17 @@ def parse_config(data: dict[str, Any], file: Path) -> GuardConfig:
     state = guard.path("state", "guard-state")
     move_ae = guard.ae_title("move_ae_title", ae_title)
     max_assocs = guard.integer("max_associations", 64, low=1)
+    dicom_audit = guard.boolean("dicom_audit", False)
+    syslog = None
+    if guard.has("dicom_audit_syslog"):
+        target = guard.string("dicom_audit_syslog")
+        where, _, number = target.rpartition(":")
+        try:
+            ipaddress.ip_address(where.strip("[]"))
+            syslog = (where.strip("[]"), int(number))
+        except ValueError:
+            raise guard.error("dicom_audit_syslog", "must be ADDRESS:PORT") from None
+        dicom_audit = True
     limits_section = guard.table("limits")
     limits = _limits(limits_section, Limits())
     limits_section.done()
@@ -271,6 +284,8 @@ def parse_config(data: dict[str, Any], file: Path) -> GuardConfig:
         tls=tls,
         research=research,
         max_associations=max_assocs,
+        dicom_audit=dicom_audit,
+        dicom_audit_syslog=syslog,
     )
 
 

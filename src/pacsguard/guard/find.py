@@ -42,7 +42,8 @@ def _find(guard: Guard, session: Session, event: Any) -> Iterator[Result]:
     try:
         identifier = event.identifier
         level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-        record.update(level=level, keys=key_names(identifier))
+        model = str(event.request.AffectedSOPClassUID)
+        record.update(level=level, keys=key_names(identifier), model=model)
     except Exception:
         guard.operation(session, "find", outcome="failure", status=BAD_IDENTIFIER)
         yield BAD_IDENTIFIER, None

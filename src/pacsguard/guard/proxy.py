@@ -26,8 +26,10 @@ from pynetdicom import (
 )
 from pynetdicom.presentation import PresentationContext
 
+from pacsguard.guard import dicom_audit as da
 from pacsguard.guard.access import REJECT_LIMIT, decide
 from pacsguard.guard.config import Client, GuardConfig
+from pacsguard.guard.dicom_audit import DicomAudit
 from pacsguard.guard.errors import GuardError
 from pacsguard.guard.limits import ClientState
 from pacsguard.guard.links import LinkError, UpstreamLink, spool
@@ -101,6 +103,9 @@ class Guard:
         shutil.rmtree(self.spool_dir, ignore_errors=True)  # a previous run's leftovers
         self.spool_dir.mkdir(mode=0o700)
         self.audit = AuditLog(state / AUDIT_FILE)
+        self.dicom_audit: DicomAudit | None = None
+        if config.dicom_audit:
+            self.dicom_audit = DicomAudit(state, config.ae_title, config.dicom_audit_syslog)
         self.research: ResearchView | None = None
         if any(c.role == "research" for c in config.clients):
             from pacsguard.core.keys import load_key
@@ -173,6 +178,7 @@ class Guard:
         except OSError as exc:
             self.stop()
             raise GuardError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        self._dicom(da.APPLICATION_ACTIVITY, 0, event_type=da.APPLICATION_START, local=True)
         self.audit.write(
             "start",
             listeners=[f"{h}:{p}" for h, p in self.addresses],
@@ -196,6 +202,9 @@ class Guard:
         with contextlib.suppress(Exception):
             self.audit.write("stop")
         self.audit.close()
+        if self.dicom_audit is not None:
+            self._dicom(da.APPLICATION_ACTIVITY, 0, event_type=da.APPLICATION_STOP, local=True)
+            self.dicom_audit.close()
 
     def __enter__(self) -> Guard:
         self.start()
@@ -241,6 +250,7 @@ class Guard:
             assert decision.reject is not None
             _reject(assoc, decision.reject)
             self.audit.write("association", outcome="rejected", reason=decision.reason, **peer)
+            self._dicom(da.SECURITY_ALERT, 4, event_type=da.NODE_AUTHENTICATION, who=who)
             return
         session = Session(decision.kind, who, tls, assoc, client=decision.client)
         if decision.client is not None:
@@ -324,6 +334,35 @@ class Guard:
         session.busy = False
         session.operations += 1
         self.audit.write("operation", client=session.name, service=service, **fields)
+        if self.dicom_audit is None:
+            return
+        result = fields.get("outcome")
+        code = 0 if result in ("success", "cancelled") else 4 if result == "warning" else 8
+        if result == "refused":
+            event, kind = da.SECURITY_ALERT, da.RESTRICTED_FUNCTION
+            self._dicom(event, 4, event_type=kind, who=session.requester)
+        elif service == "find":
+            self._dicom(da.QUERY, code, who=session.requester, sop_class=fields.get("model"))
+        elif service in ("move", "get"):
+            self._dicom(
+                da.INSTANCES_TRANSFERRED, code, action="R", who=session.requester,
+                sop_class=fields.get("model"), instances=int(fields.get("instances", 0)),
+            )  # fmt: skip
+
+    def _dicom(
+        self, event: tuple[str, str], outcome: int, *, who: Peer | None = None,
+        local: bool = False, **more: Any,
+    ) -> None:  # fmt: skip
+        if self.dicom_audit is None:
+            return
+        me = {"user": self.config.ae_title, "ae": self.config.ae_title, "address": self.config.host}
+        requestor = None
+        if who is not None:
+            requestor = {"user": who.calling_ae, "ae": who.calling_ae, "address": who.address}
+        with contextlib.suppress(Exception):  # never let auditing break a relay
+            self.dicom_audit.message(
+                event, outcome, requestor=requestor, local=me if (local or who) else None, **more
+            )
 
     def _on_echo(self, event: Any) -> int:
         session = self.session(event.assoc)

@@ -111,7 +111,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
     rsp = C_MOVE() if is_move else C_GET()
     rsp.MessageIDBeingRespondedTo = req.MessageID
     rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
-    record: dict[str, Any] = {}
+    record: dict[str, Any] = {"model": str(req.AffectedSOPClassUID)}
     session = guard.session(assoc)
 
     def send(status: int, counts: Counts | None, identifier: Dataset | None = None) -> None:
