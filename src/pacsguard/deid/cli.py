@@ -192,6 +192,9 @@ def _summary(report: DeidReport, seconds: float, config: DeidConfig) -> None:
         if config.verify
         else "  outputs not verified: run `pacsguard verify` on the output before sharing it"
     )
+    if report.paths:
+        ways = ", ".join(f"{n} {way}" for way, n in report.paths.most_common())
+        console.print(f"  paths this run: {ways}")
     if report.pixels_cleaned:
         console.print(f"  {report.pixels_cleaned} images at risk of burned-in text: pixels cleaned")
     if report.burned_in_kept:

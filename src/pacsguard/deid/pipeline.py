@@ -111,6 +111,7 @@ class DeidReport:
     pixels_cleaned: int = 0
     burned_in_kept: int = 0
     interrupted: bool = False  # stopped by Ctrl-C after the files in flight
+    paths: Counter[str] = field(default_factory=Counter)  # byte-level, header-only, full read
 
     @property
     def ok(self) -> bool:
@@ -123,6 +124,7 @@ class ItemResult:
     size: int = 0
     mapping: list[tuple[str, str, str]] = field(default_factory=list)
     tmp: str | None = None  # the written output, until the committer names it
+    path: str = ""  # which way the file went: byte-level, header-only or full read
 
 
 def load_patient_map(path: Path | None) -> PatientMapping:
@@ -273,7 +275,8 @@ class Worker:
         outcome = Outcome(
             item.label, item.fingerprint, "output", output=str(relative), details=pixels
         )
-        done = ItemResult(outcome, 0, result.mapping, tmp=tmp)
+        way = "header-only" if source.pixels is not None else "full read"
+        done = ItemResult(outcome, 0, result.mapping, tmp=tmp, path=way)
         return self._checked(item, done, identity)
 
     def _gate(self, header: grammar.Header) -> list[grammar.Anomaly]:
@@ -302,7 +305,7 @@ class Worker:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
             size = os.fstat(handle.fileno()).st_size
         outcome = replace(done.outcome, size=size, sha256=digest)
-        return ItemResult(outcome, size, done.mapping, tmp=done.tmp)
+        return ItemResult(outcome, size, done.mapping, tmp=done.tmp, path=done.path)
 
     def _rewrite_raw(self, item: InputItem, prefix: bytes, known: KnownValues) -> ItemResult | None:
         """The byte-level rewriter (``rawpath``); None sends the file down the usual path,
@@ -328,7 +331,8 @@ class Worker:
             tmp = self._temporary(relative, item)
             self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        return ItemResult(outcome, len(result.header) + size - offset, result.mapping, tmp=tmp)
+        size = len(result.header) + size - offset
+        return ItemResult(outcome, size, result.mapping, tmp=tmp, path="byte-level")
 
     def _temporary(self, relative: Path, item: InputItem) -> str:
         """The temporary name of an output, beside its final one (folders made once)."""
@@ -611,6 +615,7 @@ def _run(
     except OSError as exc:
         raise _output_error("the output manifest", exc) from None
     done = 0
+    paths: Counter[str] = Counter()  # this run's outputs by the way they went
     worker = Worker(key.material, config, policy, output, quarantine)
 
     def record(results: list[ItemResult]) -> None:
@@ -629,6 +634,7 @@ def _run(
                 raise _output_error("the journal", exc) from None
             raise OutputError(f"cannot write the journal ({exc}); run again to finish") from None
         prefetch.consumed(sum(by_fp[r.outcome.fingerprint].size for r in results))
+        paths.update(r.path for r in results if r.path)
         done += len(results)
         if progress:
             progress(done, len(todo))
@@ -657,6 +663,7 @@ def _run(
         local = {
             "outcomes": [asdict(o) for o in outcomes],
             "skipped": [asdict(s) for s in skipped],
+            "paths": dict(paths),
         }
         write_json(state / "manifest.json", local, mode=0o600)
         if config.mapping_out is not None:
@@ -678,6 +685,7 @@ def _run(
         skip_reasons=Counter(s.reason for s in skipped),
         redone=plan.redone,
         interrupted=stop.requested,
+        paths=paths,
         pixels_cleaned=sum(o.details.get("pixels") == "cleaned" for o in outcomes),
         burned_in_kept=sum(o.details.get("pixels") == "kept at risk" for o in outcomes),
     )
