@@ -46,7 +46,7 @@ def nodelay_peers() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     root = tmp_path_factory.mktemp("corpus")
-    generate_ct_corpus(root, files=160, rows=64, cols=64, patients=4, seed=3)
+    generate_ct_corpus(root, files=80, rows=64, cols=64, patients=4, seed=3)
     return sorted(root.rglob("*.dcm"))
 
 
