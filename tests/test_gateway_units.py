@@ -16,7 +16,14 @@ from pacsguard.net import ConfigError
 from pacsguard.sample import generate_ct_corpus
 from pacsguard.scan.lab import dcmtk
 from pacsguard.scan.lab.procs import free_ports
-from test_gateway_support import GatewayProcess, gateway_status, storescu, wait_for, write_config
+from test_gateway_support import (
+    GatewayProcess,
+    gateway_status,
+    pacsguard,
+    storescu,
+    wait_for,
+    write_config,
+)
 
 FOLDER = {"name": "out", "type": "folder", "path": "out"}
 
@@ -134,3 +141,17 @@ def test_forwarding_over_dicom_tls_to_storescp(
         gateway.terminate()
         server.stop()
     assert len(list((tmp_path / "storescp-tls-dest" / "received").iterdir())) == 3
+
+
+def test_cli_status_retry_and_check_errors(tmp_path: Path) -> None:
+    config = write_config(tmp_path, port=11120, destinations=[FOLDER])
+    status = gateway_status(config)  # no queue yet: zeros, every destination listed
+    assert status["received"] == 0 and status["destinations"]["out"]["queued"] == 0
+    done = pacsguard("gateway", "status", "--config", str(config))
+    assert done.returncode == 0 and "out: queued 0, sent 0, dead letter 0" in done.stdout
+    done = pacsguard("gateway", "retry", "nosuch", "--config", str(config))
+    assert done.returncode == 2 and "no destination named 'nosuch'" in " ".join(done.stderr.split())
+    (tmp_path / "project.key").unlink()
+    done = pacsguard("gateway", "check", "--config", str(config))
+    assert done.returncode == 2 and done.stderr.startswith("error:")
+    assert "project key file" in " ".join(done.stderr.split()) and "Traceback" not in done.stderr
