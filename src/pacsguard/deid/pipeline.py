@@ -111,6 +111,7 @@ class DeidReport:
     pixels_cleaned: int = 0
     burned_in_kept: int = 0
     interrupted: bool = False  # stopped by Ctrl-C after the files in flight
+    paths: Counter[str] = field(default_factory=Counter)  # byte-level, header-only, full read
 
     @property
     def ok(self) -> bool:
@@ -123,6 +124,7 @@ class ItemResult:
     size: int = 0
     mapping: list[tuple[str, str, str]] = field(default_factory=list)
     tmp: str | None = None  # the written output, until the committer names it
+    path: str = ""  # which way the file went: byte-level, header-only or full read
 
 
 def load_patient_map(path: Path | None) -> PatientMapping:
@@ -197,7 +199,15 @@ class Worker:
         if item.member is None:
             with item.path.open("rb", buffering=0) as handle:
                 size = os.fstat(handle.fileno()).st_size
-                header, buf = grammar.read_header(handle, size)
+                try:
+                    header, buf = grammar.read_header(handle, size)
+                except grammar.GrammarError:
+                    if item.path.suffix.lower() == ".zip":
+                        raise fastpath.UnreadableError(
+                            "a .zip file that is not a readable zip archive (corrupt or "
+                            "truncated): repair or re-export it"
+                        ) from None
+                    raise
                 if header.buf is buf:
                     grammar_tail(header, _file_reader(handle.fileno()), size)
                 else:  # deflated: the inflated dataset
@@ -219,6 +229,8 @@ class Worker:
         if item.member is None and raw_ok and not drops and header.buf is buf:
             done = self._rewrite_raw(item, buf, known)
             if done is not None:
+                if risk:  # only "keep" lets an image at risk take this path
+                    done.outcome = replace(done.outcome, details={"pixels": "kept at risk"})
                 return self._checked(item, done, identity)
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
@@ -271,7 +283,8 @@ class Worker:
         outcome = Outcome(
             item.label, item.fingerprint, "output", output=str(relative), details=pixels
         )
-        done = ItemResult(outcome, 0, result.mapping, tmp=tmp)
+        way = "header-only" if source.pixels is not None else "full read"
+        done = ItemResult(outcome, 0, result.mapping, tmp=tmp, path=way)
         return self._checked(item, done, identity)
 
     def _gate(self, header: grammar.Header) -> list[grammar.Anomaly]:
@@ -300,7 +313,7 @@ class Worker:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
             size = os.fstat(handle.fileno()).st_size
         outcome = replace(done.outcome, size=size, sha256=digest)
-        return ItemResult(outcome, size, done.mapping, tmp=done.tmp)
+        return ItemResult(outcome, size, done.mapping, tmp=done.tmp, path=done.path)
 
     def _rewrite_raw(self, item: InputItem, prefix: bytes, known: KnownValues) -> ItemResult | None:
         """The byte-level rewriter (``rawpath``); None sends the file down the usual path,
@@ -326,7 +339,8 @@ class Worker:
             tmp = self._temporary(relative, item)
             self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        return ItemResult(outcome, len(result.header) + size - offset, result.mapping, tmp=tmp)
+        size = len(result.header) + size - offset
+        return ItemResult(outcome, size, result.mapping, tmp=tmp, path="byte-level")
 
     def _temporary(self, relative: Path, item: InputItem) -> str:
         """The temporary name of an output, beside its final one (folders made once)."""
@@ -609,6 +623,7 @@ def _run(
     except OSError as exc:
         raise _output_error("the output manifest", exc) from None
     done = 0
+    paths: Counter[str] = Counter()  # this run's outputs by the way they went
     worker = Worker(key.material, config, policy, output, quarantine)
 
     def record(results: list[ItemResult]) -> None:
@@ -627,6 +642,7 @@ def _run(
                 raise _output_error("the journal", exc) from None
             raise OutputError(f"cannot write the journal ({exc}); run again to finish") from None
         prefetch.consumed(sum(by_fp[r.outcome.fingerprint].size for r in results))
+        paths.update(r.path for r in results if r.path)
         done += len(results)
         if progress:
             progress(done, len(todo))
@@ -655,6 +671,7 @@ def _run(
         local = {
             "outcomes": [asdict(o) for o in outcomes],
             "skipped": [asdict(s) for s in skipped],
+            "paths": dict(paths),
         }
         write_json(state / "manifest.json", local, mode=0o600)
         if config.mapping_out is not None:
@@ -676,6 +693,7 @@ def _run(
         skip_reasons=Counter(s.reason for s in skipped),
         redone=plan.redone,
         interrupted=stop.requested,
+        paths=paths,
         pixels_cleaned=sum(o.details.get("pixels") == "cleaned" for o in outcomes),
         burned_in_kept=sum(o.details.get("pixels") == "kept at risk" for o in outcomes),
     )
@@ -782,7 +800,7 @@ def _run_pool(
     """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
     Once ``stop`` is set, no batch is submitted and those in flight are finished."""
     global _WORKER
-    size = max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+    size = max(1, min(BATCH, len(todo) // (jobs * 32) or 1))  # small runs: visible progress
     context = multiprocessing.get_context("fork")
     _WORKER = worker  # inherited by the fork, with every table it has loaded
     try:
