@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -68,12 +68,6 @@ class Metrics:
             "From receipt to the destination's confirmation.",
             ["destination"],
             buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.associations = Counter(
-            "pacsguard_gateway_associations",
-            "Associations and connections by outcome.",
-            ["service", "outcome"],
             registry=self.registry,
         )
 
