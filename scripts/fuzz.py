@@ -42,6 +42,7 @@ from pacsguard.sample.mutate import (
     NotApplicable,
     Strategy,
     needle_forms,
+    patient_values,
     strategies,
     try_walk,
     uniquify,
@@ -100,22 +101,12 @@ def sample_seeds(root: Path, patients: int) -> list[Seed]:
     seeds = []
     for entry in answer.files:
         who = by_id[entry.patient_id]
-        values = {
-            who.name,
-            *who.names,
-            who.family_name,
-            *who.other_names,
-            who.patient_id,
-            *who.other_patient_ids,
-            who.nir,
-            who.email,
-        }
         seeds.append(
             Seed(
                 entry.path,
                 (root / entry.path).read_bytes(),
                 f"sample:{who.patient_id}",
-                _usable(values),
+                _usable(set(patient_values(who))),
             )
         )
     return seeds
@@ -567,7 +558,7 @@ def minimise(
     layout = try_walk(data)
     if layout is None or layout.deflated:
         return True, data
-    keep = {0x00080016, 0x00080018, 0x00020010, 0x00080005}
+    keep = {0x00080016, 0x00080018, 0x00020010, 0x00080005, 0x7FE00010}  # pixels: class 9
     tries = 0
     block = 16
     while block >= 1 and tries < budget:

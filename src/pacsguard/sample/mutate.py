@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
+from pacsguard.sample.answer_key import PatientKey
+
 PREAMBLE = 128
 MAGIC = b"DICM"
 IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -575,6 +577,17 @@ def length_swallow(data: bytes, rng: random.Random) -> Mutation:
     """A kept element's length grows over its next 1-4 siblings: their bytes become its
     value, verbatim (class 2: a Modality that contains the patient's name)."""
     layout = _walked(data)
+    if rng.random() < 0.4:  # the issue's case: a kept element over the identity elements
+        present = [t for t in KEPT_TAGS if layout.find(t)]
+        payload = rng.sample(sorted(IDENTITY_TAGS), rng.randint(1, 3))
+        if present:
+            tag = rng.choice(present)
+            label = keyword_for_tag(tag)
+            return Mutation(
+                swallow(data, tag, payload),
+                "length-swallow:kept-over-identity",
+                f"{label} over identity",
+            )
     elements = layout.elements
     candidates = []
     for i in layout.dataset_elements():
@@ -1096,8 +1109,81 @@ __all__ = [
     "contains_value",
     "mutate",
     "needle_forms",
+    "patient_values",
+    "plant",
+    "relabel",
     "strategies",
+    "swallow",
     "try_walk",
     "uniquify",
     "walk",
 ]
+
+
+# -- targeted helpers (for tests that aim at one element) ------------------------------------
+
+
+def relabel(data: bytes, tag: int, vr: str, occurrence: int = 0) -> bytes:
+    """The ``occurrence``-th element ``tag`` (any depth) re-labelled with ``vr``, its value
+    bytes unchanged (explicit VR files only)."""
+    layout = _walked(data)
+    found = layout.find(tag)
+    if layout.implicit or len(found) <= occurrence:
+        raise NotApplicable("no such element in an explicit VR file")
+    e = layout.elements[found[occurrence]]
+    value = layout.value(e)
+    new = header(e.tag, vr, len(value), layout) + value
+    return splice(layout, e.start, e.end, new, e.parent)
+
+
+def plant(data: bytes, place: str, value: str, rng: random.Random) -> bytes:
+    """``value`` written into one of ``PLANT_PLACES``, in the file's character set."""
+    layout = _walked(data)
+    return _plant(layout, place, encode_text(value, layout), rng)
+
+
+def patient_values(patient: PatientKey) -> tuple[str, ...]:
+    """The identity values of a sample patient (``AnswerKey.patients[i]``) that must never
+    reach an output: name forms, family and other names, IDs, NIR, e-mail, address, phones,
+    birth date (5 characters or more)."""
+    values = {
+        patient.name,
+        *patient.names,
+        patient.family_name,
+        *patient.other_names,
+        patient.patient_id,
+        *patient.other_patient_ids,
+        patient.nir,
+        patient.email,
+        patient.address,
+        *patient.phones,
+        patient.birth_date,
+    }
+    return tuple(sorted(v for v in values if len(v) >= 5))
+
+
+KEPT_TAGS = (0x00080060, 0x00080016, 0x00080070, 0x00180015, 0x00200011, 0x00280004)
+
+
+def swallow(data: bytes, kept: int, payload: Sequence[int]) -> bytes:
+    """Copies of the elements ``payload`` (identity elements of the file itself) placed
+    right after the top-level element ``kept``, whose length then covers them: a kept
+    element (Modality, SOP Class UID...) that holds identity elements verbatim, as a
+    corrupted length field makes it (class 2)."""
+    layout = _walked(data)
+    found = [i for i in layout.top() if layout.elements[i].tag == kept]
+    copies = b"".join(
+        data[e.start : e.end]
+        for tag in payload
+        for e in (layout.elements[i] for i in layout.top() if layout.elements[i].tag == tag)
+    )
+    if not found or not copies:
+        raise NotApplicable("no such elements")
+    e = layout.elements[found[0]]
+    new_length = e.length + len(copies)
+    if e.length_size == 2 and new_length > 0xFFFF:
+        raise NotApplicable("too long for a 2-byte length")
+    out = bytearray(data[: e.end] + copies + data[e.end :])
+    order = "<" if layout.little else ">"
+    struct.pack_into(order + ("H" if e.length_size == 2 else "I"), out, e.length_at, new_length)
+    return bytes(out)
