@@ -138,14 +138,21 @@ class InputItem:
             return archive.read(self.member)
 
 
-def _walk_dir(root: Path, excluded: frozenset[str]) -> Iterator[tuple[Path, os.stat_result]]:
+Skip = Callable[[str, str], None]
+
+
+def _walk_dir(
+    root: Path, excluded: frozenset[str], skip: Skip
+) -> Iterator[tuple[Path, os.stat_result]]:
     """Files under ``root`` (a folder's files first, then its sub-folders, each sorted by
     name), with their stat. Folders in ``excluded`` are pruned, compared by real path once
-    per folder rather than once per file."""
+    per folder rather than once per file. Whatever is not a regular file is reported to
+    ``skip`` with its reason."""
     try:
         with os.scandir(root) as scan:
             entries = sorted(scan, key=lambda entry: entry.name)
-    except OSError:
+    except OSError as exc:
+        skip(str(root), f"folder cannot be read ({exc.strerror or 'error'})")
         return
     folders: list[Path] = []
     for entry in entries:
@@ -154,16 +161,42 @@ def _walk_dir(root: Path, excluded: frozenset[str]) -> Iterator[tuple[Path, os.s
                 if os.path.realpath(entry.path) not in excluded:
                     folders.append(Path(entry.path))
                 continue
-            if entry.name.startswith(".tmp-") or not entry.is_file():
+            if entry.name.startswith(".tmp-"):
                 continue
             if entry.is_symlink() and _inside(os.path.realpath(entry.path), excluded):
                 continue
+            if not entry.is_file():
+                skip(entry.path, _not_a_file(entry))
+                continue
             stat = entry.stat()
-        except OSError:
+            if not os.access(entry.path, os.R_OK):
+                skip(entry.path, "not readable (permission denied)")
+                continue
+        except OSError as exc:
+            skip(entry.path, f"cannot be read ({exc.strerror or 'error'})")
             continue
         yield Path(entry.path), stat
     for folder in folders:
-        yield from _walk_dir(folder, excluded)
+        yield from _walk_dir(folder, excluded, skip)
+
+
+def _not_a_file(entry: os.DirEntry[str]) -> str:
+    import stat as modes
+
+    if entry.is_symlink():
+        try:
+            os.stat(entry.path)  # noqa: PTH116 - follows the link
+        except OSError:
+            return "a dangling symbolic link"
+        return "a symbolic link to something that is not a regular file"
+    mode = entry.stat(follow_symlinks=False).st_mode
+    if modes.S_ISFIFO(mode):
+        return "not a regular file (a FIFO)"
+    if modes.S_ISSOCK(mode):
+        return "not a regular file (a socket)"
+    if modes.S_ISBLK(mode) or modes.S_ISCHR(mode):
+        return "not a regular file (a device)"
+    return "not a regular file"
 
 
 def _inside(real: str, excluded: frozenset[str]) -> bool:
@@ -191,20 +224,31 @@ def _file_item(path: Path, stat: os.stat_result) -> InputItem:
     return InputItem(str(path), path, None, stat.st_size, stat.st_mtime_ns)
 
 
-def iter_inputs(paths: Sequence[Path], exclude: Sequence[Path] = ()) -> Iterator[InputItem]:
+def iter_inputs(
+    paths: Sequence[Path], exclude: Sequence[Path] = (), skip: Skip | None = None
+) -> Iterator[InputItem]:
     """Every input file under ``paths``: files, folders (recursive) and zip archives.
 
     Folders listed in ``exclude`` (an output or quarantine inside an input) are skipped.
+    Paths that are not regular files (FIFOs, sockets, dangling links, unreadable files)
+    are reported to ``skip(label, reason)``: every path found is accounted for.
     """
     excluded = frozenset(os.path.realpath(p) for p in exclude)
+    report: Skip = skip or (lambda label, reason: None)
     for given in paths:
         if not given.exists():
+            if given.is_symlink():
+                report(str(given), "a dangling symbolic link")
+                continue
             raise InputError(f"input {given} does not exist")
         if given.is_dir():
             if _inside(os.path.realpath(given), excluded):
                 continue
-            candidates: Iterator[tuple[Path, os.stat_result]] = _walk_dir(given, excluded)
-        elif not given.is_file() or is_temporary(given):
+            candidates: Iterator[tuple[Path, os.stat_result]] = _walk_dir(given, excluded, report)
+        elif is_temporary(given):
+            continue
+        elif not given.is_file():
+            report(str(given), "not a regular file")
             continue
         elif _inside(os.path.realpath(given), excluded):
             continue  # the output or the state folder given as an input

@@ -1,32 +1,35 @@
-"""Every input accounted for: an append-only journal that makes runs resumable.
+"""Every input accounted for: a journal that makes runs resumable and cannot lie.
 
-The journal (JSON lines, fsynced per record) lives in the run's state folder, outside
-the output tree. It names inputs by their path: it is the operator's, and never
-travels. A re-run skips every input whose fingerprint already has a record; outputs
-are named deterministically, so an input processed but not yet journalled when a
-crash hit is simply written again to the same place (no duplicate).
+The journal (an SQLite database in WAL mode, committed per batch) lives in the run's state
+folder, outside the output tree. It names inputs by their path: it is the operator's, and
+never travels. Each output's record carries its size and SHA-256, so a re-run can tell an
+output that is still there from one that was deleted or changed, and redo it; the output
+name of every record is indexed, so two inputs that claim one output name are caught. The
+settings that made the output are kept beside the records (``settings``). Memory stays
+flat at any scale: nothing is held per input but what a lookup fetches.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pacsguard.core.io import atomic_write_text
 
-Status = Literal["output", "quarantine"]
+Status = Literal["output", "quarantine", "duplicate"]
 
 DEID_MANIFEST_NAME = "pacsguard-deid.json"
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What became of one input."""
+    """What became of one input. ``duplicate``: same bytes as the input that owns
+    ``output``, recorded once there."""
 
     input: str
     fingerprint: str
@@ -34,50 +37,124 @@ class Outcome:
     output: str | None = None
     reason: str | None = None
     details: dict[str, str] = field(default_factory=dict)
+    size: int | None = None
+    sha256: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
 
 
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    fingerprint TEXT PRIMARY KEY, input TEXT NOT NULL, status TEXT NOT NULL, output TEXT,
+    reason TEXT, details TEXT NOT NULL DEFAULT '{}', size INTEGER, sha256 TEXT);
+CREATE INDEX IF NOT EXISTS outcomes_by_output ON outcomes (output);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_COLUMNS = "input, fingerprint, status, output, reason, details, size, sha256"
+
+
+def _outcome(row: tuple[object, ...]) -> Outcome:
+    label, fingerprint, status, output, reason, details, size, sha = row
+    return Outcome(
+        str(label),
+        str(fingerprint),
+        status,  # type: ignore[arg-type]
+        None if output is None else str(output),
+        None if reason is None else str(reason),
+        json.loads(str(details)),
+        None if size is None else int(str(size)),
+        None if sha is None else str(sha),
+    )
+
+
 class Journal:
-    """Append-only record of outcomes; ``done`` tells what a re-run may skip."""
+    """Outcomes by input fingerprint; ``done`` tells what a re-run may skip."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.outcomes: dict[str, Outcome] = {}
-        if path.exists():
-            self._load()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = path.open("a", encoding="utf-8")
-
-    def _load(self) -> None:
-        with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    raw = json.loads(line)
-                    outcome = Outcome(**raw)
-                except (json.JSONDecodeError, TypeError):
-                    continue  # a line torn by a crash: its input is simply redone
-                self.outcomes[outcome.fingerprint] = outcome
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a committed record survives a crash
+        self._db.executescript(_SCHEMA)
 
     def done(self, fingerprint: str) -> bool:
-        return fingerprint in self.outcomes
+        row = self._db.execute(
+            "SELECT 1 FROM outcomes WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return row is not None
+
+    def get(self, fingerprint: str) -> Outcome | None:
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM outcomes WHERE fingerprint = ?",  # noqa: S608 - constant
+            (fingerprint,),
+        ).fetchone()
+        return None if row is None else _outcome(row)
+
+    def owner(self, output: str) -> Outcome | None:
+        """The record that owns the output name ``output`` (status ``output``)."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM outcomes WHERE output = ? AND status = 'output'",  # noqa: S608
+            (output,),
+        ).fetchone()
+        return None if row is None else _outcome(row)
+
+    def __iter__(self) -> Iterator[Outcome]:
+        cursor = self._db.execute(f"SELECT {_COLUMNS} FROM outcomes ORDER BY rowid")  # noqa: S608
+        for row in cursor:
+            yield _outcome(row)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
 
     def record(self, outcome: Outcome) -> None:
         self.record_many([outcome])
 
     def record_many(self, outcomes: list[Outcome]) -> None:
-        """Append outcomes with one fsync (their outputs must already be durable)."""
+        """Record outcomes in one transaction (their outputs must already be durable)."""
         if not outcomes:
             return
-        self._handle.write("".join(o.to_json() + "\n" for o in outcomes))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        for outcome in outcomes:
-            self.outcomes[outcome.fingerprint] = outcome
+        rows = [
+            (o.input, o.fingerprint, o.status, o.output, o.reason,
+             json.dumps(o.details, sort_keys=True), o.size, o.sha256)
+            for o in outcomes
+        ]  # fmt: skip
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                f"INSERT OR REPLACE INTO outcomes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                rows,
+            )
+
+    def forget(self, fingerprints: Iterable[str]) -> None:
+        """Drop records, so that their inputs are processed again."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "DELETE FROM outcomes WHERE fingerprint = ?", [(f,) for f in fingerprints]
+            )
+
+    def clear(self) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM outcomes")
+            self._db.execute("DELETE FROM settings")
+
+    def settings(self) -> dict[str, object] | None:
+        row = self._db.execute("SELECT value FROM settings WHERE name = 'run'").fetchone()
+        return None if row is None else dict(json.loads(str(row[0])))
+
+    def set_settings(self, settings: dict[str, object]) -> None:
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO settings (name, value) VALUES ('run', ?)",
+                (json.dumps(settings, sort_keys=True),),
+            )
 
     def close(self) -> None:
-        self._handle.close()
+        self._db.close()
 
     def __enter__(self) -> Journal:
         return self

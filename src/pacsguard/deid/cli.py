@@ -66,6 +66,20 @@ def deid_command(
     verify: bool = typer.Option(
         False, "--verify", help="Run the verifier on each output before it is committed."
     ),
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="Drop elements the DICOM grammar does not allow (recorded), instead of "
+        "quarantining their files.",
+    ),
+    redo: bool = typer.Option(
+        False,
+        "--redo",
+        help="Reprocess every input under the current settings into an existing OUTPUT.",
+    ),
+    check: bool = typer.Option(
+        False, "--check", help="On resume, check every finished output's SHA-256, not its size."
+    ),
 ) -> None:
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
     if len(paths) < 2:
@@ -84,6 +98,9 @@ def deid_command(
         patient_map=patient_map,
         verify=verify,
         shift_range=_shift_range(shift_range),
+        repair=repair,
+        redo=redo,
+        check=check,
     )
     project_key = load_key(key)
     with Progress(
@@ -101,12 +118,18 @@ def deid_command(
 
         report = deidentify(list(inputs), output, key=project_key, config=config, progress=progress)
     console.print(
-        f"{report.inputs} inputs: {report.output} written to {report.output_dir}, "
-        f"{report.quarantine} quarantined"
+        f"{report.inputs} inputs: {report.output - report.duplicates} written to "
+        f"{report.output_dir}, {report.quarantine} quarantined"
+        + (f", {report.duplicates} duplicates of another input" if report.duplicates else "")
+        + (f", {report.skipped} skipped" if report.skipped else "")
         + (f" ({report.resumed} done by an earlier run)" if report.resumed else "")
     )
+    if report.redone:
+        console.print(f"  {report.redone} finished outputs were missing or changed: redone")
     for reason, count in report.reasons.most_common():
         console.print(f"  quarantined {count}: {reason}")
+    for reason, count in report.skip_reasons.most_common():
+        console.print(f"  skipped {count}: {reason}")
     if report.quarantine:
         console.print(f"quarantine: {report.quarantine_dir}")
         raise typer.Exit(1)

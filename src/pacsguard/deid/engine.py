@@ -78,15 +78,22 @@ class Transformer:
     private_decision_cache: dict[tuple[int, str, str | None, Mode], Decision] = field(
         default_factory=dict
     )
-    # rawpath's memo of rewritten elements, per patient and SOP Class (see rawpath).
+    # rawpath's memo of rewritten elements, keyed by every input of each decision.
     raw_memo: dict[object, dict[bytes, object]] = field(default_factory=dict)
 
     # --- the walk --------------------------------------------------------------------
-    def transform(self, ds: Dataset, *, file_meta: FileMetaDataset | None = None) -> Result:
+    def transform(
+        self,
+        ds: Dataset,
+        *,
+        file_meta: FileMetaDataset | None = None,
+        known: KnownValues | None = None,
+    ) -> Result:
+        """De-identify ``ds`` in place; ``known`` adds identifying values gathered beyond
+        its top level (``identity.gather`` over the raw bytes)."""
         options = self.rules.options
-        known = KnownValues.from_dataset(
-            ds, institution="retain-institution-identity" not in options
-        )
+        own = KnownValues.from_dataset(ds, institution="retain-institution-identity" not in options)
+        known = own.merged(known) if known else own
         key = patient_key(ds)
         explicit = self.patients.get(key)
         pid = explicit[0] if explicit else self.pseudonymizer.patient_id(key)

@@ -10,18 +10,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import hashlib
 import io
 import json
 import logging
 import multiprocessing
 import os
 import re
+import sqlite3
 import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pydicom.config
@@ -31,7 +33,6 @@ from pacsguard.core.errors import InputError, OutputError, PacsguardError
 from pacsguard.core.io import (
     InputItem,
     Prefetcher,
-    atomic_write,
     atomic_write_bytes,
     die_with_parent,
     iter_inputs,
@@ -41,7 +42,8 @@ from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
 from pacsguard.core.shapes import lexicon
-from pacsguard.deid import fastpath, rawpath
+from pacsguard.deid import fastpath, grammar, postcheck, rawpath
+from pacsguard.deid.bookkeeping import bind, check_places, resume, run_settings
 from pacsguard.deid.engine import (
     PatientMapping,
     Transformer,
@@ -49,12 +51,13 @@ from pacsguard.deid.engine import (
     add_method_code,
     embedded_overlay_bits,
 )
+from pacsguard.deid.identity import Identity, gather
 from pacsguard.deid.options import validate_options
 from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import Policy, load_policy
 from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
-from pacsguard.deid.text import identity_tags
+from pacsguard.deid.text import KnownValues, identity_tags
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
 RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memory
@@ -82,6 +85,9 @@ class DeidConfig:
     patient_map: Path | None = None
     verify: bool = False
     shift_range: tuple[int, int] = DEFAULT_SHIFT_RANGE
+    repair: bool = False  # drop elements the grammar does not allow, instead of quarantining
+    redo: bool = False  # reprocess every input under these settings into an existing output
+    check: bool = False  # on resume, hash every output already done (not only its size)
 
 
 @dataclass
@@ -95,6 +101,9 @@ class DeidReport:
     state_dir: Path
     quarantine_dir: Path
     reasons: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    redone: int = 0
 
     @property
     def ok(self) -> bool:
@@ -106,6 +115,7 @@ class ItemResult:
     outcome: Outcome
     size: int = 0
     mapping: list[tuple[str, str, str]] = field(default_factory=list)
+    tmp: str | None = None  # the written output, until the committer names it
 
 
 def load_patient_map(path: Path | None) -> PatientMapping:
@@ -134,7 +144,13 @@ def load_patient_map(path: Path | None) -> PatientMapping:
 
 
 class Worker:
-    """Per-process state: the transformer is built once, then fed many files."""
+    """Per-process state: the transformer is built once, then fed many files.
+
+    Each file is read -> gated -> planned -> written -> checked: the strict grammar decides
+    whether its bytes are trusted (``grammar``), its identity is gathered from every element
+    that carries it (``identity``), one of the engines writes it under a temporary name, and
+    the written header is searched again for that identity (``postcheck``) before the
+    result is handed to the committer, which alone gives it its final name."""
 
     def __init__(
         self, key: bytes, config: DeidConfig, policy: Policy, output: Path, quarantine: Path
@@ -142,6 +158,7 @@ class Worker:
         options = validate_options(config.options)
         self.options, self.clean_pixels = options, "clean-pixel-data" in options
         self.raw_ok = not config.verify and not self.clean_pixels
+        self.institution = "retain-institution-identity" not in options
         rules = Rules(options=options, policy=policy, strict=config.strict)
         pseudonymizer = Pseudonymizer(ProjectKey(key), config.shift_range)
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
@@ -149,7 +166,7 @@ class Worker:
         self._folders: set[str] = set()
 
     def process_batch(self, items: list[InputItem]) -> list[ItemResult]:
-        """Process; the writes are not yet durable (see ``_Committer``)."""
+        """Process; the writes are not yet durable nor named (see ``_Committer``)."""
         return [self.process(item) for item in items]
 
     def process(self, item: InputItem) -> ItemResult:
@@ -162,62 +179,110 @@ class Worker:
         except OSError as exc:
             if exc.errno in OUTPUT_ERRNOS:  # the destination, not this input: stop the run
                 raise _output_error("the output", exc) from None
-            return self._quarantine(item, f"could not be processed ({type(exc).__name__})")
+            return self._quarantine(item, f"could not be read: {exc.strerror or 'I/O error'}")
         except Exception as exc:
-            return self._quarantine(item, f"could not be processed ({type(exc).__name__})")
+            return self._quarantine(item, unexpected_reason(exc))
 
     def _process(self, item: InputItem) -> ItemResult:
-        if item.member is None and self.raw_ok:
-            done = self._rewrite_raw(item)
+        if item.member is None:
+            with item.path.open("rb", buffering=0) as handle:
+                size = os.fstat(handle.fileno()).st_size
+                header, buf = grammar.read_header(handle, size)
+                if header.buf is buf:
+                    grammar_tail(header, _file_reader(handle.fileno()), size)
+                else:  # deflated: the inflated dataset
+                    grammar_tail(header, _bytes_reader(header.buf), len(header.buf))
+        else:
+            buf = item.read_bytes()
+            header = grammar.parse(buf, whole=True)
+            grammar_tail(header, _bytes_reader(header.buf), len(header.buf))
+        drops = self._gate(header)
+        identity = gather(header, institution=self.institution)
+        known = identity.known()
+        if item.member is None and self.raw_ok and not drops and header.buf is buf:
+            done = self._rewrite_raw(item, buf, known)
             if done is not None:
-                return done
+                return self._checked(item, done, identity)
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
             if source.pixels is not None and embedded_overlay_bits(source.dataset):
                 source = fastpath.open_full(item.path)  # the pixels themselves must change
         else:
-            source = fastpath.open_full(item.read_bytes())
+            source = fastpath.open_full(buf)
         ds = source.dataset
+        for anomaly in drops:
+            _drop(ds, anomaly)
         if not str(ds.get("SOPInstanceUID", "")).strip():
             raise fastpath.UnreadableError("no SOP Instance UID: cannot name the output")
         at_risk = (self.clean_pixels or self.config.verify) and needs_pixel_cleaning(ds)
         if at_risk and source.pixels is not None:
             source = fastpath.open_full(item.path)  # pixels are read, cleaned or checked
             ds = source.dataset
-        known = None
+            for anomaly in drops:
+                _drop(ds, anomaly)
+        verify_known = None
         if self.config.verify:
             from pacsguard.verify import KnownValues  # verify imports deid: import late
 
-            known = KnownValues.from_dataset(ds)
-        result = self.transformer.transform(ds, file_meta=source.file_meta)
+            verify_known = KnownValues.from_dataset(ds)
+        result = self.transformer.transform(ds, file_meta=source.file_meta, known=known)
         cleaned = at_risk and self.clean_pixels and clean_pixels(result.dataset)
         if cleaned and cleaned.clean_pixel_data_applied:
             add_method_code(result.dataset, "clean-pixel-data")
-        if known is not None:
+        if verify_known is not None:
             from pacsguard.verify import verify_dataset
 
-            findings = verify_dataset(result.dataset, known=known, options=self.options)
+            findings = verify_dataset(result.dataset, known=verify_known, options=self.options)
             if findings:
                 kinds = sorted({finding.kind for finding in findings})
                 raise UncleanError(f"verify found residual identifiers ({', '.join(kinds)})")
         relative = self._relative(result.dataset)
-        target = self.output / relative
-        atomic_write(
-            target, lambda handle: fastpath.write(source, result.dataset, handle), durable=False
-        )
+        tmp = self._temporary(relative, item)
+        try:
+            with open(tmp, "wb") as handle:  # noqa: PTH123 - hot path
+                fastpath.write(source, result.dataset, handle)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # noqa: PTH108
+            raise
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        return ItemResult(outcome, target.stat().st_size, result.mapping)
+        done = ItemResult(outcome, 0, result.mapping, tmp=tmp)
+        return self._checked(item, done, identity)
 
-    def _rewrite_raw(self, item: InputItem) -> ItemResult | None:
+    def _gate(self, header: grammar.Header) -> list[grammar.Anomaly]:
+        """The anomalies to drop (``--repair``); without it, the first one refuses the file."""
+        if not header.anomalies:
+            return []
+        unrepairable = [a for a in header.anomalies if a.tag in grammar.PIXEL_TAGS]
+        if self.config.repair and not unrepairable:
+            return list(header.anomalies)
+        first = (unrepairable or header.anomalies)[0]
+        more = len(header.anomalies) - 1
+        suffix = f" (and {more} more anomal{'y' if more == 1 else 'ies'})" if more else ""
+        hint = "" if unrepairable or self.config.repair else "; --repair drops such elements"
+        raise GrammarRefusal(f"not DICOM as the standard allows: {first.reason}{suffix}{hint}")
+
+    def _checked(self, item: InputItem, done: ItemResult, identity: Identity) -> ItemResult:
+        """The independent post-write check, then the output's size and SHA-256."""
+        assert done.tmp is not None
+        residue = postcheck.check_file(Path(done.tmp), identity)
+        if residue is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(done.tmp)  # noqa: PTH108
+            reason = residue.reason if isinstance(residue, postcheck.Residue) else str(residue)
+            return self._quarantine(item, reason)
+        with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            size = os.fstat(handle.fileno()).st_size
+        outcome = replace(done.outcome, size=size, sha256=digest)
+        return ItemResult(outcome, size, done.mapping, tmp=done.tmp)
+
+    def _rewrite_raw(self, item: InputItem, prefix: bytes, known: KnownValues) -> ItemResult | None:
         """The byte-level rewriter (``rawpath``); None sends the file down the usual path,
         which also gives every refusal its proper reason."""
         with item.path.open("rb", buffering=0) as handle:
             size = os.fstat(handle.fileno()).st_size
-            prefix = handle.read(RAW_FIRST_READ)
             layout = rawpath.layout(prefix, size)
-            if layout is None and len(prefix) < min(size, RAW_PREFIX):
-                prefix += handle.read(RAW_PREFIX - len(prefix))  # a long header: read on
-                layout = rawpath.layout(prefix, size)
             if layout is None or (layout.has_rows and layout.pixel_offset >= size):
                 return None
             offset, implicit = layout.pixel_offset, rawpath.is_implicit(layout.syntax)
@@ -228,25 +293,28 @@ class Worker:
                 native = size - offset - (8 if implicit else 12)
                 if not layout.compressed and (layout.expected_native or 0) > native:
                     return None
-            result = rawpath.rewrite(prefix[:offset], self.transformer, layout)
+            result = rawpath.rewrite(prefix[:offset], self.transformer, layout, known)
             if result is None:
                 return None
             parts = [result.patient_id, result.study_uid, result.series_uid, result.sop_uid]
             relative = self._name(parts)
-            self._write_output(relative, item, result.header, handle.fileno(), offset, size)
+            tmp = self._temporary(relative, item)
+            self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        return ItemResult(outcome, len(result.header) + size - offset, result.mapping)
+        return ItemResult(outcome, len(result.header) + size - offset, result.mapping, tmp=tmp)
 
-    def _write_output(
-        self, relative: Path, item: InputItem, header: bytes, source: int, offset: int, size: int
-    ) -> None:
-        """``atomic_write`` (durable=False) of the header then the source's bytes from
-        ``offset``, with fewer system calls: one temporary name per input, folders made once."""
+    def _temporary(self, relative: Path, item: InputItem) -> str:
+        """The temporary name of an output, beside its final one (folders made once)."""
         folder = os.path.join(self.output, relative.parent)  # noqa: PTH118 - hot path
         if folder not in self._folders:
             os.makedirs(folder, exist_ok=True)  # noqa: PTH103
             self._folders.add(folder)
-        tmp = os.path.join(folder, ".tmp-" + item.fingerprint)  # noqa: PTH118
+        return os.path.join(folder, ".tmp-" + item.fingerprint)  # noqa: PTH118
+
+    @staticmethod
+    def _write_output(tmp: str, header: bytes, source: int, offset: int, size: int) -> None:
+        """The header then the source's bytes from ``offset``, into ``tmp`` (not synced:
+        the committer syncs, then renames), with few system calls."""
         out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             try:
@@ -255,10 +323,8 @@ class Worker:
                     view = view[os.write(out, view) :]
                 if offset < size:
                     fastpath.copy_range(source, out, offset, size - offset)
-                os.fchmod(out, 0o644)
             finally:
                 os.close(out)
-            os.rename(tmp, os.path.join(folder, relative.name))  # noqa: PTH104, PTH118
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
@@ -291,6 +357,54 @@ class Worker:
         return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
 
 
+class GrammarRefusal(PacsguardError):
+    """Anomalous elements, without ``--repair``: the file goes to quarantine."""
+
+
+def grammar_tail(header: grammar.Header, read: Callable[[int, int], bytes], size: int) -> None:
+    """Check what follows the top-level Pixel Data (``read(offset, count)`` reads the file,
+    or the inflated dataset): nothing but padding, signatures and private elements."""
+    if header.pixel_offset is None:
+        return
+    end = grammar.pixel_end(read, header.pixel_offset, header, size)
+    if end > size:
+        raise fastpath.UnreadableError("truncated file: Pixel Data runs past the end of the file")
+    if end < size:
+        grammar.check_tail(header, read(end, size - end))
+
+
+def _file_reader(fd: int) -> Callable[[int, int], bytes]:
+    return lambda offset, count: os.pread(fd, count, offset)
+
+
+def _bytes_reader(data: bytes) -> Callable[[int, int], bytes]:
+    return lambda offset, count: data[offset : offset + count]
+
+
+def _drop(ds: pydicom.Dataset, anomaly: grammar.Anomaly) -> None:
+    """``--repair``: remove the anomalous element (the tag at its path), never keep it."""
+    current: pydicom.Dataset | None = ds
+    for tag, index in anomaly.path:
+        if current is None or tag not in current:
+            return
+        items = current[tag].value or []
+        current = items[index] if index < len(items) else None
+    if current is not None and anomaly.tag in current:
+        del current[anomaly.tag]
+
+
+def unexpected_reason(exc: Exception) -> str:
+    """A reason a person can act on for an error no check foresaw (no value in it)."""
+    if isinstance(exc, UnicodeError):
+        return "a text value cannot be decoded under the file's Specific Character Set"
+    if isinstance(exc, MemoryError):
+        return "the file needs more memory than is available to de-identify it"
+    return (
+        "a value could not be interpreted while de-identifying "
+        f"({type(exc).__name__}); the file is kept in quarantine, please report it"
+    )
+
+
 _WORKER: Worker | None = None
 
 
@@ -312,11 +426,12 @@ def _sweep_temporaries(root: Path) -> None:
 def _output_manifest(
     config: DeidConfig,
     policy: Policy,
-    outcomes: list[Outcome],
-    sizes: dict[str, int],
+    journal: Journal,
     pending: int,
+    skipped: int,
 ) -> dict[str, object]:
-    files = sorted({o.output for o in outcomes if o.output})
+    outcomes = list(journal)
+    files = sorted({(o.output, o.size, o.sha256) for o in outcomes if o.status == "output"})
     return {
         "tool": "pacsguard",
         "version": __version__,
@@ -326,16 +441,27 @@ def _output_manifest(
             "strict": config.strict,
             "policy_sha256": policy.sha256,
             "verify": config.verify,
+            "repair": config.repair,
         },
         "counts": {
             "inputs": len(outcomes) + pending,
             "output": sum(o.status == "output" for o in outcomes),
+            "duplicate": sum(o.status == "duplicate" for o in outcomes),
             "quarantine": sum(o.status == "quarantine" for o in outcomes),
             "pending": pending,
+            "skipped": skipped,
             "files": len(files),
         },
-        "files": [{"path": f, "size": sizes.get(f)} for f in files],
+        "files": [{"path": f, "size": size, "sha256": sha} for f, size, sha in files if f],
     }
+
+
+@dataclass
+class Skipped:
+    """A path the walk found that is not a regular file: listed, with why."""
+
+    input: str
+    reason: str
 
 
 def deidentify(
@@ -350,6 +476,7 @@ def deidentify(
     config = config or DeidConfig()
     validate_options(config.options)
     policy = load_policy(config.policy)  # read once; a bad policy fails before any work
+    check_places(inputs, output)
     output = output.resolve()
     state = (config.state_dir or output.with_name(output.name + ".pacsguard")).resolve()
     quarantine = (config.quarantine_dir or state / "quarantine").resolve()
@@ -357,6 +484,14 @@ def deidentify(
         raise InputError("the quarantine must live outside the output tree")
     if state == output or output in state.parents:
         raise InputError("the state folder must live outside the output tree")
+    skipped: list[Skipped] = []
+    items = list(
+        iter_inputs(
+            inputs,
+            exclude=[output, state, quarantine],
+            skip=lambda label, reason: skipped.append(Skipped(label, reason)),
+        )
+    )
     try:
         output.mkdir(parents=True, exist_ok=True)
         quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -367,13 +502,35 @@ def deidentify(
         if not os.access(folder, os.W_OK):
             raise OutputError(f"cannot write to {folder}: permission denied")
     _sweep_temporaries(output)
-    items = list(iter_inputs(inputs, exclude=[output, state, quarantine]))
     by_fp = {item.fingerprint: item for item in items}
-    journal = Journal(state / "journal.jsonl")
+    journal = Journal(state / "journal.sqlite")
     try:
-        return _run(items, by_fp, journal, output, state, quarantine, key, config, policy, progress)
+        settings = run_settings(
+            key,
+            options=frozenset(config.options),
+            strict=config.strict,
+            policy=policy,
+            shift_range=config.shift_range,
+            patient_map=config.patient_map,
+            verify=config.verify,
+            repair=config.repair,
+        )
+        bind(journal, output, settings, redo=config.redo)
+        if config.redo:
+            _clear_quarantine(quarantine)
+        report = _run(
+            items, by_fp, journal, output, state, quarantine, key, config, policy, progress,
+            skipped,
+        )  # fmt: skip
     finally:
         journal.close()
+    return report
+
+
+def _clear_quarantine(folder: Path) -> None:
+    for entry in folder.iterdir():
+        if entry.is_file() and entry.suffix in (".bin", ".json"):
+            entry.unlink()
 
 
 def _run(
@@ -387,34 +544,36 @@ def _run(
     config: DeidConfig,
     policy: Policy,
     progress: Callable[[int, int], None] | None,
+    skipped: list[Skipped],
 ) -> DeidReport:
-    todo = [item for item in items if not journal.done(item.fingerprint)]
-    resumed = len(items) - len(todo)
-    sizes: dict[str, int] = {}
+    plan = resume(items, journal, output, check=config.check)
+    todo = plan.todo
     mapping_rows = state / "mapping-rows.jsonl"
     try:
         write_json(
-            output / DEID_MANIFEST_NAME, _output_manifest(config, policy, [], sizes, len(items))
+            output / DEID_MANIFEST_NAME,
+            _output_manifest(config, policy, journal, len(todo), len(skipped)),
         )
     except OSError as exc:
         raise _output_error("the output manifest", exc) from None
     done = 0
+    worker = Worker(key.material, config, policy, output, quarantine)
 
     def record(results: list[ItemResult]) -> None:
         nonlocal done
         try:
+            named = _name_outputs(results, journal, output, worker, by_fp)
             sync_filesystems(output, quarantine)  # durable before it is journalled
         except OSError as exc:
             raise _output_error("the outputs to disk (sync)", exc) from None
         try:
             if config.mapping_out is not None:
-                _append_private(mapping_rows, [row for r in results for row in r.mapping])
-            journal.record_many([r.outcome for r in results])
-        except OSError as exc:
-            raise _output_error("the journal", exc) from None
-        for result in results:
-            if result.outcome.output:
-                sizes[result.outcome.output] = result.size
+                _append_private(mapping_rows, [row for r in named for row in r.mapping])
+            journal.record_many([r.outcome for r in named])
+        except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, OSError):
+                raise _output_error("the journal", exc) from None
+            raise OutputError(f"cannot write the journal ({exc}); run again to finish") from None
         prefetch.consumed(sum(by_fp[r.outcome.fingerprint].size for r in results))
         done += len(results)
         if progress:
@@ -422,7 +581,6 @@ def _run(
 
     jobs = max(1, config.jobs or _usable_cpus())
     prefetch = Prefetcher([(item.path, item.size) for item in todo if item.member is None])
-    worker = Worker(key.material, config, policy, output, quarantine)
     _preload()
     with prefetch, _Committer(record) as commit:
         if jobs == 1 or len(todo) <= BATCH:
@@ -432,38 +590,73 @@ def _run(
         else:
             _run_pool(todo, jobs, worker, commit, started=prefetch.start)
 
-    outcomes = [journal.outcomes[fp] for fp in by_fp if fp in journal.outcomes]
-    for outcome in outcomes:
-        if outcome.output and outcome.output not in sizes:
-            target = output / outcome.output
-            sizes[outcome.output] = target.stat().st_size if target.exists() else 0
+    outcomes = [o for o in (journal.get(fp) for fp in by_fp) if o is not None]
     pending = len(items) - len(outcomes)
     try:
-        manifest = _output_manifest(config, policy, outcomes, sizes, pending)
+        manifest = _output_manifest(config, policy, journal, pending, len(skipped))
         write_json(output / DEID_MANIFEST_NAME, manifest)
-        write_json(state / "manifest.json", [o.__dict__ for o in outcomes], mode=0o600)
+        local = {
+            "outcomes": [asdict(o) for o in outcomes],
+            "skipped": [asdict(s) for s in skipped],
+        }
+        write_json(state / "manifest.json", local, mode=0o600)
         if config.mapping_out is not None:
             _write_mapping(mapping_rows, config.mapping_out)
     except OSError as exc:
         raise _output_error("the manifests", exc) from None
-    seen: set[str] = set()
-    duplicates = 0
-    for outcome in outcomes:
-        if outcome.output:
-            duplicates += outcome.output in seen
-            seen.add(outcome.output)
     quarantined = [o for o in outcomes if o.status == "quarantine"]
     return DeidReport(
         inputs=len(items),
         output=len(outcomes) - len(quarantined),
         quarantine=len(quarantined),
-        resumed=resumed,
-        duplicates=duplicates,
+        resumed=plan.resumed,
+        duplicates=sum(o.status == "duplicate" for o in outcomes),
         output_dir=output,
         state_dir=state,
         quarantine_dir=quarantine,
         reasons=Counter(o.reason or "" for o in quarantined),
+        skipped=len(skipped),
+        skip_reasons=Counter(s.reason for s in skipped),
+        redone=plan.redone,
     )
+
+
+SAME_UID = "another input has the same SOP Instance UID (different content): kept apart"
+
+
+def _name_outputs(
+    results: list[ItemResult],
+    journal: Journal,
+    output: Path,
+    worker: Worker,
+    by_fp: dict[str, InputItem],
+) -> list[ItemResult]:
+    """Give each written output its final name, in this one thread: an output name that
+    another input already owns is a duplicate (same bytes) or sends this input to
+    quarantine (other bytes), never an overwrite."""
+    claimed: dict[str, Outcome] = {}
+    named: list[ItemResult] = []
+    for result in results:
+        outcome = result.outcome
+        if outcome.status != "output" or result.tmp is None or outcome.output is None:
+            named.append(result)
+            continue
+        owner = claimed.get(outcome.output) or journal.owner(outcome.output)
+        if owner is not None and owner.input != outcome.input:
+            os.unlink(result.tmp)  # noqa: PTH108
+            if owner.sha256 == outcome.sha256:
+                details = {"duplicate_of": owner.input}
+                dup = replace(outcome, status="duplicate", details=details)
+                named.append(ItemResult(dup, result.size))
+            else:
+                named.append(worker._quarantine(by_fp[outcome.fingerprint], SAME_UID))
+            continue
+        if owner is not None and owner.fingerprint != outcome.fingerprint:
+            journal.forget([owner.fingerprint])  # the same input, changed since: superseded
+        os.rename(result.tmp, output / outcome.output)  # noqa: PTH104
+        claimed[outcome.output] = outcome
+        named.append(result)
+    return named
 
 
 class _Committer:

@@ -129,7 +129,6 @@ class _Patient:
     name: str
     accession: str | None
     birth: str | None
-    hits: dict[bytes, bool] = field(default_factory=dict, compare=False)
 
 
 _PATIENTS: dict[tuple[bool, bool, bytes], _Patient] = {}
@@ -146,17 +145,27 @@ _MARKERS: dict[tuple[frozenset[str], bool], list[tuple[int, bytes]]] = {}
 
 
 def rewrite(
-    header: bytes, transformer: Transformer, layout: Layout | None = None
+    header: bytes,
+    transformer: Transformer,
+    layout: Layout | None = None,
+    known: KnownValues | None = None,
 ) -> RawResult | None:
     """The reference's header bytes and mapping for ``header``; None when declined.
-    ``layout``, from ``layout()`` on the same bytes, spares a second parse."""
+    ``layout``, from ``layout()`` on the same bytes, spares a second parse; ``known`` adds
+    identifying values gathered beyond the top level (``identity.gather``), as the
+    reference is given them."""
     try:
-        return attempt(header, transformer, layout)
+        return attempt(header, transformer, layout, known)
     except Declined:
         return None
 
 
-def attempt(header: bytes, transformer: Transformer, layout: Layout | None = None) -> RawResult:
+def attempt(
+    header: bytes,
+    transformer: Transformer,
+    layout: Layout | None = None,
+    known: KnownValues | None = None,
+) -> RawResult:
     """As ``rewrite``, but raises :class:`Declined` with the reason."""
     _check_rules(transformer)
     if layout is not None and layout.pixel_offset == len(header):
@@ -169,7 +178,8 @@ def attempt(header: bytes, transformer: Transformer, layout: Layout | None = Non
             raise Declined("trailing bytes")
     top = {e.tag: e for e in elements}
     charset = _charset(header, top)
-    return _Rewrite(header, transformer, charset, top, is_implicit(syntax)).run(elements, syntax)
+    rewrite = _Rewrite(header, transformer, charset, top, is_implicit(syntax), extra=known)
+    return rewrite.run(elements, syntax)
 
 
 def _check_rules(transformer: Transformer) -> None:
@@ -446,6 +456,7 @@ class _Rewrite:
     charset: str
     top: dict[int, _Element]
     implicit: bool = False
+    extra: KnownValues | None = None
     uids: dict[str, str] = field(default_factory=dict)
     raw_swept: list[tuple[str, bytes]] = field(default_factory=list)
     new_swept: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -459,6 +470,8 @@ class _Rewrite:
         self.codec = _Codec(self.charset)
         options = self.transformer.rules.options
         self.patient = self._patient("retain-institution-identity" not in options)
+        self.known = self.patient.known.merged(self.extra) if self.extra else self.patient.known
+        self.hits = _hits_for(self.known)
         explicit = self.transformer.patients.get(self.patient.key)
         pseudo = self.transformer.pseudonymizer
         self.pid = explicit[0] if explicit else pseudo.patient_id(self.patient.key)
@@ -469,7 +482,9 @@ class _Rewrite:
         self.types = self.transformer.rules.iod_types(self.sop_class)
         memos = self.transformer.raw_memo
         institution = "retain-institution-identity" in options
-        scope = (self.patient_raw, institution, self.sop_class, self.implicit)
+        # Every input of a memoised decision is in its key: the exact bytes of the patient's
+        # attributes, the identity gathered from the whole file, SOP Class and encoding.
+        scope = (self.patient_raw, self.known, institution, self.sop_class, self.implicit)
         memo = memos.get(scope)
         if memo is None:
             if len(memos) >= MEMO_SCOPES:
@@ -685,7 +700,7 @@ class _Rewrite:
         if act is Act.CLEAN and vr == "PN":
             return _dummy(raw, vr)
         if act is Act.CLEAN and (vr in MULTI_TEXT_VRS or vr in SINGLE_TEXT_VRS):
-            known = self.patient.known
+            known = self.known
             return [actions.fit(clean_text(v, known), vr) for v in self.codec.decode(raw, vr)]
         if act is Act.ACCESSION:
             values = self.codec.decode(raw, vr)
@@ -745,12 +760,12 @@ class _Rewrite:
             self._sweep_values(vr, values)
 
     def _known_hit(self, raw: bytes) -> bool:
-        hits = self.patient.hits
+        hits = self.hits
         hit = hits.get(raw)
         if hit is None:
             if len(hits) >= 4096:
                 hits.clear()
-            hit = hits[raw] = may_hit(raw, self.patient.known, {})
+            hit = hits[raw] = may_hit(raw, self.known, {})
         return hit
 
     def _uid_hit(self, text: str) -> bool:
@@ -762,7 +777,7 @@ class _Rewrite:
         self._sweep_values(vr, self.codec.decode(raw, vr))
 
     def _sweep_values(self, vr: str, values: list[str]) -> None:
-        known, uids = self.patient.known, self.uids
+        known, uids = self.known, self.uids
         for value in values:
             if vr == "UI":
                 if value in uids:
@@ -772,6 +787,19 @@ class _Rewrite:
                 continue
             if replace_uids(sweep_text(value, known), uids) != value:
                 raise Declined("sweep")
+
+
+_HITS: dict[KnownValues, dict[bytes, bool]] = {}
+
+
+def _hits_for(known: KnownValues) -> dict[bytes, bool]:
+    """Pre-check answers, remembered per set of known values (pure in both keys)."""
+    hits = _HITS.get(known)
+    if hits is None:
+        if len(_HITS) >= 256:
+            _HITS.clear()
+        hits = _HITS[known] = {}
+    return hits
 
 
 @functools.cache

@@ -178,7 +178,8 @@ def _raw_identity(ds: Dataset) -> tuple[tuple[int, bytes], ...]:
         if element is None:
             continue
         value = element.value
-        out.append((tag, value if isinstance(value, bytes) else repr(value).encode()))
+        raw = value if isinstance(value, bytes) else repr(value).encode()
+        out.append((tag, f"{element.VR}".encode() + b"\x00" + raw))  # the VR decides too
     return tuple(out)
 
 

@@ -1,0 +1,158 @@
+"""Who a file is about: identity gathered from the raw bytes of everything that carries it.
+
+The final sweep and the post-write check search for these tokens, so they must not depend
+on one exact Patient's Name. Every identity attribute (``identifying-keywords.yaml``) is read
+at any depth — Other Patient IDs Sequence, referenced patients, nested items — and each value
+is decoded under the declared Specific Character Set *and* the plausible others (Latin-1,
+UTF-8), since a file may declare one and hold another. Values are normalised (case, accents,
+NUL / space / caret / backslash separators, DICOM padding) and split into the tokens that
+identify on their own: name parts, IDs, dates in their written forms, address parts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import unicodedata
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import tag_for_keyword
+
+from pacsguard.deid.grammar import Header, Node
+from pacsguard.deid.profile import load_identifying_keywords
+from pacsguard.deid.text import KnownValues, date_forms
+
+CHARSET_TAG = 0x00080005
+MIN_NAME = 3
+MIN_ID = 3
+MIN_PLACE = 4
+_SPLIT = re.compile(r"[\s\^=\\,;:/\x00|_]+")
+_DIGITS = re.compile(r"\D+")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The identifying tokens of one file, by kind (normalised: folded, lower case)."""
+
+    names: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+    dates: frozenset[str] = frozenset()
+    places: frozenset[str] = frozenset()
+
+    def known(self) -> KnownValues:
+        """The same tokens as the sweep's known values."""
+        return KnownValues(self.names, self.ids, self.dates, self.places)
+
+    def __bool__(self) -> bool:
+        return bool(self.names or self.ids or self.dates or self.places)
+
+
+@functools.cache
+def _tag_kinds(institution: bool) -> dict[int, str]:
+    words = load_identifying_keywords()
+    kinds = {
+        "person_names": "name",
+        "patient_ids": "id",
+        "birth_dates": "date",
+        "addresses": "place",
+        "institution": "place",
+    }
+    out: dict[int, str] = {}
+    for group, kind in kinds.items():
+        if group == "institution" and not institution:
+            continue
+        for keyword in words[group]:
+            tag = tag_for_keyword(keyword)
+            if tag is not None:
+                out[tag] = kind
+    return out
+
+
+def fold(text: str) -> str:
+    """Lower case, accents removed, compatibility forms unified."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def decodings(raw: bytes, charsets: list[str]) -> set[str]:
+    """``raw`` decoded as declared and as the encodings files hold instead."""
+    body = raw.rstrip(b" \x00")
+    if not body:
+        return set()
+    out = {body.decode("latin-1"), body.decode("utf-8", "ignore")}
+    with contextlib.suppress(Exception), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an undecodable declaration adds nothing
+        out.add(decode_bytes(body, convert_encodings(charsets or ["ISO_IR 6"]), set()))
+    return {text for text in out if text.strip()}
+
+
+def gather(header: Header, *, institution: bool = True) -> Identity:
+    """The identity tokens of every identity element of ``header``, at any depth."""
+    kinds = _tag_kinds(institution)
+    names: set[str] = set()
+    ids: set[str] = set()
+    dates: set[str] = set()
+    places: set[str] = set()
+    for node, charsets in _walk(header.buf, header.elements, []):
+        kind = kinds.get(node.tag)
+        if kind is None or node.items is not None:
+            continue
+        for text in decodings(header.buf[node.value : node.end], charsets):
+            for value in text.split("\\"):
+                value = fold(value).strip(" \x00")
+                if not value:
+                    continue
+                if kind == "name":
+                    names |= _name_tokens(value)
+                elif kind == "id":
+                    ids |= _id_tokens(value)
+                elif kind == "date":
+                    dates |= _date_tokens(value)
+                else:
+                    places |= _place_tokens(value)
+    return Identity(frozenset(names), frozenset(ids), frozenset(dates), frozenset(places))
+
+
+def _walk(buf: bytes, nodes: list[Node], charsets: list[str]) -> Iterator[tuple[Node, list[str]]]:
+    own = next((n for n in nodes if n.tag == CHARSET_TAG and n.items is None), None)
+    if own is not None:
+        declared = buf[own.value : own.end].decode("latin-1").strip(" \x00")
+        charsets = [c.strip() for c in declared.split("\\")] if declared else charsets
+    for node in nodes:
+        yield node, charsets
+        for item in node.items or []:
+            yield from _walk(buf, item, charsets)
+
+
+def _name_tokens(value: str) -> set[str]:
+    parts = [p for p in _SPLIT.split(value) if p]
+    tokens = {p for p in parts if len(p) >= MIN_NAME and any(c.isalpha() for c in p)}
+    if len(parts) >= 2:
+        tokens.add(" ".join(parts[:2]))
+        tokens.add("".join(parts[:2]))  # SURNAMEGIVEN, run together
+    return tokens
+
+
+def _id_tokens(value: str) -> set[str]:
+    tokens = {value} if len(value) >= MIN_ID else set()
+    tokens |= {
+        p for p in _SPLIT.split(value) if len(p) >= MIN_ID + 1 and any(c.isdigit() for c in p)
+    }
+    return tokens
+
+
+def _date_tokens(value: str) -> set[str]:
+    digits = _DIGITS.sub("", value)
+    if len(digits) == 8:
+        return {fold(form) for form in date_forms(digits)}
+    return {value} if len(value) >= 6 else set()
+
+
+def _place_tokens(value: str) -> set[str]:
+    tokens = {value} if len(value) >= MIN_PLACE else set()
+    tokens |= {p.strip() for p in re.split(r"[\^,;\n]+", value) if len(p.strip()) >= MIN_PLACE}
+    return tokens

@@ -1,0 +1,133 @@
+"""Defence in depth: the written header, searched for the identity of the input.
+
+After an output is written, and before it is committed, its header bytes are read back and
+walked with the strict grammar, then searched — whatever the VR of each element, in every
+encoding a file may use — for the identity tokens gathered from the raw *input* bytes
+(``identity.gather``). Any hit sends the input to quarantine. This is a second
+implementation on purpose: one multi-pattern byte search, sharing nothing with the engines'
+sweep but the tokens, so a bug in one is caught by the other.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pacsguard.deid.grammar import GrammarError, Header, Node, parse, read_header, tag_text
+from pacsguard.deid.identity import Identity, fold
+
+ENCODINGS = ("utf-8", "latin-1", "cp1252", "iso8859_15", "utf-16-le")
+_LETTER = rb"A-Za-z\x80-\xff"
+
+
+@dataclass(frozen=True)
+class Residue:
+    """Where an identity token was found in the written header (no value)."""
+
+    kind: str
+    tag: int
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"post-write check: an identifying {self.kind} of the input remains in "
+            f"{tag_text(self.tag)}"
+        )
+
+
+def _variants(token: str) -> set[str]:
+    plain = fold(token)
+    return {token, token.upper(), token.title(), plain, plain.upper(), plain.title()}
+
+
+def _encoded(token: str) -> set[bytes]:
+    out: set[bytes] = set()
+    for variant in _variants(token):
+        for encoding in ENCODINGS:
+            try:
+                out.add(variant.encode(encoding))
+            except UnicodeEncodeError:
+                continue
+    return {b for b in out if b}
+
+
+def _pattern(raw: bytes, numeric: bool) -> bytes:
+    words = [re.escape(w) for w in re.split(rb"[ ]+", raw) if w]
+    body = rb"[\s^,_\x00]+".join(words)
+    if numeric:
+        return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
+    return rb"(?<![" + _LETTER + rb"0-9])" + body + rb"(?![" + _LETTER + rb"0-9])"
+
+
+@functools.lru_cache(maxsize=64)
+def compile_identity(identity: Identity) -> tuple[re.Pattern[bytes], tuple[str, ...]] | None:
+    """One regex for every token of ``identity`` (cached on the tokens themselves)."""
+    groups: list[tuple[bytes, str]] = []
+    for kind, tokens in (
+        ("name", identity.names),
+        ("ID", identity.ids),
+        ("date", identity.dates),
+        ("address", identity.places),
+    ):
+        for token in tokens:
+            numeric = token.replace("/", "").replace("-", "").replace(".", "").isdigit()
+            for raw in _encoded(token):
+                groups.append((_pattern(raw, numeric), kind))
+    if not groups:
+        return None
+    groups.sort(key=lambda g: -len(g[0]))
+    regex = re.compile(b"|".join(b"(" + p + b")" for p, _ in groups), re.IGNORECASE)
+    return regex, tuple(kind for _, kind in groups)
+
+
+def check_header(header: Header, identity: Identity) -> Residue | GrammarError | None:
+    """The first residue of ``identity`` in a written file's header (parsed strictly), or
+    the grammar error of an output that breaks the grammar (never expected: fail closed)."""
+    if header.anomalies:
+        reason = header.anomalies[0].reason
+        return GrammarError(f"post-write check: the output breaks the grammar ({reason})")
+    compiled = compile_identity(identity)
+    if compiled is None:
+        return None
+    regex, kinds = compiled
+    data = header.buf
+    extent = header.pixel_offset if header.pixel_offset is not None else len(data)
+    match = regex.search(data, 0, extent)
+    if match is None:
+        return None
+    kind = kinds[(match.lastindex or 1) - 1]
+    return Residue(kind, _tag_at(header.elements, match.start()))
+
+
+def check_bytes(data: bytes, identity: Identity) -> Residue | GrammarError | None:
+    """``check_header`` on a whole written file held in memory."""
+    try:
+        header = parse(data, whole=True)
+    except GrammarError as exc:
+        return GrammarError(f"post-write check: the output does not parse ({exc})")
+    return check_header(header, identity)
+
+
+def check_file(path: Path, identity: Identity) -> Residue | GrammarError | None:
+    """``check_header`` on the written file at ``path``; its pixels are not read."""
+    try:
+        with path.open("rb") as handle:
+            header, _ = read_header(handle, os.fstat(handle.fileno()).st_size)
+    except GrammarError as exc:
+        return GrammarError(f"post-write check: the output does not parse ({exc})")
+    return check_header(header, identity)
+
+
+def _tag_at(nodes: list[Node], offset: int) -> int:
+    """The innermost element whose bytes hold ``offset`` (0 when in the File Meta)."""
+    for node in nodes:
+        if node.value - 12 <= offset < node.end:
+            for item in node.items or []:
+                inner = _tag_at(item, offset)
+                if inner:
+                    return inner
+            return node.tag
+    return 0
