@@ -28,6 +28,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -219,16 +220,17 @@ def deid(
 
 
 def _outcomes(state: Path) -> dict[str, dict[str, object]]:
-    found: dict[str, dict[str, object]] = {}
-    manifest = state / "manifest.json"
+    """input -> its outcome, from the local manifest (a list, or {"outcomes": [...]}), or
+    from the journal itself when the run died before writing the manifest."""
     records: list[dict[str, object]] = []
+    manifest = state / "manifest.json"
     if manifest.exists():
         with contextlib.suppress(ValueError):
-            records = json.loads(manifest.read_text(encoding="utf-8"))
-    elif (state / "journal.jsonl").exists():
-        for line in (state / "journal.jsonl").read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError):
-                records.append(json.loads(line))
+            raw = json.loads(manifest.read_text(encoding="utf-8"))
+            records = list(raw if isinstance(raw, list) else raw.get("outcomes", []))
+    else:
+        records = _journal_records(state)
+    found: dict[str, dict[str, object]] = {}
     for record in records:
         key = str(record.get("input"))
         if key in found:
@@ -236,6 +238,22 @@ def _outcomes(state: Path) -> dict[str, dict[str, object]]:
         else:
             found[key] = dict(record)
     return found
+
+
+def _journal_records(state: Path) -> list[dict[str, object]]:
+    records: list[dict[str, object]] = []
+    for path in sorted(state.glob("journal*")):
+        if path.suffix == ".jsonl":
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(ValueError):
+                    records.append(json.loads(line))
+        elif path.suffix in (".sqlite", ".db", ".sqlite3"):
+            with contextlib.suppress(sqlite3.Error), sqlite3.connect(path) as db:
+                rows = db.execute("SELECT input, status, output, reason FROM outcomes")
+                records += [
+                    dict(zip(("input", "status", "output", "reason"), r, strict=True)) for r in rows
+                ]
+    return records
 
 
 def run_isolating(
@@ -419,7 +437,7 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
         for path in crashers:
             if str(path) in by_path:
                 by_path[str(path)].status = "crash"
-        keep_repros(mutants + ctl, args.repro, seeds)
+        keep_repros(mutants + ctl, args.repro, seeds, args.minimise)
         everything += mutants + ctl
         done = chunk_start + size
         print(
@@ -449,6 +467,7 @@ def summarise(
 ) -> dict[str, object]:
     rows: dict[str, Counter[str]] = defaultdict(Counter)
     classes: dict[str, Counter[str]] = defaultdict(Counter)
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
     for m in mutants:
         row = rows["control" if m.control else m.strategy]
         row["mutants"] += 1
@@ -457,11 +476,13 @@ def summarise(
         row["cross-file"] += bool(m.cross)
         row["only-shuffled"] += escaped and "full" not in (m.escapes | m.cross)
         row["quarantined"] += m.status == "quarantine"
-        row["written"] += m.status == "output"
+        row["written"] += m.status in ("output", "duplicate")
         row["crashes"] += m.status == "crash"
         row["unaccounted"] += m.status == "unaccounted"
         row["recorded-twice"] += m.records > 1
         row["bad-reason"] += m.status == "quarantine" and _unreadable(m.reason)
+        if m.status == "quarantine":
+            reasons[m.strategy][_reason_kind(m.reason)] += 1
         if escaped:
             key = ("control" if m.control else m.variant) + (" [cross-file]" if m.cross else "")
             classes[key]["escapes"] += 1
@@ -479,7 +500,15 @@ def summarise(
         "strategies": {k: dict(v) for k, v in sorted(rows.items())},
         "total": dict(total),
         "escape-classes": {k: v["escapes"] for k, v in sorted(classes.items())},
+        "quarantine-reasons": {k: dict(v.most_common(12)) for k, v in sorted(reasons.items())},
     }
+
+
+def _reason_kind(reason: object) -> str:
+    """A quarantine reason with its numbers and quoted parts masked, to group them (the
+    reasons are PHI-free by design; masking keeps it so if one is not)."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", str(reason or ""))
+    return re.sub(r"\d+", "N", text)[:160]
 
 
 def _commit() -> str:
@@ -494,7 +523,7 @@ def _commit() -> str:
 # -- repros --------------------------------------------------------------------------------
 
 
-def keep_repros(mutants: list[Mutant], repro: Path | None, seeds: list[Seed]) -> None:
+def keep_repros(mutants: list[Mutant], repro: Path | None, seeds: list[Seed], budget: int) -> None:
     """The first escape of each class: the mutant (minimised when it escapes alone) and
     its planted values, in ``repro/<class>/``."""
     if repro is None:
@@ -509,7 +538,7 @@ def keep_repros(mutants: list[Mutant], repro: Path | None, seeds: list[Seed]) ->
             continue
         folder.mkdir(parents=True)
         data = m.path.read_bytes()
-        alone, small = minimise(data, m.owner, values[m.owner], folder)
+        alone, small = minimise(data, m.owner, values[m.owner], folder, budget)
         (folder / "mutant.dcm").write_bytes(small if alone else data)
         if alone and small != data:
             (folder / "unminimised.dcm").write_bytes(data)
@@ -646,6 +675,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", action="append", help="only this strategy (repeatable)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per run")
     parser.add_argument("--repro", type=Path, help="folder for one repro per escape class")
+    parser.add_argument(
+        "--minimise",
+        type=int,
+        default=12,
+        help="runs spent minimising each escape class's repro (0: none)",
+    )
     parser.add_argument("--json", type=Path, help="write the summary here (JSON)")
     parser.add_argument("--markdown", type=Path, help="write the table here (Markdown)")
     parser.add_argument("--work", type=Path, help="scratch folder (default: system temp)")

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from pacsguard.core.keys import ProjectKey
-from pacsguard.deid import DeidConfig, deidentify
+from pacsguard.deid import DeidConfig, deidentify, pipeline
 from pacsguard.sample import AnswerKey
 from pacsguard.sample.mutate import (
     IDENTITY_TAGS,
@@ -47,7 +47,7 @@ from pacsguard.sample.mutate import (
 
 UNREADABLE = re.compile(r"\(\w+Error\)$")
 SETTINGS = settings(
-    max_examples=20,
+    max_examples=10,
     deadline=None,
     derandomize=True,
     database=None,
@@ -185,16 +185,12 @@ def one_mutant_run(seeds: Seeds, key: ProjectKey, name: str, seed: int) -> None:
     one_file(key, mutation.data, values)
 
 
-NOT_ON_MAIN = "issue 13: {} not on main yet"
-
-
 # -- class 1: state carried from one file to the next ---------------------------------------
 
 
 MALFORMED = ("wrong-vr", "length-corrupt", "bit-flip", "truncate", "tag-neighbour", "charset")
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("readable reasons after a bit flip (10)"))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), how=st.sampled_from(("name-as-OF", *MALFORMED)))
 @example(seed=70907544, how="bit-flip")
@@ -230,7 +226,6 @@ def test_a_malformed_file_leaves_nothing_for_the_next(
 # -- class 2: a length field that swallows the following elements ---------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("the strict-grammar gate (class 2)"))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=5)
@@ -240,7 +235,6 @@ def test_a_length_that_swallows_elements_leaks_nothing(
     one_mutant_run(seeds, project_key, "length-swallow", seed)
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("the strict-grammar gate (class 2)"))
 @SETTINGS
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -273,7 +267,6 @@ def test_corrupt_lengths_and_truncations_leak_nothing(
 # -- class 3: a wrong VR on kept text -------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("the sweep of wrong-VR text (class 3)"))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), vr=st.sampled_from(("FD", "DS", "OB", "UN", "OF", "US")))
 @example(seed=0, vr="FD")
@@ -285,8 +278,13 @@ def test_kept_text_with_a_wrong_vr_is_still_swept(
     rng = random.Random(seed)
     data, values, _ = seeds.pick(rng)
     value = rng.choice([v for v in values if "^" in v or " " in v] or list(values))
-    planted = plant(uniquify(data, 1), "code-meaning", value, rng)
-    layout = walk(planted)
+    try:
+        planted = plant(uniquify(data, 1), "code-meaning", value, rng)
+        layout = walk(planted)
+        if layout.implicit:
+            return  # implicit VR: no VR in the bytes to lie about
+    except NotApplicable:
+        return
     occurrence = next(
         k
         for k, index in enumerate(layout.find(CODE_MEANING))
@@ -295,7 +293,6 @@ def test_kept_text_with_a_wrong_vr_is_still_swept(
     one_file(project_key, relabel(planted, CODE_MEANING, vr, occurrence), values)
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("readable reasons for wrong VRs (3, 10)"))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=2)
@@ -306,7 +303,6 @@ def test_wrong_vrs_anywhere_leak_nothing(seeds: Seeds, project_key: ProjectKey, 
 # -- class 4: a tag one byte away from an identity tag --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("unknown tags dropped (4)"))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=3)
@@ -344,9 +340,6 @@ def test_names_elsewhere_are_swept_whatever_patients_name_holds(
         return
 
 
-@pytest.mark.xfail(
-    strict=True, reason=NOT_ON_MAIN.format("sweep of kept places (code meaning, wrong-VR copies)")
-)
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), place=st.sampled_from(PLANT_PLACES))
 @example(seed=234, place="wrong-vr-copy")
@@ -362,9 +355,6 @@ def test_identity_planted_in_kept_places_is_swept(
     one_file(project_key, mutant, values)
 
 
-@pytest.mark.xfail(
-    strict=True, reason=NOT_ON_MAIN.format("elements after Pixel Data, deep nesting (5, 10)")
-)
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1), how=st.sampled_from(("after-pixel", "deep-nesting")))
 @example(seed=73, how="after-pixel")
@@ -378,9 +368,6 @@ def test_identity_after_pixel_data_or_deep_in_sequences_is_swept(
 # -- class 6: character sets ---------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason=NOT_ON_MAIN.format("readable reasons for charset tricks (6, 10)")
-)
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=78)
@@ -395,7 +382,6 @@ def test_character_set_tricks_leak_nothing(
 # -- class 9: a second Pixel Data ----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=NOT_ON_MAIN.format("a second Pixel Data refused (class 9)"))
 @SETTINGS
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=0)
@@ -460,7 +446,7 @@ def outputs_by_input(manifest: list[dict[str, object]], out: Path) -> dict[str, 
     return found
 
 
-@settings(SETTINGS, max_examples=2)
+@settings(SETTINGS, max_examples=1)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_outputs_do_not_depend_on_order_company_or_workers(
     seeds: Seeds, project_key: ProjectKey, seed: int
@@ -476,20 +462,21 @@ def test_outputs_do_not_depend_on_order_company_or_workers(
             mutation, _, _ = mutated(seeds, how, rng)
             names.append(f"m{number}.dcm")
             (folder / names[-1]).write_bytes(uniquify(mutation.data, 100 + number))
-        for number, (data, _, _) in enumerate(seeds.files):
-            for copy in range(7):  # more inputs than one batch: N workers really share them
-                names.append(f"c{number}-{copy}.dcm")
-                (folder / names[-1]).write_bytes(uniquify(data, 200 + 10 * number + copy))
+        for number, (data, _, _) in enumerate(seeds.files[: seeds.sample]):
+            names.append(f"c{number}.dcm")
+            (folder / names[-1]).write_bytes(uniquify(data, 200 + number))
         paths = [folder / n for n in names]
         reference = outputs_by_input(run(paths, tmp / "together", project_key), tmp / "together")
-        for number, path in enumerate(p for p in paths if p.name.startswith("m") or "-0" in p.name):
+        for number, path in enumerate(paths):
             out = tmp / f"alone{number}"
             alone = outputs_by_input(run([path], out, project_key), out)
             assert alone[path.name] == reference[path.name], f"{path.name}: alone differs"
-        for trial in range(2):
+        for trial in range(1):
             order = paths[:]
             rng.shuffle(order)
             for jobs in (1, 2):
                 out = tmp / f"shuffled{trial}-{jobs}"
-                got = outputs_by_input(run(order, out, project_key, jobs=jobs), out)
+                with pytest.MonkeyPatch.context() as patch:
+                    patch.setattr(pipeline, "BATCH", 2)  # so that 2 workers share 13 inputs
+                    got = outputs_by_input(run(order, out, project_key, jobs=jobs), out)
                 assert got == reference, f"order {trial} with {jobs} workers differs"
