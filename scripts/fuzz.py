@@ -44,6 +44,7 @@ from pacsguard.sample.mutate import (
     Strategy,
     needle_forms,
     patient_values,
+    pydicom_test_files,
     strategies,
     try_walk,
     uniquify,
@@ -55,6 +56,7 @@ UNREADABLE_REASON = re.compile(r"\(\w+Error\)$")
 MIN_VALUE = 5  # shorter values would match by chance in pixel bytes
 GENERIC = {"anonymized", "anonymous", "anonymised", "unknown", "patient", "lastname"}
 MAX_SEED_BYTES = 400_000
+CONTROL_UIDS = 9**11  # uniquify numbers of the controls, above every mutant's
 
 
 @dataclass(frozen=True)
@@ -115,12 +117,10 @@ def sample_seeds(root: Path, patients: int) -> list[Seed]:
 
 def pydicom_seeds(per_identity: int = 3) -> list[Seed]:
     import pydicom
-    from pydicom.data import get_testdata_files
 
     seeds: list[Seed] = []
     taken: Counter[str] = Counter()
-    for path in sorted(get_testdata_files()):
-        file = Path(path)
+    for file in pydicom_test_files():
         if not file.is_file() or file.stat().st_size > MAX_SEED_BYTES:
             continue
         data = file.read_bytes()
@@ -378,7 +378,9 @@ def controls(seeds: list[Seed], folder: Path) -> list[Mutant]:
     out = []
     for index, seed in enumerate(seeds):
         path = folder / f"c{index:04d}.dcm"
-        path.write_bytes(seed.data)
+        # pydicom ships one SOP Instance UID in several files (MR_small*): made unique, as
+        # the mutants are, so that the controls are not quarantined as duplicates
+        path.write_bytes(uniquify(seed.data, CONTROL_UIDS + index))
         out.append(
             Mutant(
                 -1 - index, seed.name, seed.owner, "none", "none", "unmutated", path, control=True

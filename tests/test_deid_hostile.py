@@ -38,9 +38,11 @@ from pacsguard.sample.mutate import (
     contains_value,
     patient_values,
     plant,
+    pydicom_test_files,
     relabel,
     strategies,
     swallow,
+    try_walk,
     uniquify,
     walk,
 )
@@ -65,7 +67,7 @@ PYDICOM_FILES = (
     "rtplan.dcm",
     "test-SR.dcm",
     "MR_small_bigendian.dcm",
-    "**/77654033/CR2/6247",  # a 16x16 CR image
+    "77654033/CR2/6247",  # a 16x16 CR image
 )
 
 
@@ -96,11 +98,10 @@ class Seeds:
 
 
 def pydicom_seeds() -> list[tuple[bytes, tuple[str, ...]]]:
-    from pydicom.data import get_testdata_files  # the files pydicom ships (no download)
-
+    shipped = pydicom_test_files()
     found = []
     for name in PYDICOM_FILES:
-        path = Path(get_testdata_files(name)[0])
+        path = next(p for p in shipped if p.match(name))
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         names = {str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))}
         found.append((path.read_bytes(), tuple(v for v in names if len(v) >= 5)))
@@ -480,3 +481,87 @@ def test_outputs_do_not_depend_on_order_company_or_workers(
                     patch.setattr(pipeline, "BATCH", 2)  # so that 2 workers share 13 inputs
                     got = outputs_by_input(run(order, out, project_key, jobs=jobs), out)
                 assert got == reference, f"order {trial} with {jobs} workers differs"
+
+
+# -- the harness itself: the walker and the mutations do what they say ---------------------
+
+
+def _pydicom_tags(data: bytes) -> list[int]:
+    import io
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    return [int(e.tag) for e in ds]
+
+
+def test_the_walker_agrees_with_pydicom(sample_corpus: tuple[Path, AnswerKey]) -> None:
+    paths = sorted(sample_corpus[0].rglob("*.dcm")) + pydicom_test_files()
+    walked = 0
+    for path in paths:
+        data = path.read_bytes()
+        layout = try_walk(data)
+        if layout is None or layout.deflated:
+            continue
+        top = [
+            layout.elements[i].tag
+            for i in layout.top()
+            if layout.elements[i].start >= layout.dataset_start
+        ]
+        assert top == _pydicom_tags(data), path.name
+        walked += 1
+    assert walked >= 100
+
+
+@pytest.mark.parametrize("place", PLANT_PLACES)
+def test_a_planted_value_lands_where_pydicom_reads_it(seeds: Seeds, place: str) -> None:
+    for number, (data, _, _) in enumerate(seeds.files):
+        try:
+            mutant = plant(data, place, "ZZPLANTED^Value", random.Random(number))
+        except NotApplicable:
+            continue
+        import io
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(mutant))
+            texts = [
+                e.value.decode("latin-1") if isinstance(e.value, bytes) else str(e.value)
+                for e in ds.iterall()
+                if e.VR != "SQ"
+            ]
+        if place == "wrong-vr-copy":  # pydicom decodes FD, DS... as numbers: look at the bytes
+            layout = walk(mutant)
+            texts = [layout.value(e).decode("latin-1") for e in layout.elements]
+        assert any("ZZPLANTED" in t for t in texts), (place, number)
+        assert walk(mutant).syntax == walk(data).syntax
+
+
+def test_uniquify_gives_a_valid_uid_of_the_same_length(seeds: Seeds) -> None:
+    data = seeds.files[0][0]
+    first, second = uniquify(data, 1), uniquify(data, 2)
+    assert len(first) == len(second) == len(data) and first != second
+    uids = {_uid(first), _uid(second), _uid(data)}
+    assert len(uids) == 3
+    for uid in uids:
+        assert all(part and (part == "0" or part[0] != "0") for part in uid.split("."))
+
+
+def _uid(data: bytes) -> str:
+    import io
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID
+    return str(ds.SOPInstanceUID)
+
+
+def test_a_value_is_found_in_every_encoding_and_case() -> None:
+    value = "GUÉRIN^Hélène"
+    for form in (
+        value.encode(),
+        value.lower().encode("latin-1"),
+        b"GUERIN^HELENE",
+        b"x guerin^helene",
+    ):
+        assert contains_value(b"..." + form + b"...", value), form
+    assert not contains_value(b"GUERI^HELENE", value)

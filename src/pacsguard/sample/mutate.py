@@ -19,6 +19,7 @@ import struct
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
@@ -938,14 +939,26 @@ def strategies(values: Sequence[str]) -> list[Strategy]:
             raise NotApplicable("the sequence is already there")
         out = insert_sorted(layout, body, 0x00170010 if tag == 0x00171010 else tag)
         bucket = "1000" if depth >= 1000 else "64+" if depth >= 64 else "<64"
-        return Mutation(out, f"deep-nesting:{bucket}:{kind}", f"{depth} levels of {tag:08X}")
+        return Mutation(
+            out,
+            f"deep-nesting:{bucket}:{kind}",
+            f"{depth} levels of ({tag >> 16:04X},{tag & 0xFFFF:04X})",
+        )
 
     def planted(data: bytes, rng: random.Random) -> Mutation:
         layout = _walked(data)
         value = encode_text(_identity_value(values, rng), layout)
         place = rng.choice(PLANT_PLACES)
         out = _plant(layout, place, value, rng)
-        return Mutation(out, f"planted:{place}", place)
+        after = walk(out)
+        where = sorted(
+            {
+                _path(after, k)
+                for k, e in enumerate(after.elements)
+                if value in after.value(e) and e.tag != ITEM and e.vr != "SQ"
+            }
+        )
+        return Mutation(out, f"planted:{place}", f"{place}: {', '.join(where)}")
 
     return [
         Strategy("bit-flip", bit_flip, "random bits flipped in the header"),
@@ -967,6 +980,17 @@ def strategies(values: Sequence[str]) -> list[Strategy]:
         Strategy("deep-nesting", deep_nesting, "identity nested deep in sequences"),
         Strategy("planted", planted, "identity planted into kept places"),
     ]
+
+
+def _path(layout: Layout, index: int) -> str:
+    """``(0008,1032) ProcedureCodeSequence > (0008,0104) CodeMeaning``: where an element is."""
+    names = []
+    while index >= 0:
+        e = layout.elements[index]
+        if e.tag != ITEM:
+            names.append(e.label)
+        index = e.parent
+    return " > ".join(reversed(names))
 
 
 PLANT_PLACES = (
@@ -1111,6 +1135,7 @@ __all__ = [
     "needle_forms",
     "patient_values",
     "plant",
+    "pydicom_test_files",
     "relabel",
     "strategies",
     "swallow",
@@ -1187,3 +1212,12 @@ def swallow(data: bytes, kept: int, payload: Sequence[int]) -> bytes:
     order = "<" if layout.little else ">"
     struct.pack_into(order + ("H" if e.length_size == 2 else "I"), out, e.length_at, new_length)
     return bytes(out)
+
+
+def pydicom_test_files() -> list[Path]:
+    """The test files pydicom ships in its package (never the ones it would download:
+    ``get_testdata_files`` with a pattern tries the network for those)."""
+    import pydicom.data
+
+    root = Path(pydicom.data.__file__).parent / "test_files"
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".py", ".gz"))
