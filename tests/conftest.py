@@ -11,6 +11,27 @@ from pacsguard.sample import AnswerKey, generate
 from test_pack_support import Keys
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_test_data_downloads() -> None:
+    """pydicom fetches some test files from the internet on demand (``get_testdata_file``
+    with a name it does not ship, ``get_testdata_files`` with a pattern): tests use only
+    what is installed, and never leave loopback."""
+    import pydicom.data.data_manager as manager
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("tests never download: use the files pydicom ships (local_test_files())")
+
+    manager.data_path_with_download = refuse  # type: ignore[assignment]
+
+
+def local_test_files(pattern: str = "*.dcm") -> list[Path]:
+    """The DICOM files that the installed pydicom ships (no download)."""
+    import pydicom.data
+
+    root = Path(pydicom.data.__file__).parent / "test_files"
+    return sorted(p for p in root.rglob(pattern) if p.is_file())
+
+
 @pytest.fixture(scope="session")
 def sample_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, AnswerKey]:
     """Three patients, every modality and encoding of the generator (read-only: copy to change)."""

@@ -2,36 +2,80 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from pacsguard.core.keys import load_key
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE
 from pacsguard.deid.options import ALL_OPTIONS
 
+if TYPE_CHECKING:
+    from pacsguard.deid.pipeline import DeidConfig, DeidReport
+
 console = Console(stderr=True)
 
 
+_DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2012": "-", "\u2010": "-"})
+
+
 def _shift_range(text: str) -> tuple[int, int]:
+    """``MIN:MAX`` or ``MIN..MAX`` in days (a typographic minus is read as ``-``)."""
+    plain = text.translate(_DASHES).replace(" ", "")
+    parts = plain.split("..") if ".." in plain else plain.split(":")
+    hint = "give MIN:MAX in days, e.g. -1460:-365 (MIN..MAX also works)"
     try:
-        low, high = (int(part) for part in text.split(":"))
+        low, high = (int(part) for part in parts)
     except ValueError:
-        raise typer.BadParameter("use MIN:MAX in days, e.g. -1460:-365") from None
+        raise typer.BadParameter(f"{text!r}: {hint}", param_hint="'--date-shift-range'") from None
+    if low >= high:
+        raise typer.BadParameter(
+            f"{text!r}: MIN must be below MAX (one offset for everyone is undone by one known "
+            f"date); {hint}",
+            param_hint="'--date-shift-range'",
+        )
+    if high - low + 1 - (1 if low <= 0 <= high else 0) < 2:
+        raise typer.BadParameter(
+            f"{text!r} leaves a single non-zero offset; {hint}", param_hint="'--date-shift-range'"
+        )
     return low, high
+
+
+def _burned_in(no_cleaning: bool, keep: bool, options: list[str]) -> str:
+    if keep and not no_cleaning:
+        raise typer.BadParameter("--keep-burned-in goes with --no-pixel-cleaning")
+    if no_cleaning and "clean-pixel-data" in options:
+        raise typer.BadParameter("--no-pixel-cleaning contradicts --option clean-pixel-data")
+    if no_cleaning:
+        return "keep" if keep else "quarantine"
+    return "clean"
 
 
 def deid_command(
     paths: list[Path] = typer.Argument(
-        ..., help="INPUT... OUTPUT: files, folders or zips, then the output folder."
+        ...,
+        metavar="INPUT... OUTPUT",
+        help="DICOM files, folders or zips, then the output folder.",
     ),
     key: Path | None = typer.Option(
         None, "--key", help="Project key file (or PACSGUARD_KEY_FILE / PACSGUARD_KEY)."
     ),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help=f"Profile option, repeatable: {', '.join(ALL_OPTIONS)}."
+        [],
+        "--option",
+        "-o",
+        metavar="NAME",
+        help=f"Profile option, repeatable: {', '.join(ALL_OPTIONS)}.",
     ),
     policy: Path | None = typer.Option(
         None,
@@ -42,7 +86,11 @@ def deid_command(
         False, "--strict", help="Keep only the allow-list of attributes that carry no identity."
     ),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", help="Worker processes (default: every core this process may use)."
+        None,
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Worker processes (default: every core this process may use).",
     ),
     mapping_out: Path | None = typer.Option(
         None, "--mapping-out", help="Write the original->pseudonym mapping here (mode 0600)."
@@ -50,7 +98,7 @@ def deid_command(
     patient_map: Path | None = typer.Option(
         None,
         "--patient-map",
-        help="CSV original_patient_id,pseudonym_patient_id[,pseudonym_patient_name].",
+        help="CSV of original_patient_id, pseudonym_patient_id[, pseudonym_patient_name].",
     ),
     state_dir: Path | None = typer.Option(
         None, "--state", help="Journal and local manifest folder (default OUTPUT.pacsguard)."
@@ -61,7 +109,8 @@ def deid_command(
     shift_range: str = typer.Option(
         f"{DEFAULT_SHIFT_RANGE[0]}:{DEFAULT_SHIFT_RANGE[1]}",
         "--date-shift-range",
-        help="Range of the per-patient date offset in days, MIN:MAX.",
+        metavar="MIN:MAX",
+        help="Range of the per-patient date offset in days (MIN..MAX also works).",
     ),
     verify: bool = typer.Option(
         False, "--verify", help="Run the verifier on each output before it is committed."
@@ -79,6 +128,18 @@ def deid_command(
     ),
     check: bool = typer.Option(
         False, "--check", help="On resume, check every finished output's SHA-256, not its size."
+    ),
+    no_pixel_cleaning: bool = typer.Option(
+        False,
+        "--no-pixel-cleaning",
+        help="Do not OCR images at risk of burned-in text: quarantine them instead "
+        "(unless --keep-burned-in).",
+    ),
+    keep_burned_in: bool = typer.Option(
+        False,
+        "--keep-burned-in",
+        help="With --no-pixel-cleaning: keep images at risk of burned-in text as they are "
+        "(counted in the summary).",
     ),
 ) -> None:
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
@@ -101,29 +162,74 @@ def deid_command(
         repair=repair,
         redo=redo,
         check=check,
+        burned_in=_burned_in(no_pixel_cleaning, keep_burned_in, option),
     )
     project_key = load_key(key)
+    started = time.monotonic()
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task("de-identifying", total=None)
+        task = bar.add_task("de-identifying", total=None, rate="")
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            elapsed = time.monotonic() - started
+            rate = f"{done / elapsed:.0f} files/s" if done and elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, rate=rate)
 
-        report = deidentify(list(inputs), output, key=project_key, config=config, progress=progress)
+        def interrupted(in_flight: int) -> None:
+            console.print(
+                f"stopping: finishing {in_flight} files in flight (Ctrl-C again to abort)"
+            )
+
+        report = deidentify(
+            list(inputs),
+            output,
+            key=project_key,
+            config=config,
+            progress=progress,
+            on_interrupt=interrupted,
+        )
+    _summary(report, time.monotonic() - started, config)
+    if report.interrupted:
+        console.print(
+            "interrupted: what is recorded is kept; run the same command again to finish the job"
+        )
+        raise typer.Exit(130)
+    if report.quarantine:
+        raise typer.Exit(1)
+
+
+def _summary(report: DeidReport, seconds: float, config: DeidConfig) -> None:
+    processed = report.inputs - report.resumed
+    rate = f", {processed / seconds:.1f} files/s" if seconds > 0 and processed else ""
     console.print(
-        f"{report.inputs} inputs: {report.output - report.duplicates} written to "
-        f"{report.output_dir}, {report.quarantine} quarantined"
+        f"{report.inputs} inputs in {seconds:.1f} s{rate}: {report.output - report.duplicates} "
+        f"written to {report.output_dir}, {report.quarantine} quarantined"
         + (f", {report.duplicates} duplicates of another input" if report.duplicates else "")
         + (f", {report.skipped} skipped" if report.skipped else "")
         + (f" ({report.resumed} done by an earlier run)" if report.resumed else "")
     )
+    console.print(
+        "  each output verified before it was committed (--verify)"
+        if config.verify
+        else "  outputs not verified: run `pacsguard verify` on the output before sharing it"
+    )
+    if report.paths:
+        ways = ", ".join(f"{n} {way}" for way, n in report.paths.most_common())
+        console.print(f"  paths this run: {ways}")
+    if report.pixels_cleaned:
+        console.print(f"  {report.pixels_cleaned} images at risk of burned-in text: pixels cleaned")
+    if report.burned_in_kept:
+        console.print(
+            f"  {report.burned_in_kept} images at risk of burned-in text kept as they are "
+            "(--keep-burned-in): check them before sharing"
+        )
     if report.redone:
         console.print(f"  {report.redone} finished outputs were missing or changed: redone")
     for reason, count in report.reasons.most_common():
@@ -132,7 +238,9 @@ def deid_command(
         console.print(f"  skipped {count}: {reason}")
     if report.quarantine:
         console.print(f"quarantine: {report.quarantine_dir}")
-        raise typer.Exit(1)
+    if config.mapping_out is not None:
+        console.print(f"re-identification mapping (keep it private): {config.mapping_out}")
+    console.print(f"local journal and manifest: {report.state_dir}")
 
 
 def register(app: typer.Typer) -> None:

@@ -176,7 +176,15 @@ class _Walk:
         nodes: list[Node] = []
         last = -1
         while pos < end:
-            tag, vr, length, start = self.header(pos, end, implicit)
+            try:
+                tag, vr, length, start = self.header(pos, end, implicit)
+            except GrammarError as exc:
+                if not nodes:
+                    raise
+                previous = tag_text(nodes[-1].tag)
+                raise GrammarError(
+                    f"no valid element follows {previous}: its length is probably corrupt ({exc})"
+                ) from None
             if tag == ITEM_END:
                 if not in_item or length != 0:
                     raise GrammarError(f"a stray item delimiter at {pos}")

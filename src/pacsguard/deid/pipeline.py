@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import sqlite3
 import threading
 import warnings
@@ -53,7 +54,7 @@ from pacsguard.deid.engine import (
 )
 from pacsguard.deid.identity import Identity, gather
 from pacsguard.deid.options import validate_options
-from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
+from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning, risk_reason
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import Policy, load_policy
 from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
@@ -88,6 +89,9 @@ class DeidConfig:
     repair: bool = False  # drop elements the grammar does not allow, instead of quarantining
     redo: bool = False  # reprocess every input under these settings into an existing output
     check: bool = False  # on resume, hash every output already done (not only its size)
+    # Images at risk of burned-in text (``pixels.risk``): "clean" them (the default, by OCR),
+    # "quarantine" them, or "keep" them as they are (an explicit choice, counted).
+    burned_in: str = "clean"
 
 
 @dataclass
@@ -104,6 +108,10 @@ class DeidReport:
     skipped: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
     redone: int = 0
+    pixels_cleaned: int = 0
+    burned_in_kept: int = 0
+    interrupted: bool = False  # stopped by Ctrl-C after the files in flight
+    paths: Counter[str] = field(default_factory=Counter)  # byte-level, header-only, full read
 
     @property
     def ok(self) -> bool:
@@ -116,6 +124,7 @@ class ItemResult:
     size: int = 0
     mapping: list[tuple[str, str, str]] = field(default_factory=list)
     tmp: str | None = None  # the written output, until the committer names it
+    path: str = ""  # which way the file went: byte-level, header-only or full read
 
 
 def load_patient_map(path: Path | None) -> PatientMapping:
@@ -159,6 +168,9 @@ class Worker:
         self.options, self.clean_pixels = options, "clean-pixel-data" in options
         self.raw_ok = not config.verify and not self.clean_pixels
         self.institution = "retain-institution-identity" not in options
+        if config.burned_in not in BURNED_IN:
+            raise InputError(f"burned_in must be one of {', '.join(BURNED_IN)}")
+        self.cleaning = self.clean_pixels or config.burned_in == "clean"
         rules = Rules(options=options, policy=policy, strict=config.strict)
         pseudonymizer = Pseudonymizer(ProjectKey(key), config.shift_range)
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
@@ -187,7 +199,15 @@ class Worker:
         if item.member is None:
             with item.path.open("rb", buffering=0) as handle:
                 size = os.fstat(handle.fileno()).st_size
-                header, buf = grammar.read_header(handle, size)
+                try:
+                    header, buf = grammar.read_header(handle, size)
+                except grammar.GrammarError:
+                    if item.path.suffix.lower() == ".zip":
+                        raise fastpath.UnreadableError(
+                            "a .zip file that is not a readable zip archive (corrupt or "
+                            "truncated): repair or re-export it"
+                        ) from None
+                    raise
                 if header.buf is buf:
                     grammar_tail(header, _file_reader(handle.fileno()), size)
                 else:  # deflated: the inflated dataset
@@ -199,9 +219,18 @@ class Worker:
         drops = self._gate(header)
         identity = gather(header, institution=self.institution)
         known = identity.known()
-        if item.member is None and self.raw_ok and not drops and header.buf is buf:
+        risk = risk_reason(risk_view(header))
+        if risk and not self.cleaning and self.config.burned_in == "quarantine":
+            raise UncleanError(
+                f"the pixels may carry burned-in identity ({risk}) and pixel cleaning is off: "
+                "drop --no-pixel-cleaning to clean them, or give --keep-burned-in to keep them"
+            )
+        raw_ok = self.raw_ok and not (risk and self.cleaning)
+        if item.member is None and raw_ok and not drops and header.buf is buf:
             done = self._rewrite_raw(item, buf, known)
             if done is not None:
+                if risk:  # only "keep" lets an image at risk take this path
+                    done.outcome = replace(done.outcome, details={"pixels": "kept at risk"})
                 return self._checked(item, done, identity)
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
@@ -214,7 +243,7 @@ class Worker:
             _drop(ds, anomaly)
         if not str(ds.get("SOPInstanceUID", "")).strip():
             raise fastpath.UnreadableError("no SOP Instance UID: cannot name the output")
-        at_risk = (self.clean_pixels or self.config.verify) and needs_pixel_cleaning(ds)
+        at_risk = (self.cleaning or self.config.verify) and needs_pixel_cleaning(ds)
         if at_risk and source.pixels is not None:
             source = fastpath.open_full(item.path)  # pixels are read, cleaned or checked
             ds = source.dataset
@@ -226,9 +255,15 @@ class Worker:
 
             verify_known = KnownValues.from_dataset(ds)
         result = self.transformer.transform(ds, file_meta=source.file_meta, known=known)
-        cleaned = at_risk and self.clean_pixels and clean_pixels(result.dataset)
+        cleaned = at_risk and self.cleaning and clean_pixels(result.dataset)
+        pixels: dict[str, str] = {}
         if cleaned and cleaned.clean_pixel_data_applied:
             add_method_code(result.dataset, "clean-pixel-data")
+            pixels = {"pixels": "cleaned"}
+        elif risk and self.config.burned_in == "keep" and not self.cleaning:
+            pixels = {"pixels": "kept at risk"}
+        if drops:  # --repair: what was dropped, by tag and rule (never a value)
+            pixels["repaired"] = "; ".join(sorted({a.reason for a in drops}))
         if verify_known is not None:
             from pacsguard.verify import verify_dataset
 
@@ -245,8 +280,11 @@ class Worker:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
-        outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        done = ItemResult(outcome, 0, result.mapping, tmp=tmp)
+        outcome = Outcome(
+            item.label, item.fingerprint, "output", output=str(relative), details=pixels
+        )
+        way = "header-only" if source.pixels is not None else "full read"
+        done = ItemResult(outcome, 0, result.mapping, tmp=tmp, path=way)
         return self._checked(item, done, identity)
 
     def _gate(self, header: grammar.Header) -> list[grammar.Anomaly]:
@@ -275,7 +313,7 @@ class Worker:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
             size = os.fstat(handle.fileno()).st_size
         outcome = replace(done.outcome, size=size, sha256=digest)
-        return ItemResult(outcome, size, done.mapping, tmp=done.tmp)
+        return ItemResult(outcome, size, done.mapping, tmp=done.tmp, path=done.path)
 
     def _rewrite_raw(self, item: InputItem, prefix: bytes, known: KnownValues) -> ItemResult | None:
         """The byte-level rewriter (``rawpath``); None sends the file down the usual path,
@@ -301,7 +339,8 @@ class Worker:
             tmp = self._temporary(relative, item)
             self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        return ItemResult(outcome, len(result.header) + size - offset, result.mapping, tmp=tmp)
+        size = len(result.header) + size - offset
+        return ItemResult(outcome, size, result.mapping, tmp=tmp, path="byte-level")
 
     def _temporary(self, relative: Path, item: InputItem) -> str:
         """The temporary name of an output, beside its final one (folders made once)."""
@@ -355,6 +394,25 @@ class Worker:
         except OSError as exc:
             raise _output_error("the quarantine", exc) from None
         return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
+
+
+BURNED_IN = ("clean", "quarantine", "keep")
+_RISK_TAGS = {0x00080008: "ImageType", 0x00080016: "SOPClassUID", 0x00080060: "Modality",
+              0x00080064: "ConversionType", 0x00280301: "BurnedInAnnotation"}  # fmt: skip
+
+
+def risk_view(header: grammar.Header) -> pydicom.Dataset:
+    """The few top-level attributes ``risk_reason`` reads, decoded from the raw header."""
+    view = pydicom.Dataset()
+    for node in header.elements:
+        keyword = _RISK_TAGS.get(node.tag)
+        if keyword is not None and node.items is None:
+            raw = header.buf[node.value : node.end].decode("latin-1").strip(" \x00")
+            values = [v.strip() for v in raw.split("\\")]
+            setattr(view, keyword, values if len(values) > 1 else values[0])
+    if header.pixel_offset is not None:
+        view.Rows, view.Columns = 1, 1  # pixels present
+    return view
 
 
 class GrammarRefusal(PacsguardError):
@@ -450,6 +508,7 @@ def _output_manifest(
             "quarantine": sum(o.status == "quarantine" for o in outcomes),
             "pending": pending,
             "skipped": skipped,
+            "repaired": sum("repaired" in o.details for o in outcomes),
             "files": len(files),
         },
         "files": [{"path": f, "size": size, "sha256": sha} for f, size, sha in files if f],
@@ -471,8 +530,13 @@ def deidentify(
     key: ProjectKey,
     config: DeidConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_interrupt: Callable[[int], None] | None = None,
 ) -> DeidReport:
-    """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig)."""
+    """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig).
+
+    ``progress(done, total)`` follows the run; a first Ctrl-C (SIGINT, in the main thread)
+    stops it once the files in flight are finished and recorded — ``on_interrupt(n)`` says
+    how many — and the report says ``interrupted``; running again finishes the job."""
     config = config or DeidConfig()
     validate_options(config.options)
     policy = load_policy(config.policy)  # read once; a bad policy fails before any work
@@ -514,13 +578,14 @@ def deidentify(
             patient_map=config.patient_map,
             verify=config.verify,
             repair=config.repair,
+            burned_in=config.burned_in,
         )
         bind(journal, output, settings, redo=config.redo)
         if config.redo:
             _clear_quarantine(quarantine)
         report = _run(
             items, by_fp, journal, output, state, quarantine, key, config, policy, progress,
-            skipped,
+            skipped, on_interrupt,
         )  # fmt: skip
     finally:
         journal.close()
@@ -545,6 +610,7 @@ def _run(
     policy: Policy,
     progress: Callable[[int, int], None] | None,
     skipped: list[Skipped],
+    on_interrupt: Callable[[int], None] | None = None,
 ) -> DeidReport:
     plan = resume(items, journal, output, check=config.check)
     todo = plan.todo
@@ -557,6 +623,7 @@ def _run(
     except OSError as exc:
         raise _output_error("the output manifest", exc) from None
     done = 0
+    paths: Counter[str] = Counter()  # this run's outputs by the way they went
     worker = Worker(key.material, config, policy, output, quarantine)
 
     def record(results: list[ItemResult]) -> None:
@@ -575,6 +642,7 @@ def _run(
                 raise _output_error("the journal", exc) from None
             raise OutputError(f"cannot write the journal ({exc}); run again to finish") from None
         prefetch.consumed(sum(by_fp[r.outcome.fingerprint].size for r in results))
+        paths.update(r.path for r in results if r.path)
         done += len(results)
         if progress:
             progress(done, len(todo))
@@ -582,13 +650,18 @@ def _run(
     jobs = max(1, config.jobs or _usable_cpus())
     prefetch = Prefetcher([(item.path, item.size) for item in todo if item.member is None])
     _preload()
-    with prefetch, _Committer(record) as commit:
+    if progress:
+        progress(0, len(todo))  # the total, known at once
+    with _Stop(on_interrupt) as stop, prefetch, _Committer(record) as commit:
         if jobs == 1 or len(todo) <= BATCH:
             prefetch.start()
-            for batch in _batches(todo, BATCH):
+            for batch in _batches(todo, 8):
+                if stop.requested:
+                    break
+                stop.in_flight = len(batch)
                 commit(worker.process_batch(batch))
         else:
-            _run_pool(todo, jobs, worker, commit, started=prefetch.start)
+            _run_pool(todo, jobs, worker, commit, started=prefetch.start, stop=stop)
 
     outcomes = [o for o in (journal.get(fp) for fp in by_fp) if o is not None]
     pending = len(items) - len(outcomes)
@@ -598,6 +671,7 @@ def _run(
         local = {
             "outcomes": [asdict(o) for o in outcomes],
             "skipped": [asdict(s) for s in skipped],
+            "paths": dict(paths),
         }
         write_json(state / "manifest.json", local, mode=0o600)
         if config.mapping_out is not None:
@@ -618,6 +692,10 @@ def _run(
         skipped=len(skipped),
         skip_reasons=Counter(s.reason for s in skipped),
         redone=plan.redone,
+        interrupted=stop.requested,
+        paths=paths,
+        pixels_cleaned=sum(o.details.get("pixels") == "cleaned" for o in outcomes),
+        burned_in_kept=sum(o.details.get("pixels") == "kept at risk" for o in outcomes),
     )
 
 
@@ -717,29 +795,66 @@ def _run_pool(
     worker: Worker,
     record: Callable[[list[ItemResult]], None],
     started: Callable[[], object],
+    stop: _Stop,
 ) -> None:
-    """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked."""
+    """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
+    Once ``stop`` is set, no batch is submitted and those in flight are finished."""
     global _WORKER
-    size = max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
+    size = max(1, min(BATCH, len(todo) // (jobs * 32) or 1))  # small runs: visible progress
     context = multiprocessing.get_context("fork")
     _WORKER = worker  # inherited by the fork, with every table it has loaded
     try:
         with ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+            jobs, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
         ) as pool:
             pending: set[Future[list[ItemResult]]] = set()
             for batch in _batches(todo, size):
+                if stop.requested:
+                    break
                 pending.add(pool.submit(_run_batch, batch))
+                stop.in_flight = len(pending) * size
                 if len(pending) == 1:
                     started()  # the fork context starts every worker at the first submit
-                if len(pending) >= jobs * 3:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                while len(pending) >= jobs * 3 and not stop.requested:
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                     for future in finished:
                         record(future.result())
             for future in pending:
                 record(future.result())
     finally:
         _WORKER = None
+
+
+def _worker_start(parent: int) -> None:
+    """A worker dies with its parent, and leaves Ctrl-C to it (it finishes its batch)."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass
+class _Stop:
+    """A first Ctrl-C asks the run to stop after the files in flight; a second one aborts."""
+
+    notify: Callable[[int], None] | None = None
+    requested: bool = False
+    in_flight: int = 0
+
+    def __enter__(self) -> _Stop:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.notify is not None:
+            self.notify(self.in_flight)
 
 
 def _usable_cpus() -> int:
