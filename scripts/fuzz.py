@@ -391,6 +391,14 @@ def controls(seeds: list[Seed], folder: Path) -> list[Mutant]:
 
 def campaign(args: argparse.Namespace) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="pacsguard-fuzz-", dir=args.work))
+    try:
+        return _campaign(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _campaign(args: argparse.Namespace, work: Path) -> dict[str, object]:
     started = time.monotonic()
     rng = random.Random(args.seed)
     seeds = sample_seeds(work / "sample", args.patients)
@@ -449,8 +457,6 @@ def campaign(args: argparse.Namespace) -> dict[str, object]:
         )
         if not args.keep:
             shutil.rmtree(chunk, ignore_errors=True)
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
     return summarise(everything, orphans, runs, time.monotonic() - started, args, leaky)
 
 
@@ -695,7 +701,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{args.repro} is not empty; give a new folder")
         args.repro.mkdir(parents=True, exist_ok=True)
         os.chmod(args.repro, 0o700)  # noqa: PTH101
-    summary = campaign(args)
+    try:
+        summary = campaign(args)
+    except KeyboardInterrupt:
+        print("interrupted: no summary", file=sys.stderr)
+        return 130
     print_summary(summary)
     if args.json is not None:
         args.json.write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
