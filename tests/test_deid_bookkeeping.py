@@ -148,16 +148,12 @@ def test_a_different_file_with_the_same_uid_is_quarantined_not_overwriting(
     assert SAME_UID in str(records["f2-other.dcm"]["reason"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: an input of other bytes whose output comes out identical is recorded as a "
-    "duplicate on main; the issue asks for quarantine when the bytes differ (lead to decide)",
-)
-def test_other_bytes_with_the_same_uid_are_quarantined_even_when_deid_evens_them_out(
+def test_other_bytes_with_the_same_uid_but_the_same_output_are_a_duplicate(
     inputs: Path, tmp_path: Path, project_key: ProjectKey
 ) -> None:
     """Two inputs with one SOP Instance UID that differ only in what deid removes (a
-    description): they are different inputs, so the later is kept apart, not merged."""
+    description) make the same output: nothing of either is lost, so the later is recorded
+    as a duplicate of the first, by name, rather than quarantined (docs/deid.md)."""
     first = inputs / "f2.dcm"
     changed = plant(first.read_bytes(), "description", "other content", random.Random(1))
     assert changed != first.read_bytes()
@@ -166,9 +162,11 @@ def test_other_bytes_with_the_same_uid_are_quarantined_even_when_deid_evens_them
     second.write_bytes(changed)
     out = tmp_path / "out"
     result = deid(first, second, out, key=project_key)
+    assert result.returncode == 0, result.stderr
     records = {Path(str(r["input"])).name: r for r in state_records(out)}
-    assert records["f2-other.dcm"]["status"] == "quarantine", result.stderr
-    assert SAME_UID in str(records["f2-other.dcm"]["reason"])
+    assert records["f2-other.dcm"]["status"] == "duplicate", result.stderr
+    assert Path(records["f2-other.dcm"]["details"]["duplicate_of"]).name == "f2.dcm"
+    assert "1 duplicates of another input" in result.stderr
 
 
 def test_different_uids_are_never_merged(
