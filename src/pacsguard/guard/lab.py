@@ -13,33 +13,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pacsguard.scan.lab import dcmtk, orthanc
-from pacsguard.scan.lab.procs import LOOPBACK, Server, _die_with_parent, tool
+from pacsguard.scan.lab.procs import LOOPBACK, NODELAY_ENV, Server, tool
 
-NODELAY_ENV = {"TCP_NODELAY": "1"}
-
-
-class Peer(Server):
-    """A lab server started with TCP_NODELAY=1 in its environment."""
-
-    def __init__(self, name: str, argv: list[str], log: Path, cwd: Path | None = None) -> None:
-        self.name = name
-        self.log = log
-        self._handle = log.open("wb")
-        self.process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._handle,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env={**os.environ, **NODELAY_ENV},
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+Peer = Server  # the lab's servers run with TCP_NODELAY=1 (scan.lab.procs.NODELAY_ENV)
 
 
 @dataclass(frozen=True)
