@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from pacsguard.core.keys import load_key
+from pacsguard.core.keys import ENV_KEY_FILE, load_key
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE
 from pacsguard.deid.options import ALL_OPTIONS
 
@@ -80,6 +81,12 @@ def deid_command(
     check: bool = typer.Option(
         False, "--check", help="On resume, check every finished output's SHA-256, not its size."
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Run on a Dask cluster: its scheduler (tcp://HOST:8786), or local[:N] to start N "
+        "worker processes here. Workers read the key from PACSGUARD_KEY_FILE or PACSGUARD_KEY.",
+    ),
 ) -> None:
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
     if len(paths) < 2:
@@ -101,6 +108,8 @@ def deid_command(
         repair=repair,
         redo=redo,
         check=check,
+        cluster=cluster,
+        key_file=key or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else None),
     )
     project_key = load_key(key)
     with Progress(
@@ -116,7 +125,14 @@ def deid_command(
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        report = deidentify(list(inputs), output, key=project_key, config=config, progress=progress)
+        report = deidentify(
+            list(inputs),
+            output,
+            key=project_key,
+            config=config,
+            progress=progress,
+            notice=lambda line: bar.console.print(line, markup=False, highlight=False),
+        )
     console.print(
         f"{report.inputs} inputs: {report.output - report.duplicates} written to "
         f"{report.output_dir}, {report.quarantine} quarantined"

@@ -12,6 +12,7 @@ import csv
 import errno
 import hashlib
 import io
+import itertools
 import json
 import logging
 import multiprocessing
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import pydicom.config
 
@@ -39,11 +41,11 @@ from pacsguard.core.io import (
     sync_filesystems,
 )
 from pacsguard.core.keys import ProjectKey
-from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json
+from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json_stream
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
 from pacsguard.core.shapes import lexicon
 from pacsguard.deid import fastpath, grammar, postcheck, rawpath
-from pacsguard.deid.bookkeeping import bind, check_places, resume, run_settings
+from pacsguard.deid.bookkeeping import bind, check_places, run_settings
 from pacsguard.deid.engine import (
     PatientMapping,
     Transformer,
@@ -57,6 +59,7 @@ from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import Policy, load_policy
 from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
+from pacsguard.deid.streaming import Planner
 from pacsguard.deid.text import KnownValues, identity_tags
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
@@ -88,6 +91,9 @@ class DeidConfig:
     repair: bool = False  # drop elements the grammar does not allow, instead of quarantining
     redo: bool = False  # reprocess every input under these settings into an existing output
     check: bool = False  # on resume, hash every output already done (not only its size)
+    cluster: str | None = None  # "tcp://HOST:PORT" or "local[:N]" (Dask); None: local pool
+    key_file: Path | None = None  # where the workers of a local cluster read the key
+    batch_size: int | None = None  # files per cluster task; None: chosen (see ``cluster``)
 
 
 @dataclass
@@ -427,11 +433,14 @@ def _output_manifest(
     config: DeidConfig,
     policy: Policy,
     journal: Journal,
-    pending: int,
+    pending: int | None,
     skipped: int,
 ) -> dict[str, object]:
-    outcomes = list(journal)
-    files = sorted({(o.output, o.size, o.sha256) for o in outcomes if o.status == "output"})
+    """The output's manifest; ``pending`` None while a streaming run does not know yet
+    (the manifest then says incomplete). Its file list is read from the journal as it is
+    written, sorted by SQLite: nothing per output is held in memory."""
+    statuses = journal.statuses()
+    files = sum(1 for _ in journal.files())
     return {
         "tool": "pacsguard",
         "version": __version__,
@@ -444,15 +453,17 @@ def _output_manifest(
             "repair": config.repair,
         },
         "counts": {
-            "inputs": len(outcomes) + pending,
-            "output": sum(o.status == "output" for o in outcomes),
-            "duplicate": sum(o.status == "duplicate" for o in outcomes),
-            "quarantine": sum(o.status == "quarantine" for o in outcomes),
+            "inputs": sum(statuses.values()) + (pending or 0),
+            "output": statuses["output"],
+            "duplicate": statuses["duplicate"],
+            "quarantine": statuses["quarantine"],
             "pending": pending,
             "skipped": skipped,
-            "files": len(files),
+            "files": files,
         },
-        "files": [{"path": f, "size": size, "sha256": sha} for f, size, sha in files if f],
+        "files": (
+            {"path": path, "size": size, "sha256": sha} for path, size, sha in journal.files()
+        ),
     }
 
 
@@ -471,12 +482,24 @@ def deidentify(
     key: ProjectKey,
     config: DeidConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> DeidReport:
-    """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig)."""
+    """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig).
+
+    The inputs are streamed from the walk, never listed whole; ``progress(done, found)``
+    counts the inputs finished and those found to do so far. ``notice`` receives one-line
+    messages for the operator (the Dask dashboard's address, on a cluster)."""
     config = config or DeidConfig()
     validate_options(config.options)
     policy = load_policy(config.policy)  # read once; a bad policy fails before any work
     check_places(inputs, output)
+    for given in inputs:  # the walk is lazy: a missing input is refused before any work
+        if not given.exists() and not given.is_symlink():
+            raise InputError(f"input {given} does not exist")
+    if config.cluster is not None:
+        from pacsguard.deid import cluster
+
+        cluster.parse_address(config.cluster)  # a bad --cluster fails before any work
     output = output.resolve()
     state = (config.state_dir or output.with_name(output.name + ".pacsguard")).resolve()
     quarantine = (config.quarantine_dir or state / "quarantine").resolve()
@@ -485,12 +508,10 @@ def deidentify(
     if state == output or output in state.parents:
         raise InputError("the state folder must live outside the output tree")
     skipped: list[Skipped] = []
-    items = list(
-        iter_inputs(
-            inputs,
-            exclude=[output, state, quarantine],
-            skip=lambda label, reason: skipped.append(Skipped(label, reason)),
-        )
+    walk = iter_inputs(
+        inputs,
+        exclude=[output, state, quarantine],
+        skip=lambda label, reason: skipped.append(Skipped(label, reason)),
     )
     try:
         output.mkdir(parents=True, exist_ok=True)
@@ -502,7 +523,6 @@ def deidentify(
         if not os.access(folder, os.W_OK):
             raise OutputError(f"cannot write to {folder}: permission denied")
     _sweep_temporaries(output)
-    by_fp = {item.fingerprint: item for item in items}
     journal = Journal(state / "journal.sqlite")
     try:
         settings = run_settings(
@@ -518,10 +538,8 @@ def deidentify(
         bind(journal, output, settings, redo=config.redo)
         if config.redo:
             _clear_quarantine(quarantine)
-        report = _run(
-            items, by_fp, journal, output, state, quarantine, key, config, policy, progress,
-            skipped,
-        )  # fmt: skip
+        place = _Place(output, state, quarantine)
+        report = _run(walk, skipped, journal, place, key, config, policy, progress, notice)
     finally:
         journal.close()
     return report
@@ -533,130 +551,214 @@ def _clear_quarantine(folder: Path) -> None:
             entry.unlink()
 
 
+@dataclass(frozen=True)
+class _Place:
+    output: Path
+    state: Path
+    quarantine: Path
+
+
+class Executor(Protocol):
+    """Where batches run: in this process, a local pool, or a cluster (``cluster``).
+    ``submit`` may block to keep the work in flight bounded; finished batches go to the
+    commit function the executor was given; ``close`` waits for every batch."""
+
+    def submit(self, batch: list[InputItem]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def _run(
-    items: list[InputItem],
-    by_fp: dict[str, InputItem],
+    walk: Iterator[InputItem],
+    skipped: list[Skipped],
     journal: Journal,
-    output: Path,
-    state: Path,
-    quarantine: Path,
+    place: _Place,
     key: ProjectKey,
     config: DeidConfig,
     policy: Policy,
     progress: Callable[[int, int], None] | None,
-    skipped: list[Skipped],
+    notice: Callable[[str], None] | None,
 ) -> DeidReport:
-    plan = resume(items, journal, output, check=config.check)
-    todo = plan.todo
+    output, state, quarantine = place.output, place.state, place.quarantine
+    journal.begin_walk()
     mapping_rows = state / "mapping-rows.jsonl"
     try:
-        write_json(
+        write_json_stream(
             output / DEID_MANIFEST_NAME,
-            _output_manifest(config, policy, journal, len(todo), len(skipped)),
+            _output_manifest(config, policy, journal, None, len(skipped)),
         )
     except OSError as exc:
         raise _output_error("the output manifest", exc) from None
+    lock = threading.Lock()  # one SQLite connection: the walk's lookups, the commits
+    planner = Planner(walk, journal, output, check=config.check, lock=lock)
+    chunks = iter(planner)
+    first = next(chunks, [])  # a small run (one short chunk) runs in this process
+    in_flight: dict[str, InputItem] = {}  # submitted, not yet journalled: bounded
     done = 0
     worker = Worker(key.material, config, policy, output, quarantine)
+    remote: Any = None
+    if config.cluster is not None:
+        from pacsguard.deid import cluster
+
+        remote = cluster.connect(config.cluster, key, config, policy, place, notice=notice)
 
     def record(results: list[ItemResult]) -> None:
         nonlocal done
-        try:
-            named = _name_outputs(results, journal, output, worker, by_fp)
-            sync_filesystems(output, quarantine)  # durable before it is journalled
-        except OSError as exc:
-            raise _output_error("the outputs to disk (sync)", exc) from None
-        try:
-            if config.mapping_out is not None:
-                _append_private(mapping_rows, [row for r in named for row in r.mapping])
-            journal.record_many([r.outcome for r in named])
-        except (OSError, sqlite3.Error) as exc:
-            if isinstance(exc, OSError):
-                raise _output_error("the journal", exc) from None
-            raise OutputError(f"cannot write the journal ({exc}); run again to finish") from None
-        prefetch.consumed(sum(by_fp[r.outcome.fingerprint].size for r in results))
+        with lock:
+            try:
+                naming = plan_names(results, journal, output, in_flight)
+                if remote is not None:
+                    named = naming.named + remote.apply(naming)  # synced there
+                else:
+                    named = naming.named + apply_names(naming, worker)
+                    sync_filesystems(output, quarantine)  # durable before it is journalled
+            except OSError as exc:
+                raise _output_error("the outputs to disk (sync)", exc) from None
+            try:
+                if config.mapping_out is not None:
+                    _append_private(mapping_rows, [row for r in named for row in r.mapping])
+                journal.record_many([r.outcome for r in named])
+            except (OSError, sqlite3.Error) as exc:
+                if isinstance(exc, OSError):
+                    raise _output_error("the journal", exc) from None
+                raise OutputError(
+                    f"cannot write the journal ({exc}); run again to finish"
+                ) from None
+        gone = [in_flight.pop(r.outcome.fingerprint, None) for r in results]
+        prefetch.consumed(sum(item.size for item in gone if item is not None))
         done += len(results)
         if progress:
-            progress(done, len(todo))
+            progress(done, planner.todo)
 
     jobs = max(1, config.jobs or _usable_cpus())
-    prefetch = Prefetcher([(item.path, item.size) for item in todo if item.member is None])
+    prefetch = Prefetcher(stream=True)
     _preload()
-    with prefetch, _Committer(record) as commit:
-        if jobs == 1 or len(todo) <= BATCH:
+    with contextlib.ExitStack() as stack:
+        if remote is not None:
+            stack.enter_context(remote)
+        stack.enter_context(prefetch)
+        commit = stack.enter_context(_Committer(record))
+        executor: Executor
+        if remote is not None:
+            executor = remote.executor(commit)
+        elif jobs == 1 or (planner.finished and len(first) <= BATCH):
             prefetch.start()
-            for batch in _batches(todo, BATCH):
-                commit(worker.process_batch(batch))
+            executor = _Inline(worker, commit)
         else:
-            _run_pool(todo, jobs, worker, commit, started=prefetch.start)
+            executor = _Pool(jobs, worker, commit, started=prefetch.start)
+        try:
+            for todo in itertools.chain([first], chunks):
+                for item in todo:
+                    in_flight[item.fingerprint] = item
+                if remote is None:
+                    prefetch.feed((item.path, item.size) for item in todo if item.member is None)
+                for batch in _batches(todo, _batch_size(executor, todo, jobs)):
+                    executor.submit(batch)
+            executor.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                executor.close()
+            raise
 
-    outcomes = [o for o in (journal.get(fp) for fp in by_fp) if o is not None]
-    pending = len(items) - len(outcomes)
+    statuses = journal.walked_statuses()
+    walked = journal.walked_count()
+    recorded = sum(statuses.values())
+    pending = walked - recorded
     try:
         manifest = _output_manifest(config, policy, journal, pending, len(skipped))
-        write_json(output / DEID_MANIFEST_NAME, manifest)
+        write_json_stream(output / DEID_MANIFEST_NAME, manifest)
         local = {
-            "outcomes": [asdict(o) for o in outcomes],
+            "outcomes": (asdict(o) for o in journal.walked()),
             "skipped": [asdict(s) for s in skipped],
         }
-        write_json(state / "manifest.json", local, mode=0o600)
+        write_json_stream(state / "manifest.json", local, mode=0o600)
         if config.mapping_out is not None:
             _write_mapping(mapping_rows, config.mapping_out)
     except OSError as exc:
         raise _output_error("the manifests", exc) from None
-    quarantined = [o for o in outcomes if o.status == "quarantine"]
     return DeidReport(
-        inputs=len(items),
-        output=len(outcomes) - len(quarantined),
-        quarantine=len(quarantined),
-        resumed=plan.resumed,
-        duplicates=sum(o.status == "duplicate" for o in outcomes),
+        inputs=walked,
+        output=recorded - statuses["quarantine"],
+        quarantine=statuses["quarantine"],
+        resumed=planner.resumed,
+        duplicates=statuses["duplicate"],
         output_dir=output,
         state_dir=state,
         quarantine_dir=quarantine,
-        reasons=Counter(o.reason or "" for o in quarantined),
+        reasons=journal.walked_reasons(),
         skipped=len(skipped),
         skip_reasons=Counter(s.reason for s in skipped),
-        redone=plan.redone,
+        redone=planner.redone,
     )
+
+
+def _batch_size(executor: Executor, todo: list[InputItem], jobs: int) -> int:
+    if isinstance(executor, _Inline):
+        return BATCH
+    if isinstance(executor, _Pool):
+        return max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
+    return int(executor.batch_size(len(todo)))  # type: ignore[attr-defined]
 
 
 SAME_UID = "another input has the same SOP Instance UID (different content): kept apart"
 
 
-def _name_outputs(
+@dataclass
+class Naming:
+    """What the committer decided for finished results, before anything is renamed.
+
+    ``named``: results to journal as they are once ``moves`` (temporary -> final path) are
+    done; ``drops``: temporaries to remove (duplicates, refused); ``refused``: inputs
+    whose output name another input owns with other bytes, to quarantine."""
+
+    named: list[ItemResult] = field(default_factory=list)
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    drops: list[str] = field(default_factory=list)
+    refused: list[InputItem] = field(default_factory=list)
+
+
+def plan_names(
     results: list[ItemResult],
     journal: Journal,
     output: Path,
-    worker: Worker,
-    by_fp: dict[str, InputItem],
-) -> list[ItemResult]:
-    """Give each written output its final name, in this one thread: an output name that
-    another input already owns is a duplicate (same bytes) or sends this input to
-    quarantine (other bytes), never an overwrite."""
+    in_flight: dict[str, InputItem],
+) -> Naming:
+    """Decide each written output's final name, in the one thread that journals: an output
+    name that another input already owns is a duplicate (same bytes) or sends this input
+    to quarantine (other bytes), never an overwrite. Nothing is renamed here, so the same
+    decision serves a local run (``apply_names``) and a cluster (its workers rename)."""
     claimed: dict[str, Outcome] = {}
-    named: list[ItemResult] = []
+    naming = Naming()
     for result in results:
         outcome = result.outcome
         if outcome.status != "output" or result.tmp is None or outcome.output is None:
-            named.append(result)
+            naming.named.append(result)
             continue
         owner = claimed.get(outcome.output) or journal.owner(outcome.output)
         if owner is not None and owner.input != outcome.input:
-            os.unlink(result.tmp)  # noqa: PTH108
+            naming.drops.append(result.tmp)
             if owner.sha256 == outcome.sha256:
                 details = {"duplicate_of": owner.input}
                 dup = replace(outcome, status="duplicate", details=details)
-                named.append(ItemResult(dup, result.size))
+                naming.named.append(ItemResult(dup, result.size))
             else:
-                named.append(worker._quarantine(by_fp[outcome.fingerprint], SAME_UID))
+                naming.refused.append(in_flight[outcome.fingerprint])
             continue
         if owner is not None and owner.fingerprint != outcome.fingerprint:
             journal.forget([owner.fingerprint])  # the same input, changed since: superseded
-        os.rename(result.tmp, output / outcome.output)  # noqa: PTH104
+        naming.moves.append((result.tmp, str(output / outcome.output)))
         claimed[outcome.output] = outcome
-        named.append(result)
-    return named
+        naming.named.append(replace(result, tmp=None))
+    return naming
+
+
+def apply_names(naming: Naming, worker: Worker) -> list[ItemResult]:
+    """Carry out ``naming`` where the outputs are; the refused inputs' quarantine results."""
+    for tmp in naming.drops:
+        os.unlink(tmp)  # noqa: PTH108
+    for tmp, final in naming.moves:
+        os.rename(tmp, final)  # noqa: PTH104
+    return [worker._quarantine(item, SAME_UID) for item in naming.refused]
 
 
 class _Committer:
@@ -711,35 +813,59 @@ class _Committer:
                 return
 
 
-def _run_pool(
-    todo: list[InputItem],
-    jobs: int,
-    worker: Worker,
-    record: Callable[[list[ItemResult]], None],
-    started: Callable[[], object],
-) -> None:
-    """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked."""
-    global _WORKER
-    size = max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
-    context = multiprocessing.get_context("fork")
-    _WORKER = worker  # inherited by the fork, with every table it has loaded
-    try:
-        with ProcessPoolExecutor(
+class _Inline:
+    """Batches run here, one after the other (one core, or a run too small to fork for)."""
+
+    def __init__(self, worker: Worker, commit: Callable[[list[ItemResult]], None]) -> None:
+        self._worker, self._commit = worker, commit
+
+    def submit(self, batch: list[InputItem]) -> None:
+        self._commit(self._worker.process_batch(batch))
+
+    def close(self) -> None:
+        pass
+
+
+class _Pool:
+    """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
+    At most ``jobs * 3`` batches are in flight: ``submit`` waits for one to finish."""
+
+    def __init__(
+        self,
+        jobs: int,
+        worker: Worker,
+        commit: Callable[[list[ItemResult]], None],
+        started: Callable[[], object],
+    ) -> None:
+        global _WORKER
+        self._jobs, self._commit, self._started = jobs, commit, started
+        self._pending: set[Future[list[ItemResult]]] = set()
+        context = multiprocessing.get_context("fork")
+        _WORKER = worker  # inherited by the fork, with every table it has loaded
+        self._pool = ProcessPoolExecutor(
             jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
-        ) as pool:
-            pending: set[Future[list[ItemResult]]] = set()
-            for batch in _batches(todo, size):
-                pending.add(pool.submit(_run_batch, batch))
-                if len(pending) == 1:
-                    started()  # the fork context starts every worker at the first submit
-                if len(pending) >= jobs * 3:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        record(future.result())
+        )
+        self._forked = False
+
+    def submit(self, batch: list[InputItem]) -> None:
+        self._pending.add(self._pool.submit(_run_batch, batch))
+        if not self._forked:
+            self._forked = True
+            self._started()  # the fork context starts every worker at the first submit
+        if len(self._pending) >= self._jobs * 3:
+            finished, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                self._commit(future.result())
+
+    def close(self) -> None:
+        global _WORKER
+        try:
+            pending, self._pending = self._pending, set()
             for future in pending:
-                record(future.result())
-    finally:
-        _WORKER = None
+                self._commit(future.result())
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            _WORKER = None
 
 
 def _usable_cpus() -> int:
