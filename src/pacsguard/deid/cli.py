@@ -87,6 +87,12 @@ def deid_command(
         help="Run on a Dask cluster: its scheduler (tcp://HOST:8786), or local[:N] to start N "
         "worker processes here. Workers read the key from PACSGUARD_KEY_FILE or PACSGUARD_KEY.",
     ),
+    cluster_batch: int | None = typer.Option(
+        None,
+        "--cluster-batch",
+        min=1,
+        help="Files per cluster task (default: chosen from Dask's measured per-task cost).",
+    ),
 ) -> None:
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
     if len(paths) < 2:
@@ -109,6 +115,7 @@ def deid_command(
         redo=redo,
         check=check,
         cluster=cluster,
+        batch_size=cluster_batch,
         key_file=key or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else None),
     )
     project_key = load_key(key)

@@ -35,8 +35,9 @@ locally. What changes, and why:
   names, so a retry never races the writes of the attempt it replaces, and the outputs it
   names are the same bytes under the same deterministic names. An ``_apply`` run twice
   finds its renames done and goes on. Nothing is journalled until a worker reports it
-  durable, so a client killed at any point resumes from its journal, and the temporary
-  files of lost attempts are swept at the next start.
+  durable, so a client killed at any point resumes from its journal; the temporary files
+  of lost attempts are swept at the end of a run that saw a worker leave, and at the
+  next start.
 - **Shared storage.** The output, quarantine, patient map and key file paths must name
   the same places on every worker and on the client (NFS, or a local disk for a
   LocalCluster): the client walks the inputs, checks resumes and writes the manifests
@@ -207,6 +208,15 @@ class ClusterRun:
     def __init__(self, client: Any, cluster: Any, spec: Spec) -> None:
         self.client, self._cluster, self.spec = client, cluster, spec
         self.threads = max(1, sum(client.nthreads().values()))
+        self.workers = self._workers()
+
+    def _workers(self) -> frozenset[str]:
+        return frozenset(self.client.scheduler_info().get("workers", {}))
+
+    def workers_changed(self) -> bool:
+        """Whether a worker left or joined since the start: a lost attempt may have left
+        temporary files (hidden, never journalled) that the caller may sweep now."""
+        return self._workers() != self.workers
 
     def __enter__(self) -> ClusterRun:
         return self
@@ -380,6 +390,7 @@ def connect(
                 f"the project key through {ENV_KEY_FILE}"
             )
         run.threads = max(1, sum(client.nthreads().values()))
+        run.workers = run._workers()
         services = client.scheduler_info().get("services", {})
         if notice is not None:
             notice(f"Dask cluster {address}: {len(answers)} workers, {run.threads} threads")

@@ -634,8 +634,15 @@ def _run(
     prefetch = Prefetcher(stream=True)
     _preload()
     with contextlib.ExitStack() as stack:
+        completed = False
         if remote is not None:
             stack.enter_context(remote)
+
+            def sweep() -> None:  # after the last commit, while the cluster is still there
+                if completed and remote.workers_changed():
+                    _sweep_temporaries(output)  # what attempts lost with their worker left
+
+            stack.callback(sweep)
         stack.enter_context(prefetch)
         commit = stack.enter_context(_Committer(record))
         executor: Executor
@@ -655,6 +662,7 @@ def _run(
                 for batch in _batches(todo, _batch_size(executor, todo, jobs)):
                     executor.submit(batch)
             executor.close()
+            completed = True
         except BaseException:
             with contextlib.suppress(Exception):
                 executor.close()
