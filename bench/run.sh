@@ -34,7 +34,7 @@ if [[ ! -x "$BENCH_VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   echo "$want" >"$stamp"
 fi
 
-only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan},"
+only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan,cluster},"
 failed=()
 
 wanted() { [[ "$only" == *",$1,"* ]]; }
@@ -48,7 +48,7 @@ if wanted deid; then
 fi
 
 # The other benchmarks, each only where its script exists; stdout kept in bench/out/NAME.txt.
-for name in pixels tables pack scan; do
+for name in pixels tables pack scan cluster; do
   script="bench/${name}_bench.py"
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"
