@@ -178,7 +178,8 @@ def reference(
 ) -> Path:
     """The sample corpus de-identified by a local run."""
     out = tmp_path_factory.mktemp("reference") / "out"
-    report = deidentify([sample_corpus[0]], out, key=project_key, config=DeidConfig(jobs=1))
+    config = DeidConfig(jobs=1, burned_in="keep")
+    report = deidentify([sample_corpus[0]], out, key=project_key, config=config)
     assert report.inputs > 10 and report.output + report.quarantine == report.inputs
     return out
 
@@ -198,7 +199,7 @@ def test_local_cluster_matches_a_local_run(
 ) -> None:
     out = tmp_path / "out"
     notices: list[str] = []
-    config = DeidConfig(cluster="local:2", key_file=key_file, batch_size=4)
+    config = DeidConfig(cluster="local:2", key_file=key_file, batch_size=4, burned_in="keep")
     report = deidentify(
         [sample_corpus[0]], out, key=project_key, config=config, notice=notices.append
     )
@@ -224,7 +225,7 @@ def test_scheduler_and_workers_match_a_local_run(
     reference: Path,
 ) -> None:
     out = tmp_path / "out"
-    config = DeidConfig(cluster=cluster.address, batch_size=3)
+    config = DeidConfig(cluster=cluster.address, batch_size=3, burned_in="keep")
     deidentify([sample_corpus[0]], out, key=project_key, config=config)
     assert tree(out) == tree(reference)
     assert local_manifest(out) == local_manifest(reference)
@@ -296,7 +297,7 @@ def test_a_worker_with_another_key_stops_the_run_before_it_starts(
 ) -> None:
     wrong = write_key(tmp_path / "other.key", other_key)
     out = tmp_path / "out"
-    config = DeidConfig(cluster="local:1", key_file=wrong)
+    config = DeidConfig(cluster="local:1", key_file=wrong, burned_in="keep")
     with pytest.raises(PacsguardError) as caught:
         deidentify([sample_corpus[0]], out, key=project_key, config=config)
     message = str(caught.value)
@@ -318,7 +319,8 @@ def test_a_worker_without_a_key_stops_the_run_with_one_error_line(
         running.add_worker(None)
         running.wait_for(1)
         argv = [str(BIN / "pacsguard"), "deid", str(sample_corpus[0]), str(tmp_path / "out"),
-                "--key", str(key_file), "--cluster", running.address]  # fmt: skip
+                "--key", str(key_file), "--cluster", running.address, "--no-pixel-cleaning",
+                "--keep-burned-in"]  # fmt: skip
         done = subprocess.run(argv, env=dask_env(None), capture_output=True, timeout=240)
     finally:
         running.close()

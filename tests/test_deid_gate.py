@@ -253,3 +253,69 @@ def _minimal(
     body = b"".join(_element(t, vr, v) for t, vr, v in sorted(elements))
     syntax = _element(0x00020010, b"UI", b"1.2.840.10008.1.2.1\x00")
     return b"\x00" * 128 + b"DICM" + syntax + body
+
+
+@pytest.mark.parametrize("raw_path", [True, False])
+def test_reference_sequences_survive_with_their_uids_remapped(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    raw_path: bool,
+) -> None:
+    from pacsguard.deid import rawpath
+
+    if not raw_path:
+        monkeypatch.setattr(rawpath, "rewrite", lambda *args, **kwargs: None)
+    ds = _base(sample_corpus[0])
+    ref = Dataset()
+    ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = ds.SOPClassUID, "1.2.3.4.5.6"
+    ds.SourceImageSequence = Sequence([ref])
+    noted = Dataset()
+    noted.ReferencedSOPInstanceUID = "1.2.3.4.5.7"
+    noted.DerivationDescription = "made from Zygmuntowicz's scan"  # not a reference
+    ds.ReferencedImageSequence = Sequence([noted])
+    src = tmp_path / "src"
+    src.mkdir()
+    _save(ds, src / "a.dcm")
+    out, _ = _run(src, tmp_path, project_key)
+    (written,) = out.rglob("*.dcm")
+    result = pydicom.dcmread(written)
+    (item,) = result.SourceImageSequence
+    assert item.ReferencedSOPInstanceUID.startswith("2.25.")
+    assert "ReferencedImageSequence" not in result
+
+
+def test_the_byte_level_path_cleans_what_the_sweep_finds_as_the_engine_does(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Identity in a kept code meaning no longer sends a file off the byte-level path,
+    and that path writes the reference engine's bytes."""
+    from pacsguard.deid import rawpath
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for index, meaning in enumerate(["Zygmuntowicz liver", "LIVER of BRONISLAWA", "liver"]):
+        ds = _base(sample_corpus[0], meaning=meaning)
+        ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{index}"
+        _save(ds, src / f"{index}.dcm")
+    original = rawpath.rewrite
+    taken: list[bool] = []
+
+    def counting(*args: object, **kwargs: object) -> object:
+        result = original(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(rawpath, "rewrite", counting)
+    raw = deidentify([src], tmp_path / "raw", key=project_key, config=DeidConfig(jobs=1))
+    monkeypatch.setattr(rawpath, "rewrite", lambda *args, **kwargs: None)
+    ref = deidentify([src], tmp_path / "ref", key=project_key, config=DeidConfig(jobs=1))
+    assert raw.output == ref.output == 3 and taken == [True, True, True]
+    for path in (tmp_path / "raw").rglob("*.dcm"):
+        twin = tmp_path / "ref" / path.relative_to(tmp_path / "raw")
+        assert path.read_bytes() == twin.read_bytes()
+    assert not _leaks(tmp_path / "raw")

@@ -34,6 +34,9 @@ def outputs(root: Path) -> list[Path]:
 
 
 def run(src: Path, out: Path, key: ProjectKey, **config: object) -> object:
+    """A run of the header rules: images at risk of burned-in text are kept as they are
+    (their default cleaning by OCR is tested in test_pixels_deid and test_deid_state)."""
+    config.setdefault("burned_in", "keep")
     return deidentify([src], out, key=key, config=DeidConfig(jobs=2, **config))  # type: ignore[arg-type]
 
 
@@ -329,6 +332,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(
         str(key_file),
         "-j",
         "2",
+        "--no-pixel-cleaning",
+        "--keep-burned-in",  # the kill lands mid-run whatever the files: no OCR needed
     ]
     journal = tmp_path / "out.pacsguard" / "journal.sqlite"
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -543,7 +548,10 @@ def test_batches_are_journalled_only_after_their_files_are_durable(
     monkeypatch.setattr(Journal, "record_many", record_many)
     monkeypatch.setattr(pipeline, "BATCH", 5)
     report = deidentify(
-        [sample_corpus[0]], tmp_path / "out", key=project_key, config=DeidConfig(jobs=1)
+        [sample_corpus[0]],
+        tmp_path / "out",
+        key=project_key,
+        config=DeidConfig(jobs=1, burned_in="keep"),
     )
     assert report.output == report.inputs > 5
     assert events[0::2] == ["sync"] * (len(events) // 2)
@@ -557,7 +565,10 @@ def test_batches_are_journalled_only_after_their_files_are_durable(
 
     with pytest.raises(OutputError, match=r"cannot write the outputs to disk \(sync\)"):
         deidentify(
-            [sample_corpus[0]], tmp_path / "again", key=project_key, config=DeidConfig(jobs=1)
+            [sample_corpus[0]],
+            tmp_path / "again",
+            key=project_key,
+            config=DeidConfig(jobs=1, burned_in="keep"),
         )
     journal = tmp_path / "again.pacsguard" / "journal.sqlite"
     assert not journal.exists() or _journalled(journal) == 0
@@ -587,7 +598,7 @@ def test_full_disk_stops_the_run_without_quarantining_inputs(
 
     monkeypatch.setattr(fastpath, "copy_range", full_disk)
     out = tmp_path / "out"
-    config = DeidConfig(jobs=jobs)
+    config = DeidConfig(jobs=jobs, burned_in="keep")
     with pytest.raises(OutputError, match=r"No space left on device.*run the same command again"):
         deidentify([sample_corpus[0]], out, key=project_key, config=config)
     quarantine = tmp_path / "out.pacsguard" / "quarantine"

@@ -133,3 +133,31 @@ def _single(path: Path, tmp_path: Path, key: ProjectKey) -> bytes:
     deidentify([alone], tmp_path / "alone-out", key=key, config=DeidConfig(jobs=1))
     (only,) = _outputs(tmp_path / "alone-out")
     return only.read_bytes()
+
+
+def test_burned_in_text_is_cleaned_by_default_or_refused_or_kept_by_choice(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    from pacsguard.deid.pixels import risk_reason
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for path in sorted(sample_corpus[0].rglob("*.dcm")):
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if ds.get("Modality") == "US" and risk_reason(ds):
+            shutil.copy(path, src / "us.dcm")
+            break
+    else:
+        raise AssertionError("no ultrasound image in the sample corpus")
+    cleaned = deidentify([src], tmp_path / "a", key=project_key, config=DeidConfig(jobs=1))
+    assert cleaned.output == 1 and cleaned.pixels_cleaned == 1
+    (out,) = _outputs(tmp_path / "a")
+    assert pydicom.dcmread(out).BurnedInAnnotation == "NO"
+    refused = deidentify(
+        [src], tmp_path / "b", key=project_key, config=DeidConfig(jobs=1, burned_in="quarantine")
+    )
+    assert refused.quarantine == 1 and "--keep-burned-in" in next(iter(refused.reasons))
+    kept = deidentify(
+        [src], tmp_path / "c", key=project_key, config=DeidConfig(jobs=1, burned_in="keep")
+    )
+    assert kept.output == 1 and kept.burned_in_kept == 1

@@ -161,3 +161,34 @@ def test_the_deid_settings_travel(tree: Path, keys: Keys, tmp_path: Path) -> Non
         "profile": deid["profile"],
         "counts": deid["counts"],
     }
+
+
+def test_a_tree_deid_verified_is_checked_by_its_hashes(
+    keys: Keys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deid --verify checked every output: pack matches hashes instead of verifying again,
+    and a file changed since still refuses the package."""
+    from pacsguard.core.keys import ProjectKey
+    from pacsguard.deid import DeidConfig, deidentify
+    from pacsguard.sample import generate
+
+    corpus = generate(tmp_path / "s", seed=3, patients=1)
+    del corpus
+    out = tmp_path / "out"
+    config = DeidConfig(verify=True, jobs=1)
+    report = deidentify([tmp_path / "s" / "dicom"], out, key=ProjectKey(bytes(32)), config=config)
+    assert report.quarantine == 0
+    calls: list[Path] = []
+    monkeypatch.setattr(
+        importlib.import_module("pacsguard.pack.preflight"),
+        "run_verify",
+        lambda directory, ocr=True: calls.append(directory) or ["verify ran"],
+    )
+    assert preflight(out, ocr=False) == [] and calls == []
+    pack(out, tmp_path / "p.age", recipients=[keys.recipient], ocr=False)
+    victim = next(out.rglob("*.dcm"))
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(PackRefused, match="differ from the de-identification manifest"):
+        pack(out, tmp_path / "q.age", recipients=[keys.recipient], ocr=False)

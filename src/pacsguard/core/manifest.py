@@ -191,6 +191,23 @@ class Journal:
         )
         return Counter({str(reason): int(n) for reason, n in rows})
 
+    def walked_detail(self, name: str, value: str) -> int:
+        """How many walked inputs' outcomes have ``details[name] == value``."""
+        row = self._db.execute(
+            "SELECT count(DISTINCT o.fingerprint) FROM temp.walked w JOIN outcomes o "
+            "USING (fingerprint) WHERE json_extract(o.details, '$.' || ?) = ?",
+            (name, value),
+        ).fetchone()
+        return int(row[0])
+
+    def with_detail(self, name: str) -> int:
+        """How many outcomes have a ``details[name]`` at all."""
+        row = self._db.execute(
+            "SELECT count(*) FROM outcomes WHERE json_extract(details, '$.' || ?) IS NOT NULL",
+            (name,),
+        ).fetchone()
+        return int(row[0])
+
     def walked_count(self) -> int:
         row = self._db.execute("SELECT count(DISTINCT fingerprint) FROM temp.walked").fetchone()
         return int(row[0])

@@ -53,6 +53,7 @@ def run_settings(
     patient_map: Path | None,
     verify: bool,
     repair: bool,
+    burned_in: str = "clean",
 ) -> dict[str, object]:
     """Everything that decides an output's bytes, and nothing secret."""
     return {
@@ -65,6 +66,7 @@ def run_settings(
         "patient_map_sha256": _file_sha256(patient_map),
         "verify": verify,
         "repair": repair,
+        "burned_in": burned_in,
     }
 
 
@@ -78,8 +80,11 @@ _LABELS = {
     "patient_map_sha256": "the patient map",
     "verify": "--verify",
     "repair": "--repair",
+    "burned_in": "what happens to images at risk of burned-in text",
 }
-_SHOWN = frozenset({"options", "strict", "date_shift_range", "verify", "repair", "engine"})
+_SHOWN = frozenset(
+    {"options", "strict", "date_shift_range", "verify", "repair", "engine", "burned_in"}
+)
 
 
 def differences(before: dict[str, object], now: dict[str, object]) -> list[str]:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from pacsguard.core.keys import ENV_KEY_FILE, load_key
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE
 from pacsguard.deid.options import ALL_OPTIONS
+
+if TYPE_CHECKING:
+    from pacsguard.deid.pipeline import DeidConfig, DeidReport
 
 console = Console(stderr=True)
 
@@ -22,6 +33,16 @@ def _shift_range(text: str) -> tuple[int, int]:
     except ValueError:
         raise typer.BadParameter("use MIN:MAX in days, e.g. -1460:-365") from None
     return low, high
+
+
+def _burned_in(no_cleaning: bool, keep: bool, options: list[str]) -> str:
+    if keep and not no_cleaning:
+        raise typer.BadParameter("--keep-burned-in goes with --no-pixel-cleaning")
+    if no_cleaning and "clean-pixel-data" in options:
+        raise typer.BadParameter("--no-pixel-cleaning contradicts --option clean-pixel-data")
+    if no_cleaning:
+        return "keep" if keep else "quarantine"
+    return "clean"
 
 
 def deid_command(
@@ -81,6 +102,18 @@ def deid_command(
     check: bool = typer.Option(
         False, "--check", help="On resume, check every finished output's SHA-256, not its size."
     ),
+    no_pixel_cleaning: bool = typer.Option(
+        False,
+        "--no-pixel-cleaning",
+        help="Do not OCR images at risk of burned-in text: quarantine them instead "
+        "(unless --keep-burned-in).",
+    ),
+    keep_burned_in: bool = typer.Option(
+        False,
+        "--keep-burned-in",
+        help="With --no-pixel-cleaning: keep images at risk of burned-in text as they are "
+        "(counted in the summary).",
+    ),
     cluster: str | None = typer.Option(
         None,
         "--cluster",
@@ -114,23 +147,33 @@ def deid_command(
         repair=repair,
         redo=redo,
         check=check,
+        burned_in=_burned_in(no_pixel_cleaning, keep_burned_in, option),
         cluster=cluster,
         batch_size=cluster_batch,
         key_file=key or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else None),
     )
     project_key = load_key(key)
+    started = time.monotonic()
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=console,
         transient=True,
     ) as bar:
-        task = bar.add_task("de-identifying", total=None)
+        task = bar.add_task("de-identifying", total=None, rate="")
 
         def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            elapsed = time.monotonic() - started
+            rate = f"{done / elapsed:.0f} files/s" if done and elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        def interrupted(in_flight: int) -> None:
+            console.print(
+                f"stopping: finishing {in_flight} files in flight (Ctrl-C again to abort)"
+            )
 
         report = deidentify(
             list(inputs),
@@ -138,15 +181,41 @@ def deid_command(
             key=project_key,
             config=config,
             progress=progress,
+            on_interrupt=interrupted,
             notice=lambda line: bar.console.print(line, markup=False, highlight=False),
         )
+    _summary(report, time.monotonic() - started, config)
+    if report.interrupted:
+        console.print(
+            "interrupted: what is recorded is kept; run the same command again to finish the job"
+        )
+        raise typer.Exit(130)
+    if report.quarantine:
+        raise typer.Exit(1)
+
+
+def _summary(report: DeidReport, seconds: float, config: DeidConfig) -> None:
+    processed = report.inputs - report.resumed
+    rate = f", {processed / seconds:.1f} files/s" if seconds > 0 and processed else ""
     console.print(
-        f"{report.inputs} inputs: {report.output - report.duplicates} written to "
-        f"{report.output_dir}, {report.quarantine} quarantined"
+        f"{report.inputs} inputs in {seconds:.1f} s{rate}: {report.output - report.duplicates} "
+        f"written to {report.output_dir}, {report.quarantine} quarantined"
         + (f", {report.duplicates} duplicates of another input" if report.duplicates else "")
         + (f", {report.skipped} skipped" if report.skipped else "")
         + (f" ({report.resumed} done by an earlier run)" if report.resumed else "")
     )
+    console.print(
+        "  each output verified before it was committed (--verify)"
+        if config.verify
+        else "  outputs not verified: run `pacsguard verify` on the output before sharing it"
+    )
+    if report.pixels_cleaned:
+        console.print(f"  {report.pixels_cleaned} images at risk of burned-in text: pixels cleaned")
+    if report.burned_in_kept:
+        console.print(
+            f"  {report.burned_in_kept} images at risk of burned-in text kept as they are "
+            "(--keep-burned-in): check them before sharing"
+        )
     if report.redone:
         console.print(f"  {report.redone} finished outputs were missing or changed: redone")
     for reason, count in report.reasons.most_common():
@@ -155,7 +224,9 @@ def deid_command(
         console.print(f"  skipped {count}: {reason}")
     if report.quarantine:
         console.print(f"quarantine: {report.quarantine_dir}")
-        raise typer.Exit(1)
+    if config.mapping_out is not None:
+        console.print(f"re-identification mapping (keep it private): {config.mapping_out}")
+    console.print(f"local journal and manifest: {report.state_dir}")
 
 
 def register(app: typer.Typer) -> None:

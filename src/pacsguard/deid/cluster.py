@@ -74,6 +74,7 @@ from pacsguard.deid.pipeline import (
     Naming,
     Worker,
     _Place,
+    _Stop,
     _usable_cpus,
 )
 from pacsguard.deid.policy import Policy
@@ -230,8 +231,10 @@ class ClusterRun:
             with contextlib.suppress(Exception):
                 self._cluster.close(timeout=10)
 
-    def executor(self, commit: Callable[[list[ItemResult]], None]) -> ClusterExecutor:
-        return ClusterExecutor(self, commit)
+    def executor(
+        self, commit: Callable[[list[ItemResult]], None], stop: _Stop | None = None
+    ) -> ClusterExecutor:
+        return ClusterExecutor(self, commit, stop)
 
     def apply(self, naming: Naming) -> list[ItemResult]:
         if not (naming.moves or naming.drops or naming.refused):
@@ -244,8 +247,13 @@ class ClusterExecutor:
     """Batches of ``FILES_PER_TASK`` files (``batch_size`` to change it), at most ``WAVE``
     per worker thread in flight; finished ones go to ``commit`` in the calling thread."""
 
-    def __init__(self, run: ClusterRun, commit: Callable[[list[ItemResult]], None]) -> None:
-        self._run, self._commit = run, commit
+    def __init__(
+        self,
+        run: ClusterRun,
+        commit: Callable[[list[ItemResult]], None],
+        stop: _Stop | None = None,
+    ) -> None:
+        self._run, self._commit, self._stop = run, commit, stop
         self._size = run.spec.config.batch_size or FILES_PER_TASK
         self._buffer: list[InputItem] = []
         self._pending: set[Any] = set()
@@ -262,13 +270,15 @@ class ClusterExecutor:
 
     def close(self) -> None:
         rest, self._buffer = self._buffer, []
+        if self._stop is not None and self._stop.requested:
+            rest = []  # Ctrl-C: what was not sent stays to do; those in flight finish
         if rest:  # the tail: spread over every worker thread
             parts = min(len(rest), self._run.threads)
             step = -(-len(rest) // parts)
             for start in range(0, len(rest), step):
                 self._send(rest[start : start + step])
         while self._pending:
-            done, self._pending = _dask().wait(self._pending, return_when="FIRST_COMPLETED")
+            done, self._pending = _first_done(self._pending, None)
             for future in done:
                 self._commit(_result(future))
 
@@ -278,10 +288,24 @@ class ClusterExecutor:
         self._pending.add(
             self._run.client.submit(_deid_batch, self._run.spec, items, key=key, pure=False)
         )
-        while len(self._pending) >= self._run.threads * WAVE:
-            done, self._pending = _dask().wait(self._pending, return_when="FIRST_COMPLETED")
+        if self._stop is not None:
+            self._stop.in_flight = len(self._pending) * len(items)
+        while len(self._pending) >= self._run.threads * WAVE and not self._stopping():
+            done, self._pending = _first_done(self._pending, 0.5)
             for future in done:
                 self._commit(_result(future))
+
+    def _stopping(self) -> bool:
+        return self._stop is not None and self._stop.requested
+
+
+def _first_done(pending: set[Any], timeout: float | None) -> tuple[set[Any], set[Any]]:
+    """(finished, still pending): at least one finished, or none once ``timeout`` passed."""
+    try:
+        done, rest = _dask().wait(pending, timeout=timeout, return_when="FIRST_COMPLETED")
+    except TimeoutError:
+        return set(), pending
+    return set(done), set(rest)
 
 
 def _dask() -> Any:

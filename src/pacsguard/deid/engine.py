@@ -22,7 +22,15 @@ from pacsguard.core.errors import PacsguardError
 from pacsguard.core.pseudonym import Pseudonymizer, normalise
 from pacsguard.deid import actions
 from pacsguard.deid.options import PIXEL_OPTIONS
-from pacsguard.deid.plan import Act, Decision, Mode, Rules, decide, decide_private
+from pacsguard.deid.plan import (
+    Act,
+    Decision,
+    Mode,
+    Rules,
+    decide,
+    decide_private,
+    references_only,
+)
 from pacsguard.deid.profile import load_cid7050
 from pacsguard.deid.text import KnownValues, clean_text, contains_known, sweep_text
 
@@ -307,6 +315,21 @@ def _drop_orphan_overlays(ds: Dataset) -> None:
             del ds[tag]
 
 
+def _item_tags(items: object) -> list[set[int]]:
+    """The tags of each item of a sequence, nested items' tags folded in."""
+    out: list[set[int]] = []
+    for item in items or []:  # type: ignore[attr-defined]
+        tags: set[int] = set()
+        for tag_obj in item.keys():
+            tag = int(tag_obj)
+            tags.add(tag)
+            if raw_vr(item, tag) == "SQ":  # other elements stay undecoded
+                for nested in _item_tags(item[tag].value):
+                    tags |= nested
+        out.append(tags)
+    return out
+
+
 def raw_vr(ds: Dataset, tag: int) -> str:
     """The element's VR without decoding its value (implicit VR: from the dictionary)."""
     element = ds.get_item(tag)
@@ -413,6 +436,8 @@ class _Walk:
                 decision = self.decisions.get(skey) or self.decisions.setdefault(
                     skey, decide(rules, tag, vr, depth=depth, mode=mode, types=self.types)
                 )
+                if decision.references and references_only(_item_tags(ds[tag].value)):
+                    decision = Decision(Act.KEEP, source=decision.source)
             if decision.act is Act.REMOVE:
                 del ds[tag]
             elif decision.act is not Act.KEEP or vr == "SQ":

@@ -211,7 +211,9 @@ def write_header(ds: Dataset, handle: BinaryIO) -> None:
     same_charset = ds.original_character_set == ds._character_set
     plain = syntax not in (DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian)
     if not (plain and same_encoding and same_charset):
-        ds.save_as(handle, enforce_file_format=True)
+        # dcmwrite converts every element to the syntax written (a cleaned big endian
+        # image becomes little endian); save_as refuses to change the endianness.
+        pydicom.dcmwrite(handle, ds, enforce_file_format=True)
         return
     fp = DicomFileLike(handle)
     fp.write(b"\x00" * 128 + b"DICM")

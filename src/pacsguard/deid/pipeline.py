@@ -18,6 +18,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import sqlite3
 import threading
 import warnings
@@ -55,7 +56,7 @@ from pacsguard.deid.engine import (
 )
 from pacsguard.deid.identity import Identity, gather
 from pacsguard.deid.options import validate_options
-from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning
+from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning, risk_reason
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import Policy, load_policy
 from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
@@ -91,6 +92,9 @@ class DeidConfig:
     repair: bool = False  # drop elements the grammar does not allow, instead of quarantining
     redo: bool = False  # reprocess every input under these settings into an existing output
     check: bool = False  # on resume, hash every output already done (not only its size)
+    # Images at risk of burned-in text (``pixels.risk``): "clean" them (the default, by OCR),
+    # "quarantine" them, or "keep" them as they are (an explicit choice, counted).
+    burned_in: str = "clean"
     cluster: str | None = None  # "tcp://HOST:PORT" or "local[:N]" (Dask); None: local pool
     key_file: Path | None = None  # where the workers of a local cluster read the key
     batch_size: int | None = None  # files per cluster task; None: chosen (see ``cluster``)
@@ -110,6 +114,9 @@ class DeidReport:
     skipped: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
     redone: int = 0
+    pixels_cleaned: int = 0
+    burned_in_kept: int = 0
+    interrupted: bool = False  # stopped by Ctrl-C after the files in flight
 
     @property
     def ok(self) -> bool:
@@ -165,6 +172,9 @@ class Worker:
         self.options, self.clean_pixels = options, "clean-pixel-data" in options
         self.raw_ok = not config.verify and not self.clean_pixels
         self.institution = "retain-institution-identity" not in options
+        if config.burned_in not in BURNED_IN:
+            raise InputError(f"burned_in must be one of {', '.join(BURNED_IN)}")
+        self.cleaning = self.clean_pixels or config.burned_in == "clean"
         rules = Rules(options=options, policy=policy, strict=config.strict)
         pseudonymizer = Pseudonymizer(ProjectKey(key), config.shift_range)
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
@@ -205,9 +215,18 @@ class Worker:
         drops = self._gate(header)
         identity = gather(header, institution=self.institution)
         known = identity.known()
-        if item.member is None and self.raw_ok and not drops and header.buf is buf:
+        risk = risk_reason(risk_view(header))
+        if risk and not self.cleaning and self.config.burned_in == "quarantine":
+            raise UncleanError(
+                f"the pixels may carry burned-in identity ({risk}) and pixel cleaning is off: "
+                "drop --no-pixel-cleaning to clean them, or give --keep-burned-in to keep them"
+            )
+        raw_ok = self.raw_ok and not (risk and self.cleaning)
+        if item.member is None and raw_ok and not drops and header.buf is buf:
             done = self._rewrite_raw(item, buf, known)
             if done is not None:
+                if risk:  # only "keep" lets an image at risk take this path
+                    done.outcome = replace(done.outcome, details={"pixels": "kept at risk"})
                 return self._checked(item, done, identity)
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
@@ -220,7 +239,7 @@ class Worker:
             _drop(ds, anomaly)
         if not str(ds.get("SOPInstanceUID", "")).strip():
             raise fastpath.UnreadableError("no SOP Instance UID: cannot name the output")
-        at_risk = (self.clean_pixels or self.config.verify) and needs_pixel_cleaning(ds)
+        at_risk = (self.cleaning or self.config.verify) and needs_pixel_cleaning(ds)
         if at_risk and source.pixels is not None:
             source = fastpath.open_full(item.path)  # pixels are read, cleaned or checked
             ds = source.dataset
@@ -232,9 +251,15 @@ class Worker:
 
             verify_known = KnownValues.from_dataset(ds)
         result = self.transformer.transform(ds, file_meta=source.file_meta, known=known)
-        cleaned = at_risk and self.clean_pixels and clean_pixels(result.dataset)
+        cleaned = at_risk and self.cleaning and clean_pixels(result.dataset)
+        pixels: dict[str, str] = {}
         if cleaned and cleaned.clean_pixel_data_applied:
             add_method_code(result.dataset, "clean-pixel-data")
+            pixels = {"pixels": "cleaned"}
+        elif risk and self.config.burned_in == "keep" and not self.cleaning:
+            pixels = {"pixels": "kept at risk"}
+        if drops:  # --repair: what was dropped, by tag and rule (never a value)
+            pixels["repaired"] = "; ".join(sorted({a.reason for a in drops}))
         if verify_known is not None:
             from pacsguard.verify import verify_dataset
 
@@ -251,7 +276,9 @@ class Worker:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
-        outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
+        outcome = Outcome(
+            item.label, item.fingerprint, "output", output=str(relative), details=pixels
+        )
         done = ItemResult(outcome, 0, result.mapping, tmp=tmp)
         return self._checked(item, done, identity)
 
@@ -363,6 +390,25 @@ class Worker:
         return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
 
 
+BURNED_IN = ("clean", "quarantine", "keep")
+_RISK_TAGS = {0x00080008: "ImageType", 0x00080016: "SOPClassUID", 0x00080060: "Modality",
+              0x00080064: "ConversionType", 0x00280301: "BurnedInAnnotation"}  # fmt: skip
+
+
+def risk_view(header: grammar.Header) -> pydicom.Dataset:
+    """The few top-level attributes ``risk_reason`` reads, decoded from the raw header."""
+    view = pydicom.Dataset()
+    for node in header.elements:
+        keyword = _RISK_TAGS.get(node.tag)
+        if keyword is not None and node.items is None:
+            raw = header.buf[node.value : node.end].decode("latin-1").strip(" \x00")
+            values = [v.strip() for v in raw.split("\\")]
+            setattr(view, keyword, values if len(values) > 1 else values[0])
+    if header.pixel_offset is not None:
+        view.Rows, view.Columns = 1, 1  # pixels present
+    return view
+
+
 class GrammarRefusal(PacsguardError):
     """Anomalous elements, without ``--repair``: the file goes to quarantine."""
 
@@ -459,6 +505,7 @@ def _output_manifest(
             "quarantine": statuses["quarantine"],
             "pending": pending,
             "skipped": skipped,
+            "repaired": journal.with_detail("repaired"),
             "files": files,
         },
         "files": (
@@ -482,13 +529,18 @@ def deidentify(
     key: ProjectKey,
     config: DeidConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
+    on_interrupt: Callable[[int], None] | None = None,
     notice: Callable[[str], None] | None = None,
 ) -> DeidReport:
     """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig).
 
-    The inputs are streamed from the walk, never listed whole; ``progress(done, found)``
-    counts the inputs finished and those found to do so far. ``notice`` receives one-line
-    messages for the operator (the Dask dashboard's address, on a cluster)."""
+    ``progress(done, total)`` follows the run: the inputs are streamed from the walk, never
+    listed whole, so ``total`` is what the walk has found to do so far (final once the walk
+    ends; at once for a run of up to ``streaming.CHUNK`` inputs). A first Ctrl-C (SIGINT,
+    in the main thread) stops it once the files in flight are finished and recorded —
+    ``on_interrupt(n)`` says how many — and the report says ``interrupted``; running again
+    finishes the job. ``notice`` receives one-line messages for the operator (the Dask
+    cluster and its dashboard's address)."""
     config = config or DeidConfig()
     validate_options(config.options)
     policy = load_policy(config.policy)  # read once; a bad policy fails before any work
@@ -534,12 +586,15 @@ def deidentify(
             patient_map=config.patient_map,
             verify=config.verify,
             repair=config.repair,
+            burned_in=config.burned_in,
         )
         bind(journal, output, settings, redo=config.redo)
         if config.redo:
             _clear_quarantine(quarantine)
         place = _Place(output, state, quarantine)
-        report = _run(walk, skipped, journal, place, key, config, policy, progress, notice)
+        report = _run(
+            walk, skipped, journal, place, key, config, policy, progress, notice, on_interrupt
+        )  # fmt: skip
     finally:
         journal.close()
     return report
@@ -578,6 +633,7 @@ def _run(
     policy: Policy,
     progress: Callable[[int, int], None] | None,
     notice: Callable[[str], None] | None,
+    on_interrupt: Callable[[int], None] | None = None,
 ) -> DeidReport:
     output, state, quarantine = place.output, place.state, place.quarantine
     journal.begin_walk()
@@ -633,8 +689,11 @@ def _run(
     jobs = max(1, config.jobs or _usable_cpus())
     prefetch = Prefetcher(stream=True)
     _preload()
+    if progress:
+        progress(0, planner.todo)  # the total (at once for a run of one chunk)
     with contextlib.ExitStack() as stack:
         completed = False
+        stop = stack.enter_context(_Stop(on_interrupt))
         if remote is not None:
             stack.enter_context(remote)
 
@@ -647,22 +706,28 @@ def _run(
         commit = stack.enter_context(_Committer(record))
         executor: Executor
         if remote is not None:
-            executor = remote.executor(commit)
+            executor = remote.executor(commit, stop)
         elif jobs == 1 or (planner.finished and len(first) <= BATCH):
             prefetch.start()
-            executor = _Inline(worker, commit)
+            executor = _Inline(worker, commit, stop)
         else:
-            executor = _Pool(jobs, worker, commit, started=prefetch.start)
+            executor = _Pool(jobs, worker, commit, started=prefetch.start, stop=stop)
         try:
             for todo in itertools.chain([first], chunks):
+                if stop.requested:
+                    break
                 for item in todo:
                     in_flight[item.fingerprint] = item
                 if remote is None:
                     prefetch.feed((item.path, item.size) for item in todo if item.member is None)
                 for batch in _batches(todo, _batch_size(executor, todo, jobs)):
+                    if stop.requested:
+                        break
                     executor.submit(batch)
+                if progress:
+                    progress(done, planner.todo)
             executor.close()
-            completed = True
+            completed = not stop.requested
         except BaseException:
             with contextlib.suppress(Exception):
                 executor.close()
@@ -697,6 +762,9 @@ def _run(
         skipped=len(skipped),
         skip_reasons=Counter(s.reason for s in skipped),
         redone=planner.redone,
+        interrupted=stop.requested,
+        pixels_cleaned=journal.walked_detail("pixels", "cleaned"),
+        burned_in_kept=journal.walked_detail("pixels", "kept at risk"),
     )
 
 
@@ -710,9 +778,9 @@ _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 def _batch_size(executor: Executor, todo: list[InputItem], jobs: int) -> int:
     if isinstance(executor, _Inline):
-        return BATCH
+        return min(BATCH, 8)  # a Ctrl-C waits for one small batch at most
     if isinstance(executor, _Pool):
-        return max(1, min(BATCH, len(todo) // (jobs * 4) or 1))
+        return max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
     return int(executor.batch_size(len(todo)))  # type: ignore[attr-defined]
 
 
@@ -832,10 +900,13 @@ class _Committer:
 class _Inline:
     """Batches run here, one after the other (one core, or a run too small to fork for)."""
 
-    def __init__(self, worker: Worker, commit: Callable[[list[ItemResult]], None]) -> None:
-        self._worker, self._commit = worker, commit
+    def __init__(
+        self, worker: Worker, commit: Callable[[list[ItemResult]], None], stop: _Stop
+    ) -> None:
+        self._worker, self._commit, self._stop = worker, commit, stop
 
     def submit(self, batch: list[InputItem]) -> None:
+        self._stop.in_flight = len(batch)
         self._commit(self._worker.process_batch(batch))
 
     def close(self) -> None:
@@ -844,7 +915,8 @@ class _Inline:
 
 class _Pool:
     """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
-    At most ``jobs * 3`` batches are in flight: ``submit`` waits for one to finish."""
+    At most ``jobs * 3`` batches are in flight: ``submit`` waits for one to finish. Once
+    ``stop`` is set, the caller submits no more and ``close`` finishes those in flight."""
 
     def __init__(
         self,
@@ -852,24 +924,26 @@ class _Pool:
         worker: Worker,
         commit: Callable[[list[ItemResult]], None],
         started: Callable[[], object],
+        stop: _Stop,
     ) -> None:
         global _WORKER
-        self._jobs, self._commit, self._started = jobs, commit, started
+        self._jobs, self._commit, self._started, self._stop = jobs, commit, started, stop
         self._pending: set[Future[list[ItemResult]]] = set()
         context = multiprocessing.get_context("fork")
         _WORKER = worker  # inherited by the fork, with every table it has loaded
         self._pool = ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+            jobs, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
         )
         self._forked = False
 
     def submit(self, batch: list[InputItem]) -> None:
         self._pending.add(self._pool.submit(_run_batch, batch))
+        self._stop.in_flight = len(self._pending) * len(batch)
         if not self._forked:
             self._forked = True
             self._started()  # the fork context starts every worker at the first submit
-        if len(self._pending) >= self._jobs * 3:
-            finished, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+        while len(self._pending) >= self._jobs * 3 and not self._stop.requested:
+            finished, self._pending = wait(self._pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 self._commit(future.result())
 
@@ -882,6 +956,38 @@ class _Pool:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
             _WORKER = None
+
+
+def _worker_start(parent: int) -> None:
+    """A worker dies with its parent, and leaves Ctrl-C to it (it finishes its batch)."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@dataclass
+class _Stop:
+    """A first Ctrl-C asks the run to stop after the files in flight; a second one aborts."""
+
+    notify: Callable[[int], None] | None = None
+    requested: bool = False
+    in_flight: int = 0
+
+    def __enter__(self) -> _Stop:
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.notify is not None:
+            self.notify(self.in_flight)
 
 
 def _usable_cpus() -> int:

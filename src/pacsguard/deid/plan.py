@@ -56,6 +56,38 @@ class Decision:
     mode: Mode = Mode.NORMAL  # for sequences: how to treat their items
     value: str | None = None
     source: str = "profile"  # profile | option | policy | strict | sweep
+    # X/Z/U* resolved to X or Z: U (keep, UIDs remapped) is preferred when the sequence
+    # holds references alone (``references_only``), so that references survive.
+    references: bool = False
+
+
+# What a reference item may hold for its sequence to count as "references alone".
+REFERENCE_KEYWORDS = frozenset(
+    {
+        "ReferencedSOPClassUID",
+        "ReferencedSOPInstanceUID",
+        "ReferencedFrameNumber",
+        "ReferencedSegmentNumber",
+        "ReferencedFrameOfReferenceUID",
+        "SpatialLocationsPreserved",
+        "PurposeOfReferenceCodeSequence",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "ReferencedSeriesSequence",
+        "ReferencedInstanceSequence",
+        "ReferencedImageSequence",
+    }
+)
+
+
+def reference_tags() -> frozenset[int]:
+    return _REFERENCE_TAGS
+
+
+def _tags(keywords: frozenset[str]) -> frozenset[int]:
+    from pydicom.datadict import tag_for_keyword
+
+    return frozenset(t for t in (tag_for_keyword(k) for k in keywords) if t is not None)
 
 
 TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"})
@@ -260,7 +292,10 @@ def decide(
     row = rules.table.row_for(tag)
     if row is not None:
         code, option = row_code(row, rules.options)
-        return _code_to_decision(resolve_combined(code, tag, types, depth), option, tag, vr)
+        decision = _code_to_decision(resolve_combined(code, tag, types, depth), option, tag, vr)
+        if vr == "SQ" and "U*" in code and decision.act in (Act.REMOVE, Act.EMPTY):
+            return Decision(decision.act, decision.mode, decision.value, decision.source, True)
+        return decision
     keyword = keyword_for_tag(tag)
     if rules.strict and keyword not in rules.allow_list:
         return Decision(Act.REMOVE, source="strict")
@@ -271,3 +306,13 @@ def decide(
     if mode is not Mode.NORMAL and vr in TEXT_VRS and keyword not in CODED:
         return Decision(Act.DUMMY if mode is Mode.DUMMY else Act.CLEAN)
     return Decision(Act.KEEP)
+
+
+_REFERENCE_TAGS = _tags(REFERENCE_KEYWORDS | CODED)
+
+
+def references_only(items: list[set[int]]) -> bool:
+    """True when every item holds reference attributes alone (their tags given, nested
+    sequences' items included); an empty sequence holds none."""
+    allowed = _REFERENCE_TAGS
+    return bool(items) and all(tags and tags <= allowed for tags in items)

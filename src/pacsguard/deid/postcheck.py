@@ -59,7 +59,8 @@ def _pattern(raw: bytes, numeric: bool) -> bytes:
     body = rb"[\s^,_\x00]+".join(words)
     if numeric:
         return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
-    return rb"(?<![" + _LETTER + rb"0-9])" + body + rb"(?![" + _LETTER + rb"0-9])"
+    # Brackets bound too: the cleaning's own placeholders ("[NAME]") are not residues.
+    return rb"(?<![" + _LETTER + rb"0-9\[])" + body + rb"(?![" + _LETTER + rb"0-9\]])"
 
 
 @functools.lru_cache(maxsize=64)

@@ -30,6 +30,7 @@ from pacsguard.deid.dates import shift_da, shift_dt
 from pacsguard.deid.engine import (
     BINARY_VRS,
     BULK_TAGS,
+    FORMATTED_VRS,
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION,
     MARKER_TAGS,
@@ -40,14 +41,22 @@ from pacsguard.deid.engine import (
     replace_uids,
 )
 from pacsguard.deid.options import PIXEL_OPTIONS
-from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private
-from pacsguard.deid.text import KnownValues, clean_text, identity_tags, sweep_text
+from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private, references_only
+from pacsguard.deid.text import (
+    KnownValues,
+    clean_text,
+    contains_known,
+    identity_tags,
+    sweep_text,
+)
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 DEFAULT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
 MULTI_TEXT_VRS = frozenset({"LO", "SH", "UC"})
+# Kept values the final sweep may rewrite here rather than decline (PN, UIs, binary: never).
+AT_COPY_VRS = frozenset({"LO", "SH", "UC", "LT", "ST", "UT", "CS", "DA", "DT", "AE"})
 SINGLE_TEXT_VRS = frozenset({"LT", "ST", "UT"})
 # Written by pydicom's write_string: default encoding, whatever the character set.
 STRING_VRS = frozenset({"AS", "CS", "DA", "DT", "TM", "UR"})
@@ -629,7 +638,22 @@ class _Rewrite:
         if found is None:
             found = decide(rules, element.tag, element.vr, depth=depth, mode=mode, types=types)
             cache[key] = found
+        if found.references and references_only(self._item_tags(element)):
+            return Decision(Act.KEEP, source=found.source)
         return found
+
+    def _item_tags(self, element: _Element) -> list[set[int]]:
+        """The tags of each item of a sequence, nested items' tags folded in."""
+        out: list[set[int]] = []
+        for item in self.parser.items_of(element):
+            tags: set[int] = set()
+            for inner in item.elements:
+                tags.add(inner.tag)
+                if inner.vr == "SQ":
+                    for nested in self._item_tags(inner):
+                        tags |= nested
+            out.append(tags)
+        return out
 
     def _private(self, element: _Element, creator_el: _Element | None, mode: Mode) -> Decision:
         creator = None
@@ -654,10 +678,36 @@ class _Rewrite:
             raise Declined("non-canonical value decoded by the reference")
         swept = element.vr in SWEPT_TEXT_VRS or element.vr in BINARY_VRS or element.vr == "UI"
         if swept and tag not in BULK_TAGS and tag not in MARKER_TAGS:
-            self.raw_swept.append((element.vr, self.buf[element.value : element.end]))
+            raw = self.buf[element.value : element.end]
+            if element.vr in AT_COPY_VRS and self._known_hit(raw):
+                if depth == 0 and tag in NAMING_TAGS:
+                    raise Declined("sweep on a naming attribute")
+                return self._swept(element, raw)
+            self.raw_swept.append((element.vr, raw))
         if depth == 0 and tag in NAMING_TAGS:
             self.naming[NAMING_TAGS[tag]] = "\\".join(self._top_value(tag))
         return self.buf[element.start : element.end]
+
+    def _swept(self, element: _Element, raw: bytes) -> bytes:
+        """A kept text element that holds an identifying value, as the reference's final
+        sweep leaves it: the value replaced by its placeholder, a formatted value dropped."""
+        vr = element.vr
+        if not self.codec.canonical(raw, vr):
+            raise Declined("sweep on a non-canonical value")
+        known = self.known
+        out: list[str] = []
+        for value in self.codec.decode(raw, vr):
+            cleaned = sweep_text(value, known)
+            if cleaned != value:
+                if vr in FORMATTED_VRS:
+                    continue  # the reference drops a formatted value with a hit
+                cleaned = actions.fit(cleaned, vr)
+                if contains_known(cleaned, known):
+                    raise Declined("uncleanable")  # the reference quarantines it, with a reason
+            out.append(cleaned)
+        self.new_swept.append((vr, out))  # UIDs mapped later are checked at the end
+        encoded = self.codec.encode(out, vr)
+        return self.head(element.tag, vr, len(encoded)) + encoded
 
     def encode(self, element: _Element, decision: Decision, depth: int, top: bool) -> bytes | None:
         """The element's bytes after the decision; None when it is deleted."""

@@ -2,7 +2,9 @@
 
 1. The de-identification manifest (``pacsguard-deid.json``) must exist, show no
    quarantined or unprocessed input, and list exactly the files in the folder.
-2. ``pacsguard verify`` must find nothing (imported lazily: see :func:`run_verify`).
+2. ``pacsguard verify`` must find nothing (imported lazily: see :func:`run_verify`), unless
+   ``deid --verify`` already checked every output and the packer can match each file's
+   SHA-256 against the manifest as it streams (:func:`verified_by_deid`).
 
 Problems are short sentences with counts and kinds only (no file name, no value): when
 the sender forces, they are recorded in the package manifest, which travels.
@@ -16,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pacsguard import __version__
 from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.pack.tree import SourceFile, list_files
 
@@ -109,9 +112,28 @@ def _kind(finding: object) -> str:
     return str(getattr(kind, "value", kind))
 
 
+def verified_by_deid(deid: dict[str, Any] | None, files: list[SourceFile]) -> bool:
+    """True when ``deid --verify`` of this same version checked every output before it was
+    committed, and the manifest gives each file's SHA-256: the packer then compares every
+    file's hash as it streams it (a changed file refuses the package), and verifying the
+    tree a second time would find what was already found."""
+    if deid is None or deid.get("version") != __version__:
+        return False
+    profile = deid.get("profile")
+    if not isinstance(profile, dict) or profile.get("verify") is not True:
+        return False
+    hashes = expected_hashes(deid)
+    present = {f.name for f in files if f.name != DEID_MANIFEST_NAME}
+    return bool(present) and present <= hashes.keys()
+
+
 def preflight(
     directory: Path, *, ocr: bool = True, files: list[SourceFile] | None = None
 ) -> list[str]:
-    """Every reason not to send ``directory``; empty when it may travel."""
+    """Every reason not to send ``directory``; empty when it may travel. A tree that
+    ``deid --verify`` made is checked by its hashes instead of a second verify."""
     listing = list_files(directory) if files is None else files
-    return check_deid_manifest(directory, listing) + run_verify(directory, ocr=ocr)
+    problems = check_deid_manifest(directory, listing)
+    if not problems and verified_by_deid(read_deid_manifest(directory), listing):
+        return problems
+    return problems + run_verify(directory, ocr=ocr)

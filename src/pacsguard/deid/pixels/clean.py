@@ -52,8 +52,8 @@ def frames_to_read(array: NDArray[np.generic], limit: int = MAX_OCR_FRAMES) -> l
     return out
 
 
-def _ocr_boxes(frame: NDArray[np.generic], rows: int, cols: int) -> tuple[list[Box], int]:
-    words = ocr.find_text(frame, min_conf=CLEAN_MIN_CONF)
+def _ocr_boxes(frames: codec.Frames, index: int, rows: int, cols: int) -> tuple[list[Box], int]:
+    words = ocr.find_text(frames.readable(index), min_conf=CLEAN_MIN_CONF)
     boxes = [pad((w.x, w.y, w.x + w.w, w.y + w.h), PAD, rows, cols) for w in words]
     return [b for b in boxes if b is not None], len(words)
 
@@ -62,7 +62,7 @@ def clean_pixels(ds: Dataset, *, masks: tuple[MaskRule, ...] | None = None) -> P
     """Blank burned-in text (OCR), mask-rule regions and, for ultrasound, everything outside
     the Sequence of Ultrasound Regions, on every frame; re-encode losslessly; set Burned In
     Annotation to NO. Raises ``PixelCleaningError`` when the pixels cannot be cleaned."""
-    frames = codec.decode(ds)
+    frames = codec.decode(ds, stored=True)  # blanked in the stored colour model: no loss
     array = frames.array
     rows, cols = int(array.shape[1]), int(array.shape[2])
     rules = default_masks() if masks is None else masks
@@ -83,7 +83,7 @@ def clean_pixels(ds: Dataset, *, masks: tuple[MaskRule, ...] | None = None) -> P
     for _ in range(OCR_PASSES):
         new: list[Box] = []
         for index in to_read:
-            boxes, count = _ocr_boxes(array[index], rows, cols)
+            boxes, count = _ocr_boxes(frames, index, rows, cols)
             new += boxes
             words += count
         if not new:
