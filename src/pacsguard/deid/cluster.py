@@ -206,10 +206,20 @@ class ClusterRun:
     """The client's side of a run: connected, keys checked; ``executor`` runs batches,
     ``apply`` names outputs on a worker. A context manager: it closes what it opened."""
 
-    def __init__(self, client: Any, cluster: Any, spec: Spec) -> None:
-        self.client, self._cluster, self.spec = client, cluster, spec
+    def __init__(self, client: Any, cluster: Any, spec: Spec | None) -> None:
+        self.client, self._cluster = client, cluster
+        self._spec = spec
         self.threads = max(1, sum(client.nthreads().values()))
         self.workers = self._workers()
+
+    @property
+    def spec(self) -> Spec:
+        assert self._spec is not None, "a deid run's settings (connect)"
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: Spec) -> None:
+        self._spec = spec
 
     def _workers(self) -> frozenset[str]:
         return frozenset(self.client.scheduler_info().get("workers", {}))
@@ -333,10 +343,10 @@ def _result(future: Any) -> Any:
         ) from None
 
 
-def _start_local(count: int | None, config: DeidConfig) -> Any:
+def _start_local(count: int | None, key_file: Path | None) -> Any:
     env = {}
-    if config.key_file is not None:  # the path, never the bytes
-        env[ENV_KEY_FILE] = str(Path(config.key_file).resolve())
+    if key_file is not None:  # the path, never the bytes
+        env[ENV_KEY_FILE] = str(Path(key_file).resolve())
     return _dask().LocalCluster(
         n_workers=count or _usable_cpus(),
         threads_per_worker=1,
@@ -363,6 +373,46 @@ def _quiet_dask() -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextlib.contextmanager
+def open_client(address: str, *, key_file: Path | None = None) -> Iterator[Any]:
+    """A Dask client of the scheduler at ``address``, or of a LocalCluster started here for
+    ``local[:N]`` (its workers given ``key_file``'s path); closed, with the cluster, after."""
+    run = _open(address, key_file)
+    try:
+        yield run.client
+    finally:
+        run.__exit__(None, None, None)
+
+
+def _open(address: str, key_file: Path | None) -> ClusterRun:
+    target, count = parse_address(address)
+    cluster = None
+    try:
+        with _quiet_dask():
+            if target == "local":
+                cluster = _start_local(count, key_file)
+                client = _dask().Client(cluster, timeout=f"{CONNECT_TIMEOUT_S}s")
+            else:
+                client = _dask().Client(target, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except (OSError, TimeoutError) as exc:
+        if cluster is not None:
+            cluster.close()
+        raise InputError(
+            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})"
+        ) from None
+    run = ClusterRun(client, cluster, None)
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+    except TimeoutError:
+        run.__exit__(None, None, None)
+        raise InputError(
+            f"no Dask worker joined the cluster at {address} in {WORKERS_TIMEOUT_S} s"
+        ) from None
+    run.threads = max(1, sum(client.nthreads().values()))
+    run.workers = run._workers()
+    return run
+
+
 def connect(
     address: str,
     key: ProjectKey,
@@ -373,22 +423,9 @@ def connect(
     notice: Callable[[str], None] | None = None,
 ) -> ClusterRun:
     """Connect (or start a local cluster), wait for workers, check every worker's key."""
-    target, count = parse_address(address)
-    cluster = None
-    try:
-        with _quiet_dask():
-            if target == "local":
-                cluster = _start_local(count, config)
-                client = _dask().Client(cluster, timeout=f"{CONNECT_TIMEOUT_S}s")
-            else:
-                client = _dask().Client(target, timeout=f"{CONNECT_TIMEOUT_S}s")
-    except (OSError, TimeoutError) as exc:
-        if cluster is not None:
-            cluster.close()
-        raise InputError(
-            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})"
-        ) from None
-    spec = Spec(
+    run = _open(address, config.key_file)
+    client = run.client
+    run.spec = Spec(
         run=secrets.token_hex(8),
         key_fingerprint=key_fingerprint(key),
         config=config,
@@ -396,15 +433,8 @@ def connect(
         output=str(place.output),
         quarantine=str(place.quarantine),
     )
-    run = ClusterRun(client, cluster, spec)
     try:
-        try:
-            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
-        except TimeoutError:
-            raise InputError(
-                f"no Dask worker joined the cluster at {address} in {WORKERS_TIMEOUT_S} s"
-            ) from None
-        answers: dict[str, str | None] = client.run(_key_check, spec.key_fingerprint)
+        answers: dict[str, str | None] = client.run(_key_check, run.spec.key_fingerprint)
         refused = sorted((worker, why) for worker, why in answers.items() if why is not None)
         if refused:
             worker, why = refused[0]
@@ -413,8 +443,6 @@ def connect(
                 f"the run did not start: Dask worker {worker} {why}{more}; give every worker "
                 f"the project key through {ENV_KEY_FILE}"
             )
-        run.threads = max(1, sum(client.nthreads().values()))
-        run.workers = run._workers()
         services = client.scheduler_info().get("services", {})
         if notice is not None:
             notice(f"Dask cluster {address}: {len(answers)} workers, {run.threads} threads")
@@ -426,4 +454,16 @@ def connect(
     return run
 
 
-__all__ = ["FILES_PER_TASK", "ClusterRun", "KeyMismatch", "Spec", "connect", "parse_address"]
+result_of = _result
+
+
+__all__ = [
+    "FILES_PER_TASK",
+    "ClusterRun",
+    "KeyMismatch",
+    "Spec",
+    "connect",
+    "open_client",
+    "parse_address",
+    "result_of",
+]

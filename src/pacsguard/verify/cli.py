@@ -32,6 +32,12 @@ def verify_command(
     no_ocr: bool = typer.Option(
         False, "--no-ocr", help="Do not read the pixels of images at risk."
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Check on a Dask cluster: its scheduler (tcp://HOST:8786), or local[:N] to start "
+        "N worker processes here. The files and --mapping must be on storage workers share.",
+    ),
 ) -> None:
     """Prove that nothing identifying is left: every element, private ones included, and the
     pixels of images at risk (OCR). Exit code 1 when anything is found."""
@@ -39,7 +45,7 @@ def verify_command(
         raise InputError(f"{path} does not exist")
     if mapping is not None and not mapping.is_file():
         raise InputError(f"mapping {mapping} does not exist")
-    report = verify(path, mapping=mapping, ocr=not no_ocr)
+    report = verify(path, mapping=mapping, ocr=not no_ocr, cluster=cluster)
     mode = 0o600 if show_phi else 0o644
     if json_out is not None:
         atomic_write_text(json_out, to_json(report, show_phi=show_phi), mode)

@@ -8,6 +8,7 @@ import json
 import logging
 import warnings
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
@@ -89,45 +90,87 @@ def relative_label(item: InputItem, root: Path) -> str:
     return rel.as_posix() + suffix
 
 
+@dataclass
+class Tally:
+    """What checking some files found (a batch, on a cluster worker or here)."""
+
+    files_checked: int = 0
+    files_skipped: int = 0
+    ocr_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.files_checked += other.files_checked
+        self.files_skipped += other.files_skipped
+        self.ocr_checked += other.ocr_checked
+        self.findings += other.findings
+
+
+def check_items(
+    items: Iterable[InputItem],
+    root: Path,
+    known: KnownValues | None,
+    *,
+    ocr: bool,
+    options: list[str],
+) -> Tally:
+    """Check each of ``items`` (found under ``root``) for residual identifiers."""
+    tally = Tally()
+    for item in items:
+        name = relative_label(item, root)
+        try:
+            with quiet():
+                ds = read_dicom(item)
+        except UnreadableError as exc:
+            tally.files_checked += 1
+            tally.findings.append(Finding(name, "file", "unreadable", str(exc)))
+            continue
+        except Exception as exc:  # a DICOM file we cannot parse is not proven clean
+            tally.files_checked += 1
+            tally.findings.append(Finding(name, "file", "unreadable", exc.__class__.__name__))
+            continue
+        if ds is None:
+            tally.files_skipped += 1
+            continue
+        tally.files_checked += 1
+        try:
+            with quiet():
+                checked = inspect_dataset(ds, known=known, ocr=ocr, options=options)
+        except Exception as exc:  # a malformed value: fail closed, name the file only
+            tally.findings.append(Finding(name, "dataset", "unreadable", exc.__class__.__name__))
+            continue
+        tally.ocr_checked += int(checked.pixels_read)
+        tally.findings += [f.with_file(name) for f in checked.findings]
+    return tally
+
+
 def verify(
     path: Path,
     *,
     mapping: Path | None = None,
     ocr: bool = True,
     options: Iterable[str] | None = None,
+    cluster: str | None = None,
 ) -> VerifyReport:
     """Check every DICOM file under ``path`` for residual identifiers.
 
     ``mapping``: the re-identification CSV (``kind,original,pseudonym``) whose originals must
     not reappear. ``options``: the de-identification options the output was made with; read
-    from the output's ``pacsguard-deid.json`` when not given.
+    from the output's ``pacsguard-deid.json`` when not given. ``cluster``: a Dask scheduler
+    address or ``local[:N]`` (``pacsguard.verify.cluster``); the files are checked there,
+    in batches, and the findings come back in the order of a local run.
     """
-    known = KnownValues.from_mapping(mapping) if mapping is not None else None
     chosen = list(options) if options is not None else deid_options(path)
     report = VerifyReport(root=str(path), ocr=ocr, mapping_used=mapping is not None)
-    for item in iter_inputs([path]):
-        name = relative_label(item, path)
-        try:
-            with quiet():
-                ds = read_dicom(item)
-        except UnreadableError as exc:
-            report.files_checked += 1
-            report.findings.append(Finding(name, "file", "unreadable", str(exc)))
-            continue
-        except Exception as exc:  # a DICOM file we cannot parse is not proven clean
-            report.files_checked += 1
-            report.findings.append(Finding(name, "file", "unreadable", exc.__class__.__name__))
-            continue
-        if ds is None:
-            report.files_skipped += 1
-            continue
-        report.files_checked += 1
-        try:
-            with quiet():
-                checked = inspect_dataset(ds, known=known, ocr=ocr, options=chosen)
-        except Exception as exc:  # a malformed value: fail closed, name the file only
-            report.findings.append(Finding(name, "dataset", "unreadable", exc.__class__.__name__))
-            continue
-        report.ocr_checked += int(checked.pixels_read)
-        report.findings += [f.with_file(name) for f in checked.findings]
+    if cluster is not None:
+        from pacsguard.verify.cluster import verify_on_cluster
+
+        tally = verify_on_cluster(cluster, path, mapping=mapping, ocr=ocr, options=chosen)
+    else:
+        known = KnownValues.from_mapping(mapping) if mapping is not None else None
+        tally = check_items(iter_inputs([path]), path, known, ocr=ocr, options=chosen)
+    report.files_checked += tally.files_checked
+    report.files_skipped += tally.files_skipped
+    report.ocr_checked += tally.ocr_checked
+    report.findings += tally.findings
     return report
