@@ -6,10 +6,11 @@ on the cluster's workers; the client walks, plans, decides and journals, as it d
 locally. What changes, and why:
 
 - **Work unit = a batch of files.** A Dask task costs the scheduler and the client about
-  0.2-1 ms (measured in bench/cluster_bench.py); a file costs a worker about as much. A
-  task therefore carries ``FILES_PER_TASK`` files, so the per-task overhead is a fraction
-  of a percent, and at most ``WAVE`` tasks per worker thread are in flight: the scheduler
-  never holds more than a few thousand tasks, whatever the size of the run. The inputs
+  0.2-1 ms on an idle machine (bench/cluster_bench.py measures it; docs/scale.md); a file
+  costs a worker several ms. A task therefore carries ``FILES_PER_TASK`` files (fewer on
+  a very large cluster, so that the inputs in flight stay under ``MAX_IN_FLIGHT`` on the
+  client), and at most ``WAVE`` tasks per worker thread are in flight: the scheduler never
+  holds more than a few thousand tasks, whatever the size of the run. The inputs
   come streamed from the walk (``streaming.Planner``); a small run is split so that every
   worker gets a share.
 - **The key never travels.** Tasks carry the key's keyed fingerprint
@@ -81,6 +82,10 @@ from pacsguard.deid.policy import Policy
 
 FILES_PER_TASK = 1024  # see the module docstring and bench/cluster_bench.py
 WAVE = 2  # tasks in flight per worker thread: one running, one queued behind it
+# The client holds each input in flight (~740 bytes, measured): at most this many, so a
+# cluster of 1,000 threads gets smaller batches instead of 1.5 GB of inputs in flight.
+MAX_IN_FLIGHT = 1 << 18
+MIN_FILES_PER_TASK = 32
 CONNECT_TIMEOUT_S = 20
 WORKERS_TIMEOUT_S = 60
 LOCAL = re.compile(r"local(?::(\d+))?")
@@ -253,6 +258,13 @@ class ClusterRun:
         return _result(future)  # type: ignore[no-any-return]
 
 
+def files_per_task(threads: int) -> int:
+    """``FILES_PER_TASK``, less where ``threads * WAVE`` tasks of it would hold more than
+    ``MAX_IN_FLIGHT`` inputs on the client."""
+    room = MAX_IN_FLIGHT // max(1, threads * WAVE)
+    return max(MIN_FILES_PER_TASK, min(FILES_PER_TASK, room))
+
+
 class ClusterExecutor:
     """Batches of ``FILES_PER_TASK`` files (``batch_size`` to change it), at most ``WAVE``
     per worker thread in flight; finished ones go to ``commit`` in the calling thread."""
@@ -264,7 +276,7 @@ class ClusterExecutor:
         stop: _Stop | None = None,
     ) -> None:
         self._run, self._commit, self._stop = run, commit, stop
-        self._size = run.spec.config.batch_size or FILES_PER_TASK
+        self._size = run.spec.config.batch_size or files_per_task(run.threads)
         self._buffer: list[InputItem] = []
         self._pending: set[Any] = set()
         self.tasks = 0
@@ -463,6 +475,7 @@ __all__ = [
     "KeyMismatch",
     "Spec",
     "connect",
+    "files_per_task",
     "open_client",
     "parse_address",
     "result_of",
