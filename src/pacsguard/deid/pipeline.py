@@ -737,8 +737,9 @@ def _run(
     walked = journal.walked_count()
     recorded = sum(statuses.values())
     pending = walked - recorded
-    try:
-        manifest = _output_manifest(config, policy, journal, pending, len(skipped))
+    try:  # a walk stopped early (Ctrl-C) leaves inputs it never found: not complete
+        found = pending if planner.finished else None
+        manifest = _output_manifest(config, policy, journal, found, len(skipped))
         write_json_stream(output / DEID_MANIFEST_NAME, manifest)
         local = {
             "outcomes": (_as_record(o) for o in journal.walked()),
