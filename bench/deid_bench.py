@@ -12,6 +12,13 @@ tree (pacsguard forks workers). Before each run the page cache is dropped when
 /proc/sys/vm/drop_caches is writable (every tool reads the corpus from disk), otherwise the
 corpus is read once by an untimed `cp -r` and every tool reads it from the page cache.
 
+With `--planted 100,10,0` (BENCH_PLANTED), the corpus is also run as real exports look: in
+that share of the files, the patient's own name, ID and birth date are planted where exports
+carry them — study and series descriptions, a code meaning, a private block, image and study
+comments, the requested procedure — and each such corpus is benchmarked in turn (the plain
+corpus first, as before). pacsguard's rows say which share of files took which path
+(byte-level, header-only, full read), from its local manifest.
+
 Every output is checked: the number of DICOM files written (expected: FILES), and a sample
 of them for identifiers of the input (patient name, IDs, dates, UIDs, institution...) left
 in the header. The competitors run from their own venv (bench/.venv, see run.sh).
@@ -146,6 +153,8 @@ class Result:
     durable_vs_gdcmanon: float | None = None  # (wall + sync) / gdcmanon's (wall + sync)
     note: str = ""
     error: str = ""
+    corpus: str = "plain"
+    paths: dict[str, int] = field(default_factory=dict)
 
 
 # -- corpus ------------------------------------------------------------------------------
@@ -171,6 +180,57 @@ def build_corpus(work: Path, files: int, rows: int, cols: int) -> Path:
     print(f"corpus: {time.perf_counter() - start:.1f} s", flush=True)
     marker.write_text(str(files))
     return corpus
+
+
+def plant_corpus(corpus: Path, share: int) -> Path:
+    """A copy of ``corpus`` where ``share`` % of the files (evenly spread) carry their
+    patient's identity in free text, a code meaning and a private block (reused when done)."""
+    target = corpus.with_name(f"{corpus.name}-planted{share}")
+    marker = corpus.with_name(f".{target.name}.done")
+    if marker.exists() and target.is_dir():
+        return target
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    shutil.rmtree(target, ignore_errors=True)
+    files = dicom_files(corpus)
+    every = 0 if share <= 0 else max(1, round(100 / share))
+    for index, path in enumerate(files):
+        dest = target / path.relative_to(corpus)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not every or index % every:
+            shutil.copy(path, dest)
+            continue
+        ds = pydicom.dcmread(path)
+        family, _, given = str(ds.get("PatientName", "DOE^JOHN")).partition("^")
+        pid, birth = str(ds.get("PatientID", "")), str(ds.get("PatientBirthDate", ""))
+        ds.StudyDescription = f"CT THORAX {family} {given}"[:64]
+        ds.SeriesDescription = f"{given} {family} follow-up"[:64]
+        ds.ImageComments = f"patient {pid} born {birth}, {given} {family}"
+        ds.StudyComments = f"seen by the team for {family}"
+        ds.RequestedProcedureDescription = f"thorax {family}"[:64]
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator = "51185008", "SCT"
+        code.CodeMeaning = f"Thorax of {given} {family}"[:64]
+        ds.AnatomicRegionSequence = Sequence([code])
+        block = ds.private_block(0x0029, "ACME RESEARCH 1.0", create=True)
+        block.add_new(0x10, "LO", f"{family}^{given}"[:64])
+        block.add_new(0x11, "LO", pid[:64])
+        ds.save_as(dest, enforce_file_format=True)
+    marker.write_text(str(share))
+    return target
+
+
+def pacsguard_paths(output: Path) -> dict[str, int]:
+    """Which way pacsguard's files went (its local manifest), for the table."""
+    manifest = output.with_name(output.name + ".pacsguard") / "manifest.json"
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return {}
+    paths = data.get("paths") if isinstance(data, dict) else None
+    return {str(k): int(v) for k, v in paths.items()} if isinstance(paths, dict) else {}
 
 
 def dicom_files(folder: Path) -> list[Path]:
@@ -416,6 +476,7 @@ def run_tool(
         leak_kinds=dict(sorted(kinds.items())),
         note=tool.note,
         error="; ".join(errors),
+        paths=pacsguard_paths(tool.output) if tool.name.startswith("pacsguard") else {},
     )
     status = "ok" if result.ok else "FAILED: " + result.error
     print(f" {wall:.1f} s, {len(outputs)} files, {status}", flush=True)
@@ -490,7 +551,7 @@ def finish(results: list[Result], files: int, total_mb: float) -> None:
     for r in results:
         r.files_per_s = files / r.wall_s if r.wall_s else 0.0
         r.mb_per_s = total_mb / r.wall_s if r.wall_s else 0.0
-        same = {x.name: x for x in results if x.round == r.round}
+        same = {x.name: x for x in results if x.round == r.round and x.corpus == r.corpus}
         if "cp -r" in same:
             r.vs_cp = r.wall_s / same["cp -r"].wall_s
         if "gdcmanon" in same:
@@ -522,6 +583,7 @@ def table(results: list[Result]) -> list[str]:
         "durable x gdcmanon",
         "outputs",
         "leaks (sample)",
+        "paths (pacsguard)",
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
@@ -542,20 +604,29 @@ def table(results: list[Result]) -> list[str]:
             _ratio(r.durable_vs_gdcmanon),
             outputs,
             leak,
+            _shares(r.paths),
         )
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _shares(paths: dict[str, int]) -> str:
+    total = sum(paths.values())
+    if not total:
+        return ""
+    return ", ".join(f"{way} {n / total:.0%}" for way, n in sorted(paths.items()))
 
 
 def median_rows(results: list[Result]) -> list[Result]:
     """One row per tool: its run of median wall time (the lower median for an even count),
     with the ratios taken between these rows."""
     rows = []
-    for name in dict.fromkeys(r.name for r in results):
-        mine = sorted((r for r in results if r.name == name), key=lambda r: r.wall_s)
+    for corpus, name in dict.fromkeys((r.corpus, r.name) for r in results):
+        mine = [r for r in results if r.name == name and r.corpus == corpus]
+        mine.sort(key=lambda r: r.wall_s)
         rows.append(replace(mine[(len(mine) - 1) // 2]))
-    by_name = {r.name: r for r in rows}
     for r in rows:
+        by_name = {x.name: x for x in rows if x.corpus == r.corpus}
         if "cp -r" in by_name:
             r.vs_cp = r.wall_s / by_name["cp -r"].wall_s
         if "gdcmanon" in by_name:
@@ -596,6 +667,12 @@ def main() -> None:
         "--out", type=Path, default=Path(env("BENCH_OUT", str(ROOT / "bench" / "out")))
     )
     parser.add_argument("--keep", action="store_true", help="keep every tool's output")
+    parser.add_argument(
+        "--planted",
+        default=env("BENCH_PLANTED", ""),
+        help="comma-separated shares (%%) of files with identity planted in free text, code "
+        "meanings and private blocks, each benchmarked after the plain corpus, e.g. 100,10,0",
+    )
     args = parser.parse_args()
 
     needed = ["/usr/bin/time", "gdcmanon", "openssl", "cp", "sync", str(PACSGUARD)]
@@ -656,14 +733,22 @@ def main() -> None:
 
     scaling = [int(n) for n in args.scaling.split(",") if n.strip()]
     wanted = {t.strip() for t in args.tools.split(",") if t.strip()} or None
-    tools = make_tools(corpus, outs, key, cert, scaling, wanted)
+    shares = [int(p) for p in args.planted.split(",") if p.strip()]
+    corpora = [("plain", corpus, needles)]
+    for share in shares:
+        planted = plant_corpus(corpus, share)
+        corpora.append((f"planted {share}%", planted, collect_identifiers(planted)))
     results: list[Result] = []
-    for round_no in range(1, args.rounds + 1):
-        print(f"round {round_no}/{args.rounds}", flush=True)
-        for tool in tools:
-            results.append(run_tool(tool, round_no, mode, files, needles, logs))
-            if not args.keep:
-                clear([tool.output, *tool.extra_outputs])
+    for label, source, wanted_needles in corpora:
+        tools = make_tools(source, outs, key, cert, scaling, wanted)
+        for round_no in range(1, args.rounds + 1):
+            print(f"corpus {label}, round {round_no}/{args.rounds}", flush=True)
+            for tool in tools:
+                result = run_tool(tool, round_no, mode, files, wanted_needles, logs)
+                result.corpus = label
+                results.append(result)
+                if not args.keep:
+                    clear([tool.output, *tool.extra_outputs])
     finish(results, files, total_mb)
 
     cpu = next(
@@ -704,7 +789,9 @@ def main() -> None:
             mine = [r for r in results if r.round == round_no]
             lines += [f"## Round {round_no}", "", *table(mine), ""]
     else:
-        lines += [*table(summary), ""]
+        for label, _, _ in corpora:
+            title = "plain corpus" if label == "plain" else f"corpus with identity {label}"
+            lines += [f"## {title}", "", *table([r for r in summary if r.corpus == label]), ""]
     lines += ["## How each tool ran", ""]
     for tool in tools:
         shown = " ".join(a if "\n" not in a else "<driver>" for a in tool.argv)

@@ -4,9 +4,11 @@
 #   BENCH_FILES=2000   CT slices of the deid corpus (512x512 16-bit, ~0.5 MB each)
 #   BENCH_ROUNDS=1     how many times every deid contender runs (median reported)
 #   BENCH_SCALING=1,2  extra `pacsguard deid -j N` rows
+#   BENCH_PLANTED=100,10,0  corpora with identity in free text, code meanings and private
+#                      blocks of that share of files, each run after the plain one
 #   BENCH_CACHE=auto   auto | drop | warm (page cache before each run)
 #   BENCH_TOOLS=       subset of the deid contenders, e.g. cp,gdcmanon,pacsguard
-#   BENCH_ONLY=        subset of the benchmarks: deid,pixels,tables,pack,scan
+#   BENCH_ONLY=        subset of the benchmarks: deid,failclosed,pixels,tables,pack,scan,verify
 #   BENCH_PACK_ARGS="--size-mb 1000", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS:
 #                      extra arguments of the other benchmark scripts
 set -euo pipefail
@@ -34,21 +36,21 @@ if [[ ! -x "$BENCH_VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   echo "$want" >"$stamp"
 fi
 
-only=",${BENCH_ONLY:-deid,pixels,tables,pack,scan,cluster},"
+only=",${BENCH_ONLY:-deid,failclosed,pixels,tables,pack,scan,verify,cluster},"
 failed=()
 
 wanted() { [[ "$only" == *",$1,"* ]]; }
 
 if wanted deid; then
   echo "== deid: pacsguard deid vs gdcmanon, dicognito, pydicom/deid, dicom-anonymizer, pydicom, cp"
-  if ! "$PY" bench/deid_bench.py --files "${BENCH_FILES:-2000}" --out "$OUT" \
+  if ! BENCH_PLANTED="${BENCH_PLANTED-100,10,0}" "$PY" bench/deid_bench.py --files "${BENCH_FILES:-2000}" --out "$OUT" \
     2>&1 | tee "$OUT/deid.txt"; then
     failed+=(deid)
   fi
 fi
 
 # The other benchmarks, each only where its script exists; stdout kept in bench/out/NAME.txt.
-for name in pixels tables pack scan cluster; do
+for name in failclosed pixels tables pack scan verify cluster; do
   script="bench/${name}_bench.py"
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"

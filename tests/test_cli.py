@@ -52,3 +52,63 @@ def test_console_script_keeps_exit_codes_and_flushes_output(tmp_path: object) ->
     )
     in_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert in_process.stdout.strip() == "caught 2"  # main() exits through SystemExit
+
+
+def _all_paths() -> list[list[str]]:
+    """Every command path of the full app: ["deid"], ["tables", "risk"], ["scan", "diff"]..."""
+    import typer.main
+
+    from pacsguard.cli import build_app
+
+    found: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        subcommands = getattr(command, "commands", None)
+        if path:
+            found.append(path)
+        for name, sub in (subcommands or {}).items():
+            if name != "run":  # `scan run` is `scan` itself
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(build_app()), [])
+    return found
+
+
+@pytest.mark.parametrize("path", _all_paths(), ids=lambda p: " ".join(p))
+@pytest.mark.parametrize("width", [80, 100])
+def test_help_has_one_style(
+    path: list[str], width: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    from pacsguard.cli import main
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    with pytest.raises(SystemExit) as done:
+        main([*path, "--help"])
+    assert done.value.code == 0
+    text = capsys.readouterr().out
+    usage = text.splitlines()[0]
+    assert usage.startswith(f"Usage: pacsguard {' '.join(path)}")
+    assert "{" not in usage and "}" not in usage, usage
+    assert not re.search(r"<(bool|path|str|int|float|list)", text), text
+    assert "$PACSGUARD" not in text and "${" not in text
+    assert all(len(line) <= width for line in text.splitlines()), text
+    if path == ["scan"]:
+        assert "pacsguard scan diff" in text and "pacsguard scan history" in text
+        joined = " ".join(text.split())
+        assert "104, 11112, 4242" in joined and "CLEARCANVAS, HOROS, OSIRIX" in joined
+    if path == ["deid"]:
+        assert usage.endswith("INPUT... OUTPUT") and "--date-shift-range MIN:MAX" in text
+
+
+def test_groups_list_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    from pacsguard.cli import main
+
+    for group in (["key"], ["tables"]):
+        with pytest.raises(SystemExit):
+            main([*group, "--help"])
+        text = capsys.readouterr().out
+        for path in _all_paths():
+            if path[:-1] == group:
+                assert f"  {path[-1]} " in text, (path, text)

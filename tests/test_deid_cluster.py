@@ -358,17 +358,3 @@ def test_client_memory_stays_flat_while_resuming_a_large_journal(tmp_path: Path)
     assert figures["peak_mb"] < 64
     assert figures["bytes_per_input"] < 16
     assert figures["model_100M_mb"] < 500
-
-
-def test_verify_on_a_cluster_reports_what_a_local_verify_reports(
-    sample_corpus: tuple[Path, AnswerKey], cluster: Cluster, reference: Path
-) -> None:
-    from pacsguard.verify import verify
-
-    for tree_root in (sample_corpus[0], reference):  # identifiers everywhere; none
-        here = verify(tree_root, ocr=False)
-        there = verify(tree_root, ocr=False, cluster=cluster.address)
-        assert there.files_checked == here.files_checked > 10
-        assert there.files_skipped == here.files_skipped
-        assert [f.to_dict() for f in there.findings] == [f.to_dict() for f in here.findings]
-    assert here.clean and not verify(sample_corpus[0], ocr=False).clean

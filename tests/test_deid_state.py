@@ -161,3 +161,39 @@ def test_burned_in_text_is_cleaned_by_default_or_refused_or_kept_by_choice(
         [src], tmp_path / "c", key=project_key, config=DeidConfig(jobs=1, burned_in="keep")
     )
     assert kept.output == 1 and kept.burned_in_kept == 1
+
+
+def test_ctrl_c_finishes_the_files_in_flight_and_says_how_to_resume(
+    sample_corpus: tuple[Path, AnswerKey], project_key: ProjectKey, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_deid_run import _journalled
+
+    key_file = tmp_path / "k.key"
+    key_file.write_text(project_key.material.hex())
+    key_file.chmod(0o600)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pacsguard.cli", "deid", str(sample_corpus[0]), str(out)]
+    cmd += ["--key", str(key_file), "-j", "2", "--no-pixel-cleaning", "--keep-burned-in"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "out.pacsguard" / "journal.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (journal.exists() and _journalled(journal) > 0):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:
+        pytest.skip("the run ended before the interrupt landed")
+    assert proc.returncode == 130, err
+    assert "stopping: finishing" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    manifest = json.loads((out / "pacsguard-deid.json").read_text())
+    assert manifest["complete"] is False
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    manifest = json.loads((out / "pacsguard-deid.json").read_text())
+    assert manifest["complete"] is True and manifest["counts"]["pending"] == 0

@@ -136,7 +136,11 @@ def test_dicom_details(lab: Lab, full_scan: CliScan) -> None:
 
     echo = full_scan.finding(lab.by_name("storescp-echo").port)
     assert echo["dicom"]["echo"] is True and echo["dicom"]["find"] == "not-offered"
-    assert echo["issues"] == ["accepts-any-ae-title", "c-echo-open"]
+    assert echo["issues"] == ["accepts-any-ae-title", "c-echo-open", "cleartext-dicom"]
+    assert "storescp" in " ".join(echo["remediation"])  # not dcmqrscp's AETable advice
+    assert "AETable peers (not ANY)" not in " ".join(echo["remediation"])
+    tls = full_scan.finding(lab.by_name("storescp-tls").port)
+    assert "cleartext-dicom" not in tls["issues"]
 
 
 def test_tls_facts(lab: Lab, full_scan: CliScan) -> None:

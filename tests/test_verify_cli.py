@@ -100,3 +100,37 @@ def test_zip_archives_are_verified_member_by_member(tree: Path, tmp_path: Path) 
     report = verify(archive, ocr=False)
     assert report.files_checked == 2
     assert {f.file for f in report.findings} == {"out.zip!a/1.dcm"}
+
+
+def test_review_findings_pass_unless_strict(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pydicom
+
+    path = tree / "a" / "1.dcm"
+    ds = pydicom.dcmread(path)
+    ds.PatientComments = "free text, nothing identifying"
+    ds.save_as(path, enforce_file_format=True)
+    report = tmp_path / "r.json"
+    assert run(monkeypatch, str(tree), "--no-ocr", "--json", str(report)) == 0
+    assert "1 review (text-not-allowed 1)" in capsys.readouterr().out
+    doc = json.loads(report.read_text())
+    assert doc["clean"] is True and doc["counts_by_class"]["review"] == {"text-not-allowed": 1}
+    finding = doc["findings"][0]
+    assert finding["class"] == "review" and finding["reason"] and finding["fix"]
+    assert run(monkeypatch, str(tree), "--no-ocr", "--strict") == 1
+
+
+def test_pack_refuses_identifiers_not_review_findings(tree: Path) -> None:
+    import pydicom
+
+    from pacsguard.pack.preflight import run_verify
+
+    path = tree / "a" / "1.dcm"
+    ds = pydicom.dcmread(path)
+    ds.PatientComments = "free text, nothing identifying"
+    ds.save_as(path, enforce_file_format=True)
+    assert run_verify(tree, ocr=False) == []  # a review finding: pack may send
+    plant(tree)
+    problems = run_verify(tree, ocr=False)
+    assert problems and "person-name" in problems[0]

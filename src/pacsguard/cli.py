@@ -7,14 +7,20 @@ the command being run is imported, so ``pacsguard deid`` never pays for the impo
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import sys
+from typing import NoReturn
 
 import typer
+import typer.main
 from rich.console import Console
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.exceptions import Abort
 
 from pacsguard import __version__
+from pacsguard.core.clihelp import restyle
 from pacsguard.core.errors import PacsguardError
 
 err_console = Console(stderr=True)
@@ -97,17 +103,72 @@ def _main(args: list[str]) -> None:
         if command is None:
             if "--version" in args:
                 print(__version__)
+            elif any(a not in ("--help", "-h") for a in args):
+                unknown = next(a for a in args if a not in ("--help", "-h"))
+                _fail(f"no such option: {unknown}; the options are --version and --help")
             else:
                 _root_help()
             return
-        modules = COMMANDS[command][0] if command in COMMANDS else None
-        build_app(modules)(args=args, prog_name="pacsguard")
+        if command not in COMMANDS:
+            _fail(_unknown_command(command))
+        click_app = restyle(typer.main.get_command(build_app(COMMANDS[command][0])))
+        code = click_app.main(args=args, prog_name="pacsguard", standalone_mode=False)
     except PacsguardError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
+    except NoArgsIsHelpError as exc:  # `pacsguard tables`: its help, as for `pacsguard`
+        print(exc.ctx.get_help() if exc.ctx is not None else "")
+        return
+    except UsageError as exc:
+        _fail(_usage_message(exc))
+    except ClickException as exc:
+        _fail(exc.format_message())
+    except Abort:
+        _interrupted()
     except KeyboardInterrupt:
-        err_console.print("interrupted; run the same command again to finish the job")
-        sys.exit(130)
+        _interrupted()
+    except Exception as exc:  # a bug: said in one line (no value from a file), exit 2
+        if os.environ.get("PACSGUARD_DEBUG"):
+            raise
+        _fail(
+            f"internal error ({type(exc).__name__}); nothing half-written is kept: run again with "
+            "PACSGUARD_DEBUG=1 for the traceback and report it"
+        )
+    if code == 130:
+        _interrupted()
+    sys.exit(code if isinstance(code, int) else 0)  # as Click's standalone mode does
+
+
+def _fail(message: str) -> NoReturn:
+    err_console.print(
+        f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True
+    )
+    sys.exit(2)
+
+
+def _interrupted() -> NoReturn:
+    from pacsguard.core.progress import resume_command
+
+    err_console.print(
+        f"interrupted; to finish the job, run the same command again: {resume_command()}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+    sys.exit(130)
+
+
+def _unknown_command(name: str) -> str:
+    close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.5)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"no such command {name!r}; {hint}the commands are: {', '.join(COMMANDS)}"
+
+
+def _usage_message(exc: UsageError) -> str:
+    """Click's message in one line, with where to read more."""
+    message = " ".join(exc.format_message().split())
+    message = message[0].lower() + message[1:] if message else "wrong arguments"
+    where = exc.ctx.command_path if exc.ctx is not None else "pacsguard"
+    return f"{message.rstrip('.')}; see '{where} --help'"
 
 
 if __name__ == "__main__":

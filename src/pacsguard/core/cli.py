@@ -12,8 +12,10 @@ key_app = typer.Typer(help="Create project keys and identities.", no_args_is_hel
 
 
 @key_app.command("new")
-def key_new(path: Path = typer.Argument(..., help="Where to write the key (mode 0600).")) -> None:
-    """Create a new random project key (32 bytes) for keyed pseudonyms."""
+def key_new(
+    path: Path = typer.Argument(..., metavar="FILE", help="Where to write the key (mode 0600)."),
+) -> None:
+    """Create a project key for keyed pseudonyms: 32 random bytes as 64 hex characters."""
     keys.new_key(path)
     typer.echo(f"wrote project key to {path} (mode 0600); keep it secret and backed up")
 

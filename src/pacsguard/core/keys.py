@@ -70,8 +70,11 @@ def _parse(text: str, where: str) -> ProjectKey:
         material = bytes.fromhex(cleaned)
     except ValueError:
         raise KeyFileError(f"{where} does not hold a hex-encoded project key") from None
+    shape = f"a project key is {KEY_BYTES} random bytes written as {2 * KEY_BYTES} hex characters"
+    if not material:
+        raise KeyFileError(f"{where} is empty; {shape} (create one: pacsguard key new)")
     if len(material) != KEY_BYTES:
-        raise KeyFileError(f"{where} holds {len(material)} bytes; a project key is {KEY_BYTES}")
+        raise KeyFileError(f"{where} holds {len(material)} bytes; {shape}")
     return ProjectKey(material)
 
 
@@ -83,6 +86,8 @@ def read_secret(
     if path is None and os.environ.get(file_env):
         path = Path(os.environ[file_env])
     if path is not None:
+        if path.is_dir():
+            raise KeyFileError(f"{what} file {path} is a folder, not a file; give the file in it")
         if not path.is_file():
             raise KeyFileError(f"{what} file {path} does not exist{hint}")
         check_private(path)

@@ -1,5 +1,6 @@
-"""Identifier-shaped text: names (French and English), NIR, INS, phones, e-mails, addresses,
-postcodes with towns, and written dates. Each detector returns the text it recognised.
+"""Identifier-shaped text: NIR, INS, labelled patient IDs, phones, e-mails, addresses,
+postcodes with towns, written dates, and person names (``core.names``). Each detector returns
+the text it recognised.
 
 The one detector set of the project: ``verify`` reports these, ``deid`` (Clean Descriptors)
 redacts them. Month names and ``fold`` live here too.
@@ -8,12 +9,20 @@ redacts them. Month names and ``fold`` live here too.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 
+from pacsguard.core.names import find_person_names, fold, lexicon
 from pacsguard.core.nir import is_valid_nir
+
+__all__ = [
+    "MONTHS_EN",
+    "MONTHS_FR",
+    "Hit",
+    "find_identifiers",
+    "find_person_names",
+    "fold",
+    "lexicon",
+]
 
 MONTHS_EN = (
     "JANUARY", "FEBRUARY", "MARCH", "APRIL", "MAY", "JUNE",
@@ -23,13 +32,6 @@ MONTHS_FR = (
     "JANVIER", "FEVRIER", "MARS", "AVRIL", "MAI", "JUIN",
     "JUILLET", "AOUT", "SEPTEMBRE", "OCTOBRE", "NOVEMBRE", "DECEMBRE",
 )  # fmt: skip
-
-
-def fold(text: str) -> str:
-    """Upper case, accents removed, every run of non-alphanumerics one space."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    ascii_text = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.split(r"[^0-9A-Za-z]+", ascii_text.upper())).strip()
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,25 @@ DATE_RES = (
 )
 
 
+# A date after a birth label ("né le 12/03/1956", "DOB 1956-03-12", "date de naissance :").
+BIRTH_LABEL_RE = re.compile(
+    r"(?<!\w)(?i:n[ée]e?\s+le|born(?:\s+on)?|dob|d\.?d\.?n\.?|date\s+de\s+naissance"
+    r"|birth\s*date|date\s+of\s+birth)\s*[:=]?\s*"
+)
+
+
+def find_birth_dates(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for label in BIRTH_LABEL_RE.finditer(text):
+        rest = text[label.end() : label.end() + 40]
+        for pattern in DATE_RES:
+            date = pattern.match(rest)
+            if date is not None:
+                hits.append(Hit("birth-date", "labelled", label.group(0) + date.group(0)))
+                break
+    return hits
+
+
 def find_dates(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for pattern in DATE_RES:
@@ -188,57 +209,22 @@ def find_dates(text: str) -> list[Hit]:
     return hits
 
 
-# --- person names --------------------------------------------------------------------------
-# Titles: written with their capital ("Dr", "Mme") or, when unambiguous, in capitals
-# ("MADAME", "DR."); bare "MR" and "DR" are modalities, not titles.
-_TITLES = (
-    r"M\.|Mr\.?|Mrs\.?|Ms\.?|Mme\.?|Mlle\.?|Dr\.?|Pr\.?|Prof\.?|Docteur|Professeur|Madame"
-    r"|Monsieur|Mademoiselle|Doctor|Miss|MR\.|MRS\.?|MME\.?|MLLE\.?|DR\.|PR\.|PROF\."
-    r"|DOCTEUR|PROFESSEUR|MADAME|MONSIEUR|MADEMOISELLE|DOCTOR"
+# --- patient identifiers next to their label -----------------------------------------------
+# IPP (identifiant permanent du patient), NIP, MRN, "Patient ID", "N° dossier": a label, then
+# a token holding at least four digits.
+ID_LABEL_RE = re.compile(
+    r"(?<!\w)(?i:IPP|NIP|MRN|PID|patient[ _-]?id|id[ _-]?patient|identifiant(?: patient)?"
+    r"|n[°o]\.? ?(?:de )?(?:dossier|patient)|dossier|medical record(?: number)?)"
+    r"\s*[:=#n°.]*\s*([A-Za-z]{0,4}[-_ ]?\d[\dA-Za-z\-]{3,19})(?![\w])"
 )
-TITLE_RE = re.compile(rf"(?<![\w.])(?:{_TITLES})\s+[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+")
-LABEL_RE = re.compile(
-    r"(?<!\w)(?i:nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name|patient"
-    r"|n[ée]e? le|born|dob|ddn|date de naissance)\s*:\s*[A-Za-zÀ-ÿ0-9][\w'’\-/.]*"
-)
-PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ÿ'’\-]{2,}\^[A-Za-zÀ-ÿ'’\-]{2,}")
-WORD_RE = re.compile(r"[A-Za-zÀ-ÿ'’\-]+")
 
 
-@cache
-def lexicon(name: str) -> frozenset[str]:
-    text = resources.files("pacsguard.core").joinpath("lexicon", name).read_text("utf-8")
-    words: set[str] = set()
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            words.update(line.split())
-    return frozenset(words)
-
-
-_LINKS = frozenset({"LE", "LA", "LES", "DE", "DU", "DES", "ET", "AND", "THE", "OF", "ST", "STE"})
-
-
-def _capitalised(word: str) -> bool:
-    return len(word) >= 2 and word[0].isupper()
-
-
-def find_person_names(text: str) -> list[Hit]:
-    hits = [Hit("person-name", "title", m.group(0)) for m in TITLE_RE.finditer(text)]
-    hits += [Hit("person-name", "label", m.group(0)) for m in LABEL_RE.finditer(text)]
-    hits += [Hit("person-name", "DICOM name form", m.group(0)) for m in PN_SHAPE_RE.finditer(text)]
-    given, family = lexicon("given-names.txt"), lexicon("family-names.txt")
-    words = WORD_RE.findall(text)
-    folded = [fold(w) for w in words]
-    for i, (word, key) in enumerate(zip(words, folded, strict=True)):
-        if not _capitalised(word) or not any(part in given for part in key.split()):
-            continue
-        for j in (i - 1, i + 1):
-            if 0 <= j < len(words) and _capitalised(words[j]) and folded[j] not in _LINKS:
-                pair = f"{words[min(i, j)]} {words[max(i, j)]}"
-                detail = "given and family name" if folded[j] in family else "given name"
-                hits.append(Hit("person-name", detail, pair))
-                break
-    return hits
+def find_labelled_ids(text: str) -> list[Hit]:
+    return [
+        Hit("patient-id", "labelled", m.group(0))
+        for m in ID_LABEL_RE.finditer(text)
+        if sum(c.isdigit() for c in m.group(1)) >= 4
+    ]
 
 
 DETECTORS = (
@@ -248,15 +234,19 @@ DETECTORS = (
     find_phone,
     find_address,
     find_dates,
-    find_person_names,
+    find_birth_dates,
+    find_labelled_ids,
 )
 
 
-def find_identifiers(text: str, *, dates: bool = True) -> list[Hit]:
-    """Every identifier-shaped span of ``text`` (written dates only when ``dates``)."""
+def find_identifiers(text: str, *, dates: bool = True, ner: bool = False) -> list[Hit]:
+    """Every identifier-shaped span of ``text`` (written dates only when ``dates``; dates after
+    a birth label always), and the
+    person names of ``core.names`` (its spaCy model only where ``ner`` and in doubt)."""
     hits: list[Hit] = []
     for detector in DETECTORS:
         if detector is find_dates and not dates:
             continue
         hits += detector(text)
+    hits += [Hit(h.kind, h.detail, h.text) for h in find_person_names(text, ner=ner)]
     return hits

@@ -27,11 +27,28 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 
 
+_DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2012": "-", "\u2010": "-"})
+
+
 def _shift_range(text: str) -> tuple[int, int]:
+    """``MIN:MAX`` or ``MIN..MAX`` in days (a typographic minus is read as ``-``)."""
+    plain = text.translate(_DASHES).replace(" ", "")
+    parts = plain.split("..") if ".." in plain else plain.split(":")
+    hint = "give MIN:MAX in days, e.g. -1460:-365 (MIN..MAX also works)"
     try:
-        low, high = (int(part) for part in text.split(":"))
+        low, high = (int(part) for part in parts)
     except ValueError:
-        raise typer.BadParameter("use MIN:MAX in days, e.g. -1460:-365") from None
+        raise typer.BadParameter(f"{text!r}: {hint}", param_hint="'--date-shift-range'") from None
+    if low >= high:
+        raise typer.BadParameter(
+            f"{text!r}: MIN must be below MAX (one offset for everyone is undone by one known "
+            f"date); {hint}",
+            param_hint="'--date-shift-range'",
+        )
+    if high - low + 1 - (1 if low <= 0 <= high else 0) < 2:
+        raise typer.BadParameter(
+            f"{text!r} leaves a single non-zero offset; {hint}", param_hint="'--date-shift-range'"
+        )
     return low, high
 
 
@@ -47,13 +64,19 @@ def _burned_in(no_cleaning: bool, keep: bool, options: list[str]) -> str:
 
 def deid_command(
     paths: list[Path] = typer.Argument(
-        ..., help="INPUT... OUTPUT: files, folders or zips, then the output folder."
+        ...,
+        metavar="INPUT... OUTPUT",
+        help="DICOM files, folders or zips, then the output folder.",
     ),
     key: Path | None = typer.Option(
         None, "--key", help="Project key file (or PACSGUARD_KEY_FILE / PACSGUARD_KEY)."
     ),
     option: list[str] = typer.Option(
-        [], "--option", "-o", help=f"Profile option, repeatable: {', '.join(ALL_OPTIONS)}."
+        [],
+        "--option",
+        "-o",
+        metavar="NAME",
+        help=f"Profile option, repeatable: {', '.join(ALL_OPTIONS)}.",
     ),
     policy: Path | None = typer.Option(
         None,
@@ -64,7 +87,11 @@ def deid_command(
         False, "--strict", help="Keep only the allow-list of attributes that carry no identity."
     ),
     jobs: int | None = typer.Option(
-        None, "--jobs", "-j", help="Worker processes (default: every core this process may use)."
+        None,
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Worker processes (default: every core this process may use).",
     ),
     mapping_out: Path | None = typer.Option(
         None, "--mapping-out", help="Write the original->pseudonym mapping here (mode 0600)."
@@ -72,7 +99,7 @@ def deid_command(
     patient_map: Path | None = typer.Option(
         None,
         "--patient-map",
-        help="CSV original_patient_id,pseudonym_patient_id[,pseudonym_patient_name].",
+        help="CSV of original_patient_id, pseudonym_patient_id[, pseudonym_patient_name].",
     ),
     state_dir: Path | None = typer.Option(
         None, "--state", help="Journal and local manifest folder (default OUTPUT.pacsguard)."
@@ -83,7 +110,8 @@ def deid_command(
     shift_range: str = typer.Option(
         f"{DEFAULT_SHIFT_RANGE[0]}:{DEFAULT_SHIFT_RANGE[1]}",
         "--date-shift-range",
-        help="Range of the per-patient date offset in days, MIN:MAX.",
+        metavar="MIN:MAX",
+        help="Range of the per-patient date offset in days (MIN..MAX also works).",
     ),
     verify: bool = typer.Option(
         False, "--verify", help="Run the verifier on each output before it is committed."
@@ -209,6 +237,9 @@ def _summary(report: DeidReport, seconds: float, config: DeidConfig) -> None:
         if config.verify
         else "  outputs not verified: run `pacsguard verify` on the output before sharing it"
     )
+    if report.paths:
+        ways = ", ".join(f"{n} {way}" for way, n in report.paths.most_common())
+        console.print(f"  paths this run: {ways}")
     if report.pixels_cleaned:
         console.print(f"  {report.pixels_cleaned} images at risk of burned-in text: pixels cleaned")
     if report.burned_in_kept:

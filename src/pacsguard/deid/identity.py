@@ -7,6 +7,9 @@ is decoded under the declared Specific Character Set *and* the plausible others 
 UTF-8), since a file may declare one and hold another. Values are normalised (case, accents,
 NUL / space / caret / backslash separators, DICOM padding) and split into the tokens that
 identify on their own: name parts, IDs, dates in their written forms, address parts.
+Identifiers whose shape proves them (a NIR with a valid key, an INS, an e-mail address, a
+phone number) are taken from any free text of the input too: a file that names no patient
+attribute may still carry one in a code meaning.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import tag_for_keyword
 
+from pacsguard.core.shapes import find_email, find_ins, find_nir, find_phone
 from pacsguard.deid.grammar import Header, Node
 from pacsguard.deid.profile import load_identifying_keywords
 from pacsguard.deid.text import KnownValues, date_forms
@@ -98,8 +102,12 @@ def gather(header: Header, *, institution: bool = True) -> Identity:
     dates: set[str] = set()
     places: set[str] = set()
     for node, charsets in _walk(header.buf, header.elements, []):
+        if node.items is not None:
+            continue
         kind = kinds.get(node.tag)
-        if kind is None or node.items is not None:
+        if kind is None:
+            if node.vr in FREE_TEXT_VRS:
+                ids |= _shaped(header.buf[node.value : node.end])
             continue
         for text in decodings(header.buf[node.value : node.end], charsets):
             for value in text.split("\\"):
@@ -115,6 +123,24 @@ def gather(header: Header, *, institution: bool = True) -> Identity:
                 else:
                     places |= _place_tokens(value)
     return Identity(frozenset(names), frozenset(ids), frozenset(dates), frozenset(places))
+
+
+FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN", "UN"})
+# Identifiers whose shape alone proves them (a NIR's key, an INS label, an e-mail, a phone
+# number): found in any text of the input, they are identity wherever no attribute names them.
+_SHAPE_FINDERS = (find_nir, find_ins, find_email, find_phone)
+_MAYBE_SHAPED = re.compile(rb"[0-9]{2}|@")
+
+
+def _shaped(raw: bytes) -> set[str]:
+    if not _MAYBE_SHAPED.search(raw):
+        return set()
+    texts = {raw.decode("latin-1")} if raw.isascii() else decodings(raw, [])
+    found: set[str] = set()
+    for text in texts:
+        for finder in _SHAPE_FINDERS:
+            found |= {fold(hit.text).strip() for hit in finder(text) if len(hit.text) >= MIN_ID}
+    return found
 
 
 def _walk(buf: bytes, nodes: list[Node], charsets: list[str]) -> Iterator[tuple[Node, list[str]]]:

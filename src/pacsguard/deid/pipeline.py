@@ -117,6 +117,7 @@ class DeidReport:
     pixels_cleaned: int = 0
     burned_in_kept: int = 0
     interrupted: bool = False  # stopped by Ctrl-C after the files in flight
+    paths: Counter[str] = field(default_factory=Counter)  # byte-level, header-only, full read
 
     @property
     def ok(self) -> bool:
@@ -129,6 +130,7 @@ class ItemResult:
     size: int = 0
     mapping: list[tuple[str, str, str]] = field(default_factory=list)
     tmp: str | None = None  # the written output, until the committer names it
+    path: str = ""  # which way the file went: byte-level, header-only or full read
 
 
 def load_patient_map(path: Path | None) -> PatientMapping:
@@ -203,7 +205,15 @@ class Worker:
         if item.member is None:
             with item.path.open("rb", buffering=0) as handle:
                 size = os.fstat(handle.fileno()).st_size
-                header, buf = grammar.read_header(handle, size)
+                try:
+                    header, buf = grammar.read_header(handle, size)
+                except grammar.GrammarError:
+                    if item.path.suffix.lower() == ".zip":
+                        raise fastpath.UnreadableError(
+                            "a .zip file that is not a readable zip archive (corrupt or "
+                            "truncated): repair or re-export it"
+                        ) from None
+                    raise
                 if header.buf is buf:
                     grammar_tail(header, _file_reader(handle.fileno()), size)
                 else:  # deflated: the inflated dataset
@@ -279,7 +289,8 @@ class Worker:
         outcome = Outcome(
             item.label, item.fingerprint, "output", output=str(relative), details=pixels
         )
-        done = ItemResult(outcome, 0, result.mapping, tmp=tmp)
+        way = "header-only" if source.pixels is not None else "full read"
+        done = ItemResult(outcome, 0, result.mapping, tmp=tmp, path=way)
         return self._checked(item, done, identity)
 
     def _gate(self, header: grammar.Header) -> list[grammar.Anomaly]:
@@ -308,7 +319,7 @@ class Worker:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
             size = os.fstat(handle.fileno()).st_size
         outcome = replace(done.outcome, size=size, sha256=digest)
-        return ItemResult(outcome, size, done.mapping, tmp=done.tmp)
+        return ItemResult(outcome, size, done.mapping, tmp=done.tmp, path=done.path)
 
     def _rewrite_raw(self, item: InputItem, prefix: bytes, known: KnownValues) -> ItemResult | None:
         """The byte-level rewriter (``rawpath``); None sends the file down the usual path,
@@ -334,7 +345,8 @@ class Worker:
             tmp = self._temporary(relative, item)
             self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        return ItemResult(outcome, len(result.header) + size - offset, result.mapping, tmp=tmp)
+        size = len(result.header) + size - offset
+        return ItemResult(outcome, size, result.mapping, tmp=tmp, path="byte-level")
 
     def _temporary(self, relative: Path, item: InputItem) -> str:
         """The temporary name of an output, beside its final one (folders made once)."""
@@ -651,6 +663,7 @@ def _run(
     first = next(chunks, [])  # a small run (one short chunk) runs in this process
     in_flight: dict[str, InputItem] = {}  # submitted, not yet journalled: bounded
     done = 0
+    paths: Counter[str] = Counter()  # this run's outputs by the way they went
     worker = Worker(key.material, config, policy, output, quarantine)
     remote: Any = None
     if config.cluster is not None:
@@ -682,6 +695,7 @@ def _run(
                 ) from None
         gone = [in_flight.pop(r.outcome.fingerprint, None) for r in results]
         prefetch.consumed(sum(item.size for item in gone if item is not None))
+        paths.update(r.path for r in results if r.path)
         done += len(results)
         if progress:
             progress(done, planner.todo)
@@ -744,6 +758,7 @@ def _run(
         local = {
             "outcomes": (_as_record(o) for o in journal.walked()),
             "skipped": [asdict(s) for s in skipped],
+            "paths": dict(paths),
         }
         write_json_stream(state / "manifest.json", local, mode=0o600)
         if config.mapping_out is not None:
@@ -764,6 +779,7 @@ def _run(
         skip_reasons=Counter(s.reason for s in skipped),
         redone=planner.redone,
         interrupted=stop.requested,
+        paths=paths,
         pixels_cleaned=journal.walked_detail("pixels", "cleaned"),
         burned_in_kept=journal.walked_detail("pixels", "kept at risk"),
     )
@@ -781,7 +797,7 @@ def _batch_size(executor: Executor, todo: list[InputItem], jobs: int) -> int:
     if isinstance(executor, _Inline):
         return min(BATCH, 8)  # a Ctrl-C waits for one small batch at most
     if isinstance(executor, _Pool):
-        return max(1, min(BATCH, len(todo) // (jobs * 8) or 1))
+        return max(1, min(BATCH, len(todo) // (jobs * 32) or 1))  # small runs: visible progress
     return int(executor.batch_size(len(todo)))  # type: ignore[attr-defined]
 
 

@@ -308,11 +308,24 @@ def decide(
     return Decision(Act.KEEP)
 
 
-_REFERENCE_TAGS = _tags(REFERENCE_KEYWORDS | CODED)
+_REFERENCE_TAGS = _tags(REFERENCE_KEYWORDS | CODED)  # codes: a purpose of reference
+_REFERENCING_TAGS = _tags(
+    frozenset(
+        {
+            "ReferencedSOPInstanceUID",
+            "ReferencedFrameOfReferenceUID",
+            "SeriesInstanceUID",
+            "StudyInstanceUID",
+        }
+    )
+)
 
 
 def references_only(items: list[set[int]]) -> bool:
-    """True when every item holds reference attributes alone (their tags given, nested
-    sequences' items included); an empty sequence holds none."""
-    allowed = _REFERENCE_TAGS
-    return bool(items) and all(tags and tags <= allowed for tags in items)
+    """True when every item references an instance (series, study, frame of reference) and
+    holds nothing but reference attributes (their tags given, nested items' folded in);
+    an empty sequence, or one of coded concepts alone, is not a reference sequence."""
+    allowed, referencing = _REFERENCE_TAGS, _REFERENCING_TAGS
+    return bool(items) and all(
+        tags <= allowed and not tags.isdisjoint(referencing) for tags in items
+    )

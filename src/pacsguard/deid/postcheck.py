@@ -63,10 +63,22 @@ def _pattern(raw: bytes, numeric: bool) -> bytes:
     return rb"(?<![" + _LETTER + rb"0-9\[])" + body + rb"(?![" + _LETTER + rb"0-9\]])"
 
 
+@dataclass(frozen=True)
+class Needle:
+    """One encoded form of one token: found by a plain byte search (``needle``, ASCII
+    lower case), then confirmed on its word boundaries (``pattern``)."""
+
+    needle: bytes
+    pattern: re.Pattern[bytes]
+    kind: str
+
+
 @functools.lru_cache(maxsize=64)
-def compile_identity(identity: Identity) -> tuple[re.Pattern[bytes], tuple[str, ...]] | None:
-    """One regex for every token of ``identity`` (cached on the tokens themselves)."""
-    groups: list[tuple[bytes, str]] = []
+def compile_identity(identity: Identity) -> tuple[Needle, ...]:
+    """The needles of every token of ``identity`` (cached on the tokens themselves). A
+    single alternation of hundreds of bounded patterns costs the regex engine each of them
+    at each position; ``bytes.find`` per needle, then one bounded match, is fast."""
+    needles: dict[bytes, Needle] = {}
     for kind, tokens in (
         ("name", identity.names),
         ("ID", identity.ids),
@@ -76,12 +88,14 @@ def compile_identity(identity: Identity) -> tuple[re.Pattern[bytes], tuple[str, 
         for token in tokens:
             numeric = token.replace("/", "").replace("-", "").replace(".", "").isdigit()
             for raw in _encoded(token):
-                groups.append((_pattern(raw, numeric), kind))
-    if not groups:
-        return None
-    groups.sort(key=lambda g: -len(g[0]))
-    regex = re.compile(b"|".join(b"(" + p + b")" for p, _ in groups), re.IGNORECASE)
-    return regex, tuple(kind for _, kind in groups)
+                first = re.split(rb"[ ]+", raw.strip())[0].lower()
+                if not first:
+                    continue
+                key = raw.lower()
+                if key not in needles:
+                    pattern = re.compile(_pattern(raw, numeric), re.IGNORECASE)
+                    needles[key] = Needle(first, pattern, kind)
+    return tuple(sorted(needles.values(), key=lambda n: -len(n.pattern.pattern)))
 
 
 def check_header(header: Header, identity: Identity) -> Residue | GrammarError | None:
@@ -90,17 +104,16 @@ def check_header(header: Header, identity: Identity) -> Residue | GrammarError |
     if header.anomalies:
         reason = header.anomalies[0].reason
         return GrammarError(f"post-write check: the output breaks the grammar ({reason})")
-    compiled = compile_identity(identity)
-    if compiled is None:
-        return None
-    regex, kinds = compiled
     data = header.buf
     extent = header.pixel_offset if header.pixel_offset is not None else len(data)
-    match = regex.search(data, 0, extent)
-    if match is None:
-        return None
-    kind = kinds[(match.lastindex or 1) - 1]
-    return Residue(kind, _tag_at(header.elements, match.start()))
+    lowered = data[:extent].lower()
+    for needle in compile_identity(identity):
+        if needle.needle not in lowered:
+            continue
+        match = needle.pattern.search(data, 0, extent)
+        if match is not None:
+            return Residue(needle.kind, _tag_at(header.elements, match.start()))
+    return None
 
 
 def check_bytes(data: bytes, identity: Identity) -> Residue | GrammarError | None:

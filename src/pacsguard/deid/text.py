@@ -7,8 +7,9 @@ Three layers, applied in this order:
    physicians, institution), matched case-insensitively on word boundaries;
 2. identifier-shaped tokens: French NIR with a valid key, phone numbers, e-mail addresses,
    street addresses, dates in common forms;
-3. person names by context: a title (Dr, Pr, Mme, M., Mr, Mrs, …) or a common given name
-   followed by capitalised words.
+3. person names by evidence, the shared detector ``core.names`` (through
+   ``core.shapes.find_identifiers``): a title (Dr, Pr, Mme, M., Mr, Mrs, …), a label, a DICOM
+   name form, or a given and a family name of the name lexicons side by side.
 
 Each hit becomes a bracketed placeholder ([NAME], [ID], [DATE], …); medical words stay.
 The final sweep uses layer 1 alone on every text value of the dataset.

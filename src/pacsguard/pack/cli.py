@@ -10,22 +10,14 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from pacsguard.core.keys import check_private
+from pacsguard.core.progress import Bar, duration
 from pacsguard.pack import agekeys, signing
 from pacsguard.pack.errors import DecryptionFailed, KeyFileError
 from pacsguard.pack.packer import pack
@@ -36,25 +28,28 @@ ENV_PASSPHRASE = "PACSGUARD_PASSPHRASE"  # noqa: S105 (a variable name, not a se
 err = Console(stderr=True)
 
 
-@contextmanager
-def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
-    bar = Progress(
-        TextColumn(label),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    task = bar.add_task(label, total=None)
+def _byte_hook(bar: Bar, label: str) -> Callable[[int, int], None]:
+    """The library's ``(bytes just done, total bytes)`` callback, drawn on ``bar``."""
+
+    started = False
 
     def advance(n: int, total: int) -> None:
-        bar.update(task, advance=n, total=total)
+        nonlocal started
+        if not started:  # the first bytes: what came before was the check stage
+            started = True
+            bar.stage(label, total=total)
+        bar.update(completed=bar.completed + n, total=total)
 
-    with bar:
-        yield advance
+    return advance
+
+
+def _not_folders(**paths: Path | list[Path] | None) -> None:
+    """A folder given where a file is wanted is said as such, not as a missing file."""
+    for option, value in paths.items():
+        for path in value if isinstance(value, list) else [value]:
+            if path is not None and path.is_dir():
+                flag = "--" + option.replace("_", "-")
+                raise KeyFileError(f"{flag} {path} is a folder, not a file; give the file in it")
 
 
 def _read_passphrase_file(path: Path) -> str:
@@ -97,33 +92,48 @@ def _recipients(inline: list[str], files: list[Path]) -> list[agekeys.Recipient]
 
 
 def pack_command(
-    directory: Path = typer.Argument(..., help="The de-identified folder to send."),
+    directory: Path = typer.Argument(
+        ..., metavar="FOLDER", help="The de-identified folder to send."
+    ),
     output: Path = typer.Argument(..., help="The package to write (OUTPUT.001… with volumes)."),
-    to: list[str] = typer.Option([], "--to", help="Recipient: age1…, ssh-ed25519 or ssh-rsa key."),
+    to: list[str] = typer.Option(
+        [], "--to", metavar="RECIPIENT", help="Recipient: age1…, ssh-ed25519 or ssh-rsa key."
+    ),
     to_file: list[Path] = typer.Option([], "--to-file", help="File listing recipients."),
     use_passphrase: bool = typer.Option(
-        False, "--passphrase", help=f"Encrypt to a passphrase (prompt, or ${ENV_PASSPHRASE})."
+        False, "--passphrase", help=f"Encrypt to a passphrase (prompt, or {ENV_PASSPHRASE})."
     ),
     passphrase_file: Path | None = typer.Option(
         None, "--passphrase-file", help="Encrypt to the passphrase in this file (mode 0600)."
     ),
     sign: Path | None = typer.Option(
-        None, "--sign", help=f"Ed25519 key to sign with (or ${signing.ENV_SIGNING_KEY_FILE})."
+        None, "--sign", help=f"Ed25519 key to sign with (or {signing.ENV_SIGNING_KEY_FILE})."
     ),
     volume_size: str | None = typer.Option(
-        None, "--volume-size", help="Split into volumes of this size (e.g. 500M, 4G)."
+        None,
+        "--volume-size",
+        metavar="SIZE",
+        help="Split into volumes of this size (e.g. 500M, 4G).",
     ),
     force: bool = typer.Option(False, "--force", help="Pack despite failed checks."),
     reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the manifest)."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Verify headers only (faster, weaker)."),
 ) -> None:
     """Encrypt (age) and optionally sign a de-identified folder for transfer."""
+    _not_folders(to_file=to_file, passphrase_file=passphrase_file, sign=sign)
     secret = (
         _passphrase(passphrase_file, confirm=True)
         if use_passphrase or passphrase_file is not None
         else None
     )
-    with _progress("packing") as advance:
+    count = sum(1 for path in directory.rglob("*") if path.is_file()) if directory.is_dir() else 0
+    bar = Bar(
+        f"checking {count} files (manifest, pacsguard verify)",
+        as_bytes=True,
+        console=err,
+        stopping="removing the partial package (nothing is left half-written)",
+    )
+    with bar:
         result = pack(
             directory,
             output,
@@ -134,10 +144,13 @@ def pack_command(
             force=force,
             reason=reason,
             ocr=not no_ocr,
-            progress=advance,
+            progress=_byte_hook(bar, "encrypting"),
         )
     where = str(result.volumes[0]) if len(result.volumes) == 1 else f"{len(result.volumes)} volumes"
-    typer.echo(f"packed {result.files} files ({result.bytes / 1e6:.1f} MB) into {where}")
+    typer.echo(
+        f"packed {result.files} files ({result.bytes / 1e6:.1f} MB) into {where} in "
+        f"{duration(bar.elapsed)} (checked, then encrypted at {bar.rate_text()})"
+    )
     if len(result.volumes) > 1:
         typer.echo(f"  {result.volumes[0]} … {result.volumes[-1]}")
     typer.echo(
@@ -154,7 +167,7 @@ def unpack_command(
         None,
         "--identity",
         "-i",
-        help=f"age or SSH identity file (or ${agekeys.ENV_IDENTITY_FILE}).",
+        help=f"age or SSH identity file (or {agekeys.ENV_IDENTITY_FILE}).",
     ),
     passphrase_file: Path | None = typer.Option(
         None, "--passphrase-file", help="File holding the passphrase (mode 0600)."
@@ -164,17 +177,27 @@ def unpack_command(
     ),
 ) -> None:
     """Decrypt a package, check every hash and the signature, and write the files."""
+    _not_folders(identity=identity, passphrase_file=passphrase_file, verify_signer=verify_signer)
     secret = _passphrase(passphrase_file, confirm=False) if needs_passphrase(package) else None
-    with _progress("unpacking") as advance:
+    bar = Bar(
+        "decrypting and checking",
+        as_bytes=True,
+        console=err,
+        stopping="removing the partial output (nothing appears in place)",
+    )
+    with bar:
         result = unpack(
             package,
             output,
             identity=identity,
             passphrase=secret,
             verify_signer=verify_signer,
-            progress=advance,
+            progress=_byte_hook(bar, "decrypting and checking"),
         )
-    typer.echo(f"unpacked {result.files} files ({result.bytes / 1e6:.1f} MB) into {output}")
+    typer.echo(
+        f"unpacked {result.files} files ({result.bytes / 1e6:.1f} MB) into {output} in "
+        f"{duration(bar.elapsed)} ({bar.rate_text()}); every SHA-256 checked"
+    )
     if result.signer_verified:
         typer.echo(f"signature verified: {result.signer_fingerprint}")
     elif result.signer_fingerprint:
@@ -191,14 +214,18 @@ def unpack_command(
 
 
 def new_identity_command(
-    path: Path = typer.Argument(..., help="Where to write the identity (mode 0600)."),
+    path: Path = typer.Argument(
+        ..., metavar="FILE", help="Where to write the identity (mode 0600)."
+    ),
 ) -> None:
     """Create an age X25519 identity; prints its public recipient (age1…)."""
     typer.echo(agekeys.new_identity(path))
 
 
 def new_signing_key_command(
-    path: Path = typer.Argument(..., help="Where to write the private key (mode 0600)."),
+    path: Path = typer.Argument(
+        ..., metavar="FILE", help="Where to write the private key (mode 0600)."
+    ),
 ) -> None:
     """Create an Ed25519 signing key (PEM) and its public key beside it (.pub)."""
     public = signing.new_signing_key(path)

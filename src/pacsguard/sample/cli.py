@@ -24,7 +24,9 @@ def _progress(console: Console) -> Progress:
 
 
 def sample(
-    out: Path = typer.Argument(..., help="Output folder (created; a previous sample is replaced)."),
+    out: Path = typer.Argument(
+        ..., metavar="OUTPUT", help="Output folder (created; a previous sample is replaced)."
+    ),
     seed: int = typer.Option(0, "--seed", help="Same seed, byte-identical files."),
     patients: int = typer.Option(4, "--patients", min=1, help="Number of synthetic patients."),
     ct_corpus: int | None = typer.Option(
@@ -37,7 +39,8 @@ def sample(
     rows: int = typer.Option(512, "--rows", min=8, help="With --ct-corpus: rows per slice."),
     cols: int = typer.Option(512, "--cols", min=8, help="With --ct-corpus: columns per slice."),
 ) -> None:
-    """Generate synthetic DICOM studies full of fake identifiers, with OUT/answer-key.json.
+    """Generate synthetic DICOM studies full of fake identifiers, their clinical table
+    (OUT/clinical/export.csv) and OUT/answer-key.json.
 
     Fake identifiers sit in standard, nested, private and free-text attributes,
     overlays, an SR, an RT Structure Set and text burned into pixels.
@@ -69,9 +72,12 @@ def sample(
     totals = key.totals
     typer.echo(
         f"wrote {totals.instances} instances ({totals.patients} patients, {totals.studies} "
-        f"studies, {totals.series} series) under {out / 'dicom'}, answer key "
-        f"{out / 'answer-key.json'}"
+        f"studies, {totals.series} series) under {out / 'dicom'}"
     )
+    typer.echo(
+        f"wrote the clinical table of the same patients to {out / 'clinical' / 'export.csv'}"
+    )
+    typer.echo(f"answer key (test truth, never a deid input): {out / 'answer-key.json'}")
 
 
 def register(app: typer.Typer) -> None:

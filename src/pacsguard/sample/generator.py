@@ -25,6 +25,7 @@ from pacsguard.sample.answer_key import (
     StudyKey,
     Totals,
 )
+from pacsguard.sample.clinical import CLINICAL_DIR, write_clinical_table
 from pacsguard.sample.identities import Identity, dicom_date
 from pacsguard.sample.images import (
     Instance,
@@ -111,6 +112,7 @@ def _prepare(out: Path) -> None:
         if not (out / ANSWER_KEY_NAME).exists():
             raise InputError(f"{out} is not empty and holds no sample output; choose another")
         shutil.rmtree(dicom, ignore_errors=True)
+        shutil.rmtree(out / CLINICAL_DIR, ignore_errors=True)
         (out / ANSWER_KEY_NAME).unlink()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -215,7 +217,8 @@ def _staff(plans: list[list[StudyPlan]]) -> tuple[str, ...]:
 def generate(
     out: Path, *, seed: int = 0, patients: int = 4, progress: Progress | None = None
 ) -> AnswerKey:
-    """Write ``patients`` synthetic patients under ``out/dicom`` and ``out/answer-key.json``.
+    """Write ``patients`` synthetic patients under ``out/dicom``, their clinical table
+    (``out/clinical/export.csv``, one row per study) and ``out/answer-key.json``.
 
     The same seed gives byte-identical files; nothing depends on the clock.
     """
@@ -252,5 +255,6 @@ def generate(
         staff=_staff(plans),
         institutions=tuple(sorted({s.institution[0] for p in plans for s in p})),
     )
+    write_clinical_table(out, plans, seed)
     atomic_write_text(out / ANSWER_KEY_NAME, key.to_json())
     return key

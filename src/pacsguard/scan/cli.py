@@ -24,6 +24,7 @@ from pacsguard.scan.reports import write_csv, write_html, write_json, write_sari
 from pacsguard.scan.targets import DEFAULT_PORTS, parse_ports
 
 DEFAULT_PORT_TEXT = ",".join(str(p) for p in DEFAULT_PORTS)
+DB_TEXT = "pacsguard/scan.sqlite in XDG_DATA_HOME, else in ~/.local/share"
 
 
 class ScanGroup(TyperGroup):
@@ -51,9 +52,20 @@ class _DefaultContext(TyperCommand.context_class):  # type: ignore[valid-type,mi
 
 
 class RunCommand(TyperCommand):
-    """The default command: its usage reads ``pacsguard scan [OPTIONS] [targets]...``."""
+    """The default command: its usage reads ``pacsguard scan [OPTIONS] TARGET...``; its help
+    lists the other scan commands as commands, not in a footnote."""
 
     context_class = _DefaultContext
+
+    def format_epilog(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl(
+                [
+                    ("pacsguard scan TARGET...", "Scan (the options above)."),
+                    ("pacsguard scan diff", "What is new, fixed or worse since the last scan."),
+                    ("pacsguard scan history", "List the recorded scans."),
+                ]
+            )
 
 
 scan_app = typer.Typer(
@@ -70,14 +82,20 @@ def _split(values: list[str]) -> list[str]:
 @scan_app.command(
     "run",
     cls=RunCommand,
-    epilog="The first word may also be 'diff' (what changed since the last scan) or 'history'.",
 )
 def run_command(
     targets: list[str] = typer.Argument(
-        None, help="Hosts and CIDR ranges (e.g. 10.1.2.0/24).", show_default=False
+        None,
+        metavar="TARGET...",
+        help="Hosts and CIDR ranges (e.g. 10.1.2.0/24).",
+        show_default=False,
     ),
     ports: str = typer.Option(
-        DEFAULT_PORT_TEXT, "--ports", help="Comma-separated ports and ranges."
+        DEFAULT_PORT_TEXT,
+        "--ports",
+        metavar="PORTS",
+        help="Comma-separated ports and ranges (e.g. 104,4242,8000-8010).",
+        show_default=", ".join(str(p) for p in DEFAULT_PORTS),
     ),
     scope: Path | None = typer.Option(
         None, "--scope", help="File of targets, one per line (# comments)."
@@ -96,13 +114,19 @@ def run_command(
     ),
     sarif_out: Path | None = typer.Option(None, "--sarif", help="Write SARIF 2.1.0."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Write one CSV row per finding."),
-    db: Path = typer.Option(DEFAULT_DB, "--db", help="Scan history database (SQLite)."),
+    db: Path = typer.Option(
+        DEFAULT_DB, "--db", help="Scan history database (SQLite).", show_default=DB_TEXT
+    ),
     no_history: bool = typer.Option(
         False, "--no-history", help="Do not record this scan in the history."
     ),
     calling_ae: str = typer.Option(CALLING_AE, "--calling-ae", help="Our calling AE title."),
     ae_titles: str = typer.Option(
-        ",".join(COMMON_AE_TITLES), "--ae-titles", help="Called AE titles to try after ANY-SCP."
+        ",".join(COMMON_AE_TITLES),
+        "--ae-titles",
+        metavar="TITLES",
+        help="Comma-separated called AE titles to try after ANY-SCP.",
+        show_default=", ".join(COMMON_AE_TITLES),
     ),
     timeout: float = typer.Option(
         5.0, "--timeout", min=0.1, help="Seconds to wait for a connection or an answer."
@@ -118,7 +142,10 @@ def run_command(
         10_000, "--cap", min=1, help="Most records counted per query; above it reads 'at least'."
     ),
     fail_on: str | None = typer.Option(
-        None, "--fail-on", help="Exit 1 if a finding is at least this severe."
+        None,
+        "--fail-on",
+        metavar="SEVERITY",
+        help=f"Exit 1 if a finding is at least this severe ({', '.join(SEVERITY_RANK)}).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or table."),
 ) -> None:
@@ -142,11 +169,13 @@ def run_command(
         db=None if no_history else db,
     )
     console = Console(stderr=True)
+    progress = RichProgress(console)
     if quiet:
         result = scan(targets or [], options)
     else:
-        with RichProgress(console) as progress:
+        with progress:
             result = scan(targets or [], options, progress=progress)
+    written = []
     for path, writer in (
         (json_out, write_json),
         (html_out, write_html),
@@ -155,17 +184,29 @@ def run_command(
     ):
         if path is not None:
             writer(result, path)
+            written.append(str(path))
     if not quiet:
         print_result(Console(), result)
-    if fail_on is not None and any(
-        SEVERITY_RANK[f.severity] <= SEVERITY_RANK[fail_on] for f in result.findings
-    ):
-        raise typer.Exit(1)
+        reports = [f"reports: {', '.join(written)}"] if written else []
+        console.print(f"swept {progress.bar.end_line(reports)}", highlight=False, soft_wrap=True)
+    if fail_on is not None:
+        failing = [
+            f for f in result.findings if SEVERITY_RANK[f.severity] <= SEVERITY_RANK[fail_on]
+        ]
+        if failing:
+            console.print(
+                f"exit 1: {len(failing)} finding(s) at {fail_on} or worse (--fail-on {fail_on})",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
 
 
 @scan_app.command("diff")
 def diff_command(
-    db: Path = typer.Option(DEFAULT_DB, "--db", help="Scan history database (SQLite)."),
+    db: Path = typer.Option(
+        DEFAULT_DB, "--db", help="Scan history database (SQLite).", show_default=DB_TEXT
+    ),
     base: int | None = typer.Option(
         None, "--base", help="Scan id to compare from (default: the previous one)."
     ),
@@ -188,7 +229,9 @@ def diff_command(
 
 @scan_app.command("history")
 def history_command(
-    db: Path = typer.Option(DEFAULT_DB, "--db", help="Scan history database (SQLite)."),
+    db: Path = typer.Option(
+        DEFAULT_DB, "--db", help="Scan history database (SQLite).", show_default=DB_TEXT
+    ),
 ) -> None:
     """List the recorded scans."""
     if not db.exists():

@@ -144,10 +144,15 @@ def scan(
     progress.start(len(hosts), len(options.ports))
     findings: list[Finding] = []
     workers = max(1, min(options.max_hosts, len(hosts)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacsguard-scan") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pacsguard-scan")
+    try:
         jobs = [_HostJob(host, options, limits, progress) for host in hosts]
         for result in pool.map(_HostJob.run, jobs):
             findings.extend(result)
+    except BaseException:  # Ctrl-C: drop the hosts not started rather than sweep them all
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     findings.sort(key=_sort_key)
     outcome = ScanResult(
         started=started,
@@ -156,6 +161,7 @@ def scan(
         hosts=len(hosts),
         ports=len(options.ports),
         findings=findings,
+        swept_hosts=list(hosts),
     )
     if options.db is not None:
         from pacsguard.scan.history import History

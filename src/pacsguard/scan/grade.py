@@ -26,8 +26,9 @@ def _dicom(finding: Finding) -> tuple[Severity, list[str]]:
         issues.append("c-echo-open")
     if info.find == "answered":
         issues.append("c-find-open")
-        if finding.service == "dicom":
-            issues.append("cleartext-dicom")
+    if finding.service == "dicom":  # whatever it answers, it answers it in clear text
+        issues.append("cleartext-dicom")
+    if info.find == "answered":
         return ("critical" if anonymous else "high"), issues
     if info.find == "refused":
         issues.append("c-find-refused")

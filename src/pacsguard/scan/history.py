@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import sqlite3
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS scans (
     targets TEXT NOT NULL,
     ports TEXT NOT NULL,
     hosts INTEGER NOT NULL,
-    tool_version TEXT NOT NULL
+    tool_version TEXT NOT NULL,
+    swept_hosts TEXT
 );
 CREATE TABLE IF NOT EXISTS findings (
     scan_id INTEGER NOT NULL REFERENCES scans(id) ON DELETE CASCADE,
@@ -85,6 +87,10 @@ class Diff:
     worse: list[Change] = field(default_factory=list)
     changed: list[Change] = field(default_factory=list)
     unchanged: int = 0
+    # in the base scan, on a host:port the head scan did not sweep: state unknown, not fixed
+    not_rescanned: list[Change] = field(default_factory=list)
+    # in the head scan, on a host:port the base scan did not sweep: not new, first looked at
+    first_scanned: list[Change] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +101,8 @@ class Diff:
             "worse": [c.to_dict() for c in self.worse],
             "changed": [c.to_dict() for c in self.changed],
             "unchanged": self.unchanged,
+            "not_rescanned": [c.to_dict() for c in self.not_rescanned],
+            "first_scanned": [c.to_dict() for c in self.first_scanned],
         }
 
 
@@ -111,6 +119,9 @@ class History:
             self.db = sqlite3.connect(path, timeout=30)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.executescript(SCHEMA)
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(scans)")}
+            if "swept_hosts" not in columns:  # a history written before coverage was recorded
+                self.db.execute("ALTER TABLE scans ADD COLUMN swept_hosts TEXT")
         except (OSError, sqlite3.Error) as exc:
             raise HistoryError(f"scan history {path}: {exc}") from None
 
@@ -128,7 +139,7 @@ class History:
             with self.db:
                 cursor = self.db.execute(
                     "INSERT INTO scans (started, finished, scope, targets, ports, hosts,"
-                    " tool_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " tool_version, swept_hosts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         result.started,
                         result.finished,
@@ -137,6 +148,9 @@ class History:
                         json.dumps(list(ports)),
                         result.hosts,
                         __version__,
+                        json.dumps(compact_hosts(result.swept_hosts))
+                        if result.swept_hosts
+                        else None,
                     ),
                 )
                 scan_id = int(cursor.lastrowid or 0)
@@ -184,8 +198,19 @@ class History:
             ).fetchone()
         return int(row[0]) if row else None
 
+    def coverage(self, scan_id: int) -> Coverage:
+        """The hosts and ports scan ``scan_id`` swept (hosts None: not recorded, any host)."""
+        row = self.db.execute(
+            "SELECT ports, swept_hosts FROM scans WHERE id = ?", (scan_id,)
+        ).fetchone()
+        ports = frozenset(int(p) for p in json.loads(row[0]))
+        hosts = frozenset(json.loads(row[1])) if row[1] else None
+        return Coverage(_networks(hosts) if hosts is not None else None, ports)
+
     def diff(self, base: int | None = None, head: int | None = None) -> Diff:
-        """What is new, fixed, worse or changed in ``head`` (default: latest) since ``base``.
+        """What is new, fixed, worse or changed in ``head`` (default: latest) since ``base``,
+        on the host:ports both scans swept; the rest is listed as not rescanned (in ``base``
+        only) or first scanned (in ``head`` only), never as fixed or new.
 
         ``base`` defaults to the previous scan of the same targets and ports, else the
         previous scan.
@@ -199,9 +224,70 @@ class History:
                 f"scan history {self.path} has no scan {head if head not in known else base}"
             )
         base = base if base is not None else self._previous(head)
+        if base is None:
+            return compare({}, self.findings(head), None, head)
         return compare(
-            self.findings(base) if base is not None else {}, self.findings(head), base, head
+            self.findings(base),
+            self.findings(head),
+            base,
+            head,
+            base_covers=self.coverage(base),
+            head_covers=self.coverage(head),
         )
+
+
+def compact_hosts(hosts: Sequence[str]) -> list[str]:
+    """The swept addresses as the fewest CIDR networks (a /16 is one entry), names as is."""
+    v4: list[ipaddress.IPv4Network] = []
+    v6: list[ipaddress.IPv6Network] = []
+    names: list[str] = []
+    for host in hosts:
+        try:
+            net = ipaddress.ip_network(host)
+        except ValueError:
+            names.append(host)
+            continue
+        if isinstance(net, ipaddress.IPv4Network):
+            v4.append(net)
+        else:
+            v6.append(net)
+    nets = [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+    return [str(n) for n in nets] + sorted(set(names))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(entries: frozenset[str]) -> tuple[tuple[Network, ...], frozenset[str]]:
+    nets: list[Network] = []
+    names: set[str] = set()
+    for entry in entries:
+        try:
+            nets.append(ipaddress.ip_network(entry))
+        except ValueError:
+            names.add(entry)
+    return tuple(nets), frozenset(names)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What one scan swept: a finding elsewhere says nothing about this scan."""
+
+    hosts: tuple[tuple[Network, ...], frozenset[str]] | None  # None: not recorded, any host
+    ports: frozenset[int]
+
+    def covers(self, entry: dict[str, Any]) -> bool:
+        host, port = str(entry.get("host")), entry.get("port")
+        if port not in self.ports:
+            return False
+        if self.hosts is None:
+            return True
+        nets, names = self.hosts
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return host in names
+        return any(address in net for net in nets if net.version == address.version)
 
 
 def _rank(entry: dict[str, Any]) -> int:
@@ -209,13 +295,25 @@ def _rank(entry: dict[str, Any]) -> int:
 
 
 def compare(
-    before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]], base: int | None, head: int
+    before: dict[str, dict[str, Any]],
+    after: dict[str, dict[str, Any]],
+    base: int | None,
+    head: int,
+    *,
+    base_covers: Coverage | None = None,
+    head_covers: Coverage | None = None,
 ) -> Diff:
     diff = Diff(base, head)
     for key in sorted(after.keys() - before.keys()):
-        diff.new.append(Change(key, None, after[key]))
+        if base_covers is not None and not base_covers.covers(after[key]):
+            diff.first_scanned.append(Change(key, None, after[key]))
+        else:
+            diff.new.append(Change(key, None, after[key]))
     for key in sorted(before.keys() - after.keys()):
-        diff.fixed.append(Change(key, before[key], None))
+        if head_covers is not None and not head_covers.covers(before[key]):
+            diff.not_rescanned.append(Change(key, before[key], None))
+        else:
+            diff.fixed.append(Change(key, before[key], None))
     for key in sorted(before.keys() & after.keys()):
         old, new = before[key], after[key]
         change = Change(key, old, new)

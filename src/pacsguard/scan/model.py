@@ -136,6 +136,7 @@ class ScanResult:
     ports: int
     findings: list[Finding]
     scan_id: int | None = None
+    swept_hosts: list[str] = field(default_factory=list)  # every address the sweep tried
 
     def by_severity(self) -> dict[str, int]:
         counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)

@@ -57,6 +57,34 @@ DCMTK = {
     ),
 }
 
+DCMQRSCP = {
+    **DCMTK,
+    "cleartext-dicom": (
+        "DCMTK dcmqrscp has no TLS of its own: reach it only over a VPN or a TLS tunnel "
+        "(e.g. stunnel), with a firewall rule limited to the modalities' addresses."
+    ),
+}
+
+# storescp (storage only, no query) has no access list: AETable advice does not apply.
+STORESCP = {
+    "accepts-any-ae-title": (
+        "DCMTK storescp has no list of allowed peers and accepts any calling AE title: firewall "
+        "its port to the modalities' addresses, give it a non-guessable --aetitle, or receive "
+        "through dcmqrscp (AETable of known peers) or a gateway instead."
+    ),
+    "guessable-ae-title": (
+        "DCMTK storescp: set a non-guessable --aetitle and firewall the port to the "
+        "modalities' addresses (storescp has no peer list)."
+    ),
+    "c-echo-open": (
+        "DCMTK storescp answers C-ECHO from anyone: firewall the port to known addresses."
+    ),
+    "cleartext-dicom": (
+        "DCMTK storescp: enable TLS (+tls KEY CERT, --require-peer-cert, +cf CA) or reach it "
+        "only over a VPN."
+    ),
+}
+
 DCM4CHEE = {
     "dcm4chee-rs-open": (
         "dcm4chee-arc: deploy the secured variant (Keycloak) so that every REST/DICOMweb "
@@ -110,9 +138,19 @@ GENERIC = {
 PRODUCT_FIXES = {"orthanc": ORTHANC, "dcmtk": DCMTK, "dcm4chee": DCM4CHEE, "dcm4che": DCM4CHEE}
 
 
+def _product_fixes(finding: Finding) -> dict[str, str]:
+    """The fix table of the product found; DCMTK's storescp and dcmqrscp differ: only the
+    query/retrieve server offers C-FIND and has an AETable."""
+    if finding.product == "dcmtk":
+        info = finding.dicom
+        queries = info is not None and (info.find in ("answered", "refused") or info.query_models)
+        return DCMQRSCP if queries else STORESCP
+    return PRODUCT_FIXES.get(finding.product or "", {})
+
+
 def remediation_for(finding: Finding) -> list[str]:
     """The fix text for each issue of the finding (product wording first, generic otherwise)."""
-    specific = PRODUCT_FIXES.get(finding.product or "", {})
+    specific = _product_fixes(finding)
     fixes: list[str] = []
     for issue in finding.issues:
         text = specific.get(issue) or GENERIC.get(issue)

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pacsguard.core.progress import Bar
 from pacsguard.scan.engine import Progress as ScanProgress
 from pacsguard.scan.history import Change, Diff, ScanRow
-from pacsguard.scan.model import Finding, ScanResult
+from pacsguard.scan.model import SEVERITY_RANK, Finding, ScanResult
 
 STYLES = {
     "critical": "bold white on red",
@@ -24,42 +24,39 @@ STYLES = {
 
 
 class RichProgress(ScanProgress):
-    """Ports swept and services examined, as a Rich progress bar on stderr."""
+    """Ports swept and services examined, on the shared progress bar (stderr): the total
+    (hosts x ports) is known before the first connection; rate, live ETA."""
 
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[status]}"),
-            TimeElapsedColumn(),
+        self.bar = Bar(
+            "scanning",
+            unit="ports",
             console=console,
-            transient=True,
+            stopping="abandoning the sweep; nothing is recorded in the history",
         )
-        self._task = self._progress.add_task("scan", total=None, status="")
         self._lock = threading.Lock()
         self._services = 0
 
     def __enter__(self) -> RichProgress:
-        self._progress.start()
+        self.bar.__enter__()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._progress.stop()
+        self.bar.__exit__(kind, exc, tb)
 
     def start(self, hosts: int, ports_per_host: int) -> None:
-        self._progress.update(self._task, total=hosts * ports_per_host, status=f"{hosts} hosts")
+        self.bar.update(total=hosts * ports_per_host, description=f"scanning {hosts} hosts")
 
     def port_checked(self, host: str, port: int) -> None:
-        self._progress.advance(self._task)
+        self.bar.advance()
 
     def service_found(self, host: str, port: int) -> None:
         with self._lock:
             self._services += 1
             count = self._services
-        self._progress.update(self._task, status=f"{count} open · examining {host}:{port}")
+        self.bar.update(description=f"{count} open · examining {host}:{port}")
 
 
 def _count(value: int | None, capped: bool) -> str:
@@ -68,80 +65,80 @@ def _count(value: int | None, capped: bool) -> str:
     return f"≥{value}" if capped else str(value)
 
 
+def by_severity(findings: Sequence[Finding]) -> list[Finding]:
+    """Worst first; then by host and port (the order the sweep reported them in)."""
+    order = {id(f): index for index, f in enumerate(findings)}
+    return sorted(findings, key=lambda f: (SEVERITY_RANK[f.severity], order[id(f)]))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _where(finding: Finding) -> str:
+    return f"{finding.host}:{finding.port}"
+
+
 def print_result(console: Console, result: ScanResult) -> None:
-    table = Table(
-        title=f"{len(result.findings)} open services on {result.hosts} hosts", show_lines=False
-    )
-    for column in (
-        "host",
-        "port",
-        "service",
-        "product",
-        "severity",
-        "access",
-        "AE",
-        "patients",
-        "studies",
-        "instances",
-    ):
-        table.add_column(
-            column,
-            justify="right" if column in ("port", "patients", "studies", "instances") else "left",
-        )
-    for finding in result.findings:
-        table.add_row(*_cells(finding))
-    console.print(table)
+    """One line per finding, worst first: severity, host:port, service and product, what
+    it exposes to whom; under it, the product's own fix. Wraps to the console's width."""
     counts = result.by_severity()
-    console.print(" · ".join(f"[{STYLES[k]}]{k}[/]: {v}" for k, v in counts.items()))
+    console.print(
+        f"[bold]{_plural(len(result.findings), 'open service')} on "
+        f"{_plural(result.hosts, 'host')}[/]  "
+        + " · ".join(f"[{STYLES[k]}]{k} {v}[/]" for k, v in counts.items() if v)
+    )
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, min_width=8)
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    for finding in by_severity(result.findings):
+        what = f"{finding.service} {finding.product or ''}".strip()
+        grid.add_row(
+            f"[{STYLES[finding.severity]}]{finding.severity.upper()}[/]",
+            _where(finding),
+            f"{what} · {finding.summary}" if finding.summary else what,
+        )
+        for fix in finding.remediation if finding.severity != "info" else []:
+            grid.add_row("", "", f"[dim]fix:[/] {fix}")
+    if result.findings:
+        console.print(grid)
     if result.scan_id is not None:
         console.print(f"recorded as scan {result.scan_id}; compare later with: pacsguard scan diff")
-
-
-def _cells(finding: Finding) -> list[str]:
-    e = finding.exposed
-    return [
-        finding.host,
-        str(finding.port),
-        finding.service,
-        finding.product or "",
-        f"[{STYLES[finding.severity]}]{finding.severity}[/]",
-        finding.access,
-        ",".join(finding.ae_titles),
-        _count(e.patients, e.capped),
-        _count(e.studies, e.capped),
-        _count(e.instances, e.capped),
-    ]
 
 
 def _changes(console: Console, title: str, changes: Sequence[Change]) -> None:
     if not changes:
         return
-    table = Table(title=title)
-    for column in ("host", "port", "service", "product", "before", "after"):
-        table.add_column(column)
+    console.print(f"[bold]{title}[/]")
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
     for change in changes:
         row = change.to_dict()
-        table.add_row(
-            str(row["host"]),
-            str(row["port"]),
-            str(row["service"]),
-            str(row["product"] or ""),
-            str(row["severity_before"] or "–"),
-            str(row["severity_after"] or "–"),
+        before, after = row["severity_before"] or "–", row["severity_after"] or "–"
+        grid.add_row(
+            f"  {row['host']}:{row['port']}",
+            f"{row['service']} {row['product'] or ''}".strip(),
+            f"{before} → {after}",
         )
-    console.print(table)
+    console.print(grid)
 
 
 def print_diff(console: Console, diff: Diff) -> None:
     base = f"scan {diff.base}" if diff.base is not None else "nothing"
-    console.print(f"scan {diff.head} compared with {base}")
+    console.print(f"scan {diff.head} compared with {base} (on the host:ports both swept)")
     _changes(console, "new", diff.new)
     _changes(console, "fixed", diff.fixed)
     _changes(console, "worse", diff.worse)
     _changes(console, "changed exposure", diff.changed)
+    _changes(console, f"not rescanned (state unknown since {base})", diff.not_rescanned)
+    _changes(console, "first scanned (not swept before)", diff.first_scanned)
     console.print(
         f"new: {len(diff.new)} · fixed: {len(diff.fixed)} · worse: {len(diff.worse)} · "
-        f"changed: {len(diff.changed)} · unchanged: {diff.unchanged}"
+        f"changed: {len(diff.changed)} · unchanged: {diff.unchanged} · "
+        f"not rescanned: {len(diff.not_rescanned)} · first scanned: {len(diff.first_scanned)}"
     )
 
 

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pacsguard.core.keys import load_key
+from pacsguard.core.progress import Bar
 from pacsguard.tables.deid import DeidTablesReport, deidentify_table
 from pacsguard.tables.draft import write_draft
+from pacsguard.tables.encoding import ENCODINGS
 from pacsguard.tables.errors import PolicyError
 from pacsguard.tables.inspect import SAMPLE_ROWS, inspect_table
 from pacsguard.tables.policy import Unknown, load_policy
@@ -23,8 +24,15 @@ tables_app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
-_ENCODING = typer.Option("auto", help="CSV text encoding: auto, utf-8, cp1252 or latin-1.")
-_SEPARATOR = typer.Option(None, help="CSV separator (default: detected).")
+_ENCODING = typer.Option(
+    "auto",
+    "--encoding",
+    metavar="NAME",
+    help=f"CSV text encoding: auto (detected), {', '.join(ENCODINGS)}.",
+)
+_SEPARATOR = typer.Option(
+    None, "--separator", metavar="SEP", help="CSV separator (default: detected)."
+)
 
 
 @tables_app.command("inspect")
@@ -36,11 +44,14 @@ def inspect_command(
     separator: str | None = _SEPARATOR,
 ) -> None:
     """Classify every column and write a draft policy for a person to review."""
-    inspection = inspect_table(
-        file, sample_rows=sample_rows, encoding=encoding, separator=separator
-    )
+    with Bar(f"inspecting {file.name} (first {sample_rows} rows)", unit="tables", console=console):
+        inspection = inspect_table(
+            file, sample_rows=sample_rows, encoding=encoding, separator=separator
+        )
     write_draft(inspection, policy_out)
-    table = Table("column", "kind", "proposed action", "why", title=f"{file.name}")
+    table = Table(title=f"{file.name}")
+    for heading in ("column", "kind", "proposed action", "why"):
+        table.add_column(heading, overflow="fold")  # wrapped at any width, never cut with …
     for column in inspection.columns:
         table.add_row(column.name, column.kind, column.action, column.note)
     Console().print(table)
@@ -86,11 +97,14 @@ def deid_command(
         ..., metavar="FILE... OUTPUT", help="Input tables, then the output folder."
     ),
     key: Path | None = typer.Option(
-        None, "--key", help="Project key file (else PACSGUARD_KEY_FILE or PACSGUARD_KEY)."
+        None, "--key", help="Project key file (or PACSGUARD_KEY_FILE / PACSGUARD_KEY)."
     ),
     policy: Path = typer.Option(..., "--policy", help="Reviewed policy (YAML or TOML)."),
     unknown: str | None = typer.Option(
-        None, help="Columns the policy does not name: refuse (default) or drop."
+        None,
+        "--unknown",
+        metavar="refuse|drop",
+        help="Columns the policy does not name: refuse (default) or drop.",
     ),
     encoding: str = _ENCODING,
     separator: str | None = _SEPARATOR,
@@ -104,9 +118,14 @@ def deid_command(
     project_key = load_key(key)
     loaded = load_policy(policy)
     chosen: Unknown | None = "drop" if unknown == "drop" else "refuse" if unknown else None
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task("starting", total=None)
+    bar = Bar(
+        "starting",
+        total=len(inputs),
+        unit="tables",
+        console=console,
+        stopping="outputs are written whole or not at all; nothing half-written is left",
+    )
+    with bar:
         report = deidentify_table(
             inputs,
             output,
@@ -115,17 +134,29 @@ def deid_command(
             unknown=chosen,
             encoding=encoding,
             separator=separator,
-            progress=lambda step: progress.update(task, description=step),
+            progress=lambda step: bar.update(description=step),
+            on_table=lambda done, total: bar.update(completed=done, total=total),
         )
     _summary(report)
+    rows = sum(sheet.rows_out for table in report.tables for sheet in table.sheets)
+    typer.echo(f"done: {bar.end_line([f'{rows} rows written to {output}'])}")
 
 
 @tables_app.command("risk")
 def risk_command(
     file: Path = typer.Argument(..., help="A table, typically a de-identified one."),
-    qi: list[str] = typer.Option([], "--qi", help="A quasi-identifier column (repeat)."),
-    sensitive: str | None = typer.Option(None, help="Sensitive column for l-diversity."),
-    threshold: float = typer.Option(0.2, help="Prosecutor risk above which a record is at risk."),
+    qi: list[str] = typer.Option(
+        [], "--qi", metavar="COLUMN", help="A quasi-identifier column (repeat)."
+    ),
+    sensitive: str | None = typer.Option(
+        None, "--sensitive", metavar="COLUMN", help="Sensitive column for l-diversity."
+    ),
+    threshold: float = typer.Option(
+        0.2,
+        "--threshold",
+        metavar="P",
+        help="Prosecutor risk (0 < P <= 1) above which a record is at risk.",
+    ),
     policy: Path | None = typer.Option(None, help="Take the risk section from this policy."),
     encoding: str = _ENCODING,
     separator: str | None = _SEPARATOR,
@@ -136,10 +167,22 @@ def risk_command(
         if spec is None:
             raise PolicyError(f"policy {policy} has no risk section")
         qi, sensitive, threshold = list(spec.quasi_identifiers), spec.sensitive, spec.threshold
+    if not qi:
+        raise PolicyError(
+            "give the quasi-identifiers: --qi COLUMN (repeat), or --policy FILE with a risk "
+            "section; with none, the whole table is one class and k means nothing"
+        )
     with open_table(file, encoding=encoding, separator=separator) as table:
-        for sheet in table.sheets:
-            label = f"{file.name}" + (f" [{sheet.name}]" if sheet.name else "")
-            _print_risk(risk_report(sheet.frame, qi, sensitive, threshold), label)
+        reports = []
+        bar = Bar("computing risk", total=len(table.sheets), unit="sheets", console=console)
+        with bar:
+            for sheet in table.sheets:
+                label = f"{file.name}" + (f" [{sheet.name}]" if sheet.name else "")
+                bar.update(description=f"computing risk of {label}")
+                reports.append((label, risk_report(sheet.frame, qi, sensitive, threshold)))
+                bar.advance()
+    for label, report in reports:
+        _print_risk(report, label)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
@@ -167,6 +168,8 @@ class _Run:
     today: dt.date
     unknown: Unknown
     say: Progress
+    encoding: str = "auto"
+    separator: str | None = None
 
 
 def _values_removed(rules: list[ColumnRule], ctx: Context) -> list[pl.Expr]:
@@ -229,10 +232,12 @@ def deidentify_table(
     separator: str | None = None,
     today: dt.date | None = None,
     progress: Progress | None = None,
+    on_table: Callable[[int, int], None] | None = None,
 ) -> DeidTablesReport:
     """De-identify each input table into ``output/<input name>`` with the same format, and
     write ``output/pacsguard-tables.json``. Pseudonyms and date offsets are those of
-    ``pacsguard deid`` under the same key, keyed on the policy's patient_id_column."""
+    ``pacsguard deid`` under the same key, keyed on the policy's patient_id_column.
+    ``progress`` gets each step's label; ``on_table`` gets (tables done, tables) after each."""
     loaded = load_policy(policy) if isinstance(policy, Path) else policy
     unknown = unknown or loaded.unknown
     say = progress or (lambda _: None)
@@ -245,8 +250,34 @@ def deidentify_table(
         if (output / path.name).resolve() == path.resolve():
             raise PacsguardError(f"{path}: the output would overwrite the input")
     _preflight(loaded)
-    run = _Run(loaded, Pseudonyms(Pseudonymizer(key)), today or dt.date.today(), unknown, say)
+    run = _Run(
+        loaded,
+        Pseudonyms(Pseudonymizer(key)),
+        today or dt.date.today(),
+        unknown,
+        say,
+        encoding,
+        separator,
+    )
     workdir = output.with_name(output.name + ".pacsguard")  # local state, never in OUTPUT
+    created = [d for d in (output, workdir) if not d.exists()]
+    try:
+        return _deidentify(inputs, output, workdir, run, loaded, on_table)
+    finally:
+        for folder in created:  # a failed run leaves no empty folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a finished output stays
+
+
+def _deidentify(
+    inputs: Sequence[Path],
+    output: Path,
+    workdir: Path,
+    run: _Run,
+    loaded: Policy,
+    on_table: Callable[[int, int], None] | None,
+) -> DeidTablesReport:
+    say, encoding, separator = run.say, run.encoding, run.separator
     reports: list[TableReport] = []
     for path in inputs:
         say(f"reading {path.name}")
@@ -256,6 +287,8 @@ def deidentify_table(
             except pl.exceptions.PolarsError:
                 raise _malformed(table) from None
         reports.append(report)
+        if on_table is not None:
+            on_table(len(reports), len(inputs))
     manifest = output / MANIFEST_NAME
     payload = {
         "tool": "pacsguard",

@@ -111,6 +111,8 @@ def inspect_table(
                 header_kind = classify_header(name)
                 evidence = classify_values(sample[name], header_kind)
                 findings[name] = (header_kind, evidence, decide_kind(header_kind, evidence))
+    if not findings:
+        raise TableReadError(f"{path}: the table has no column; nothing to classify")
     patient = next((n for n, (_, _, kind) in findings.items() if kind == "patient-id"), None)
     columns = []
     for name, (header_kind, evidence, kind) in findings.items():

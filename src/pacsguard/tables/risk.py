@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 
 import polars as pl
 
+from pacsguard.tables.errors import PolicyError
+
 _SIZE = "__pg_class_size"
 _DISTINCT = "__pg_distinct"
 _COUNT = "__pg_count"
@@ -56,9 +58,14 @@ def risk_report(
     sensitive: str | None = None,
     threshold: float = 0.2,
 ) -> RiskReport:
-    """Risk figures of ``frame`` for ``quasi_identifiers`` (and ``sensitive``)."""
+    """Risk figures of ``frame`` for ``quasi_identifiers`` (and ``sensitive``).
+
+    Raises ``PolicyError`` for a column the table does not have, a threshold outside
+    (0, 1] (a prosecutor risk is a probability) or a sensitive column that is also a
+    quasi-identifier."""
     lazy = frame.lazy()
     qis = list(quasi_identifiers)
+    check_risk_columns(lazy.collect_schema().names(), qis, sensitive, threshold)
     aggs = [pl.len().alias(_SIZE)]
     if sensitive is not None:
         aggs.append(pl.col(sensitive).n_unique().alias(_DISTINCT))
@@ -86,6 +93,25 @@ def risk_report(
         l_distinct=l_distinct,
         l_entropy=l_entropy,
     )
+
+
+def check_risk_columns(
+    columns: Sequence[str], qis: Sequence[str], sensitive: str | None, threshold: float
+) -> None:
+    """Refuse names the table lacks, with the names it has (headers, never values)."""
+    if not 0 < threshold <= 1:
+        raise PolicyError(
+            f"--threshold {threshold:g} is not a probability: give a prosecutor risk in (0, 1], "
+            "e.g. 0.2 (a record is at risk when its class has fewer than 5 records)"
+        )
+    missing = [name for name in [*qis, sensitive] if name is not None and name not in columns]
+    if missing:
+        have = ", ".join(repr(c) for c in columns)
+        raise PolicyError(
+            f"no column {', '.join(map(repr, missing))} in the table; its columns are: {have}"
+        )
+    if sensitive is not None and sensitive in qis:
+        raise PolicyError(f"{sensitive!r} is given both as --qi and as --sensitive; choose one")
 
 
 def _entropy_l(frame: pl.LazyFrame, qis: list[str], sensitive: str) -> float:

@@ -16,7 +16,7 @@ import polars as pl
 import xlsxwriter
 
 from pacsguard.core.io import fsync_dir
-from pacsguard.tables.encoding import ENCODINGS, detect_encoding, transcode
+from pacsguard.tables.encoding import CHOOSE, ENCODINGS, check_header, detect_encoding, transcode
 from pacsguard.tables.errors import TableReadError
 
 Format = Literal["csv", "parquet", "xlsx"]
@@ -93,10 +93,11 @@ def open_table(
         yield OpenedTable(path, fmt, tuple(_excel_sheets(path)))
         return
     if encoding != "auto" and encoding not in ENCODINGS:
-        raise TableReadError(f"unknown encoding {encoding!r} (known: {', '.join(ENCODINGS)})")
+        raise TableReadError(f"unknown encoding {encoding!r}; {CHOOSE}")
     chosen = detect_encoding(path) if encoding == "auto" else encoding
+    check_header(path, chosen, detected=encoding == "auto")
     if encoding == "utf-8" and detect_encoding(path) != "utf-8":
-        raise TableReadError(f"{path}: not valid utf-8 text; try --encoding cp1252 or latin-1")
+        raise TableReadError(f"{path}: not valid utf-8 text; {CHOOSE}")
     if chosen == "utf-8":
         sep = separator or sniff_separator(path)
         yield OpenedTable(path, fmt, (Sheet(None, _scan_csv(path, sep)),), chosen, sep)

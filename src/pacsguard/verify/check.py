@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydicom.dataset import Dataset
 
@@ -18,6 +18,7 @@ from pacsguard.verify.policy import Policy
 class DatasetCheck:
     findings: list[Finding]
     pixels_read: bool
+    thumbnails: dict[int, bytes] = field(default_factory=dict)  # frame -> PNG with boxes
 
 
 def inspect_dataset(
@@ -27,13 +28,15 @@ def inspect_dataset(
     ocr: bool = True,
     location_prefix: str = "",
     options: Iterable[str] = (),
+    ner: bool = True,
 ) -> DatasetCheck:
     policy = Policy.from_options(options)
-    findings = check_elements(ds, known, policy, location_prefix)
+    findings = check_elements(ds, known, policy, location_prefix, ner=ner)
     read = ocr and at_risk(ds)
+    thumbnails: dict[int, bytes] = {}
     if read:
-        findings += check_pixels(ds, known, policy, location_prefix)
-    return DatasetCheck(findings, read)
+        findings += check_pixels(ds, known, policy, location_prefix, thumbnails)
+    return DatasetCheck(findings, read, thumbnails)
 
 
 def verify_dataset(
@@ -44,7 +47,9 @@ def verify_dataset(
     location_prefix: str = "",
     options: Iterable[str] = (),
 ) -> list[Finding]:
-    """Residual identifiers in ``ds`` (empty list: clean). Findings name no file: the caller's.
+    """Findings in ``ds``, both classes (empty list: clean even under ``--strict``; keep
+    those whose ``finding_class`` is ``identifier`` for the default gate). Findings name no
+    file: the caller's.
 
     ``known``: identifying values of the source (``KnownValues.from_dataset(source)``);
     ``options``: the de-identification options applied (they widen what is legitimate);

@@ -1,4 +1,4 @@
-"""``pacsguard verify PATH``: exit 0 when clean, 1 when anything identifying is found."""
+"""``pacsguard verify PATH``: exit 1 on an identifier finding (on any finding with ``--strict``)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from pacsguard.core.errors import InputError
 from pacsguard.core.io import atomic_write_text
@@ -32,26 +41,60 @@ def verify_command(
     no_ocr: bool = typer.Option(
         False, "--no-ocr", help="Do not read the pixels of images at risk."
     ),
-    cluster: str | None = typer.Option(
+    strict: bool = typer.Option(
+        False, "--strict", help="Review findings (free text not proven safe) fail the run too."
+    ),
+    no_ner: bool = typer.Option(
+        False, "--no-ner", help="Do not load spaCy's model for the names left in doubt."
+    ),
+    jobs: int | None = typer.Option(
         None,
-        "--cluster",
-        help="Check on a Dask cluster: its scheduler (tcp://HOST:8786), or local[:N] to start "
-        "N worker processes here. The files and --mapping must be on storage workers share.",
+        "--jobs",
+        "-j",
+        min=1,
+        help="Worker processes (default: the cores this process may use).",
     ),
 ) -> None:
     """Prove that nothing identifying is left: every element, private ones included, and the
-    pixels of images at risk (OCR). Exit code 1 when anything is found."""
+    pixels of images at risk (OCR). Exit code 1 on an identifier finding (and, with
+    --strict, on a review finding); review findings are listed with their reason."""
     if not path.exists():
         raise InputError(f"{path} does not exist")
     if mapping is not None and not mapping.is_file():
         raise InputError(f"mapping {mapping} does not exist")
-    report = verify(path, mapping=mapping, ocr=not no_ocr, cluster=cluster)
+    console = Console(highlight=False, soft_wrap=True)
+    columns = (
+        TextColumn("verify"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("verify", total=None, rate="")
+
+        def advance(done: int, total: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            rate = f"{done / elapsed:.1f} files/s" if elapsed > 0 else ""
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        report = verify(
+            path,
+            mapping=mapping,
+            ocr=not no_ocr,
+            strict=strict,
+            ner=not no_ner,
+            progress=advance,
+            jobs=jobs,
+        )
     mode = 0o600 if show_phi else 0o644
     if json_out is not None:
         atomic_write_text(json_out, to_json(report, show_phi=show_phi), mode)
     if html_out is not None:
         atomic_write_text(html_out, to_html(report, show_phi=show_phi), mode)
-    console = Console(highlight=False, soft_wrap=True)
     for finding in report.findings[:SHOWN]:
         console.print(finding.describe(show_phi=show_phi), markup=False)
     if len(report.findings) > SHOWN:
@@ -60,12 +103,19 @@ def verify_command(
         f"{report.files_checked} DICOM file(s) checked, {report.ocr_checked} read by OCR, "
         f"{report.files_skipped} other file(s) skipped: "
     )
-    if report.clean:
+    if not report.findings:
         console.print(summary + "[bold green]clean[/]")
         return
-    counts = ", ".join(f"{kind} {n}" for kind, n in report.counts_by_kind().items())
-    console.print(summary + f"[bold red]{len(report.findings)} finding(s)[/] ({counts})")
-    raise typer.Exit(1)
+    by_class = report.counts_by_class()
+    parts = []
+    for klass, counts in by_class.items():
+        if counts:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in counts.items())
+            parts.append(f"{sum(counts.values())} {klass} ({kinds})")
+    verdict = "[bold red]fails[/]" if not report.clean else "[bold green]passes[/]"
+    console.print(summary + "; ".join(parts) + f" — {verdict}" + (" (strict)" if strict else ""))
+    if not report.clean:
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

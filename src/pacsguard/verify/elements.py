@@ -13,28 +13,52 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
+from pydicom._uid_dict import UID_dictionary
+from pydicom.datadict import dictionary_has_tag, dictionary_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 
-from pacsguard.core.shapes import find_identifiers
-from pacsguard.verify.findings import Finding
+from pacsguard.core.names import name_candidates
+from pacsguard.core.shapes import Hit, find_identifiers
+from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
 from pacsguard.verify.known import KnownValues
 from pacsguard.verify.matching import known_in_text
 from pacsguard.verify.policy import Policy, is_pseudonym
 
 FREE_TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
 PATTERN_VRS = FREE_TEXT_VRS | {"PN", "CS", "AE", "UR"}
-BINARY_VRS = frozenset({"OB", "OW", "UN"})
+BINARY_VRS = frozenset({"OB", "OW", "UN", "OF", "OD", "OL", "OV"})
+NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV", "US or SS"})
 MAX_BINARY = 1 << 20  # larger binary values (pixels, waveforms) are not text
-PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\xa0-\xff]{6,}")
+PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\x80-\xff]{6,}")
 SKIP_BINARY = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+# The patient's own attributes, checked by keyword whatever VR the file gives them (a name
+# written as LO or UN is still the patient's name).
+PATIENT_NAME_KEYWORDS = frozenset(
+    {"PatientName", "PatientBirthName", "PatientMotherBirthName", "OtherPatientNames"}
+)
+PATIENT_ID_KEYWORDS = frozenset({"PatientID", "OtherPatientIDs"})
+# An address in these is an organisation's (a coding scheme's registrar, a manufacturer),
+# not a person's: reviewed, not failed.
+ORGANISATION_RE = re.compile(r"Organization|Institution|Manufacturer|CodingScheme|Registry")
+
+
+@lru_cache(maxsize=1 << 14)
+def _keyword(tag: int) -> str:
+    return str(dictionary_keyword(tag)) if dictionary_has_tag(tag) else ""
+
+
+def keyword_of(elem: DataElement) -> str:
+    """``elem.keyword``, looked up once per tag (it is asked several times an element)."""
+    return _keyword(int(elem.tag))
 
 
 def location_of(elem: DataElement, path: str) -> str:
     tag = elem.tag
-    name = elem.keyword or ("private" if tag.is_private else "unknown")
+    name = keyword_of(elem) or ("private" if tag.is_private else "unknown")
     here = f"({tag.group:04X},{tag.element:04X}) {name}"
     return f"{path} > {here}" if path else here
 
@@ -47,7 +71,7 @@ def walk(ds: Dataset, path: str = "", within: tuple[str, ...] = ()) -> Iterator[
     for elem in ds:
         yield elem, location_of(elem, path), within
         if elem.VR == "SQ" and elem.value is not None:
-            inner = (*within, elem.keyword or "")
+            inner = (*within, keyword_of(elem))
             for index, item in enumerate(elem.value):
                 yield from walk(item, f"{location_of(elem, path)}[{index}]", inner)
 
@@ -65,7 +89,60 @@ def _binary_text(elem: DataElement) -> list[str]:
     value = elem.value
     if not isinstance(value, bytes) or len(value) > MAX_BINARY or int(elem.tag) in SKIP_BINARY:
         return []
-    return [run.decode("latin-1").strip() for run in PRINTABLE_RUN.findall(value)]
+    return [_decode(run).strip() for run in PRINTABLE_RUN.findall(value)]
+
+
+def _decode(run: bytes) -> str:
+    """Bytes of unknown character set: UTF-8 when they are, else Latin-1 (never fails)."""
+    try:
+        return run.decode("utf-8")
+    except UnicodeDecodeError:
+        return run.decode("latin-1")
+
+
+MOJIBAKE = re.compile("[ÃÂ][\x80-\xbf]")
+
+
+def repaired(text: str) -> str | None:
+    """UTF-8 text read as Latin-1 ("HÃ©lÃ¨ne": a damaged file's declared character set),
+    read again as UTF-8; None when ``text`` shows no such damage."""
+    if not MOJIBAKE.search(text):
+        return None
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
+
+
+# UIDs that name a kind of thing (a SOP class, a transfer syntax, a coding scheme), not an
+# instance: never pseudonymised.
+TYPE_UID_KEYWORDS = frozenset(
+    {"SOPClassUID", "ReferencedSOPClassUID", "TransferSyntaxUID", "MediaStorageSOPClassUID"}
+    | {"ImplementationClassUID", "AffectedSOPClassUID", "RequestedSOPClassUID"}
+    | {"ReferencedSOPClassUIDInFile", "CodingSchemeUID", "MappingResourceUID"}
+    | {"ContextGroupExtensionCreatorUID", "PrivateInformationCreatorUID"}
+    | {"ReferencedTransferSyntaxUIDInFile", "SOPClassesInStudy", "RelatedGeneralSOPClassUID"}
+    | {"OriginalSpecializedSOPClassUID", "ReferencedColorPaletteInstanceUID"}
+)
+
+
+def not_replaced(elem: DataElement, text: str) -> bool:
+    uid = text.strip(" \x00")
+    if not uid or uid.startswith("2.25.") or keyword_of(elem) in TYPE_UID_KEYWORDS:
+        return False
+    return not (elem.tag.is_private or uid in UID_dictionary)
+
+
+# Values repeat across the files of a tree (descriptions, device names, codes): the detectors
+# are pure functions of the text, so their answers are kept per exact text.
+@lru_cache(maxsize=1 << 16)
+def shapes_of(text: str, dates: bool, ner: bool) -> tuple[Hit, ...]:
+    return tuple(find_identifiers(text, dates=dates, ner=ner))
+
+
+@lru_cache(maxsize=1 << 16)
+def has_lexicon_name(text: str) -> bool:
+    return bool(name_candidates(text))
 
 
 def is_dummy_date(text: str) -> bool:
@@ -79,7 +156,10 @@ def _is_private_creator(elem: DataElement) -> bool:
 
 
 class ElementChecker:
-    def __init__(self, known: KnownValues | None, policy: Policy, prefix: str) -> None:
+    def __init__(
+        self, known: KnownValues | None, policy: Policy, prefix: str, *, ner: bool = True
+    ) -> None:
+        self.ner = ner
         self.known = known
         self.policy = policy
         self.prefix = prefix
@@ -87,12 +167,14 @@ class ElementChecker:
         self.seen: set[tuple[str, str]] = set()
         self.dates_marker = ""
 
-    def add(self, location: str, kind: str, detail: str, value: str) -> None:
+    def add(
+        self, location: str, kind: str, detail: str, value: str, klass: str = "", reason: str = ""
+    ) -> None:
         where = f"{self.prefix}{location}"
         if (where, kind) in self.seen:
             return  # one finding per kind and place: the first detector's detail
         self.seen.add((where, kind))
-        self.findings.append(Finding("", where, kind, detail, value))
+        self.findings.append(Finding("", where, kind, detail, value, klass, reason))
 
     def check(self, ds: Dataset) -> list[Finding]:
         marker = ds.get("LongitudinalTemporalInformationModified", "")
@@ -110,14 +192,24 @@ class ElementChecker:
         if vr == "SQ":
             return
         by_option = self.policy.by_option
-        optional = elem.keyword in by_option or any(k in by_option for k in within)
-        retained = elem.keyword in self.policy.retained
-        texts = _strings(elem)
-        if vr in BINARY_VRS:
+        keyword = keyword_of(elem)
+        optional = keyword in by_option or any(k in by_option for k in within)
+        retained = keyword in self.policy.retained
+        if vr != "PN" and keyword in PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS:
+            self.patient_attribute(elem, location, vr)
+        if vr in BINARY_VRS:  # never str() a binary value: a frame of pixels is megabytes
             texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []
             vr = "UN"
+        elif vr in NUMERIC_VRS:
+            return
+        else:
+            texts = _strings(elem)
         for text in texts:
-            self.text(elem, location, text, vr=vr, optional=optional, retained=retained)
+            fixed = repaired(text)
+            for one in (text,) if fixed is None else (fixed, text):
+                self.text(
+                    elem, location, one, vr=vr, optional=optional, retained=retained, within=within
+                )
 
     def text(
         self,
@@ -128,6 +220,7 @@ class ElementChecker:
         vr: str,
         optional: bool = False,
         retained: bool = False,
+        within: tuple[str, ...] = (),
     ) -> None:
         before = len(self.findings)
         known, policy = self.known, self.policy
@@ -135,8 +228,12 @@ class ElementChecker:
             if known is not None:
                 for kind in known_in_text(text, known, policy, uid=True):
                     self.add(location, "known-value", kind, text)
+            if not policy.uids_retained and not_replaced(elem, text):
+                reason = "not a pseudonymous UID (2.25.…) nor a well-known one"
+                self.add(location, "uid-not-replaced", "", text, REVIEW, reason)
             return
-        if vr in ("DA", "DT"):
+        keyword = keyword_of(elem)
+        if vr in ("DA", "DT") or keyword == "PatientBirthDate":
             self.date(elem, location, text)
             return
         if vr in ("TM", "DS", "IS", "AS", "US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV"):
@@ -145,13 +242,30 @@ class ElementChecker:
             for kind in known_in_text(text, known, policy):
                 self.add(location, "known-value", kind, text)
         if (vr in PATTERN_VRS or vr == "UN") and not retained:
-            dates = elem.keyword not in policy.allowed
-            for hit in find_identifiers(text, dates=dates):
-                self.add(location, hit.kind, hit.detail, hit.text)
+            dates = keyword not in policy.allowed
+            organisation = any(ORGANISATION_RE.search(k) for k in (keyword, *within))
+            free = vr in FREE_TEXT_VRS or vr == "UN"
+            for hit in shapes_of(text, dates, self.ner and free):
+                if not free and hit.detail in ("given and family name", "named entity"):
+                    continue  # codes ("SMALL PARTS"), AE titles, URIs: no names by lexicon
+                klass, reason = "", ""
+                if organisation and hit.kind in ("postcode-town", "street-address"):
+                    klass, reason = REVIEW, "an address in an organisation's attribute"
+                self.add(location, hit.kind, hit.detail, hit.text, klass, reason)
         if vr == "PN" and not is_pseudonym(text):
-            self.add(location, "person-name", "person name attribute", text)
-        if len(self.findings) == before and not optional and self.not_allowed(elem, text, vr):
-            self.add(location, "text-not-allowed", "", text)
+            self.add(location, "person-name", "person name attribute", text, IDENTIFIER)
+        if len(self.findings) > before or is_pseudonym(text):
+            return
+        free = vr in FREE_TEXT_VRS or vr == "UN"
+        lexicon_name = free and not retained and has_lexicon_name(text)
+        if not optional and self.not_allowed(elem, text, vr):
+            reason = "free text outside the allow-list" + (
+                ", holding a word of the name lexicons" if lexicon_name else ""
+            )
+            self.add(location, "text-not-allowed", "", text, REVIEW, reason)
+        elif optional and lexicon_name:  # a description kept by an option
+            reason = "a word of the name lexicons, no other evidence of a person"
+            self.add(location, "person-name", "lexicon name only", text, REVIEW, reason)
 
     def date(self, elem: DataElement, location: str, text: str) -> None:
         """Dates not shifted: a known source date, a birth date (the profile empties it), or
@@ -159,7 +273,7 @@ class ElementChecker:
         Modified), unless full dates were retained on purpose."""
         if not text.strip(" \x00") or is_dummy_date(text):
             return
-        if elem.keyword == "PatientBirthDate":
+        if keyword_of(elem) == "PatientBirthDate":
             self.add(location, "unshifted-date", "birth date present", text)
             return
         if self.policy.dates_retained:
@@ -171,7 +285,20 @@ class ElementChecker:
         elif known is not None and day in known.dates:
             self.add(location, "unshifted-date", "source date", text)
         elif self.dates_marker != "MODIFIED":
-            self.add(location, "unshifted-date", "dates not marked as shifted", text)
+            reason = "the output does not say its dates were shifted (0028,0303)"
+            self.add(
+                location, "unshifted-date", "dates not marked as shifted", text, REVIEW, reason
+            )
+
+    def patient_attribute(self, elem: DataElement, location: str, vr: str) -> None:
+        """A patient's name or ID under a VR not its own: any value but a pseudonym leaks."""
+        values = _binary_text(elem) if vr in BINARY_VRS else _strings(elem)
+        for text in values:
+            if text.strip(" \x00") and not is_pseudonym(text):
+                keyword = keyword_of(elem)
+                kind = "person-name" if keyword in PATIENT_NAME_KEYWORDS else "patient-id"
+                reason = f"{keyword} written with VR {vr}, not a pseudonym"
+                self.add(location, kind, "patient attribute, wrong VR", text, IDENTIFIER, reason)
 
     def not_allowed(self, elem: DataElement, text: str, vr: str) -> bool:
         if vr not in FREE_TEXT_VRS and vr != "UN":
@@ -180,11 +307,13 @@ class ElementChecker:
             return False
         if elem.tag.is_private:
             return not (_is_private_creator(elem) or self.policy.private_text_allowed)
-        return elem.keyword not in self.policy.allowed
+        return keyword_of(elem) not in self.policy.allowed
 
 
 def check_elements(
-    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = ""
+    ds: Dataset, known: KnownValues | None, policy: Policy, prefix: str = "", *, ner: bool = True
 ) -> list[Finding]:
-    """Findings in the header of ``ds`` (file meta included), locations prefixed by ``prefix``."""
-    return ElementChecker(known, policy, prefix).check(ds)
+    """Findings in the header of ``ds`` (file meta included), locations prefixed by ``prefix``.
+
+    ``ner``: let spaCy's model settle the texts the cheaper name rules leave in doubt."""
+    return ElementChecker(known, policy, prefix, ner=ner).check(ds)

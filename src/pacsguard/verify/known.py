@@ -21,6 +21,7 @@ from pydicom.valuerep import PersonName
 
 from pacsguard.core.errors import InputError
 from pacsguard.core.shapes import MONTHS_EN, MONTHS_FR, fold
+from pacsguard.verify.policy import PLACEHOLDERS
 
 # Attributes of the source whose values identify someone or something (by keyword).
 NAME_KEYWORDS = (
@@ -74,6 +75,12 @@ def fold_compact(text: str) -> str:
     return fold(text).replace(" ", "")
 
 
+def is_placeholder(value: str) -> bool:
+    """A source value that names no one ("ANONYMIZED", "UNKNOWN"): never a known value."""
+    words = fold(value).split()
+    return not words or all(w in PLACEHOLDERS for w in words)
+
+
 def parse_da(value: str) -> date | None:
     text = value.strip()
     if not re.fullmatch(r"\d{8}", text):
@@ -114,7 +121,15 @@ def _name_forms(value: str) -> tuple[set[str], set[str]]:
         if not words:
             return set(), set()
         family, given, middle = words[-1], " ".join(words[:-1]), ""
-    parts = {p for p in f"{family} {given} {middle}".split() if len(p) >= MIN_TEXT}
+    # A source whose name was already a placeholder ("Anonymized") names no one: the
+    # placeholder found again in the output is not a leak.
+    parts = {
+        p
+        for p in f"{family} {given} {middle}".split()
+        if len(p) >= MIN_TEXT and p not in PLACEHOLDERS
+    }
+    if not parts:
+        return set(), set()
     full = {f for f in (f"{given} {family}", f"{family} {given}", fold(raw)) if f.strip()}
     return {" ".join(f.split()) for f in full}, parts
 
@@ -149,11 +164,15 @@ class KnownValues:
         self.name_parts |= parts
 
     def add_identifier(self, value: str) -> None:
+        if is_placeholder(value):
+            return
         compact = fold_compact(value)
         if len(compact) >= MIN_ID:
             self.identifiers.add(compact)
 
     def add_text(self, value: str) -> None:
+        if is_placeholder(value):
+            return
         folded = fold(value)
         if len(folded) >= MIN_TEXT + 1:
             self.texts.add(folded)
@@ -162,11 +181,15 @@ class KnownValues:
             self.identifiers.add(compact)
 
     def add_device(self, value: str) -> None:
+        if is_placeholder(value):
+            return
         compact = fold_compact(value)
         if len(compact) >= MIN_ID:
             self.devices.add(compact)
 
     def add_institution(self, value: str) -> None:
+        if is_placeholder(value):
+            return
         folded = fold(value)
         if len(folded) >= MIN_TEXT + 1:
             self.institutions.add(folded)

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from pacsguard.core.pseudonym import PATIENT_PREFIX
@@ -31,6 +31,7 @@ PLACEHOLDERS = frozenset(
 )
 
 
+@lru_cache(maxsize=1 << 16)
 def is_pseudonym(value: str) -> bool:
     """A value that is only pseudonyms or placeholders (PN components included)."""
     parts = [p for p in re.split(r"[\^=\\ ]+", value.strip().upper()) if p]

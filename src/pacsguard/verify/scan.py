@@ -6,9 +6,12 @@ import contextlib
 import io
 import json
 import logging
+import multiprocessing
+import os
 import warnings
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pydicom
@@ -17,7 +20,9 @@ from pydicom.errors import InvalidDicomError
 
 from pacsguard.core.io import InputItem, iter_inputs
 from pacsguard.core.manifest import DEID_MANIFEST_NAME
+from pacsguard.core.names import load_lexicons
 from pacsguard.verify.check import inspect_dataset
+from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.known import KnownValues
 
@@ -59,9 +64,7 @@ def read_dicom(item: InputItem) -> Dataset | None:
     """The dataset, or None when the file is not DICOM; raises when DICOM but unreadable."""
     data = item.read_bytes()
     if data[128:132] == b"DICM":
-        ds = pydicom.dcmread(io.BytesIO(data))
-        for _ in ds.iterall():  # parse every element now: a broken one raises here
-            pass
+        ds = pydicom.dcmread(io.BytesIO(data))  # a broken element raises when it is checked
         if not str(ds.get("SOPInstanceUID", "") or "").strip():
             raise UnreadableError("no SOP Instance UID")
         return ds
@@ -90,58 +93,37 @@ def relative_label(item: InputItem, root: Path) -> str:
     return rel.as_posix() + suffix
 
 
+Progress = Callable[[int, int], None]  # (files done, files in all)
+BATCH = 16  # files per task: a worker gets batches, not one file at a time
+MIN_PARALLEL = 64  # smaller trees are checked in this process (no start-up cost)
+
+
 @dataclass
-class Tally:
-    """What checking some files found (a batch, on a cluster worker or here)."""
+class ItemResult:
+    """What one input gave: its name, whether it was DICOM, its findings and pictures, and
+    the identity of its group (raw values: kept in memory, never reported)."""
 
-    files_checked: int = 0
-    files_skipped: int = 0
-    ocr_checked: int = 0
-    findings: list[Finding] = field(default_factory=list)
-
-    def add(self, other: Tally) -> None:
-        self.files_checked += other.files_checked
-        self.files_skipped += other.files_skipped
-        self.ocr_checked += other.ocr_checked
-        self.findings += other.findings
+    name: str
+    dicom: bool
+    findings: list[Finding]
+    groups: tuple[str, str, str] = ("", "", "")
+    ocr_read: bool = False
+    thumbnails: dict[int, bytes] = field(default_factory=dict)
 
 
-def check_items(
-    items: Iterable[InputItem],
-    root: Path,
-    known: KnownValues | None,
-    *,
-    ocr: bool,
-    options: list[str],
-) -> Tally:
-    """Check each of ``items`` (found under ``root``) for residual identifiers."""
-    tally = Tally()
-    for item in items:
-        name = relative_label(item, root)
-        try:
-            with quiet():
-                ds = read_dicom(item)
-        except UnreadableError as exc:
-            tally.files_checked += 1
-            tally.findings.append(Finding(name, "file", "unreadable", str(exc)))
-            continue
-        except Exception as exc:  # a DICOM file we cannot parse is not proven clean
-            tally.files_checked += 1
-            tally.findings.append(Finding(name, "file", "unreadable", exc.__class__.__name__))
-            continue
-        if ds is None:
-            tally.files_skipped += 1
-            continue
-        tally.files_checked += 1
-        try:
-            with quiet():
-                checked = inspect_dataset(ds, known=known, ocr=ocr, options=options)
-        except Exception as exc:  # a malformed value: fail closed, name the file only
-            tally.findings.append(Finding(name, "dataset", "unreadable", exc.__class__.__name__))
-            continue
-        tally.ocr_checked += int(checked.pixels_read)
-        tally.findings += [f.with_file(name) for f in checked.findings]
-    return tally
+@dataclass(frozen=True)
+class Job:
+    root: Path
+    known: KnownValues | None
+    options: tuple[str, ...]
+    ocr: bool
+    ner: bool
+
+
+def available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def verify(
@@ -150,27 +132,102 @@ def verify(
     mapping: Path | None = None,
     ocr: bool = True,
     options: Iterable[str] | None = None,
-    cluster: str | None = None,
+    strict: bool = False,
+    ner: bool = True,
+    progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> VerifyReport:
     """Check every DICOM file under ``path`` for residual identifiers.
 
     ``mapping``: the re-identification CSV (``kind,original,pseudonym``) whose originals must
     not reappear. ``options``: the de-identification options the output was made with; read
-    from the output's ``pacsguard-deid.json`` when not given. ``cluster``: a Dask scheduler
-    address or ``local[:N]`` (``pacsguard.verify.cluster``); the files are checked there,
-    in batches, and the findings come back in the order of a local run.
+    from the output's ``pacsguard-deid.json`` when not given. ``strict``: review findings
+    fail too. ``ner``: spaCy settles the person names the lexicon rules leave in doubt.
+    ``progress(done, total)`` is called as files are done. ``jobs``: worker processes (the
+    cores this process may use by default; trees under 64 files are checked in-process).
     """
-    chosen = list(options) if options is not None else deid_options(path)
+    known = KnownValues.from_mapping(mapping) if mapping is not None else None
+    chosen = tuple(options) if options is not None else tuple(deid_options(path))
     report = VerifyReport(root=str(path), ocr=ocr, mapping_used=mapping is not None)
-    if cluster is not None:
-        from pacsguard.verify.cluster import verify_on_cluster
-
-        tally = verify_on_cluster(cluster, path, mapping=mapping, ocr=ocr, options=chosen)
-    else:
-        known = KnownValues.from_mapping(mapping) if mapping is not None else None
-        tally = check_items(iter_inputs([path]), path, known, ocr=ocr, options=chosen)
-    report.files_checked += tally.files_checked
-    report.files_skipped += tally.files_skipped
-    report.ocr_checked += tally.ocr_checked
-    report.findings += tally.findings
+    report.strict = strict
+    evidence = TreeEvidence()
+    items = list(iter_inputs([path]))
+    job = Job(path, known, chosen, ocr, ner)
+    workers = available_cores() if jobs is None else max(1, jobs)
+    for done, result in enumerate(_results(items, job, workers), 1):
+        _account(result, report, evidence)
+        if progress is not None:
+            progress(done, len(items))
+    report.findings = evidence.weigh(report.findings)
+    report.patients = evidence.patients
     return report
+
+
+def _results(items: list[InputItem], job: Job, workers: int) -> Iterator[ItemResult]:
+    if workers <= 1 or len(items) < MIN_PARALLEL:
+        for item in items:
+            yield check_item(item, job)
+        return
+    load_lexicons()  # read once here; the forked workers share the pages
+    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        # in order: the report lists files as the tree does, whatever the workers' pace
+        for results in pool.map(_check_batch, batches, [job] * len(batches)):
+            yield from results
+
+
+def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
+    return [check_item(item, job) for item in items]
+
+
+def check_item(item: InputItem, job: Job) -> ItemResult:
+    """One input checked: never raises (a file that cannot be read is a finding)."""
+    name = relative_label(item, job.root)
+    try:
+        with quiet():
+            ds = read_dicom(item)
+    except UnreadableError as exc:
+        return ItemResult(name, True, [Finding(name, "file", "unreadable", str(exc))])
+    except Exception as exc:  # a DICOM file we cannot parse is not proven clean
+        finding = Finding(name, "file", "unreadable", exc.__class__.__name__)
+        return ItemResult(name, True, [finding])
+    if ds is None:
+        return ItemResult(name, False, [])
+    groups = tuple(
+        str(ds.get(k, "") or "").strip()
+        for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+    )
+    try:
+        with quiet():
+            checked = inspect_dataset(
+                ds, known=job.known, ocr=job.ocr, options=job.options, ner=job.ner
+            )
+    except Exception as exc:  # a malformed value: fail closed, name the file only
+        finding = Finding(name, "dataset", "unreadable", exc.__class__.__name__)
+        return ItemResult(name, True, [finding], (groups[0], groups[1], groups[2]))
+    return ItemResult(
+        name,
+        True,
+        checked.findings,
+        (groups[0], groups[1], groups[2]),
+        checked.pixels_read,
+        checked.thumbnails,
+    )
+
+
+def _account(result: ItemResult, report: VerifyReport, evidence: TreeEvidence) -> None:
+    if not result.dicom:
+        report.files_skipped += 1
+        return
+    report.files_checked += 1
+    key, patient, study, series = evidence.groups(*result.groups)
+    report.ocr_checked += int(result.ocr_read)
+    found = [
+        replace(f, file=result.name, patient=patient, study=study, series=series)
+        for f in result.findings
+    ]
+    evidence.note(key, found)
+    report.findings += found
+    for frame, png in result.thumbnails.items():
+        report.thumbnails[(result.name, frame)] = png
