@@ -254,7 +254,8 @@ class ClusterRun:
     def apply(self, naming: Naming) -> list[ItemResult]:
         if not (naming.moves or naming.drops or naming.refused):
             return []
-        future = self.client.submit(_apply, self.spec, naming, pure=False)
+        # ahead of the queued batches: the journal, and the walk behind it, wait for this
+        future = self.client.submit(_apply, self.spec, naming, pure=False, priority=100)
         return _result(future)  # type: ignore[no-any-return]
 
 
