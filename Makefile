@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-installed
 DEMO := demo-output
 
-.PHONY: install system demo test lint typecheck pytest bench clean
+.PHONY: install system demo test lint typecheck pytest bench fuzz clean
 
 install: $(SYSTEM_STAMP) $(STAMP)
 
@@ -39,5 +39,14 @@ test: lint typecheck pytest
 bench: install
 	@bash bench/run.sh
 
+# The deid campaign (not part of `make test`): N mutants of the sample corpus and of
+# pydicom's test files; escapes / quarantined / written / crashes per strategy.
+N ?= 10000
+FUZZ_REPRO ?= fuzz-repro
+FUZZ_ARGS ?=
+fuzz: install
+	@rm -rf $(FUZZ_REPRO) && $(PY) scripts/fuzz.py -n $(N) --repro $(FUZZ_REPRO) \
+		--json $(FUZZ_REPRO)/summary.json --markdown $(FUZZ_REPRO)/summary.md $(FUZZ_ARGS)
+
 clean:
-	rm -rf $(DEMO) $(DEMO).* .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO) $(DEMO).* .pytest_cache .mypy_cache .ruff_cache fuzz-repro

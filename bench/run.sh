@@ -8,8 +8,9 @@
 #                      blocks of that share of files, each run after the plain one
 #   BENCH_CACHE=auto   auto | drop | warm (page cache before each run)
 #   BENCH_TOOLS=       subset of the deid contenders, e.g. cp,gdcmanon,pacsguard
-#   BENCH_ONLY=        subset of the benchmarks: deid,failclosed,pixels,tables,pack,scan,verify
-#   BENCH_PACK_ARGS="--size-mb 1000", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS:
+#   BENCH_ONLY=        subset of the benchmarks: deid,failclosed,pixels,tables,pack,scan,verify,gateway,guard
+#   BENCH_PACK_ARGS="--size-mb 1000", BENCH_PIXELS_ARGS, BENCH_TABLES_ARGS, BENCH_SCAN_ARGS,
+#   BENCH_GUARD_ARGS="--instances 300":
 #                      extra arguments of the other benchmark scripts
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,7 @@ if [[ ! -x "$BENCH_VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   echo "$want" >"$stamp"
 fi
 
-only=",${BENCH_ONLY:-deid,failclosed,pixels,tables,pack,scan,verify,cluster},"
+only=",${BENCH_ONLY:-deid,failclosed,pixels,tables,pack,scan,verify,gateway,guard,cluster},"
 failed=()
 
 wanted() { [[ "$only" == *",$1,"* ]]; }
@@ -50,7 +51,7 @@ if wanted deid; then
 fi
 
 # The other benchmarks, each only where its script exists; stdout kept in bench/out/NAME.txt.
-for name in failclosed pixels tables pack scan verify cluster; do
+for name in failclosed pixels tables pack scan verify gateway guard cluster; do
   script="bench/${name}_bench.py"
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"

@@ -29,10 +29,11 @@ def deid_tree(
     project_key: ProjectKey,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, Path]:
-    """The sample corpus de-identified under the Basic Profile, and its mapping CSV."""
+    """The sample corpus de-identified under the Basic Profile, burned-in pixels kept as
+    they are (so that verify has them to find), and its mapping CSV."""
     root = tmp_path_factory.mktemp("verify")
     mapping = root / "mapping.csv"
-    config = DeidConfig(jobs=1, mapping_out=mapping)
+    config = DeidConfig(jobs=1, mapping_out=mapping, burned_in="keep")
     report = deidentify([sample_corpus[0]], root / "out", key=project_key, config=config)
     assert report.quarantine == 0
     return root / "out", mapping

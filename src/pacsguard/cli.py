@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "pack": (("pack",), "Encrypt a verified folder for named recipients (age format)."),
     "unpack": (("pack",), "Decrypt and check a package, then write it atomically."),
     "scan": (("scan",), "Audit your own hosts for exposed DICOM, DICOMweb and PACS web APIs."),
+    "gateway": (("gateway",), "Receive studies, de-identify them on the fly, forward them."),
+    "guard": (("guard",), "A protective DICOM proxy in front of a PACS that cannot protect it."),
 }
 
 

@@ -314,6 +314,7 @@ class _Walk:
             self.flag(path, tag, f"{tag_text(tag)} ({vr}): {reason}")
 
 
+@functools.lru_cache(maxsize=1 << 15)  # pure in its bytes: series repeat their values
 def value_problem(raw: bytes, vr: str) -> str | None:
     """Why the bytes of a value cannot be of ``vr``; None when they can."""
     unit = UNIT.get(vr)

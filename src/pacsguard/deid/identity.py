@@ -109,19 +109,8 @@ def gather(header: Header, *, institution: bool = True) -> Identity:
             if node.vr in FREE_TEXT_VRS:
                 ids |= _shaped(header.buf[node.value : node.end])
             continue
-        for text in decodings(header.buf[node.value : node.end], charsets):
-            for value in text.split("\\"):
-                value = fold(value).strip(" \x00")
-                if not value:
-                    continue
-                if kind == "name":
-                    names |= _name_tokens(value)
-                elif kind == "id":
-                    ids |= _id_tokens(value)
-                elif kind == "date":
-                    dates |= _date_tokens(value)
-                else:
-                    places |= _place_tokens(value)
+        tokens = _tokens(header.buf[node.value : node.end], tuple(charsets), kind)
+        {"name": names, "id": ids, "date": dates}.get(kind, places).update(tokens)
     return Identity(frozenset(names), frozenset(ids), frozenset(dates), frozenset(places))
 
 
@@ -132,15 +121,20 @@ _SHAPE_FINDERS = (find_nir, find_ins, find_email, find_phone)
 _MAYBE_SHAPED = re.compile(rb"[0-9]{2}|@")
 
 
-def _shaped(raw: bytes) -> set[str]:
+def _shaped(raw: bytes) -> frozenset[str]:
     if not _MAYBE_SHAPED.search(raw):
-        return set()
+        return frozenset()
+    return _shaped_cached(raw)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # keyed by the exact bytes: slices repeat their text
+def _shaped_cached(raw: bytes) -> frozenset[str]:
     texts = {raw.decode("latin-1")} if raw.isascii() else decodings(raw, [])
     found: set[str] = set()
     for text in texts:
         for finder in _SHAPE_FINDERS:
             found |= {fold(hit.text).strip() for hit in finder(text) if len(hit.text) >= MIN_ID}
-    return found
+    return frozenset(found)
 
 
 def _walk(buf: bytes, nodes: list[Node], charsets: list[str]) -> Iterator[tuple[Node, list[str]]]:
@@ -152,6 +146,18 @@ def _walk(buf: bytes, nodes: list[Node], charsets: list[str]) -> Iterator[tuple[
         yield node, charsets
         for item in node.items or []:
             yield from _walk(buf, item, charsets)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # keyed by the exact bytes, charsets and kind
+def _tokens(raw: bytes, charsets: tuple[str, ...], kind: str) -> frozenset[str]:
+    out: set[str] = set()
+    split = {"name": _name_tokens, "id": _id_tokens, "date": _date_tokens}.get(kind, _place_tokens)
+    for text in decodings(raw, list(charsets)):
+        for value in text.split("\\"):
+            value = fold(value).strip(" \x00")
+            if value:
+                out |= split(value)
+    return frozenset(out)
 
 
 def _name_tokens(value: str) -> set[str]:

@@ -69,7 +69,7 @@ class Needle:
     lower case), then confirmed on its word boundaries (``pattern``)."""
 
     needle: bytes
-    pattern: re.Pattern[bytes]
+    pattern: bytes  # compiled only when the needle is found (``_compiled``)
     kind: str
 
 
@@ -93,9 +93,13 @@ def compile_identity(identity: Identity) -> tuple[Needle, ...]:
                     continue
                 key = raw.lower()
                 if key not in needles:
-                    pattern = re.compile(_pattern(raw, numeric), re.IGNORECASE)
-                    needles[key] = Needle(first, pattern, kind)
-    return tuple(sorted(needles.values(), key=lambda n: -len(n.pattern.pattern)))
+                    needles[key] = Needle(first, _pattern(raw, numeric), kind)
+    return tuple(sorted(needles.values(), key=lambda n: -len(n.pattern)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(pattern: bytes) -> re.Pattern[bytes]:
+    return re.compile(pattern, re.IGNORECASE)
 
 
 def check_header(header: Header, identity: Identity) -> Residue | GrammarError | None:
@@ -110,7 +114,7 @@ def check_header(header: Header, identity: Identity) -> Residue | GrammarError |
     for needle in compile_identity(identity):
         if needle.needle not in lowered:
             continue
-        match = needle.pattern.search(data, 0, extent)
+        match = _compiled(needle.pattern).search(data, 0, extent)
         if match is not None:
             return Residue(needle.kind, _tag_at(header.elements, match.start()))
     return None

@@ -25,6 +25,7 @@ PSEUDONYM_RES = (
     re.compile(r"[A-Z2-7]{16}"),  # other identifiers
     re.compile(r"2\.25\.\d{1,39}"),  # UIDs
 )
+DEID_PLACEHOLDER = re.compile(r"\[(?:NAME|ID|DATE|ADDR|PHONE|EMAIL|NIR)\]")
 PLACEHOLDERS = frozenset(
     {"ANONYMOUS", "ANONYMIZED", "ANONYMISED", "REMOVED", "DEIDENTIFIED", "DE-IDENTIFIED"}
     | {"UNKNOWN", "NONE", "YES", "NO", "PACSGUARD"}

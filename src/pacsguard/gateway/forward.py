@@ -1,0 +1,379 @@
+"""Destinations: C-STORE SCU, STOW-RS, folder; per destination a queue, workers, retries.
+
+A delivery is marked sent only on the destination's confirmation (a C-STORE Success or
+Warning status, a STOW-RS response that lists the instance as stored, a synced rename in
+the folder). A failure is retried with exponential backoff and jitter until the delivery
+is older than the destination's ``max_age``; then it goes to the dead-letter folder with its
+reason, until ``pacsguard gateway retry DEST``. The instance is named by its de-identified
+SOP Instance UID, so a resend after a crash lands on the same object at the destination.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from pynetdicom import _config
+
+from pacsguard.core.io import fsync_dir
+from pacsguard.core.keys import read_secret
+from pacsguard.gateway.config import Destination, GatewayConfig
+from pacsguard.gateway.queue import Item, Queue
+from pacsguard.net import AuditLog, NoDelayAE, client_context
+
+LOG = logging.getLogger("pacsguard.gateway")
+MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
+UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+
+Result = tuple[Item, str | None]  # None: confirmed; else the reason (no PHI)
+
+
+class Sender(Protocol):
+    def send(self, items: Sequence[Item], spool: Path) -> list[Result]: ...
+
+
+def _ok_store_status(code: int) -> bool:
+    return code == 0x0000 or 0xB000 <= code <= 0xBFFF  # Success or Warning (PS3.4 B.2.3)
+
+
+class DicomSender:
+    """One association per batch; each file is sent as stored (no decoding), so the
+    destination must accept its transfer syntax."""
+
+    def __init__(self, dest: Destination, calling_ae: str) -> None:
+        _config.STORE_SEND_CHUNKED_DATASET = True
+        self.dest = dest
+        self.calling_ae = dest.calling_ae or calling_ae
+        self.tls = None
+        if dest.tls:
+            self.tls = client_context(dest.ca_file, dest.cert_file, dest.key_file)
+
+    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
+        ae = NoDelayAE(self.calling_ae)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.dest.timeout
+        ae.connection_timeout = self.dest.timeout
+        pairs: dict[tuple[str, str], None] = {}
+        batch: list[Item] = []
+        for item in items:
+            key = (item.sop_class, item.transfer_syntax)
+            if key not in pairs and len(pairs) >= MAX_CONTEXTS:
+                break
+            pairs[key] = None
+            batch.append(item)
+        for sop_class, syntax in pairs:
+            ae.add_requested_context(sop_class, [syntax])
+        assert self.dest.host is not None and self.dest.port is not None
+        assoc = ae.associate(
+            self.dest.host,
+            self.dest.port,
+            ae_title=self.dest.ae_title or "ANY-SCP",
+            tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
+        )
+        if not assoc.is_established:
+            # pynetdicom reports a refused connection as an abort: one reason for both
+            why = "association rejected" if assoc.is_rejected else "no association"
+            return [(item, why) for item in batch]
+        results: list[Result] = []
+        try:
+            for index, item in enumerate(batch):
+                if not assoc.is_established:
+                    results += [(i, "association lost") for i in batch[index:]]
+                    break
+                try:
+                    status = assoc.send_c_store(spool / item.spool)
+                except ValueError:
+                    results.append(
+                        (item, f"no accepted presentation context for {item.transfer_syntax}")
+                    )
+                    continue
+                except (OSError, RuntimeError) as exc:
+                    results += [(i, f"send failed ({type(exc).__name__})") for i in batch[index:]]
+                    break
+                code = int(getattr(status, "Status", -1)) if status else -1
+                if code < 0:
+                    results.append((item, "no response"))
+                elif _ok_store_status(code):
+                    results.append((item, None))
+                else:
+                    results.append((item, f"status 0x{code:04X}"))
+        finally:
+            if assoc.is_established:
+                assoc.release()
+        return results
+
+
+class FolderSender:
+    """The same tree as ``pacsguard deid``: ``<patient>/<study>/<series>/<instance>.dcm``."""
+
+    def __init__(self, dest: Destination) -> None:
+        assert dest.path is not None
+        self.root = dest.path
+
+    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
+        results: list[Result] = []
+        for item in items:
+            target = self.root / item.relative
+            tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with (spool / item.spool).open("rb") as src, tmp.open("xb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                tmp.replace(target)
+                fsync_dir(target.parent)
+                results.append((item, None))
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                results.append((item, f"folder write failed ({type(exc).__name__})"))
+        return results
+
+
+def _secret(path: Path | None, env: str | None, what: str) -> str | None:
+    if path is None and env is None:
+        return None
+    data, _ = read_secret(
+        path, file_env=f"{env}_FILE" if env else "", value_env=env or "", what=what, option="a file"
+    )
+    return data.decode("utf-8").strip()
+
+
+class StowSender:
+    """STOW-RS (PS3.18 10.5): one multipart/related request per batch."""
+
+    def __init__(self, dest: Destination) -> None:
+        assert dest.url is not None
+        self.url = dest.url + "/studies"
+        headers = {"Accept": "application/dicom+json"}
+        token = _secret(dest.token_file, dest.token_env, f"destination {dest.name} token")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        auth = None
+        password = _secret(
+            dest.password_file, dest.password_env, f"destination {dest.name} password"
+        )
+        if dest.username is not None:
+            auth = httpx.BasicAuth(dest.username, password or "")
+        verify: Any = True if dest.ca_file is None else str(dest.ca_file)
+        self.client = httpx.Client(
+            headers=headers, auth=auth, timeout=dest.timeout, verify=verify, trust_env=False
+        )  # httpcore sets TCP_NODELAY on its sockets
+
+    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
+        boundary = uuid.uuid4().hex
+        parts: list[bytes] = []
+        for item in items:
+            parts += [
+                f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode(),
+                (spool / item.spool).read_bytes(),
+                b"\r\n",
+            ]
+        parts.append(f"--{boundary}--\r\n".encode())
+        content_type = f'multipart/related; type="application/dicom"; boundary={boundary}'
+        try:
+            reply = self.client.post(
+                self.url, content=b"".join(parts), headers={"Content-Type": content_type}
+            )
+        except httpx.HTTPError as exc:
+            return [(item, f"STOW-RS request failed ({type(exc).__name__})") for item in items]
+        stored, failed = _stow_outcome(reply)
+        results: list[Result] = []
+        for item in items:
+            if item.uid in failed:
+                results.append((item, f"STOW-RS failure reason {failed[item.uid]}"))
+            elif item.uid in stored or (reply.status_code == 200 and not stored and not failed):
+                results.append((item, None))
+            else:
+                results.append((item, f"STOW-RS HTTP {reply.status_code}"))
+        return results
+
+
+def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, str]]:
+    """UIDs the response lists as stored (00081199) and as failed (00081198, reason)."""
+    try:
+        body = reply.json()
+    except ValueError:
+        return set(), {}
+    if isinstance(body, list):
+        body = body[0] if body else {}
+    if not isinstance(body, dict):
+        return set(), {}
+
+    def items(tag: str) -> list[dict[str, Any]]:
+        value = body.get(tag, {}).get("Value", [])
+        return [v for v in value if isinstance(v, dict)]
+
+    def uid(entry: dict[str, Any]) -> str:
+        values = entry.get("00081155", {}).get("Value", [""])
+        return str(values[0]) if values else ""
+
+    stored = {uid(e) for e in items("00081199")}
+    failed = {}
+    for entry in items("00081198"):
+        reason = entry.get("00081197", {}).get("Value", ["?"])
+        failed[uid(entry)] = f"0x{int(reason[0]):04X}" if isinstance(reason[0], int) else "?"
+    return stored, failed
+
+
+def make_sender(dest: Destination, config: GatewayConfig) -> Sender:
+    if dest.type == "dicom":
+        return DicomSender(dest, config.ae_title)
+    if dest.type == "stow":
+        return StowSender(dest)
+    return FolderSender(dest)
+
+
+def backoff(attempts: int, initial: float, ceiling: float) -> float:
+    """Exponential backoff with full jitter in [0.5, 1.5) of the nominal delay."""
+    nominal = min(ceiling, initial * (2 ** max(0, attempts - 1)))
+    return float(nominal * (0.5 + random.random()))
+
+
+class DestinationWorkers:
+    """``concurrency`` threads draining one destination's queue."""
+
+    def __init__(
+        self,
+        dest: Destination,
+        config: GatewayConfig,
+        queue: Queue,
+        audit: AuditLog,
+        discard: Callable[[str], None],
+        on_sent: Callable[[Item, float], None] = lambda item, latency: None,
+    ) -> None:
+        self.dest, self.config, self.queue, self.audit = dest, config, queue, audit
+        self.sender = make_sender(dest, config)
+        self.on_sent, self.discard = on_sent, discard
+        self.spool = config.spool
+        self.dead_dir = config.dead_letter / dest.name
+        self._claimed: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._loop, name=f"forward-{dest.name}-{n}", daemon=True)
+            for n in range(dest.concurrency)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.notify()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _claim(self) -> list[Item]:
+        with self._lock:
+            items = self.queue.due(self.dest.name, self.dest.batch, exclude=self._claimed)
+            self._claimed.update(i.instance_id for i in items)
+        return items
+
+    def _release(self, items: Sequence[Item]) -> None:
+        with self._lock:
+            self._claimed.difference_update(i.instance_id for i in items)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                items = self._claim()
+            except Exception:
+                LOG.exception("queue read failed for %s", self.dest.name)
+                self._stop.wait(1.0)
+                continue
+            if not items:
+                self._idle()
+                continue
+            try:
+                self._deliver(items)
+            except Exception:
+                LOG.exception("delivery to %s failed", self.dest.name)
+                self._stop.wait(1.0)
+            finally:
+                self._release(items)
+
+    def _idle(self) -> None:
+        due = self.queue.next_due(self.dest.name)
+        wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
+        with self._wake:
+            self._wake.wait(wait)
+
+    def _deliver(self, items: list[Item]) -> None:
+        try:
+            results = self.sender.send(items, self.spool)
+        except Exception as exc:  # a sender bug must not lose items: they stay queued
+            results = [(item, f"send failed ({type(exc).__name__})") for item in items]
+        now = time.time()
+        done = [item for item, error in results if error is None]
+        if done:
+            for item in self.queue.sent(done, now):
+                self.discard(item.spool)
+            for item in done:
+                self.on_sent(item, now - item.received_at)
+        failures = [(item, error) for item, error in results if error is not None]
+        dead = 0
+        for item, error in failures:
+            assert error is not None
+            if now - item.enqueued_at >= self.dest.max_age:
+                self._dead_letter(item, error)
+                dead += 1
+            else:
+                delay = backoff(item.attempts + 1, self.dest.retry_initial, self.dest.retry_max)
+                self.queue.failed(item, error, now + delay)
+        # Items a sender did not reach (the context limit) are released unchanged: still due.
+        self.audit.write(
+            "forward",
+            destination=self.dest.name,
+            type=self.dest.type,
+            sent=len(done),
+            failed=len(failures) - dead,
+            dead_letter=dead,
+            errors=sorted({e for _, e in failures if e}),
+        )
+
+    def _dead_letter(self, item: Item, error: str) -> None:
+        self.dead_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in item.uid) or "instance"
+        target = self.dead_dir / f"{name}.dcm"
+        with contextlib.suppress(FileExistsError):
+            try:
+                os.link(self.spool / item.spool, target)
+            except OSError:
+                shutil.copyfile(self.spool / item.spool, target)
+        record = {
+            "uid": item.uid,
+            "destination": self.dest.name,
+            "reason": error,
+            "attempts": item.attempts + 1,
+            "enqueued_at": item.enqueued_at,
+            "dead_at": time.time(),
+        }
+        (self.dead_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+        fsync_dir(self.dead_dir)
+        self.queue.dead(item, error)
+
+
+def clear_dead_letters(config: GatewayConfig, dest: str, uids: Sequence[str]) -> None:
+    folder = config.dead_letter / dest
+    for uid in uids:
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in uid) or "instance"
+        for suffix in (".dcm", ".json"):
+            (folder / f"{name}{suffix}").unlink(missing_ok=True)

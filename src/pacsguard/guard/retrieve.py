@@ -1,0 +1,343 @@
+"""C-MOVE and C-GET through the guard, streamed.
+
+C-MOVE: the guard asks the PACS to move to the guard's own AE title; the PACS's C-STOREs
+arrive on another association, are matched to the move by their Move Originator Message ID,
+and are relayed one by one to the real destination. C-GET: the PACS's C-STOREs arrive on the
+upstream association and are relayed on the client's own. Either way the client gets a
+pending response after every sub-operation, with the counts as the guard saw them (an
+instance the destination or the client refused is a failed sub-operation), and a C-CANCEL
+from the client is passed on to the PACS. For a research client every instance goes through
+the deid engine first; one it cannot clean is a failed sub-operation and is never sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import TYPE_CHECKING, Any
+
+from pydicom.dataset import Dataset
+from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dsutils import decode, encode
+
+from pacsguard.guard.links import DestinationLink, LinkError, Spooled, spool, spooled_file
+from pacsguard.guard.research import RefusedKey, key_names
+
+if TYPE_CHECKING:
+    from pacsguard.guard.proxy import Guard, Session
+
+PENDING = (0xFF00, 0xFF01)
+SUCCESS, WARNING, CANCEL = 0x0000, 0xB000, 0xFE00
+NOT_AUTHORISED = 0x0124
+OUT_OF_RESOURCES = 0xA700
+ALL_FAILED = 0xA702
+UNKNOWN_DESTINATION = 0xA801
+BAD_IDENTIFIER = 0xA900
+UNABLE_TO_PROCESS = 0xC000
+QUEUE_DEPTH = 8
+
+
+@dataclass
+class Counts:
+    completed: int = 0
+    failed: int = 0
+    warning: int = 0
+    upstream_total: int = 0  # completed + failed + warning + remaining, as the PACS last said
+    upstream_failed: int = 0  # sub-operations the PACS could not deliver to the guard
+    failed_uids: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.completed + self.failed + self.warning
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.upstream_total - self.upstream_failed - self.done)
+
+
+class RetrieveJob:
+    """The instances of one upstream C-MOVE/C-GET, handed from the threads that receive
+    them to the thread that relays them (a short queue: the PACS waits when it is full)."""
+
+    def __init__(self, guard: Guard) -> None:
+        self.guard = guard
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
+        self.open = True
+        self.message = guard.next_message_id()  # of the upstream request
+
+    def deliver(self, event: Any) -> int:
+        """A C-STORE from the PACS: spooled as received, then queued for relay."""
+        if not self.open:
+            return OUT_OF_RESOURCES
+        item = spool(event, self.guard.spool_dir)
+        try:
+            self.events.put(("instance", item), timeout=self.guard.config.upstream.timeout)
+        except queue.Full:
+            item.path.unlink(missing_ok=True)
+            return OUT_OF_RESOURCES
+        return SUCCESS
+
+    def pump(self, replies: Callable[[], Iterator[tuple[Dataset, Dataset | None]]]) -> None:
+        """Run the upstream request on its own thread; its responses go on the queue."""
+        try:
+            for status, _identifier in replies():
+                self.events.put(("rsp", status))
+        except Exception:
+            self.events.put(("error", None))
+        finally:
+            self.events.put(("done", None))
+
+    def close(self, thread: threading.Thread) -> None:
+        """No more deliveries; discard what is still queued until the pump has finished."""
+        self.open = False
+        while thread.is_alive() or not self.events.empty():
+            try:
+                kind, value = self.events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if kind == "instance":
+                value.path.unlink(missing_ok=True)
+
+
+def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
+    """Serve one C-MOVE or C-GET request on a client association."""
+    is_move = isinstance(req, C_MOVE)
+    service = "move" if is_move else "get"
+    syntax = context.transfer_syntax[0]
+    rsp = C_MOVE() if is_move else C_GET()
+    rsp.MessageIDBeingRespondedTo = req.MessageID
+    rsp.AffectedSOPClassUID = req.AffectedSOPClassUID
+    record: dict[str, Any] = {"model": str(req.AffectedSOPClassUID)}
+    session = guard.session(assoc)
+
+    def send(status: int, counts: Counts | None, identifier: Dataset | None = None) -> None:
+        rsp.Status = status
+        rsp.Identifier = None
+        if counts is not None:
+            if status in PENDING or status == CANCEL:
+                rsp.NumberOfRemainingSuboperations = counts.remaining
+            else:
+                rsp.NumberOfRemainingSuboperations = None
+            rsp.NumberOfCompletedSuboperations = counts.completed
+            rsp.NumberOfFailedSuboperations = counts.failed
+            rsp.NumberOfWarningSuboperations = counts.warning
+        if identifier is not None:
+            data = encode(
+                identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+            )
+            rsp.Identifier = BytesIO(data or b"")
+        assoc.dimse.send_msg(rsp, context.context_id)
+
+    def finish(status: int, counts: Counts | None = None, **fields: Any) -> None:
+        if session is not None:
+            if counts is not None:
+                fields.update(instances=counts.completed + counts.warning, failed=counts.failed)
+            guard.operation(session, service, **record, status=status, **fields)
+        failed = None
+        if counts is not None and counts.failed_uids and status not in (SUCCESS, CANCEL):
+            failed = Dataset()
+            failed.FailedSOPInstanceUIDList = counts.failed_uids
+        send(status, counts, failed)
+
+    if session is None or session.client is None:
+        finish(NOT_AUTHORISED, outcome="refused", reason="not-a-client")
+        return
+    client = session.client
+    try:
+        identifier = decode(
+            req.Identifier, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+        )
+        level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
+    except Exception:
+        finish(BAD_IDENTIFIER, outcome="failure", reason="identifier")
+        return
+    record.update(level=level, keys=key_names(identifier))
+    destination = None
+    if is_move:
+        target = str(req.MoveDestination or "").strip()
+        record["destination"] = target
+        destination = guard.config.destination(target)
+    if not client.may(service):
+        finish(NOT_AUTHORISED, outcome="refused", reason="service")
+        return
+    if is_move and (destination is None or destination.ae_title not in client.move_destinations):
+        finish(UNKNOWN_DESTINATION, outcome="refused", reason="destination")
+        return
+    query = identifier
+    if session.research:
+        assert guard.research is not None
+        try:
+            translated = guard.research.query(identifier, add_patient_id=False)
+        except RefusedKey as refusal:
+            finish(NOT_AUTHORISED, outcome="refused", reason="identifying-key",
+                   refused_key=refusal.keyword)  # fmt: skip
+            return
+        if translated.upstream is None:
+            finish(SUCCESS, Counts(), outcome="success", reason="unknown-pseudonym")
+            return
+        query = translated.upstream
+    try:
+        upstream = guard.link(session)
+    except LinkError:
+        finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
+        return
+
+    job = RetrieveJob(guard)
+    message = job.message
+    model = req.AffectedSOPClassUID
+    link: DestinationLink | None = None
+    if is_move:
+        assert destination is not None
+        link = DestinationLink(
+            destination.host,
+            destination.port,
+            destination.ae_title,
+            guard.config.ae_title,
+            guard.config.upstream.timeout,
+        )
+        with guard._lock:
+            guard.moves[message] = job
+
+        def replies() -> Iterator[tuple[Dataset, Dataset | None]]:
+            return upstream.send_c_move(query, guard.config.move_ae_title, model, msg_id=message)  # type: ignore[no-any-return]
+
+    else:
+        session.get_job = job
+
+        def replies() -> Iterator[tuple[Dataset, Dataset | None]]:
+            return upstream.send_c_get(query, model, msg_id=message)  # type: ignore[no-any-return]
+
+    thread = threading.Thread(target=job.pump, args=(replies,), daemon=True, name="guard-pump")
+    thread.start()
+    counts = Counts()
+    status: int = UNABLE_TO_PROCESS
+    reason: str | None = "relay"
+    try:
+        status, reason = _relay(session, assoc, req, job, counts, send, link, upstream)
+    finally:
+        if thread.is_alive():  # the relay stopped early: stop the PACS too
+            with contextlib.suppress(Exception):
+                upstream.send_c_cancel(message, query_model=model)
+        job.close(thread)
+        with guard._lock:
+            guard.moves.pop(message, None)
+        session.get_job = None
+        if link is not None:
+            link.close()
+    if not assoc.is_established:
+        done = counts.completed + counts.warning
+        guard.operation(
+            session, service, **record, outcome="aborted", status=status, instances=done,
+            failed=counts.failed,
+        )  # fmt: skip
+        return
+    from pacsguard.guard.proxy import outcome
+
+    finish(status, counts, outcome=outcome(status), **({"reason": reason} if reason else {}))
+
+
+def _relay(
+    session: Session,
+    assoc: Any,
+    req: Any,
+    job: RetrieveJob,
+    counts: Counts,
+    send: Callable[[int, Counts | None], None],
+    link: DestinationLink | None,
+    upstream: Any,
+) -> tuple[int, str | None]:
+    """Relay until the PACS's final response; (the final status for the client, reason)."""
+    cancelled = False
+    upstream_final: int | None = None
+    store_ids = iter(range(1, 1 << 30))
+    while True:
+        if not cancelled and req.MessageID in assoc.dimse.cancel_req:
+            cancelled = True
+            with contextlib.suppress(Exception):
+                upstream.send_c_cancel(job.message, query_model=req.AffectedSOPClassUID)
+        try:
+            kind, value = job.events.get(timeout=0.05)
+        except queue.Empty:
+            if not assoc.is_established:
+                return UNABLE_TO_PROCESS, "client-gone"
+            continue
+        if kind == "instance":
+            item: Spooled = value
+            store_id = next(store_ids) % 65535 + 1
+            status = _forward(job.guard, session, assoc, item, link, req, store_id)
+            if status == SUCCESS:
+                counts.completed += 1
+            elif 0xB000 <= status <= 0xBFFF:
+                counts.warning += 1
+            else:
+                counts.failed += 1
+                if not session.research:
+                    counts.failed_uids.append(item.sop_instance)
+            if not cancelled and assoc.is_established:
+                send(0xFF00, counts)
+        elif kind == "rsp":
+            code = int(getattr(value, "Status", UNABLE_TO_PROCESS))
+            total = sum(
+                int(getattr(value, name, 0) or 0)
+                for name in (
+                    "NumberOfRemainingSuboperations",
+                    "NumberOfCompletedSuboperations",
+                    "NumberOfFailedSuboperations",
+                    "NumberOfWarningSuboperations",
+                )
+            )
+            if code in PENDING:
+                counts.upstream_total = max(counts.upstream_total, total)
+            else:
+                upstream_final = code
+                counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
+        elif kind in ("done", "error"):
+            break
+    counts.failed += counts.upstream_failed
+    if cancelled:
+        return CANCEL, "cancelled"
+    if upstream_final is None:
+        return UNABLE_TO_PROCESS, "upstream"
+    if counts.done == 0 and upstream_final not in (SUCCESS, WARNING):
+        return upstream_final, "upstream-status"
+    if counts.failed and not counts.completed and not counts.warning:
+        return ALL_FAILED, None
+    if counts.failed or counts.warning:
+        return WARNING, None
+    return SUCCESS, None
+
+
+def _forward(
+    guard: Guard,
+    session: Session,
+    assoc: Any,
+    item: Spooled,
+    link: DestinationLink | None,
+    req: Any,
+    store_id: int,
+) -> int:
+    """Send one instance on (de-identified first for a research client); its status."""
+    clean: Spooled | None = None
+    try:
+        if session.research:
+            assert guard.research is not None
+            path, _reason = guard.research.instance(item.path)
+            if path is None:
+                return UNABLE_TO_PROCESS
+            clean = spooled_file(path)
+        outgoing = clean or item
+        try:
+            if link is not None:
+                return link.send(outgoing, session.requester.calling_ae, int(req.MessageID))
+            reply = assoc.send_c_store(outgoing.path, msg_id=store_id)
+            return int(getattr(reply, "Status", UNABLE_TO_PROCESS))
+        except (LinkError, ValueError, RuntimeError, OSError):
+            return UNABLE_TO_PROCESS
+    finally:
+        item.path.unlink(missing_ok=True)
+        if clean is not None:
+            clean.path.unlink(missing_ok=True)

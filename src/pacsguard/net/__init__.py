@@ -1,0 +1,55 @@
+"""The one DIMSE / TLS / audit layer that scan, gateway and guard share.
+
+Sockets (``pacsguard.net.sockets``)
+    ``NoDelayAE(ae_title)``: a pynetdicom ``AE`` whose requestor sockets have TCP_NODELAY
+    and a read timeout once connected. ``start_server(ae, host, port, handlers, tls=None,
+    on_tls_refused=None)``: a threaded association server whose accepted sockets have
+    TCP_NODELAY; with ``tls`` the handshake runs in the connection's own thread (a slow or
+    plain client never blocks the listener). ``nodelay(sock)`` for any other socket.
+TLS (``pacsguard.net.tls``)
+    ``server_context(cert, key, client_ca=None, require_client_cert=False)`` and
+    ``client_context(ca=None, cert=None, key=None, verify=True)``: the DICOM
+    Non-downgrading BCP 195 profile (PS3.15 B.10): TLS 1.2 or later only, the profile's
+    AEAD ECDHE/DHE suites, no compression, no renegotiation. ``peer_subject(sock)``: the
+    verified client certificate's subject (RFC 4514) or ``None``.
+Association policy (``pacsguard.net.policy``)
+    ``AllowRule(ae_title, host, subject)`` and ``AssociationPolicy(rules, called_ae)``;
+    ``policy.check(Peer)`` returns ``None`` or a ``Rejection`` (result, source, reason of
+    PS3.8 9.3.4); ``policy.handlers(audit)`` binds it to EVT_REQUESTED, sending the
+    A-ASSOCIATE-RJ and writing one audit line per refusal.
+Audit (``pacsguard.net.audit``)
+    ``AuditLog(path)``: JSON lines naming peers, operations and counts (never a value read
+    from a dataset); ``AssociationTally`` per association, written when it closes;
+    ``dicom_audit_message(...)``: a PS3.15 A.5 audit message (XML) for the same facts.
+Configuration (``pacsguard.net.config``)
+    ``load_toml(path)`` and ``Section``: typed getters that raise ``ConfigError`` naming the
+    file, the table and the key; unknown keys are errors (a typo never silently drops a
+    setting).
+"""
+
+from __future__ import annotations
+
+from pacsguard.net.audit import AssociationTally, AuditLog, dicom_audit_message
+from pacsguard.net.config import ConfigError, Section, load_toml
+from pacsguard.net.policy import AllowRule, AssociationPolicy, Peer, Rejection
+from pacsguard.net.sockets import NoDelayAE, nodelay, start_server
+from pacsguard.net.tls import client_context, peer_subject, server_context
+
+__all__ = [
+    "AllowRule",
+    "AssociationPolicy",
+    "AssociationTally",
+    "AuditLog",
+    "ConfigError",
+    "NoDelayAE",
+    "Peer",
+    "Rejection",
+    "Section",
+    "client_context",
+    "dicom_audit_message",
+    "load_toml",
+    "nodelay",
+    "peer_subject",
+    "server_context",
+    "start_server",
+]

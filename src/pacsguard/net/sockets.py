@@ -1,0 +1,128 @@
+"""pynetdicom with TCP_NODELAY on every socket it opens, and TLS handshakes off the listener.
+
+pynetdicom sets no TCP_NODELAY: Nagle's algorithm then holds back the small PDUs of a
+C-STORE exchange (the response, the last fragment) for up to 40 ms each. The requestor's
+sockets are made by ``AE._create_socket``, the acceptor's by ``AssociationServer.get_request``:
+both are overridden here, once for every capability.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pynetdicom import AE
+from pynetdicom.transport import (
+    T_CONNECT,
+    AddressInformation,
+    AssociationSocket,
+    ThreadedAssociationServer,
+)
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+def nodelay(sock: socket.socket) -> socket.socket:
+    """Set TCP_NODELAY on a TCP socket (a no-op for other families)."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+class NoDelaySocket(AssociationSocket):
+    """A requestor socket with TCP_NODELAY; once connected, reads time out after the
+    association's network timeout (pynetdicom leaves a connected socket blocking for ever,
+    so a peer that stalls mid-PDU would hang the reader thread)."""
+
+    def _create_socket(self, address: AddressInformation) -> socket.socket:
+        return nodelay(super()._create_socket(address))
+
+    def connect(self, primitive: T_CONNECT) -> None:
+        super().connect(primitive)
+        if self.socket is not None and self._is_connected:
+            self.socket.settimeout(self.assoc.network_timeout)
+
+
+class NoDelayAE(AE):
+    """A pynetdicom AE whose associations (as requestor) use ``NoDelaySocket``."""
+
+    def _create_socket(
+        self, assoc: Any, address: AddressInformation, tls_args: tuple[ssl.SSLContext, str] | None
+    ) -> AssociationSocket:
+        sock = NoDelaySocket(assoc, address=address)
+        sock.tls_args = tls_args
+        return sock
+
+
+TlsRefused = Callable[[tuple[str, int], str], None]
+
+
+class NoDelayServer(ThreadedAssociationServer):
+    """Accepted sockets get TCP_NODELAY; TLS (``tls_context``) is negotiated in the
+    connection's thread with a bounded handshake, and a refused handshake is reported to
+    ``on_tls_refused(address, reason)`` instead of pynetdicom's traceback log."""
+
+    tls_context: ssl.SSLContext | None = None
+    on_tls_refused: TlsRefused | None = None
+    daemon_threads = True
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        assert self.socket is not None
+        client, address = self.socket.accept()
+        return nodelay(client), address
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        if self.tls_context is not None:
+            try:
+                request.settimeout(HANDSHAKE_TIMEOUT)
+                request = self.tls_context.wrap_socket(request, server_side=True)
+                request.settimeout(self.ae.network_timeout)
+            except (ssl.SSLError, OSError) as exc:
+                if self.on_tls_refused is not None:
+                    self.on_tls_refused(client_address, _tls_reason(exc))
+                with contextlib.suppress(OSError):
+                    request.close()
+                return
+        super().process_request_thread(request, client_address)
+
+
+def _tls_reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(getattr(exc, "reason", None) or "tls-error").lower()
+    if isinstance(exc, TimeoutError):
+        return "handshake-timeout"
+    return type(exc).__name__
+
+
+def start_server(
+    ae: AE,
+    host: str,
+    port: int,
+    handlers: Sequence[tuple[Any, ...]],
+    *,
+    tls: ssl.SSLContext | None = None,
+    on_tls_refused: TlsRefused | None = None,
+    ae_title: str | None = None,
+) -> NoDelayServer:
+    """Start a non-blocking association server (stop it with ``server.shutdown()``)."""
+    server = ae.make_server(
+        (host, port), ae_title=ae_title, evt_handlers=list(handlers), server_class=NoDelayServer
+    )
+    assert isinstance(server, NoDelayServer)
+    server.tls_context = tls
+    server.on_tls_refused = on_tls_refused
+    thread = threading.Thread(
+        target=server.serve_forever, name=f"pacsguard-scp-{port}", daemon=True
+    )
+    thread.start()
+    ae._servers.append(server)
+    return server
+
+
+def bound_port(server: NoDelayServer) -> int:
+    """The port the server listens on (useful with port 0)."""
+    return int(server.server_address[1])
