@@ -37,7 +37,7 @@ if [[ ! -x "$BENCH_VENV/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$w
   echo "$want" >"$stamp"
 fi
 
-only=",${BENCH_ONLY:-deid,failclosed,pixels,tables,pack,scan,verify,gateway,guard},"
+only=",${BENCH_ONLY:-deid,failclosed,pixels,tables,pack,scan,verify,gateway,guard,cluster},"
 failed=()
 
 wanted() { [[ "$only" == *",$1,"* ]]; }
@@ -51,7 +51,7 @@ if wanted deid; then
 fi
 
 # The other benchmarks, each only where its script exists; stdout kept in bench/out/NAME.txt.
-for name in failclosed pixels tables pack scan verify gateway guard; do
+for name in failclosed pixels tables pack scan verify gateway guard cluster; do
   script="bench/${name}_bench.py"
   [[ -f "$script" ]] && wanted "$name" || continue
   var="BENCH_${name^^}_ARGS"

@@ -11,7 +11,8 @@ import signal
 import tempfile
 import threading
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -272,10 +273,21 @@ class Prefetcher:
     large run. The reads themselves happen in the kernel, many at once, while the workers
     compute: a cold disk then streams instead of waiting one file at a time. A hint that
     fails (a vanished file, a platform without fadvise) is simply skipped.
+
+    With ``stream=True`` the paths come later, through ``feed``, as a streaming run finds
+    them; the thread keeps only the paths fed and not yet hinted, so what it holds stays
+    bounded by what the caller feeds ahead of the workers, never the whole run.
     """
 
-    def __init__(self, paths: Sequence[tuple[Path, int]], window: int = PREFETCH_WINDOW) -> None:
-        self._paths, self._window = paths, window
+    def __init__(
+        self,
+        paths: Iterable[tuple[Path, int]] = (),
+        window: int = PREFETCH_WINDOW,
+        *,
+        stream: bool = False,
+    ) -> None:
+        self._paths: deque[tuple[Path, int]] = deque(paths)
+        self._window, self._open = window, stream
         self._consumed = 0
         self._stopped = False
         self._wake = threading.Condition()
@@ -283,10 +295,16 @@ class Prefetcher:
 
     def start(self) -> Prefetcher:
         """Begin (once; later calls do nothing)."""
-        usable = hasattr(os, "posix_fadvise") and self._paths and not self._stopped
-        if usable and self._thread.ident is None:
+        usable = hasattr(os, "posix_fadvise") and (self._paths or self._open)
+        if usable and not self._stopped and self._thread.ident is None:
             self._thread.start()
         return self
+
+    def feed(self, paths: Iterable[tuple[Path, int]]) -> None:
+        """More paths to hint, after those fed before (``stream=True`` only)."""
+        with self._wake:
+            self._paths.extend(paths)
+            self._wake.notify()
 
     def consumed(self, size: int) -> None:
         with self._wake:
@@ -296,6 +314,7 @@ class Prefetcher:
     def close(self) -> None:
         with self._wake:
             self._stopped = True
+            self._paths.clear()
             self._wake.notify()
 
     def __enter__(self) -> Prefetcher:
@@ -306,12 +325,15 @@ class Prefetcher:
 
     def _run(self) -> None:
         hinted = 0
-        for path, size in self._paths:
+        while True:
             with self._wake:
-                while not self._stopped and hinted - self._consumed > self._window:
+                while not self._stopped and (
+                    hinted - self._consumed > self._window or (self._open and not self._paths)
+                ):
                     self._wake.wait()
-                if self._stopped:
+                if self._stopped or not self._paths:
                     return
+                path, size = self._paths.popleft()
             hinted += size
             with contextlib.suppress(OSError):
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)

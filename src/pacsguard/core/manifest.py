@@ -11,15 +11,16 @@ flat at any scale: nothing is held per input but what a lookup fetches.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
-from pacsguard.core.io import atomic_write_text
+from pacsguard.core.io import atomic_write, atomic_write_text
 
 Status = Literal["output", "quarantine", "duplicate"]
 
@@ -153,6 +154,78 @@ class Journal:
                 (json.dumps(settings, sort_keys=True),),
             )
 
+    # What this run walked, in walk order: a table in SQLite's temporary store (a file,
+    # not memory), so that 10^8 inputs cost the client no memory per input.
+    def begin_walk(self) -> None:
+        self._db.execute("CREATE TEMP TABLE IF NOT EXISTS walked (fingerprint TEXT)")
+        self._db.execute("DELETE FROM temp.walked")
+
+    def mark_walked(self, fingerprints: Iterable[str]) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO temp.walked (fingerprint) VALUES (?)", [(f,) for f in fingerprints]
+            )
+
+    def walked(self) -> Iterator[Outcome]:
+        """The outcomes of the inputs this run walked, in walk order (first walk wins)."""
+        columns = ", ".join(f"o.{c.strip()}" for c in _COLUMNS.split(","))
+        cursor = self._db.execute(
+            f"SELECT {columns} FROM temp.walked w JOIN outcomes o USING (fingerprint) "  # noqa: S608
+            "GROUP BY w.fingerprint ORDER BY min(w.rowid)"
+        )
+        for row in cursor:
+            yield _outcome(row)
+
+    def walked_statuses(self) -> Counter[str]:
+        rows = self._db.execute(
+            "SELECT o.status, count(DISTINCT o.fingerprint) FROM temp.walked w "
+            "JOIN outcomes o USING (fingerprint) GROUP BY o.status"
+        )
+        return Counter({str(status): int(n) for status, n in rows})
+
+    def walked_reasons(self) -> Counter[str]:
+        rows = self._db.execute(
+            "SELECT coalesce(o.reason, ''), count(DISTINCT o.fingerprint) FROM temp.walked w "
+            "JOIN outcomes o USING (fingerprint) WHERE o.status = 'quarantine' GROUP BY 1"
+        )
+        return Counter({str(reason): int(n) for reason, n in rows})
+
+    def walked_detail(self, name: str, value: str) -> int:
+        """How many walked inputs' outcomes have ``details[name] == value``."""
+        row = self._db.execute(
+            "SELECT count(DISTINCT o.fingerprint) FROM temp.walked w JOIN outcomes o "
+            "USING (fingerprint) WHERE json_extract(o.details, '$.' || ?) = ?",
+            (name, value),
+        ).fetchone()
+        return int(row[0])
+
+    def with_detail(self, name: str) -> int:
+        """How many outcomes have a ``details[name]`` at all."""
+        row = self._db.execute(
+            "SELECT count(*) FROM outcomes WHERE json_extract(details, '$.' || ?) IS NOT NULL",
+            (name,),
+        ).fetchone()
+        return int(row[0])
+
+    def walked_count(self) -> int:
+        row = self._db.execute("SELECT count(DISTINCT fingerprint) FROM temp.walked").fetchone()
+        return int(row[0])
+
+    def statuses(self) -> Counter[str]:
+        rows = self._db.execute("SELECT status, count(*) FROM outcomes GROUP BY status")
+        return Counter({str(status): int(n) for status, n in rows})
+
+    def files(self) -> Iterator[tuple[str, int | None, str | None]]:
+        """Each distinct (output, size, sha256) of the outputs, sorted (by SQLite, on disk)."""
+        cursor = self._db.execute(
+            "SELECT DISTINCT output, size, sha256 FROM outcomes "
+            "WHERE status = 'output' AND output IS NOT NULL AND output != '' "
+            "ORDER BY output, size, sha256"
+        )
+        for output, size, sha in cursor:
+            yield str(output), None if size is None else int(size), sha
+
     def close(self) -> None:
         self._db.close()
 
@@ -170,6 +243,41 @@ def count(outcomes: Iterable[Outcome]) -> dict[str, int]:
 
 def write_json(path: Path, payload: object, mode: int = 0o644) -> None:
     atomic_write_text(path, render_json(payload) + "\n", mode)
+
+
+def write_json_stream(
+    path: Path, payload: Mapping[str, object], mode: int = 0o644, *, durable: bool = True
+) -> None:
+    """``write_json`` for a top-level object whose lists may be iterators: the same text,
+    written as it is produced, so a manifest of 10^8 entries never sits in memory."""
+
+    def write(handle: BinaryIO) -> None:
+        out = io.TextIOWrapper(handle, encoding="utf-8", write_through=False)
+        if not payload:
+            out.write("{}\n")
+        else:
+            out.write("{\n")
+            for number, (name, value) in enumerate(sorted(payload.items())):
+                out.write(f"  {json.dumps(str(name), ensure_ascii=False)}: ")
+                if isinstance(value, (list, Iterator)):
+                    _stream_list(out, iter(value))
+                else:
+                    out.write(render_json(value, 1))
+                out.write(",\n" if number < len(payload) - 1 else "\n")
+            out.write("}\n")
+        out.flush()
+        out.detach()
+
+    atomic_write(path, write, mode, durable=durable)
+
+
+def _stream_list(out: io.TextIOWrapper, entries: Iterator[object]) -> None:
+    first = True
+    for entry in entries:
+        out.write("[\n    " if first else ",\n    ")
+        out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True))
+        first = False
+    out.write("[]" if first else "\n  ]")
 
 
 def render_json(value: object, depth: int = 0) -> str:

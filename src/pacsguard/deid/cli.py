@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from pacsguard.core.keys import load_key
+from pacsguard.core.keys import ENV_KEY_FILE, load_key
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE
 from pacsguard.deid.options import ALL_OPTIONS
 
@@ -141,6 +142,18 @@ def deid_command(
         help="With --no-pixel-cleaning: keep images at risk of burned-in text as they are "
         "(counted in the summary).",
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        help="Run on a Dask cluster: its scheduler (tcp://HOST:8786), or local[:N] to start N "
+        "worker processes here. Workers read the key from PACSGUARD_KEY_FILE or PACSGUARD_KEY.",
+    ),
+    cluster_batch: int | None = typer.Option(
+        None,
+        "--cluster-batch",
+        min=1,
+        help="Files per cluster task (default: chosen from Dask's measured per-task cost).",
+    ),
 ) -> None:
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
     if len(paths) < 2:
@@ -163,6 +176,9 @@ def deid_command(
         redo=redo,
         check=check,
         burned_in=_burned_in(no_pixel_cleaning, keep_burned_in, option),
+        cluster=cluster,
+        batch_size=cluster_batch,
+        key_file=key or (Path(os.environ[ENV_KEY_FILE]) if os.environ.get(ENV_KEY_FILE) else None),
     )
     project_key = load_key(key)
     started = time.monotonic()
@@ -194,6 +210,7 @@ def deid_command(
             config=config,
             progress=progress,
             on_interrupt=interrupted,
+            notice=lambda line: bar.console.print(line, markup=False, highlight=False),
         )
     _summary(report, time.monotonic() - started, config)
     if report.interrupted:
