@@ -179,6 +179,7 @@ def test_kill_minus_9_at_random_moments_loses_and_doubles_nothing(
     state = tmp_path / "state"
     acked: set[Path] = set()
     server = orthanc.start(research, tmp_path)
+    gateway: GatewayProcess | None = None
     try:
         # kills in the middle of storescu transfers
         # (the kill rounds send the first half only: on a quiet machine a whole round may
@@ -225,4 +226,6 @@ def test_kill_minus_9_at_random_moments_loses_and_doubles_nothing(
                 blob = c.get(f"/instances/{instance}/file").content
                 assert pydicom.dcmread(io.BytesIO(blob)).pixel_array.shape == (64, 64)
     finally:
+        if gateway is not None and gateway.process is not None and gateway.process.poll() is None:
+            gateway.kill()  # a failed assertion must not leave a gateway running
         server.stop()
