@@ -319,3 +319,15 @@ def test_the_byte_level_path_cleans_what_the_sweep_finds_as_the_engine_does(
         twin = tmp_path / "ref" / path.relative_to(tmp_path / "raw")
         assert path.read_bytes() == twin.read_bytes()
     assert not _leaks(tmp_path / "raw")
+
+
+def test_post_check_skips_placeholders_but_not_other_brackets() -> None:
+    identity = gather(grammar.parse(_minimal(b"PN", b"NAME^ZYGMUNTOWICZ"), whole=True))
+    creator = (0x00090010, b"LO", b"ACME 1.0")
+    placeholder = _minimal(b"PN", b"PSEUDONYM^X", extra=[creator, (0x00091010, b"LO", b"[NAME]")])
+    assert postcheck.check_bytes(placeholder, identity) is None
+    hidden = _minimal(
+        b"PN", b"PSEUDONYM^X", extra=[creator, (0x00091010, b"LO", b"[ZYGMUNTOWICZ]")]
+    )
+    residue = postcheck.check_bytes(hidden, identity)
+    assert isinstance(residue, postcheck.Residue) and residue.tag == 0x00091010

@@ -19,6 +19,7 @@ from pathlib import Path
 from pacsguard.deid.grammar import GrammarError, Header, Node, parse, read_header, tag_text
 from pacsguard.deid.identity import Identity, fold
 
+_PLACEHOLDER = re.compile(rb"\[(?:NAME|ID|DATE|ADDR|PHONE|EMAIL|NIR)\]")
 ENCODINGS = ("utf-8", "latin-1", "cp1252", "iso8859_15", "utf-16-le")
 _LETTER = rb"A-Za-z\x80-\xff"
 
@@ -59,8 +60,7 @@ def _pattern(raw: bytes, numeric: bool) -> bytes:
     body = rb"[\s^,_\x00]+".join(words)
     if numeric:
         return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
-    # Brackets bound too: the cleaning's own placeholders ("[NAME]") are not residues.
-    return rb"(?<![" + _LETTER + rb"0-9\[])" + body + rb"(?![" + _LETTER + rb"0-9\]])"
+    return rb"(?<![" + _LETTER + rb"0-9])" + body + rb"(?![" + _LETTER + rb"0-9])"
 
 
 @dataclass(frozen=True)
@@ -108,9 +108,11 @@ def check_header(header: Header, identity: Identity) -> Residue | GrammarError |
     if header.anomalies:
         reason = header.anomalies[0].reason
         return GrammarError(f"post-write check: the output breaks the grammar ({reason})")
-    data = header.buf
-    extent = header.pixel_offset if header.pixel_offset is not None else len(data)
-    lowered = data[:extent].lower()
+    extent = header.pixel_offset if header.pixel_offset is not None else len(header.buf)
+    # The cleaning's own placeholders ("[NAME]") are not residues: blanked, same length, so
+    # that offsets still name their element; any other bracketed text is searched.
+    data = _PLACEHOLDER.sub(lambda m: b" " * len(m.group(0)), header.buf[:extent])
+    lowered = data.lower()
     for needle in compile_identity(identity):
         if needle.needle not in lowered:
             continue
