@@ -91,10 +91,15 @@ class _Finding:
 @dataclass(frozen=True)
 class _Report:
     findings: list[_Finding]
+    files_checked: int = 2
 
     @property
     def clean(self) -> bool:
         return not self.findings
+
+    @property
+    def failing(self) -> list[_Finding]:
+        return self.findings
 
 
 def test_verify_findings_are_refused_without_the_values(
@@ -102,7 +107,9 @@ def test_verify_findings_are_refused_without_the_values(
 ) -> None:
     calls: list[tuple[Path, bool]] = []
 
-    def flagging(path: Path, *, mapping: Path | None = None, ocr: bool = True) -> _Report:
+    def flagging(
+        path: Path, *, mapping: Path | None = None, ocr: bool = True, strict: bool = False
+    ) -> _Report:
         calls.append((path, ocr))
         return _Report([_Finding("a.dcm", "(0010,0010)", "person-name", value="DOE^JOHN")] * 2)
 
@@ -182,7 +189,7 @@ def test_a_tree_deid_verified_is_checked_by_its_hashes(
     monkeypatch.setattr(
         importlib.import_module("pacsguard.pack.preflight"),
         "run_verify",
-        lambda directory, ocr=True: calls.append(directory) or ["verify ran"],
+        lambda directory, ocr=True, strict=False: calls.append(directory) or ["verify ran"],
     )
     assert preflight(out, ocr=False) == [] and calls == []
     pack(out, tmp_path / "p.age", recipients=[keys.recipient], ocr=False)
@@ -192,3 +199,60 @@ def test_a_tree_deid_verified_is_checked_by_its_hashes(
     victim.write_bytes(bytes(data))
     with pytest.raises(PackRefused, match="differ from the de-identification manifest"):
         pack(out, tmp_path / "q.age", recipients=[keys.recipient], ocr=False)
+
+
+def _review_only_tree(tmp_path: Path) -> Path:
+    """A deid --verify output where one output keeps a free-text value verify cannot prove
+    safe (a review finding, not an identifier)."""
+    import pydicom
+
+    from pacsguard.core.keys import ProjectKey
+    from pacsguard.deid import DeidConfig, deidentify
+    from pacsguard.sample import generate
+
+    generate(tmp_path / "s", seed=5, patients=1)
+    source = next((tmp_path / "s" / "dicom").rglob("*.dcm"))
+    ds = pydicom.dcmread(source)
+    ds.SeriesDescription = "Echo cardiaque"  # a lexicon word, no evidence of a person
+    ds.save_as(source)
+    out = tmp_path / "out"
+    config = DeidConfig(verify=True, jobs=1, options=frozenset({"clean-descriptors"}))
+    report = deidentify([tmp_path / "s" / "dicom"], out, key=ProjectKey(bytes(32)), config=config)
+    assert report.quarantine == 0
+    return out
+
+
+def test_deid_verify_writes_review_findings_and_pack_strict_refuses(
+    keys: Keys, tmp_path: Path
+) -> None:
+    """A review finding does not quarantine under deid --verify: the output is written and
+    counted, pack passes it by default and refuses it under --strict."""
+    from pacsguard.verify import verify
+
+    out = _review_only_tree(tmp_path)
+    counts = json.loads((out / "pacsguard-deid.json").read_text())["counts"]
+    strict_report = verify(out, ocr=False, strict=True)
+    assert not strict_report.identifiers
+    assert counts["review"] == len({f.file for f in strict_report.reviews}) > 0
+    pack(out, tmp_path / "p.age", recipients=[keys.recipient], ocr=False)
+    with pytest.raises(PackRefused, match=r"output\(s\) with review findings \(--strict\)"):
+        pack(out, tmp_path / "q.age", recipients=[keys.recipient], ocr=False, strict=True)
+    assert not (tmp_path / "q.age").exists()
+
+
+def test_pack_strict_verifies_a_tree_that_does_not_count_reviews(
+    keys: Keys, tmp_path: Path
+) -> None:
+    out = _review_only_tree(tmp_path)
+    doc = json.loads((out / "pacsguard-deid.json").read_text())
+    del doc["counts"]["review"]  # a manifest of an earlier version: reviews unknown
+    (out / "pacsguard-deid.json").write_text(json.dumps(doc))
+    with pytest.raises(PackRefused, match=r"verify flags \d+ finding"):
+        pack(out, tmp_path / "q.age", recipients=[keys.recipient], ocr=False, strict=True)
+
+
+def test_a_tree_without_dicom_is_not_vouched_for(keys: Keys, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    deid_manifest(empty)
+    assert preflight(empty, ocr=False) == ["pacsguard verify found no DICOM file to check"]

@@ -134,3 +134,17 @@ def test_pack_refuses_identifiers_not_review_findings(tree: Path) -> None:
     plant(tree)
     problems = run_verify(tree, ocr=False)
     assert problems and "person-name" in problems[0]
+
+
+def test_a_folder_without_dicom_is_an_error_not_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing read is nothing proven: exit 2 with one line, never "clean"."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("no images here\n")
+    for folder in ("empty", "notes"):
+        assert run(monkeypatch, str(tmp_path / folder)) == 2
+        captured = capsys.readouterr()
+        assert "clean" not in captured.out
+        assert "no DICOM file found" in captured.err and "Traceback" not in captured.err

@@ -274,9 +274,12 @@ class Worker:
             from pacsguard.verify import verify_dataset
 
             findings = verify_dataset(result.dataset, known=verify_known, options=self.options)
-            if findings:
-                kinds = sorted({finding.kind for finding in findings})
-                raise UncleanError(f"verify found residual identifiers ({', '.join(kinds)})")
+            identifiers = sorted({f.kind for f in findings if f.finding_class == "identifier"})
+            if identifiers:
+                raise UncleanError(f"verify found residual identifiers ({', '.join(identifiers)})")
+            reviews = Counter(f.kind for f in findings)
+            if reviews:  # free text not proven safe: written, and counted (pack --strict refuses)
+                pixels["review"] = ", ".join(f"{k} {n}" for k, n in sorted(reviews.items()))
         relative = self._relative(result.dataset)
         tmp = self._temporary(relative, item)
         try:
@@ -518,6 +521,7 @@ def _output_manifest(
             "pending": pending,
             "skipped": skipped,
             "repaired": journal.with_detail("repaired"),
+            "review": journal.with_detail("review") if config.verify else None,
             "files": files,
         },
         "files": (

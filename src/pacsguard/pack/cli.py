@@ -118,6 +118,9 @@ def pack_command(
     force: bool = typer.Option(False, "--force", help="Pack despite failed checks."),
     reason: str | None = typer.Option(None, "--reason", help="Why (recorded in the manifest)."),
     no_ocr: bool = typer.Option(False, "--no-ocr", help="Verify headers only (faster, weaker)."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse review findings too (free text not proven safe)."
+    ),
 ) -> None:
     """Encrypt (age) and optionally sign a de-identified folder for transfer."""
     _not_folders(to_file=to_file, passphrase_file=passphrase_file, sign=sign)
@@ -144,6 +147,7 @@ def pack_command(
             force=force,
             reason=reason,
             ocr=not no_ocr,
+            strict=strict,
             progress=_byte_hook(bar, "encrypting"),
         )
     where = str(result.volumes[0]) if len(result.volumes) == 1 else f"{len(result.volumes)} volumes"

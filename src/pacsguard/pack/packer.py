@@ -74,19 +74,21 @@ def pack(
     force: bool = False,
     reason: str | None = None,
     ocr: bool = True,
+    strict: bool = False,
     work_factor: int = DEFAULT_WORK_FACTOR,
     progress: ProgressHook | None = None,
 ) -> PackResult:
     """Pack ``source`` into ``output`` (or ``output.001``… with ``volume_size``).
 
     Refuses (:class:`PackRefused`) a folder that fails :func:`preflight.preflight`
-    unless ``force`` with a ``reason``, both then recorded in the manifest.
+    unless ``force`` with a ``reason``, both then recorded in the manifest. ``strict``:
+    review findings (free text verify could not prove safe) refuse it too.
     """
     targets = _recipients(recipients)
     _check_inputs(targets, passphrase, force, reason)
     key = signing.load_signing_key(signing_key) if isinstance(signing_key, Path) else signing_key
     files = list_files(source)
-    problems = preflight.preflight(source, ocr=ocr, files=files)
+    problems = preflight.preflight(source, ocr=ocr, strict=strict, files=files)
     _refuse_unless_forced(source, problems, force)
     deid = preflight.read_deid_manifest(source)
     expected = preflight.expected_hashes(deid)

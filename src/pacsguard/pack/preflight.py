@@ -89,8 +89,9 @@ def _compare_listing(deid: dict[str, Any], files: list[SourceFile]) -> list[str]
     return problems
 
 
-def run_verify(directory: Path, *, ocr: bool = True) -> list[str]:
-    """Run ``pacsguard.verify.verify`` (docs/contracts.md); a finding is a problem.
+def run_verify(directory: Path, *, ocr: bool = True, strict: bool = False) -> list[str]:
+    """Run ``pacsguard.verify.verify`` (docs/contracts.md); an identifier finding is a
+    problem, and under ``strict`` a review finding too.
 
     Imported lazily, through the contract only, so this module does not depend on
     the verifier's internals; a missing verifier is itself a problem (fail closed).
@@ -99,12 +100,15 @@ def run_verify(directory: Path, *, ocr: bool = True) -> list[str]:
         verify = importlib.import_module("pacsguard.verify").verify
     except (ImportError, AttributeError):
         return ["the verifier (pacsguard.verify) is not available: the folder was not verified"]
-    report = verify(directory, ocr=ocr)
+    report = verify(directory, ocr=ocr, strict=strict)
+    if report.files_checked == 0 and not report.findings:
+        return ["pacsguard verify found no DICOM file to check"]
     if report.clean:
         return []
-    kinds = Counter(_kind(finding) for finding in report.findings)
+    failing = report.failing
+    kinds = Counter(_kind(finding) for finding in failing)
     detail = ", ".join(f"{kind}: {n}" for kind, n in sorted(kinds.items()))
-    return [f"pacsguard verify flags {len(report.findings)} finding(s) ({detail})"]
+    return [f"pacsguard verify flags {len(failing)} finding(s) ({detail})"]
 
 
 def _kind(finding: object) -> str:
@@ -127,13 +131,32 @@ def verified_by_deid(deid: dict[str, Any] | None, files: list[SourceFile]) -> bo
     return bool(present) and present <= hashes.keys()
 
 
+def deid_reviews(deid: dict[str, Any] | None) -> int | None:
+    """How many outputs ``deid --verify`` wrote with review findings; None when unknown."""
+    counts = deid.get("counts") if deid else None
+    value = counts.get("review") if isinstance(counts, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def preflight(
-    directory: Path, *, ocr: bool = True, files: list[SourceFile] | None = None
+    directory: Path,
+    *,
+    ocr: bool = True,
+    strict: bool = False,
+    files: list[SourceFile] | None = None,
 ) -> list[str]:
     """Every reason not to send ``directory``; empty when it may travel. A tree that
-    ``deid --verify`` made is checked by its hashes instead of a second verify."""
+    ``deid --verify`` made is checked by its hashes instead of a second verify; under
+    ``strict`` its review count must be 0 (a tree that does not say runs verify --strict)."""
     listing = list_files(directory) if files is None else files
     problems = check_deid_manifest(directory, listing)
-    if not problems and verified_by_deid(read_deid_manifest(directory), listing):
-        return problems
-    return problems + run_verify(directory, ocr=ocr)
+    deid = read_deid_manifest(directory)
+    if not problems and verified_by_deid(deid, listing):
+        if not strict:
+            return problems
+        reviews = deid_reviews(deid)
+        if reviews == 0:
+            return problems
+        if reviews is not None:
+            return [f"deid --verify wrote {reviews} output(s) with review findings (--strict)"]
+    return problems + run_verify(directory, ocr=ocr, strict=strict)

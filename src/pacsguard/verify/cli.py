@@ -103,6 +103,9 @@ def verify_command(
         f"{report.files_checked} DICOM file(s) checked, {report.ocr_checked} read by OCR, "
         f"{report.files_skipped} other file(s) skipped: "
     )
+    if report.files_checked == 0 and not report.findings:
+        # Nothing was read: saying "clean" would vouch for files never checked.
+        raise InputError(f"no DICOM file found in {path}: nothing was verified")
     if not report.findings:
         console.print(summary + "[bold green]clean[/]")
         return
