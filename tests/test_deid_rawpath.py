@@ -15,7 +15,7 @@ import pacsguard.deid.pipeline  # noqa: F401  (pydicom settings of a real run)
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.pseudonym import Pseudonymizer
 from pacsguard.deid import fastpath, rawpath
-from pacsguard.deid.engine import Transformer
+from pacsguard.deid.engine import Transformer, UncleanError
 from pacsguard.deid.plan import Rules
 from pacsguard.sample import AnswerKey
 from pacsguard.sample.corpus import generate_ct_corpus
@@ -255,3 +255,69 @@ def test_implicit_vr_kept_private_attribute_is_declined(
     kept = _transformer(("retain-safe-private",))
     assert _check(path, kept, kept, True) == "private attribute kept in implicit VR"
     assert _check(path, _transformer(()), _transformer(()), True) is None  # removed: fine
+
+
+@pytest.mark.parametrize("options", [(), ("clean-descriptors",), ("retain-safe-private",)])
+def test_real_files_byte_identical(options: tuple[str, ...]) -> None:
+    """pydicom's own test files (vendor headers, sequences, private blocks, odd charsets):
+    wherever the rewriter accepts one, the engine's exact bytes."""
+    from conftest import local_test_files
+
+    ref, raw = _transformer(options), _transformer(options)
+    reasons: Counter[str] = Counter()
+    for number, path in enumerate(p for p in local_test_files() if p.stat().st_size < 4_000_000):
+        try:
+            reason = _check(path, ref, raw, raw_first=bool(number % 2))
+        except (fastpath.UnreadableError, UncleanError):
+            # The reference refuses it (quarantine): the rewriter must not accept it.
+            assert not _rewriter_accepts(path, options), path
+            reason = "refused by the reference"
+        except (pydicom.errors.InvalidDicomError, ValueError, KeyError, EOFError, OSError):
+            reason = "not readable by the fast reader"
+        reasons[reason or "handled"] += 1
+    print(f"\n{options or '(no options)'}: {dict(reasons)}")
+    assert reasons["handled"] >= 20
+
+
+def _rewriter_accepts(path: Path, options: tuple[str, ...]) -> bool:
+    try:
+        source = fastpath.open_fast(path)
+        if source is None:
+            return False
+        return not isinstance(_attempt(_header(source, path), _transformer(options)), str)
+    except (fastpath.UnreadableError, UncleanError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def planted_corpus(ct_corpus: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The CT corpus as real exports look: the patient's own name, ID and birth date in
+    descriptions, comments, a code meaning and a private block of every file."""
+    from pydicom.sequence import Sequence
+
+    root = tmp_path_factory.mktemp("planted")
+    out = []
+    for number, path in enumerate(ct_corpus):
+        ds = pydicom.dcmread(path)
+        family, _, given = str(ds.PatientName).partition("^")
+        ds.StudyDescription = f"CT THORAX {family} {given}"[:64]
+        ds.ImageComments = f"patient {ds.PatientID} born {ds.PatientBirthDate}, {given} {family}"
+        code = Dataset()
+        code.CodeValue, code.CodingSchemeDesignator = "51185008", "SCT"
+        code.CodeMeaning = f"Thorax of {given} {family}"[:64]
+        ds.AnatomicRegionSequence = Sequence([code])
+        block = ds.private_block(0x0029, "ACME RESEARCH 1.0", create=True)
+        block.add_new(0x10, "LO", f"{family}^{given}"[:64])
+        target = root / f"{number:03}.dcm"
+        ds.save_as(target, enforce_file_format=True)
+        out.append(target)
+    return out
+
+
+@pytest.mark.parametrize("options", OPTION_SETS)
+def test_planted_identity_byte_identical(
+    planted_corpus: list[Path], options: tuple[str, ...]
+) -> None:
+    """Identity in kept text is cleaned by the rewriter exactly as the engine's sweep does."""
+    reasons = _run(planted_corpus, options)
+    assert reasons["handled"] == len(planted_corpus), reasons

@@ -21,6 +21,15 @@ from pacsguard import __version__
 from pacsguard.core.errors import PacsguardError
 from pacsguard.core.pseudonym import Pseudonymizer, normalise
 from pacsguard.deid import actions
+from pacsguard.deid.acts import (
+    ActOn,
+    NotText,
+    Replacements,
+    Uncleanable,
+    binary_identifies,
+    mapping_rows,
+    swept,
+)
 from pacsguard.deid.options import PIXEL_OPTIONS
 from pacsguard.deid.plan import (
     Act,
@@ -32,11 +41,10 @@ from pacsguard.deid.plan import (
     references_only,
 )
 from pacsguard.deid.profile import load_cid7050
-from pacsguard.deid.text import KnownValues, clean_text, contains_known, sweep_text
+from pacsguard.deid.text import KnownValues, contains_known
 
 IMPLEMENTATION_CLASS_UID = "2.25.141733298328236651197460346734318346153"
 IMPLEMENTATION_VERSION = "PACSGUARD_" + __version__.replace(".", "")[:6]
-FORMATTED_VRS = frozenset({"AE", "AS", "CS", "DA", "DT", "TM", "UI", "DS", "IS", "UR"})
 SWEPT_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN"}) | {"AE", "CS", "DA", "DT"}
 BINARY_VRS = frozenset({"OB", "OW", "UN"})
 BULK_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
@@ -102,40 +110,28 @@ class Transformer:
         options = self.rules.options
         own = KnownValues.from_dataset(ds, institution="retain-institution-identity" not in options)
         known = own.merged(known) if known else own
-        key = patient_key(ds)
-        explicit = self.patients.get(key)
-        pid = explicit[0] if explicit else self.pseudonymizer.patient_id(key)
-        pname = explicit[1] if explicit else self.pseudonymizer.patient_name(key)
+        replacements = Replacements.of(self, patient_key(ds))
+        act_on = ActOn(self.pseudonymizer, replacements, known)
         state = _Walk(
             transformer=self,
             types=self.rules.iod_types(ds.get("SOPClassUID")),
-            offset=self.pseudonymizer.date_offset_days(key),
-            patient_id=pid,
-            patient_name=pname,
-            known=known,
+            act_on=act_on,
             decisions=self.decision_cache,
             private_decisions=self.private_decision_cache,
         )
-        mapping = [
-            ("patient-id", key, pid),
-            ("patient-name", str(ds.get("PatientName", "")), pname),
-        ]
-        if ds.get("AccessionNumber"):
-            acc = str(ds.AccessionNumber)
-            mapping.append(("accession", acc, self.pseudonymizer.accession(acc)))
-        if ds.get("PatientBirthDate"):
-            mapping.append(("birth-date", str(ds.PatientBirthDate), ""))
-        if "retain-long-modified-dates" in options:
-            mapping.append(("date-offset", key, str(state.offset)))
+        name = str(ds.get("PatientName", ""))
+        accession = str(ds.AccessionNumber) if ds.get("AccessionNumber") else None
+        birth = str(ds.PatientBirthDate) if ds.get("PatientBirthDate") else None
         clear_pixel_bits(ds, embedded_overlay_bits(ds))
         state.walk(ds, depth=0, mode=Mode.NORMAL)
         _drop_orphan_overlays(ds)
-        if "retain-uids" not in options:
-            mapping.extend(("uid", old, new) for old, new in state.uids.items())
+        mapping = mapping_rows(
+            self, replacements, name=name, accession=accession, birth=birth, uids=act_on.uids
+        )
         self.mark(ds)
-        self._sweep(ds, known, state.uids)
+        self._sweep(ds, known, act_on.uids)
         ds.file_meta = self._file_meta(ds, file_meta)
-        return Result(ds, pid, mapping)
+        return Result(ds, replacements.patient_id, mapping)
 
     def mark(self, ds: Dataset) -> None:
         """PS3.15 E.1.1 conformance markers: identity removed, method, CID 7050 codes."""
@@ -200,7 +196,7 @@ class Transformer:
         vr = element.VR
         if vr in BINARY_VRS:
             raw = element.value
-            if isinstance(raw, bytes) and raw and contains_known(raw.decode("latin-1"), known):
+            if isinstance(raw, bytes) and binary_identifies(raw, known):
                 raise UncleanError(
                     f"an identifying value remains in binary attribute {element.tag} "
                     "and cannot be cleaned"
@@ -208,26 +204,12 @@ class Transformer:
             return
         if vr not in SWEPT_TEXT_VRS and vr != "UI":
             return
-        values = actions.values_of(element)
-        changed = False
-        out: list[object] = []
-        for value in values:
-            text = str(value)
-            if vr == "UI":
-                out.append(UID(uids.get(text, text)) if text in uids else value)
-                changed |= text in uids
-                continue
-            cleaned = replace_uids(sweep_text(text, known), uids)
-            if cleaned != text:
-                changed = True
-                if vr in FORMATTED_VRS:
-                    continue  # a formatted value with a hit is dropped, not rewritten
-                cleaned = actions.fit(cleaned, vr)
-                if contains_known(cleaned, known):
-                    raise UncleanError(f"attribute {element.tag} could not be cleaned")
-            out.append(cleaned)
-        if changed:
-            actions.set_values(element, out)
+        try:
+            out = swept(vr, [str(v) for v in actions.values_of(element)], known, uids)
+        except Uncleanable:
+            raise UncleanError(f"attribute {element.tag} could not be cleaned") from None
+        if out is not None:
+            actions.set_values(element, list(out))
 
 
 def add_method_code(ds: Dataset, option: str) -> None:
@@ -384,26 +366,13 @@ def may_hit(value: bytes | None, known: KnownValues, uids: dict[str, str]) -> bo
     return contains_known(text, known) or contains_known(value.decode("utf-8", "replace"), known)
 
 
-def replace_uids(text: str, uids: dict[str, str]) -> str:
-    if "." not in text or not uids:
-        return text
-    for old, new in uids.items():
-        if old in text:
-            text = text.replace(old, new)
-    return text
-
-
 @dataclass
 class _Walk:
     transformer: Transformer
     types: dict[int, str] | None
-    offset: int
-    patient_id: str
-    patient_name: str
-    known: KnownValues
+    act_on: ActOn
     decisions: dict[tuple[int, str, bool, Mode, int], Decision]
     private_decisions: dict[tuple[int, str, str | None, Mode], Decision]
-    uids: dict[str, str] = field(default_factory=dict)
 
     def walk(self, ds: Dataset, depth: int, mode: Mode) -> None:
         rules = self.transformer.rules
@@ -459,56 +428,16 @@ class _Walk:
             else:
                 for item in element.value or []:
                     self.walk(item, depth + 1, decision.mode)
-        elif act is Act.EMPTY:
-            actions.empty(element)
-        elif act is Act.DUMMY:
-            actions.dummy(element)
-        elif act is Act.UID:
-            actions.remap_uids(element, self.uids, self.transformer.pseudonymizer.uid)
-        elif act is Act.SHIFT:
-            if element.VR in ("DA", "DT"):
-                actions.shift(element, self.offset)
-        elif act is Act.CLEAN:
-            self._clean(element)
-        elif act is Act.REPLACE:
-            element.value = decision.value
-        elif act is Act.PATIENT_ID:
-            element.value = self.patient_id
-        elif act is Act.PATIENT_NAME:
-            element.value = self.patient_name
-        elif act is Act.ACCESSION:
-            values = actions.values_of(element)
-            if values:
-                element.value = self.transformer.pseudonymizer.accession(str(values[0]))
-        elif act is Act.PSEUDONYMISE:
-            self._pseudonymise(element)
         elif act is Act.CLEAN_OVERLAY:
             clean_overlay(ds, tag)
-        # Act.KEEP: nothing to do
-
-    def _clean(self, element: DataElement) -> None:
-        if element.VR == "PN":
-            actions.dummy(element)
-            return
-        if element.VR not in ("LO", "LT", "SH", "ST", "UT", "UC"):
-            return
-        cleaned = [
-            actions.fit(clean_text(str(v), self.known), element.VR)
-            for v in actions.values_of(element)
-        ]
-        actions.set_values(element, list(cleaned))
-
-    def _pseudonymise(self, element: DataElement) -> None:
-        pseudo = self.transformer.pseudonymizer
-        domain = f"policy-{int(element.tag):08x}"
-        if element.VR == "UI":
-            actions.remap_uids(element, self.uids, pseudo.uid)
-            return
-        if element.VR in ("DA", "DT"):
-            actions.shift(element, self.offset)
-            return
-        out = [
-            actions.fit(pseudo.identifier(domain, str(v)), element.VR)
-            for v in actions.values_of(element)
-        ]
-        actions.set_values(element, list(out))
+        elif act is not Act.KEEP:
+            values = [str(v) for v in actions.values_of(element)]
+            try:
+                new = self.act_on.values(
+                    act, element.VR, values, tag=tag, replacement=decision.value
+                )
+            except NotText:
+                actions.dummy(element)  # zeros of the VR's own width or length
+                return
+            if new is not None:
+                actions.set_values(element, list(new))

@@ -26,11 +26,18 @@ from pydicom.filewriter import write_data_element
 from pydicom.uid import UID
 
 from pacsguard.deid import actions
-from pacsguard.deid.dates import shift_da, shift_dt
+from pacsguard.deid.acts import (
+    ActOn,
+    NotText,
+    Replacements,
+    Uncleanable,
+    mapping_rows,
+    replace_uids,
+    swept,
+)
 from pacsguard.deid.engine import (
     BINARY_VRS,
     BULK_TAGS,
-    FORMATTED_VRS,
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION,
     MARKER_TAGS,
@@ -38,14 +45,11 @@ from pacsguard.deid.engine import (
     Transformer,
     may_hit,
     patient_key,
-    replace_uids,
 )
 from pacsguard.deid.options import PIXEL_OPTIONS
 from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private, references_only
 from pacsguard.deid.text import (
     KnownValues,
-    clean_text,
-    contains_known,
     identity_tags,
     sweep_text,
 )
@@ -93,6 +97,19 @@ _TAG_LEN = struct.Struct("<HHI")
 _UINT = struct.Struct("<I")
 _VR_INFO = {vr.encode(): (vr, vr in LONG_VRS) for vr in KNOWN_VRS}
 PIXEL_DATA_LE = b"\xe0\x7f\x10\x00"
+
+
+# The acts this layer rewrites, per VR (others are declined: the reference does them). Which
+# values they produce is acts.ActOn.values, shared with the engine.
+COMMON_ACTS = frozenset({Act.EMPTY, Act.DUMMY, Act.PATIENT_ID, Act.PATIENT_NAME, Act.ACCESSION})
+REWRITTEN: dict[str, frozenset[Act]] = {
+    "UI": COMMON_ACTS | {Act.UID},
+    "DA": COMMON_ACTS | {Act.SHIFT},
+    "DT": COMMON_ACTS | {Act.SHIFT},
+    "PN": COMMON_ACTS | {Act.CLEAN},
+    **{vr: COMMON_ACTS | {Act.CLEAN} for vr in MULTI_TEXT_VRS | SINGLE_TEXT_VRS},
+}
+DECODED_FOR = frozenset({Act.UID, Act.SHIFT, Act.CLEAN, Act.ACCESSION})  # PN: never decoded
 
 
 class Declined(Exception):
@@ -481,11 +498,9 @@ class _Rewrite:
         self.patient = self._patient("retain-institution-identity" not in options)
         self.known = self.patient.known.merged(self.extra) if self.extra else self.patient.known
         self.hits = _hits_for(self.known)
-        explicit = self.transformer.patients.get(self.patient.key)
+        self.replacements = Replacements.of(self.transformer, self.patient.key)
         pseudo = self.transformer.pseudonymizer
-        self.pid = explicit[0] if explicit else pseudo.patient_id(self.patient.key)
-        self.pname = explicit[1] if explicit else pseudo.patient_name(self.patient.key)
-        self.offset = pseudo.date_offset_days(self.patient.key)
+        self.act_on = ActOn(pseudo, self.replacements, self.known, uids=self.uids)
         sop_class = self._top_value(0x00080016)
         self.sop_class = sop_class[0] if sop_class else None
         self.types = self.transformer.rules.iod_types(self.sop_class)
@@ -500,7 +515,6 @@ class _Rewrite:
                 memos.clear()
             memo = memos[scope] = {}
         self.memo = cast(dict[bytes, _Effects], memo)
-        self.touched: list[tuple[str, str]] | None = None
 
     def _top_value(self, tag: int) -> list[str]:
         element = self.top.get(tag)
@@ -546,18 +560,15 @@ class _Rewrite:
         return RawResult(header, pid, study, series, sop_uid, self._mapping())
 
     def _mapping(self) -> list[tuple[str, str, str]]:
-        patient, pseudo = self.patient, self.transformer.pseudonymizer
-        rows = [("patient-id", patient.key, self.pid), ("patient-name", patient.name, self.pname)]
-        if patient.accession is not None:
-            rows.append(("accession", patient.accession, pseudo.accession(patient.accession)))
-        if patient.birth is not None:
-            rows.append(("birth-date", patient.birth, ""))
-        options = self.transformer.rules.options
-        if "retain-long-modified-dates" in options:
-            rows.append(("date-offset", patient.key, str(self.offset)))
-        if "retain-uids" not in options:
-            rows.extend(("uid", old, new) for old, new in self.uids.items())
-        return rows
+        patient = self.patient
+        return mapping_rows(
+            self.transformer,
+            self.replacements,
+            name=patient.name,
+            accession=patient.accession,
+            birth=patient.birth,
+            uids=self.uids,
+        )
 
     def level(
         self, elements: list[_Element], depth: int, mode: Mode, top: bool = False
@@ -622,12 +633,12 @@ class _Rewrite:
         if decision.act is Act.REMOVE:
             return None, (), (), ()
         raw_from, new_from = len(self.raw_swept), len(self.new_swept)
-        self.touched = []
+        self.act_on.touched = []
         try:
             encoded = self.encode(element, decision, 0, top=True)
-            touched = tuple(self.touched)
+            touched = tuple(self.act_on.touched)
         finally:
-            self.touched = None
+            self.act_on.touched = None
         return encoded, tuple(self.raw_swept[raw_from:]), tuple(self.new_swept[new_from:]), touched
 
     def _decide(self, element: _Element, depth: int, mode: Mode) -> Decision:
@@ -694,17 +705,12 @@ class _Rewrite:
         vr = element.vr
         if not self.codec.canonical(raw, vr):
             raise Declined("sweep on a non-canonical value")
-        known = self.known
-        out: list[str] = []
-        for value in self.codec.decode(raw, vr):
-            cleaned = sweep_text(value, known)
-            if cleaned != value:
-                if vr in FORMATTED_VRS:
-                    continue  # the reference drops a formatted value with a hit
-                cleaned = actions.fit(cleaned, vr)
-                if contains_known(cleaned, known):
-                    raise Declined("uncleanable")  # the reference quarantines it, with a reason
-            out.append(cleaned)
+        values = self.codec.decode(raw, vr)
+        try:  # UIDs are not all mapped yet: those are checked at the end (new_swept)
+            out = swept(vr, values, self.known, {})
+        except Uncleanable:
+            raise Declined("uncleanable") from None  # the reference quarantines it, with a reason
+        out = values if out is None else out
         self.new_swept.append((vr, out))  # UIDs mapped later are checked at the end
         encoded = self.codec.encode(out, vr)
         return self.head(element.tag, vr, len(encoded)) + encoded
@@ -718,7 +724,7 @@ class _Rewrite:
             return self._copy(element, depth)
         if vr == "UN" or element.ambiguous:
             raise Declined("UN or ambiguous value changed")
-        values = self._values(element, act)
+        values = self._values(element, decision)
         if values is None:
             return None
         if isinstance(values, bytes):
@@ -731,52 +737,21 @@ class _Rewrite:
             self.naming[NAMING_TAGS[element.tag]] = "\\".join(values)
         return self.head(element.tag, vr, len(encoded)) + encoded
 
-    def _values(self, element: _Element, act: Act) -> list[str] | bytes | None:
-        """New values (or encoded bytes) of a non-sequence element."""
-        vr, raw = element.vr, self.buf[element.value : element.end]
-        pseudo = self.transformer.pseudonymizer
+    def _values(self, element: _Element, decision: Decision) -> list[str] | bytes | None:
+        """New values (or encoded bytes) of a non-sequence element, by the acts' meaning."""
+        act, vr, raw = decision.act, element.vr, self.buf[element.value : element.end]
+        if act not in REWRITTEN.get(vr, COMMON_ACTS):
+            raise Declined(f"act {act.value} on {vr}")
         if act is Act.EMPTY:
             return b""
-        if act is Act.DUMMY:
+        values = self.codec.decode(raw, vr) if act in DECODED_FOR and vr != "PN" else []
+        try:
+            new = self.act_on.values(act, vr, values, tag=element.tag, replacement=decision.value)
+        except NotText:
             return _dummy(raw, vr)
-        if act is Act.PATIENT_ID:
-            return [self.pid]
-        if act is Act.PATIENT_NAME:
-            return [self.pname]
-        if act is Act.UID and vr == "UI":
-            return self._uids(self.codec.decode(raw, vr))
-        if act is Act.SHIFT and vr in ("DA", "DT"):
-            return self._shift(self.codec.decode(raw, vr), vr)
-        if act is Act.CLEAN and vr == "PN":
-            return _dummy(raw, vr)
-        if act is Act.CLEAN and (vr in MULTI_TEXT_VRS or vr in SINGLE_TEXT_VRS):
-            known = self.known
-            return [actions.fit(clean_text(v, known), vr) for v in self.codec.decode(raw, vr)]
-        if act is Act.ACCESSION:
-            values = self.codec.decode(raw, vr)
-            return [pseudo.accession(values[0])] if values else []
-        raise Declined(f"act {act.value} on {vr}")
-
-    def _uids(self, values: list[str]) -> list[str]:
-        out = []
-        for value in values:
-            original = value.strip("\x00 ")
-            if not original:
-                continue
-            new = self.uids.get(original)
-            if new is None:
-                new = self.uids[original] = self.transformer.pseudonymizer.uid(original)
-            if self.touched is not None:
-                self.touched.append((original, new))
-            out.append(new)
-        return out
-
-    def _shift(self, values: list[str], vr: str) -> list[str]:
-        fn = shift_da if vr == "DA" else shift_dt
-        shifted = [fn(v, self.offset) for v in values]
-        if any(s is None for s in shifted):
-            return []
-        return [s for s in shifted if s is not None]
+        if new is None:
+            raise Declined(f"act {act.value} on {vr}")  # unchanged: never met, by REWRITTEN
+        return new
 
     def _sequence(self, element: _Element, decision: Decision, depth: int) -> bytes | None:
         act = decision.act
