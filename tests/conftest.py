@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,16 @@ import pytest
 from pacsguard.core.keys import ProjectKey
 from pacsguard.sample import AnswerKey, generate
 from test_pack_support import Keys
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker takes the lab's ports from its own range."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker.startswith("gw") and worker[2:].isdigit():
+        from pacsguard.scan.lab import procs
+
+        number = int(worker[2:]) % 8
+        procs.PORT_RANGE = range(20000 + 1500 * number, 20000 + 1500 * (number + 1))
 
 
 @pytest.fixture(autouse=True, scope="session")

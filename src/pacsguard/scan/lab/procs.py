@@ -22,10 +22,34 @@ class LabError(ScanError):
     """The lab could not start (a tool is missing or a server did not come up)."""
 
 
+# Set by a test runner that runs several processes at once (pytest-xdist workers): each
+# process then takes its ports from its own range, in turn, below the kernel's ephemeral range,
+# so two processes can never be handed the same port between choosing it and binding it.
+PORT_RANGE: range | None = None
+_next_in_range = 0
+
+
+def _bound() -> socket.socket:
+    global _next_in_range
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if PORT_RANGE is None:
+        sock.bind((LOOPBACK, 0))
+        return sock
+    for _ in range(len(PORT_RANGE)):
+        port = PORT_RANGE[_next_in_range % len(PORT_RANGE)]
+        _next_in_range += 1
+        try:
+            sock.bind((LOOPBACK, port))
+            return sock
+        except OSError:
+            continue  # something else holds it: the next one
+    sock.close()
+    raise LabError(f"no free port left in {PORT_RANGE.start}-{PORT_RANGE.stop - 1}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
+    with _bound() as sock:
         return int(sock.getsockname()[1])
 
 
@@ -34,9 +58,7 @@ def free_ports(count: int) -> list[int]:
     socks = []
     try:
         for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((LOOPBACK, 0))
-            socks.append(sock)
+            socks.append(_bound())
         return [int(s.getsockname()[1]) for s in socks]
     finally:
         for sock in socks:
