@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pacsguard.core.errors import InputError, KeyFileError
 from pacsguard.pack import (
@@ -19,10 +21,10 @@ from pacsguard.pack import (
     PackageInvalid,
     PackError,
     SignatureInvalid,
+    agefile,
     new_identity,
     pack,
     parse_size,
-    scrypt_age,
     unpack,
 )
 from test_pack_support import WORK_FACTOR, Keys, files_of, no_leftovers
@@ -93,7 +95,7 @@ def _data(size: int) -> bytes:
 @pytest.mark.parametrize("size", [0, 5, 65536, 65537, 3 * 65536])
 def test_streaming_scrypt_is_read_by_rage(size: int) -> None:
     ours = io.BytesIO()
-    scrypt_age.encrypt_io(io.BytesIO(_data(size)), ours, "pw", WORK_FACTOR)
+    agefile.encrypt_io(io.BytesIO(_data(size)), ours, "pw", WORK_FACTOR)
     assert pyrage.passphrase.decrypt(ours.getvalue(), "pw") == _data(size)
 
 
@@ -208,3 +210,60 @@ def test_recipient_and_passphrase_are_exclusive(tree: Path, keys: Keys, tmp_path
         pack(tree, tmp_path / "p", ocr=False)
     with pytest.raises(KeyFileError, match="unsupported recipient"):
         pack(tree, tmp_path / "p", recipients=["AGE-SECRET-KEY-1XYZ"], ocr=False)
+
+
+@pytest.mark.parametrize("size", [0, 5, 65536, 65537, 3 * 65536])
+def test_native_x25519_is_read_by_rage_and_the_age_cli(size: int, tmp_path: Path) -> None:
+    """The X25519 writer against two other implementations, every recipient of a file
+    opening it, at the chunk boundaries of the STREAM."""
+    import shutil
+    import subprocess
+
+    identities = [pyrage.x25519.Identity.generate() for _ in range(2)]
+    recipients = [str(i.to_public()) for i in identities]
+    ours = io.BytesIO()
+    agefile.encrypt_to_x25519(io.BytesIO(_data(size)), ours, recipients)
+    for identity in identities:
+        assert pyrage.decrypt(ours.getvalue(), [identity]) == _data(size)
+    age = shutil.which("age")
+    assert age is not None, "the age CLI (Debian package age) is a test peer"
+    key = tmp_path / "id.txt"
+    key.write_text(str(identities[1]) + "\n")
+    opened = subprocess.run(
+        [age, "-d", "-i", str(key)], input=ours.getvalue(), capture_output=True, check=True
+    )
+    assert opened.stdout == _data(size)
+    stranger = pyrage.x25519.Identity.generate()
+    with pytest.raises(pyrage.DecryptError):
+        pyrage.decrypt(ours.getvalue(), [stranger])
+
+
+def test_x25519_recipients_are_checked() -> None:
+    good = str(pyrage.x25519.Identity.generate().to_public())
+    assert len(agefile.x25519_public_key(good)) == 32
+    flipped = good[:-1] + ("q" if good[-1] != "q" else "p")
+    for bad in (flipped, good.replace("age1", "agf1"), "age1", good + "x", good[:-7]):
+        with pytest.raises(ValueError):
+            agefile.x25519_public_key(bad)
+
+
+_IDENTITY = pyrage.x25519.Identity.generate()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.sampled_from([0, 1, 65535, 65536, 65537, 2 * 65536, 200_000]),
+    splits=st.lists(st.sampled_from([1, 7, 65535, 65536, 65537, 300_000]), min_size=1),
+)
+def test_age_writer_any_write_sizes(size: int, splits: list[int]) -> None:
+    """However the tar stream is cut into writes, the chunks (and the last flag) are age's."""
+    data = _data(size)
+    out = io.BytesIO()
+    writer = agefile.x25519_writer(out, [str(_IDENTITY.to_public())])
+    position, turn = 0, 0
+    while position < size:
+        step = splits[turn % len(splits)]
+        writer.write(data[position : position + step])
+        position, turn = position + step, turn + 1
+    writer.close()
+    assert pyrage.decrypt(out.getvalue(), [_IDENTITY]) == data

@@ -8,7 +8,6 @@ Never taken from the command line.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +58,8 @@ def check_private(path: Path) -> None:
 
 def new_key(path: Path) -> ProjectKey:
     """Generate a fresh project key and store it at ``path`` (mode 0600)."""
+    import secrets  # only a new key needs it (start-up)
+
     key = ProjectKey(secrets.token_bytes(KEY_BYTES))
     write_private_file(path, key.material.hex().encode() + b"\n")
     return key

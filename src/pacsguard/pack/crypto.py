@@ -1,6 +1,7 @@
-"""One face over the two ways a package is encrypted: to age recipients (pyrage) or to a
-passphrase (scrypt, streamed by :mod:`pacsguard.pack.scrypt_age`). Errors of either are
-turned into the pack errors a user can act on.
+"""One face over the ways a package is encrypted: to a passphrase or to X25519 (``age1…``)
+recipients, streamed by :mod:`pacsguard.pack.agefile`; to SSH recipients by pyrage. Every
+package is decrypted by pyrage, or by :mod:`agefile` for a passphrase. Errors of either
+are turned into the pack errors a user can act on.
 """
 
 from __future__ import annotations
@@ -11,9 +12,25 @@ from typing import Any
 
 import pyrage
 
-from pacsguard.pack import scrypt_age
+from pacsguard.pack import agefile
 from pacsguard.pack.agekeys import Identity, Recipient
 from pacsguard.pack.errors import DecryptionFailed, PackageInvalid, PackError
+
+
+def native_writer(
+    sink: Any,
+    *,
+    recipients: Sequence[Recipient],
+    passphrase: str | None,
+    work_factor: int = agefile.DEFAULT_WORK_FACTOR,
+) -> agefile.AgeWriter | None:
+    """A writer that encrypts in place into ``sink`` (a passphrase, or X25519 recipients
+    only); None when pyrage must do it (an SSH recipient): then :func:`encrypt`."""
+    if passphrase is not None:
+        return agefile.scrypt_writer(sink, passphrase, work_factor)
+    if recipients and all(isinstance(r, pyrage.x25519.Recipient) for r in recipients):
+        return agefile.x25519_writer(sink, [str(r) for r in recipients])
+    return None
 
 
 def encrypt(
@@ -22,10 +39,14 @@ def encrypt(
     *,
     recipients: Sequence[Recipient],
     passphrase: str | None,
-    work_factor: int = scrypt_age.DEFAULT_WORK_FACTOR,
+    work_factor: int = agefile.DEFAULT_WORK_FACTOR,
 ) -> None:
     if passphrase is not None:
-        scrypt_age.encrypt_io(reader, writer, passphrase, work_factor)
+        agefile.encrypt_io(reader, writer, passphrase, work_factor)
+        return
+    named = [str(r) for r in recipients]
+    if named and all(isinstance(r, pyrage.x25519.Recipient) for r in recipients):
+        agefile.encrypt_to_x25519(reader, writer, named)
         return
     try:
         pyrage.encrypt_io(reader, writer, list(recipients))
@@ -37,7 +58,7 @@ def decrypt(
     reader: Any, writer: Any, *, identities: Sequence[Identity], passphrase: str | None
 ) -> None:
     if passphrase is not None:
-        scrypt_age.decrypt_io(reader, writer, passphrase)
+        agefile.decrypt_io(reader, writer, passphrase)
         return
     try:
         pyrage.decrypt_io(reader, writer, list(identities))
@@ -63,7 +84,7 @@ def needs_passphrase(first_volume: Path) -> bool:
     """Whether the package starting in ``first_volume`` is encrypted to a passphrase."""
     with first_volume.open("rb") as handle:
         try:
-            return scrypt_age.is_passphrase_header(handle)
+            return agefile.is_passphrase_header(handle)
         except PackageInvalid:
             return False  # not a plain age header: let the decryptor say what is wrong
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pacsguard.pack import crypto, manifest, preflight, signing
+from pacsguard.pack.agefile import DEFAULT_WORK_FACTOR
 from pacsguard.pack.agekeys import Recipient, parse_recipient
 from pacsguard.pack.errors import InputError, PackRefused
 from pacsguard.pack.manifest import FileEntry, Preflight
 from pacsguard.pack.pipe import run_pipeline
-from pacsguard.pack.scrypt_age import DEFAULT_WORK_FACTOR
 from pacsguard.pack.tarwrite import write_tar
 from pacsguard.pack.tree import SourceFile, list_files
 from pacsguard.pack.volumes import PackageSink
@@ -120,12 +120,20 @@ def pack(
 
     sink = PackageSink(output, volume_size, _estimate(files))
     try:
-        entries, _ = run_pipeline(
-            lambda out: write_tar(files, out, trailer, tick),
-            lambda stream: crypto.encrypt(
-                stream, sink, recipients=targets, passphrase=passphrase, work_factor=work_factor
-            ),
+        writer = crypto.native_writer(
+            sink, recipients=targets, passphrase=passphrase, work_factor=work_factor
         )
+        if writer is not None:  # the tar stream is encrypted as it is written
+            entries = write_tar(files, writer, trailer, tick)
+            writer.close()
+        else:  # pyrage pulls from a reader: a pipe between two threads
+            entries, _ = run_pipeline(
+                lambda out: write_tar(files, out, trailer, tick),
+                lambda stream: crypto.encrypt(
+                    stream, sink, recipients=targets, passphrase=passphrase,
+                    work_factor=work_factor,
+                ),
+            )  # fmt: skip
         volumes = sink.commit()
     except BaseException:
         sink.discard()
