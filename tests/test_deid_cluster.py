@@ -23,7 +23,7 @@ import pytest
 from pacsguard.core.errors import PacsguardError
 from pacsguard.core.keys import ProjectKey
 from pacsguard.deid.bookkeeping import key_fingerprint
-from pacsguard.deid.pipeline import DeidConfig, deidentify
+from pacsguard.deid.pipeline import DeidConfig, RunFigures, deidentify
 from pacsguard.sample import AnswerKey
 
 BIN = Path(sys.executable).parent
@@ -200,10 +200,22 @@ def test_local_cluster_matches_a_local_run(
     out = tmp_path / "out"
     notices: list[str] = []
     config = DeidConfig(cluster="local:2", key_file=key_file, batch_size=4, burned_in="keep")
+    figures = RunFigures()
+    seen: list[tuple[int, int]] = []
     report = deidentify(
-        [sample_corpus[0]], out, key=project_key, config=config, notice=notices.append
+        [sample_corpus[0]],
+        out,
+        key=project_key,
+        config=config,
+        notice=notices.append,
+        figures=figures,
+        progress=lambda done, total: seen.append((done, figures.bytes_done)),
     )
     assert report.inputs == len(local_manifest(reference))
+    # the progress figures come from the cluster's commits: every input's bytes, in order
+    sizes = sum(p.stat().st_size for p in sample_corpus[0].rglob("*") if p.is_file())
+    assert figures.bytes_done == sizes and figures.quarantined == report.quarantine
+    assert [b for _, b in seen] == sorted(b for _, b in seen) and seen[-1][0] == report.inputs
     assert tree(out) == tree(reference)  # byte for byte, the output manifest included
     assert local_manifest(out) == local_manifest(reference)
     assert any("2 workers" in line for line in notices)

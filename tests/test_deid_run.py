@@ -619,3 +619,28 @@ def _journalled(journal: Path) -> int:
             return int(db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
     except sqlite3.Error:
         return 0
+
+
+def test_run_figures_count_bytes_and_quarantine_as_it_goes(
+    sample_corpus: tuple[Path, AnswerKey], tmp_path: Path
+) -> None:
+    """What the progress bar shows (MB/s, quarantined so far) is the run's own account."""
+    from pacsguard.deid import RunFigures
+
+    src = tmp_path / "in"
+    shutil.copytree(sample_corpus[0], src)
+    good = next(src.rglob("*.dcm"))
+    (src / "truncated.dcm").write_bytes(good.read_bytes()[:2000])
+    figures = RunFigures()
+    quarantined_seen: list[int] = []
+    report = deidentify(
+        [src],
+        tmp_path / "out",
+        key=ProjectKey(bytes(32)),
+        config=DeidConfig(jobs=2),
+        figures=figures,
+        progress=lambda done, total: quarantined_seen.append(figures.quarantined),
+    )
+    assert report.quarantine >= 1 and figures.quarantined == report.quarantine
+    assert figures.bytes_done == sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    assert quarantined_seen[-1] == report.quarantine

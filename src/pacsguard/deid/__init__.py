@@ -17,7 +17,7 @@ from pacsguard.deid.options import ALL_OPTIONS
 
 if TYPE_CHECKING:
     from pacsguard.deid.engine import Transformer, UncleanError
-    from pacsguard.deid.pipeline import DeidConfig, DeidReport, deidentify
+    from pacsguard.deid.pipeline import DeidConfig, DeidReport, RunFigures, deidentify
     from pacsguard.deid.plan import Rules
     from pacsguard.deid.single import FileDeidentifier, FileOutcome
 
@@ -27,6 +27,7 @@ _LAZY = {
     "DeidConfig": "pipeline",
     "DeidReport": "pipeline",
     "deidentify": "pipeline",
+    "RunFigures": "pipeline",
     "Rules": "plan",
     "FileDeidentifier": "single",
     "FileOutcome": "single",
@@ -46,6 +47,7 @@ __all__ = [
     "FileDeidentifier",
     "FileOutcome",
     "Rules",
+    "RunFigures",
     "Transformer",
     "UncleanError",
     "deidentify",

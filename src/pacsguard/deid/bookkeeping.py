@@ -149,8 +149,9 @@ def resume(items: list[InputItem], journal: Journal, output: Path, *, check: boo
     longer there as recorded (size, or SHA-256 with ``check``) are forgotten and redone."""
     todo: list[InputItem] = []
     stale: list[str] = []
+    recorded = journal.get_many([item.fingerprint for item in items])
     for item in items:
-        outcome = journal.get(item.fingerprint)
+        outcome = recorded.get(item.fingerprint)
         if outcome is None:
             todo.append(item)
             continue

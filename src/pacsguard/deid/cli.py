@@ -159,7 +159,11 @@ def deid_command(
     if len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUTPUT folder")
     *inputs, output = paths
-    from pacsguard.deid.pipeline import DeidConfig, deidentify  # not needed for --help
+    from pacsguard.deid.pipeline import (  # not needed for --help
+        DeidConfig,
+        RunFigures,
+        deidentify,
+    )
 
     config = DeidConfig(
         options=frozenset(option),
@@ -192,10 +196,17 @@ def deid_command(
         transient=True,
     ) as bar:
         task = bar.add_task("de-identifying", total=None, rate="")
+        figures = RunFigures()
 
         def progress(done: int, total: int) -> None:
             elapsed = time.monotonic() - started
-            rate = f"{done / elapsed:.0f} files/s" if done and elapsed > 0 else ""
+            rate = ""
+            if done and elapsed > 0:
+                rate = (
+                    f"{done / elapsed:.0f} files/s, {figures.bytes_done / 1e6 / elapsed:.0f} MB/s"
+                )
+            if figures.quarantined:
+                rate += f", {figures.quarantined} quarantined"
             bar.update(task, completed=done, total=total, rate=rate)
 
         def interrupted(in_flight: int) -> None:
@@ -211,6 +222,7 @@ def deid_command(
             progress=progress,
             on_interrupt=interrupted,
             notice=lambda line: bar.console.print(line, markup=False, highlight=False),
+            figures=figures,
         )
     _summary(report, time.monotonic() - started, config)
     if report.interrupted:

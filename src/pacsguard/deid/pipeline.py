@@ -125,6 +125,15 @@ class DeidReport:
 
 
 @dataclass
+class RunFigures:
+    """A run's figures as it goes, updated at each commit (read them from ``progress``):
+    the bytes of the inputs done, and how many went to quarantine."""
+
+    bytes_done: int = 0
+    quarantined: int = 0
+
+
+@dataclass
 class ItemResult:
     outcome: Outcome
     size: int = 0
@@ -547,6 +556,7 @@ def deidentify(
     progress: Callable[[int, int], None] | None = None,
     on_interrupt: Callable[[int], None] | None = None,
     notice: Callable[[str], None] | None = None,
+    figures: RunFigures | None = None,
 ) -> DeidReport:
     """De-identify every DICOM file under ``inputs`` into ``output`` (see DeidConfig).
 
@@ -556,7 +566,8 @@ def deidentify(
     in the main thread) stops it once the files in flight are finished and recorded —
     ``on_interrupt(n)`` says how many — and the report says ``interrupted``; running again
     finishes the job. ``notice`` receives one-line messages for the operator (the Dask
-    cluster and its dashboard's address)."""
+    cluster and its dashboard's address). ``figures``, when given, is kept up to date
+    (bytes done, quarantined so far) before each ``progress`` call."""
     config = config or DeidConfig()
     validate_options(config.options)
     policy = load_policy(config.policy)  # read once; a bad policy fails before any work
@@ -609,7 +620,8 @@ def deidentify(
             _clear_quarantine(quarantine)
         place = _Place(output, state, quarantine)
         report = _run(
-            walk, skipped, journal, place, key, config, policy, progress, notice, on_interrupt
+            walk, skipped, journal, place, key, config, policy, progress, notice, on_interrupt,
+            figures or RunFigures(),
         )  # fmt: skip
     finally:
         journal.close()
@@ -649,7 +661,8 @@ def _run(
     policy: Policy,
     progress: Callable[[int, int], None] | None,
     notice: Callable[[str], None] | None,
-    on_interrupt: Callable[[int], None] | None = None,
+    on_interrupt: Callable[[int], None] | None,
+    figures: RunFigures,
 ) -> DeidReport:
     output, state, quarantine = place.output, place.state, place.quarantine
     journal.begin_walk()
@@ -698,7 +711,10 @@ def _run(
                     f"cannot write the journal ({exc}); run again to finish"
                 ) from None
         gone = [in_flight.pop(r.outcome.fingerprint, None) for r in results]
-        prefetch.consumed(sum(item.size for item in gone if item is not None))
+        size = sum(item.size for item in gone if item is not None)
+        prefetch.consumed(size)
+        figures.bytes_done += size
+        figures.quarantined += sum(r.outcome.status == "quarantine" for r in results)
         paths.update(r.path for r in results if r.path)
         done += len(results)
         if progress:
