@@ -293,11 +293,14 @@ _SITE_TOWNS = ("Lyon", "Paris", "Nancy", "Valence", "Laval", "Tours", "Nantes", 
 _EPONYMS = ("Parkinson", "Alzheimer", "Crohn", "Hodgkin", "Wilson", "Horton", "Cushing",
             "Raynaud", "Barrett", "Paget", "Basedow", "Addison", "Gilbert", "Marfan",
             "Charcot", "Turner")  # fmt: skip
+# Hospitals named after people: no patient's identifier, yet a given and a family name.
+_HOSPITALS = ("Édouard Herriot", "Henri Mondor", "Robert Debré", "Georges Pompidou", "Necker",
+              "Léon Bérard", "Louis Pradel", "Pitié-Salpêtrière", "Lariboisière")  # fmt: skip
 _DRUGS = ("Doliprane", "Kardégic", "Lovenox", "Eliquis", "Metformine", "Amoxicilline",
           "Lasilix", "Tahor", "Levothyrox", "Bisoprolol")  # fmt: skip
 # {row:given} / {row:FAMILY} / {row:family} / {row:town}: the row's own values;
 # {titled}: a physician with a title; {pair}: a relative (given + family); {lone}: the
-# patient's neighbour by given name; {site}, {eponym}, {drug}: words that must stay.
+# patient's neighbour by given name; {site}, {eponym}, {drug}, {hospital}: words that must stay.
 NOTE_TEMPLATES = (
     "Patient {row:given} {row:FAMILY} vu à {site} par {titled}.",
     "Vu à {site} par {titled}.",
@@ -309,6 +312,7 @@ NOTE_TEMPLATES = (
     "Consultation à {site} : {row:family} revu, {eponym} stable. Domicile à {row:town}.",
     "Mr {row:given} {row:family} seen in {site} by {titled}; {eponym} disease ruled out.",
     "Patient adressé par {titled} pour bilan. {lone} accompagne le patient.",
+    "Transféré à l'hôpital {hospital} le lendemain, {drug} arrêté.",
 )  # fmt: skip
 _SLOT = re.compile(r"\{([a-z:A-Z]+)\}")
 _TOKEN = re.compile(r"\[[^\]]*\]|[^\W_]+(?:[-'’][^\W_]+)*")
@@ -360,7 +364,13 @@ def _fill(template: str, person: dict[str, str], rng: random.Random) -> NoteRow:
         elif slot in ("pair", "lone"):
             pieces.append((person[slot], f"go:{slot}"))
         else:
-            pool = {"site": _SITE_TOWNS, "eponym": _EPONYMS, "drug": _DRUGS}[slot]
+            pools = {
+                "site": _SITE_TOWNS,
+                "eponym": _EPONYMS,
+                "drug": _DRUGS,
+                "hospital": _HOSPITALS,
+            }
+            pool = pools[slot]
             pieces.append((rng.choice(pool), f"stay:{slot}"))
         rest = match.end()
     pieces.append((template[rest:], None))
