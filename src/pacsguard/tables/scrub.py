@@ -32,6 +32,7 @@ NAME_MARKER = "[NOM]"
 _ACCENTED = "ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿ’"
 _FOLD = str.maketrans(_ACCENTED, "AAAAAAaaaaaaCcEEEEeeeeIIIIiiiiNnOOOOOOooooooUUUUuuuuYyy'")
 _MARKER = re.compile(r"\[[A-Z ]+\]")
+_DIGIT = re.compile(r"\d")
 _SPLIT = re.compile(r"[\s\-'’]+")
 
 
@@ -163,7 +164,7 @@ class RowScrubber:
                 for variant in _variants(str(value), known.split):
                     markers.setdefault(variant, known.marker)
         text = replace_names(text, self.spec.recurring, markers)
-        if self.spec.dates != "keep":
+        if self.spec.dates != "keep" and _DIGIT.search(text):  # every written date has digits
             days = row.get("o") if self.spec.dates == "shift" else None
             births = {row["b"]} if isinstance(row.get("b"), dt.date) else set()
             text = shift_dates_in(text, days, births)
