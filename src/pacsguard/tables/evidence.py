@@ -15,16 +15,14 @@ from collections.abc import Sequence
 import polars as pl
 
 RECUR = 3  # patients a word must recur under to be nobody's in particular (as in verify)
-_ACCENTED = list("ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿ")
-_PLAIN = list("AAAAAAAAAAAACCEEEEEEEEIIIIIIIINNOOOOOOOOOOOOUUUUUUUUYYY")
 # Capitalised words as core.names reads them (Rust's regex has no look-around: a superset).
 CAPITALISED = r"[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]*"
 
 
 def folded(expr: pl.Expr) -> pl.Expr:
     """``core.names.fold`` as a polars expression (upper case, no accents, one space)."""
-    upper = expr.str.replace_many(_ACCENTED, _PLAIN).str.to_uppercase()
-    return upper.str.replace_all(r"[^0-9A-Z]+", " ").str.strip_chars()
+    bare = expr.str.normalize("NFKD").str.replace_all(r"\p{M}", "").str.to_uppercase()
+    return bare.str.replace_all(r"[^0-9A-Z]+", " ").str.strip_chars()
 
 
 def recurring_words(
