@@ -166,12 +166,12 @@ def _capitalised(word: str) -> bool:
 
 def _name_pairs(words: list[re.Match[str]]) -> list[tuple[Hit, list[tuple[int, int]]]]:
     found: list[tuple[Hit, list[tuple[int, int]]]] = []
-    folded = [fold_word(w.group(0)) for w in words]
+    texts = [w.group(0) for w in words]
+    capitalised = [_capitalised(t) for t in texts]
     for i in range(len(words) - 1):
-        a, b = folded[i], folded[i + 1]
-        first, second = words[i], words[i + 1]
-        if not (_capitalised(first.group(0)) and _capitalised(second.group(0))):
+        if not (capitalised[i] and capitalised[i + 1]):
             continue
+        a, b = fold_word(texts[i]), fold_word(texts[i + 1])
         if a in _LINKS or b in _LINKS:
             continue
         if (
@@ -180,8 +180,8 @@ def _name_pairs(words: list[re.Match[str]]) -> list[tuple[Hit, list[tuple[int, i
             and _plain_name(b)
             and not (_is_technical(a) and _is_technical(b))
         ):
-            hit = Hit("person-name", "given and family name", f"{first.group(0)} {second.group(0)}")
-            found.append((hit, _pair_words(first, second)))
+            hit = Hit("person-name", "given and family name", f"{texts[i]} {texts[i + 1]}")
+            found.append((hit, _pair_words(words[i], words[i + 1])))
     return found
 
 
@@ -277,11 +277,18 @@ def person_name_spans(text: str, *, ner: bool = False) -> list[Span]:
 
 
 # Eponyms: a name after "maladie de", "syndrome de" (or before "disease") names a disease.
-_EPONYM_BEFORE = re.compile(
-    r"(?i:maladie|syndrome|signe|test|score|man(?:œ|oe)uvre|classification|triade|r[ée]flexe"
-    r"|sonde|lymphome|sarcome|tumeur|disease|syndrome|sign)\s+(?:de\s+|d['’]\s*)?\Z"
-)
+_EPONYM_HEADS = frozenset({
+    "maladie", "syndrome", "signe", "test", "score", "manœuvre", "manoeuvre", "classification",
+    "triade", "réflexe", "reflexe", "sonde", "lymphome", "sarcome", "tumeur", "disease", "sign",
+})  # fmt: skip
 _EPONYM_AFTER = re.compile(r"(?:['’]s)?\s+(?i:disease|syndrome|sign)\b")
+
+
+def _eponym(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 40) : start].lower().split()
+    if before and before[-1] == "de":
+        before.pop()
+    return bool(before and before[-1] in _EPONYM_HEADS) or bool(_EPONYM_AFTER.match(text, end))
 
 
 def lone_name_spans(text: str) -> list[Span]:
@@ -291,8 +298,7 @@ def lone_name_spans(text: str) -> list[Span]:
     for m in WORD_RE.finditer(text):
         if not _is_candidate(m.group(0)) or fold_word(m.group(0)) in _TITLE_WORDS:
             continue
-        before = _EPONYM_BEFORE.search(text, max(0, m.start() - 40), m.start())
-        if before or _EPONYM_AFTER.match(text, m.end()):
+        if _eponym(text, m.start(), m.end()):
             continue
         spans.append(Span(m.start(), m.end(), "lexicon name only"))
     return spans
