@@ -87,7 +87,7 @@ def test_without_evidence_lone_names_go_fail_closed(tmp_path: Path) -> None:
     assert score.kept("stay:site") < 0.5  # two patients cannot show a town is common
 
 
-_WORD = st.text(alphabet="abcdefghéèàô-'", min_size=1, max_size=8)
+_WORD = st.text(alphabet="abcdefghéèàô-'[]NOMVILE ", min_size=1, max_size=8)
 
 
 @settings(max_examples=300, deadline=None)

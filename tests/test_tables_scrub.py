@@ -63,7 +63,11 @@ def test_known_values_and_names_are_found_in_the_same_text() -> None:
         "vit à [VILLE]"
     )
     # markers already written are no names
-    assert replace_names("[VILLE] [NOM] Ginette", frozenset()) == "[VILLE] [NOM] [NOM]"
+    assert replace_names("[CP VILLE] [NOM] Ginette", frozenset()) == "[CP VILLE] [NOM] [NOM]"
+    # but brackets in the source are text like any other: known values and names go
+    assert replace_names("[DUPONT] [MARTIN JEAN]", COMMON, {"dupont": "[NOM]"}) == (
+        "[[NOM]] [[NOM]]"
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ import polars as pl
 
 from pacsguard.core.names import fold_word, lone_name_spans, person_name_spans
 from pacsguard.tables.errors import PolicyError
-from pacsguard.tables.scrub_rules import apply_rules
-from pacsguard.tables.textdates import shift_dates_in
+from pacsguard.tables.scrub_rules import RULES, apply_rules
+from pacsguard.tables.textdates import DATE_MARK, shift_dates_in
 
 MARKERS = {
     "last-name": "[NOM]", "birth-name": "[NOM]", "first-name": "[NOM]", "person-name": "[NOM]",
@@ -31,7 +31,13 @@ NAME_KINDS = frozenset({"last-name", "birth-name", "first-name", "person-name", 
 NAME_MARKER = "[NOM]"
 _ACCENTED = "ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿ’"
 _FOLD = str.maketrans(_ACCENTED, "AAAAAAaaaaaaCcEEEEeeeeIIIIiiiiNnOOOOOOooooooUUUUuuuuYyy'")
-_MARKER = re.compile(r"\[[A-Z ]+\]")
+# The markers this scrubber writes, and only those: a name in brackets in the source
+# ("[DUPONT Jean]") is text like any other.
+_OWN_MARKERS = {
+    *MARKERS.values(), ID_MARKER, NAME_MARKER, DATE_MARK,
+    *(m for _, replacement in RULES for m in re.findall(r"\[[A-Z ]+\]", replacement)),
+}  # fmt: skip
+_MARKER = re.compile("|".join(re.escape(m) for m in sorted(_OWN_MARKERS, key=len, reverse=True)))
 _DIGIT = re.compile(r"\d")
 _SPLIT = re.compile(r"[\s\-'’]+")
 
@@ -105,13 +111,14 @@ def _name_spans(text: str, recurring: frozenset[str]) -> list[tuple[int, int, st
 def _cut(text: str, known: list[tuple[int, int, str]], names: list[tuple[int, int, str]]) -> str:
     """``text`` with each span replaced by its marker. Overlapping spans become one (a known
     value's marker wins: "Bourg-en-Bresse" stays [VILLE] though "Bourg" is a name); names a
-    space apart become one [NOM]. Markers already in the text are left alone."""
+    space apart become one [NOM]. The words of markers already written ("VILLE" of
+    "[CP VILLE]") are no names; known values are replaced wherever they are."""
     taken = [m.span() for m in _MARKER.finditer(text)]
+    names = [n for n in names if not any(n[0] < e and s < n[1] for s, e in taken)]
     spans = sorted(
         (start, end, marker, is_known)
         for is_known, found in ((True, known), (False, names))
         for start, end, marker in found
-        if not any(start < e and s < end for s, e in taken)
     )
     cut: list[tuple[int, int, str, bool]] = []
     for start, end, marker, is_known in spans:
