@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 from pydicom.sr import _concepts_dict
 
-from pacsguard.core.names import find_person_names, lexicon, name_candidates
+from pacsguard.core.names import (
+    find_person_names,
+    lexicon,
+    lone_name_spans,
+    name_candidates,
+    name_parts,
+    person_name_spans,
+)
 from pacsguard.core.shapes import find_identifiers
 from verify_corpus import plant_names
 
@@ -60,3 +67,41 @@ def test_ner_settles_a_family_name_the_lexicons_lack() -> None:
     assert [h.detail for h in find_person_names(text, ner=True)] == ["named entity"]
     assert name_candidates(text) == ["Marie"]
     assert find_person_names("Heisses Eisen", ner=True) == []
+
+
+def _spans(text: str) -> list[str]:
+    return [text[s.start : s.end] for s in person_name_spans(text)]
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Vu à Lyon par Dr Martin", ["Martin"]),
+        ("Vu par Dr Sophie Kowalczykowska ce jour", ["Sophie Kowalczykowska"]),
+        ("Mme DUPONT Hélène, née Delacroix", ["DUPONT Hélène"]),
+        ("Nom : DUPONT Jean", ["DUPONT Jean"]),
+        ("Patient Loïc Boyer vu", ["Loïc Boyer"]),
+        ("Examen de DUPONT^Jean", ["DUPONT^Jean"]),
+        ("DOB: 01/02/1960", []),  # a label's date is no name (dates are found as dates)
+        ("Dupont, Jean", []),  # a list may hold two people: the pair is a hit, not a span
+        ("Mr Signal Intensity", []),
+    ],
+)
+def test_spans_are_the_names_only(text: str, names: list[str]) -> None:
+    assert _spans(text) == names
+    if names:
+        assert find_person_names(text)
+
+
+def test_spans_rest_on_the_same_evidence_as_hits() -> None:
+    for given, family in plant_names():
+        for text in (f"Dr {family} vu", f"{given} {family}", f"Nom : {family}"):
+            assert _spans(text) and find_person_names(text), text
+            assert family in " ".join(_spans(text)), text
+
+
+def test_lone_names_less_eponyms_and_titles() -> None:
+    text = "Mme Ginette, maladie de Wilson, Crohn's disease, vue à Nancy"
+    assert [text[s.start : s.end] for s in lone_name_spans(text)] == ["Ginette", "Nancy"]
+    assert name_parts("Dr Moreau")[1]  # a family name (names-dataset also has it as given)
+    assert name_parts("Liver") == (False, False)  # a DICOM word, not a name

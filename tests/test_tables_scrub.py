@@ -1,4 +1,5 @@
-"""Free-text scrubbing: rules, the row's own values, dates in text, optional NER."""
+"""Free-text scrubbing: rules, the row's own values, person names (the shared detector and
+the column's evidence), dates in text, optional NER."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import polars as pl
 import pytest
 
 from pacsguard.tables import scrub
-from pacsguard.tables.scrub import KnownColumn, ScrubSpec, replace_known, scrub_expr
+from pacsguard.tables.scrub import KnownColumn, ScrubSpec, replace_known, replace_names, scrub_expr
 from pacsguard.tables.scrub_rules import apply_rules
 from pacsguard.tables.textdates import read_text_date, shift_dates_in
 
@@ -19,14 +20,59 @@ def rules(text: str) -> str:
     return str(pl.select(apply_rules(pl.lit(text))).item())
 
 
+COMMON = frozenset({"LYON", "PATIENT", "VU", "MR", "MME"})  # as a column's evidence shows
+
+
+@pytest.mark.parametrize(
+    ("text", "gone", "kept"),
+    [
+        ("Vu par Dr Moreau ce jour", ["Moreau"], ["Dr", "Vu par", "ce jour"]),
+        ("Vu à Lyon par Dr Martin", ["Martin"], ["Vu à Lyon par Dr"]),
+        ("Mme DUPONT Hélène, née Delacroix", ["DUPONT", "Hélène", "Delacroix"], ["Mme", "née"]),
+        ("Patient Jean-Pierre Lefèvre hospitalisé", ["Jean-Pierre", "Lefèvre"], ["Patient"]),
+        ("ÉLODIE Marchand vue", ["ÉLODIE", "Marchand"], ["vue"]),
+        ("Mr. William Whitmore was seen", ["William", "Whitmore"], ["Mr.", "was seen"]),
+        ("Dr Sophie Kowalczykowska signe", ["Sophie", "Kowalczykowska"], ["Dr", "signe"]),
+        ("Nom : DUPONT Jean, IPP 123", ["DUPONT", "Jean"], ["Nom :"]),
+        ("prévenir Ginette, sa voisine", ["Ginette"], ["prévenir", "sa voisine"]),
+        ("maladie de Wilson, Crohn's disease", [], ["Wilson", "Crohn"]),
+    ],
+)
+def test_names_are_removed_by_evidence(text: str, gone: list[str], kept: list[str]) -> None:
+    scrubbed = replace_names(rules(text), COMMON)
+    for value in gone:
+        assert value not in scrubbed, scrubbed
+    for value in kept:
+        assert value in scrubbed, scrubbed
+
+
+def test_lone_names_the_column_shows_common_stay() -> None:
+    assert replace_names("Revu à Lyon", COMMON) == "Revu à Lyon"
+    # without the column's evidence, a lone lexicon name goes (fail closed)
+    assert replace_names("Revu à Lyon") == "Revu à [NOM]"
+    # a title or a name pair is evidence enough, however common the words
+    assert replace_names("Revu par Dr Lyon", COMMON) == "Revu par Dr [NOM]"
+
+
+def test_known_values_and_names_are_found_in_the_same_text() -> None:
+    markers = {"margaret": "[NOM]", "annecy": "[VILLE]"}
+    text = "Prévenir Margaret Kervella, Annecy"  # the row's given name starts a relative's pair
+    assert replace_names(text, COMMON, markers) == "Prévenir [NOM], [VILLE]"
+    # a known value's marker wins over a name inside it
+    assert replace_names("vit à Bourg-en-Bresse", COMMON, {"bourg-en-bresse": "[VILLE]"}) == (
+        "vit à [VILLE]"
+    )
+    # markers already written are no names
+    assert replace_names("[CP VILLE] [NOM] Ginette", frozenset()) == "[CP VILLE] [NOM] [NOM]"
+    # but brackets in the source are text like any other: known values and names go
+    assert replace_names("[DUPONT] [MARTIN JEAN]", COMMON, {"dupont": "[NOM]"}) == (
+        "[[NOM]] [[NOM]]"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "gone"),
     [
-        ("Vu par Dr Moreau ce jour", ["Moreau"]),
-        ("Mme DUPONT Hélène, née Delacroix", ["DUPONT", "Hélène", "Delacroix"]),
-        ("Patient Jean-Pierre Lefèvre hospitalisé", ["Jean-Pierre", "Lefèvre"]),
-        ("ÉLODIE Marchand vue", ["ÉLODIE", "Marchand"]),
-        ("Mr. William Whitmore was seen", ["William", "Whitmore"]),
         ("IPP : 0012345, NDA 998877", ["0012345", "998877"]),
         ("tél 06 12 34 56 78 ou +33 4 12 34 56 78 ou 04.12.34.56.78", ["56 78", "56.78"]),
         ("call +44 20 7946 0958", ["7946"]),

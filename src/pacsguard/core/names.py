@@ -15,7 +15,11 @@ Evidence, strongest first (each hit says which it rests on, in ``Hit.detail``):
   lack); run only there (``ner=True``), ~1 ms a text once the model is loaded.
 
 A lone lexicon name with none of these ("Martin", "Field") is only a *candidate*
-(:func:`name_candidates`): ``verify`` weighs it with the evidence of the whole tree.
+(:func:`name_candidates`): ``verify`` weighs it with the evidence of the whole tree, ``tables``
+with the evidence of its column (:func:`lone_name_spans`, how many patients it recurs under).
+
+:func:`person_name_spans` says where the names of that evidence lie (the name words only: a
+title or a label stays, so that "Dr [NOM]" still reads), for ``tables`` to replace them.
 """
 
 from __future__ import annotations
@@ -41,11 +45,24 @@ class Hit:
     text: str
 
 
+@dataclass(frozen=True)
+class Span:
+    """Where a person name lies in a text (``text[start:end]``) and the evidence it rests on."""
+
+    start: int
+    end: int
+    detail: str
+
+
 def fold(text: str) -> str:
     """Upper case, accents removed, every run of non-alphanumerics one space."""
     decomposed = unicodedata.normalize("NFKD", text)
     ascii_text = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.split(r"[^0-9A-Za-z]+", ascii_text.upper())).strip()
+    return " ".join(_NON_ALNUM.split(ascii_text.upper())).strip()
+
+
+_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+fold_word = lru_cache(maxsize=1 << 16)(fold)  # the same, remembered: for single words
 
 
 @cache
@@ -81,6 +98,7 @@ def common_names() -> frozenset[str]:
     return lexicon("common-names.txt")
 
 
+@lru_cache(maxsize=1 << 16)  # words recur: a text is many lookups of few words
 def _plain_name(folded: str) -> bool:
     """A name word that is no DICOM word, or a name so common that it is a name anyway."""
     return is_name_word(folded) and (
@@ -88,6 +106,7 @@ def _plain_name(folded: str) -> bool:
     )
 
 
+@lru_cache(maxsize=1 << 16)
 def is_name_word(folded: str) -> bool:
     """A word of the given- or family-name lexicon ("MARIE CLAIRE": each of its parts)."""
     parts = folded.split()
@@ -95,10 +114,25 @@ def is_name_word(folded: str) -> bool:
     return bool(parts) and all(len(p) >= MIN_NAME and (p in given or p in family) for p in parts)
 
 
+def name_parts(value: str) -> tuple[bool, bool]:
+    """Whether ``value`` holds a given name, and a family name, of the lexicons: words of three
+    letters or more outside the DICOM vocabulary (unless among the most common names)."""
+    given = family = False
+    for word in WORD_RE.findall(value):
+        key = fold_word(word)
+        if not _plain_name(key):
+            continue
+        given = given or _is_given(key)
+        family = family or any(p in family_names() for p in key.split())
+    return given, family
+
+
+@lru_cache(maxsize=1 << 16)
 def _is_given(folded: str) -> bool:
     return any(p in given_names() for p in folded.split())
 
 
+@lru_cache(maxsize=1 << 16)
 def _is_technical(folded: str) -> bool:
     return any(p in technical_words() for p in folded.split())
 
@@ -112,8 +146,8 @@ _TITLES = (
 )
 TITLE_RE = re.compile(rf"(?<![\w.])(?:{_TITLES})\s+([A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+)")
 LABEL_RE = re.compile(
-    r"(?<!\w)(?i:nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name|patient"
-    r"|n[ée]e? le|born|dob|ddn|date de naissance)\s*:\s*[A-Za-zÀ-ÿ0-9][\w'’\-/.]*"
+    r"(?<!\w)(?:(?i:(nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name"
+    r"|patient))|(?i:n[ée]e? le|born|dob|ddn|date de naissance))\s*:\s*([A-Za-zÀ-ÿ0-9][\w'’\-/.]*)"
 )
 PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ÿ'’\-]{2,}\^[A-Za-zÀ-ÿ'’\-]{2,}")
 # Words of letters only: a run of letters inside "PGFT7ZW3" or "[ADDR]_MEC" is no name.
@@ -121,6 +155,7 @@ WORD_RE = re.compile(r"(?<![\w])[A-Za-zÀ-ÿ'’\-]+(?![\w])")
 _LINKS = frozenset({"LE", "LA", "LES", "DE", "DU", "DES", "ET", "AND", "THE", "OF", "ST", "STE"})
 
 
+@lru_cache(maxsize=1 << 16)
 def _capitalised(word: str) -> bool:
     """Title case or capitals: how names are written ("Dupont", "DUPONT", "Marie-Claire")."""
     parts = [p for p in re.split(r"[-'’]", word) if p]
@@ -129,12 +164,14 @@ def _capitalised(word: str) -> bool:
     )
 
 
-def _name_pairs(words: list[str], folded: list[str]) -> list[Hit]:
-    hits: list[Hit] = []
+def _name_pairs(words: list[re.Match[str]]) -> list[tuple[Hit, list[tuple[int, int]]]]:
+    found: list[tuple[Hit, list[tuple[int, int]]]] = []
+    texts = [w.group(0) for w in words]
+    capitalised = [_capitalised(t) for t in texts]
     for i in range(len(words) - 1):
-        a, b = folded[i], folded[i + 1]
-        if not (_capitalised(words[i]) and _capitalised(words[i + 1])):
+        if not (capitalised[i] and capitalised[i + 1]):
             continue
+        a, b = fold_word(texts[i]), fold_word(texts[i + 1])
         if a in _LINKS or b in _LINKS:
             continue
         if (
@@ -143,48 +180,139 @@ def _name_pairs(words: list[str], folded: list[str]) -> list[Hit]:
             and _plain_name(b)
             and not (_is_technical(a) and _is_technical(b))
         ):
-            hits.append(Hit("person-name", "given and family name", f"{words[i]} {words[i + 1]}"))
-    return hits
+            hit = Hit("person-name", "given and family name", f"{texts[i]} {texts[i + 1]}")
+            found.append((hit, _pair_words(words[i], words[i + 1])))
+    return found
+
+
+_TITLE_WORDS = frozenset(fold(t) for t in _TITLES.replace("\\.", "").replace("?", "").split("|"))
+
+
+def _pair_words(first: re.Match[str], second: re.Match[str]) -> list[tuple[int, int]]:
+    """Where a pair's names lie: only words side by side ("Dupont, Jean" in a list may be
+    two people's), and never a title that the lexicons also hold ("Mme", "Miss")."""
+    if first.string[first.end() : second.start()].strip():
+        return []
+    return [w.span() for w in (first, second) if fold_word(w.group(0)) not in _TITLE_WORDS]
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_candidate(word: str) -> bool:
+    return (
+        _capitalised(word)
+        and not (word.isupper() and len(word) < 4)
+        and not _is_technical(key := fold_word(word))
+        and is_name_word(key)
+    )
 
 
 def name_candidates(text: str) -> list[str]:
     """Capitalised lexicon names outside the DICOM vocabulary: doubt, not evidence. Words in
     capitals shorter than four letters are acronyms more often than names ("HFS", "CT")."""
-    return [
-        w
-        for w in WORD_RE.findall(text)
-        if _capitalised(w)
-        and not (w.isupper() and len(w) < 4)
-        and not _is_technical(key := fold(w))
-        and is_name_word(key)
-    ]
+    return [w for w in WORD_RE.findall(text) if _is_candidate(w)]
+
+
+def _following_names(text: str, end: int, limit: int = 2) -> int:
+    """``end`` moved over the names that follow it ("Dr Jean" + " Kowalczyk", "Nom : DUPONT"
+    + " Jean"): capitalised words after a space, none a DICOM word or a link word."""
+    for _ in range(limit):
+        match = WORD_RE.match(text, end + 1) if text[end : end + 1] == " " else None
+        if match is None:
+            break
+        word, key = match.group(0), fold_word(match.group(0))
+        if key in _LINKS or not _capitalised(word) or (_is_technical(key) and not _plain_name(key)):
+            break
+        end = match.end()
+    return end
+
+
+def _evidence(text: str, ner: bool) -> list[tuple[Hit, list[tuple[int, int]]]]:
+    """Each hit of the module's evidence, with where its name words lie."""
+    found: list[tuple[Hit, list[tuple[int, int]]]] = []
+    for m in TITLE_RE.finditer(text):
+        if _plain_name(key := fold(m.group(1))) or key not in technical_words():
+            found.append(
+                (
+                    Hit("person-name", "title", m.group(0)),
+                    [(m.start(1), _following_names(text, m.end(1)))],
+                )
+            )
+    for m in LABEL_RE.finditer(text):
+        value = [(m.start(2), _following_names(text, m.end(2)))] if m.group(1) else []
+        found.append((Hit("person-name", "label", m.group(0)), value))
+    for m in PN_SHAPE_RE.finditer(text):
+        found.append((Hit("person-name", "DICOM name form", m.group(0)), [m.span()]))
+    words = list(WORD_RE.finditer(text))
+    found += _name_pairs(words)
+    if ner and not found and _ner_doubt([w.group(0) for w in words]):
+        candidates = tuple(w.group(0) for w in words if _is_candidate(w.group(0)))
+        for entity, start, end in _ner_names(text, candidates):
+            found.append((Hit("person-name", "named entity", entity), [(start, end)]))
+    return found
 
 
 def find_person_names(text: str, *, ner: bool = False) -> list[Hit]:
     """Person names in ``text`` that rest on evidence (see the module's docstring)."""
-    hits = [
-        Hit("person-name", "title", m.group(0))
-        for m in TITLE_RE.finditer(text)
-        if _plain_name(key := fold(m.group(1))) or key not in technical_words()
-    ]
-    hits += [Hit("person-name", "label", m.group(0)) for m in LABEL_RE.finditer(text)]
-    hits += [Hit("person-name", "DICOM name form", m.group(0)) for m in PN_SHAPE_RE.finditer(text)]
-    words = WORD_RE.findall(text)
-    hits += _name_pairs(words, [fold(w) for w in words])
-    if ner and not hits and _ner_doubt(words):
-        hits += _ner_names(text, tuple(name_candidates(text)))
-    return hits
+    return [hit for hit, _ in _evidence(text, ner)]
+
+
+_STRENGTH = ("title", "label", "DICOM name form", "given and family name", "named entity")
+
+
+def person_name_spans(text: str, *, ner: bool = False) -> list[Span]:
+    """Where the names of :func:`find_person_names` lie, sorted, names a space apart merged:
+    the name words only (a title or a label stays; a date after a birth label is no name)."""
+    spans = sorted(
+        (start, end, hit.detail) for hit, where in _evidence(text, ner) for start, end in where
+    )
+    merged: list[Span] = []
+    for start, end, detail in spans:
+        if merged and not text[merged[-1].end : start].strip():  # touching, or a space apart
+            last = merged[-1]
+            strongest = min(last.detail, detail, key=_STRENGTH.index)
+            merged[-1] = Span(last.start, max(last.end, end), strongest)
+        else:
+            merged.append(Span(start, end, detail))
+    return merged
+
+
+# Eponyms: a name after "maladie de", "syndrome de" (or before "disease") names a disease.
+_EPONYM_HEADS = frozenset({
+    "maladie", "syndrome", "signe", "test", "score", "manœuvre", "manoeuvre", "classification",
+    "triade", "réflexe", "reflexe", "sonde", "lymphome", "sarcome", "tumeur", "disease", "sign",
+})  # fmt: skip
+_EPONYM_AFTER = re.compile(r"(?:['’]s)?\s+(?i:disease|syndrome|sign)\b")
+
+
+def _eponym(text: str, start: int, end: int) -> bool:
+    before = text[max(0, start - 40) : start].lower().split()
+    if before and before[-1] == "de":
+        before.pop()
+    return bool(before and before[-1] in _EPONYM_HEADS) or bool(_EPONYM_AFTER.match(text, end))
+
+
+def lone_name_spans(text: str) -> list[Span]:
+    """The candidates of :func:`name_candidates` with where they lie, less eponyms ("maladie
+    de Wilson", "Crohn's disease"): the words a caller weighs with evidence of its own."""
+    spans = []
+    for m in WORD_RE.finditer(text):
+        if not _is_candidate(m.group(0)) or fold_word(m.group(0)) in _TITLE_WORDS:
+            continue
+        if _eponym(text, m.start(), m.end()):
+            continue
+        spans.append(Span(m.start(), m.end(), "lexicon name only"))
+    return spans
 
 
 def _ner_doubt(words: list[str]) -> bool:
     """A given name beside a capitalised word the lexicons lack: what NER may settle."""
     for i, word in enumerate(words):
-        key = fold(word)
+        key = fold_word(word)
         if not (_capitalised(word) and _is_given(key) and _plain_name(key)):
             continue
         for j in (i - 1, i + 1):
             if 0 <= j < len(words) and _capitalised(words[j]):
-                other = fold(words[j])
+                other = fold_word(words[j])
                 if other not in _LINKS and not is_name_word(other) and not _is_technical(other):
                     return True
     return False
@@ -207,16 +335,17 @@ def ner_pipeline() -> Any:
 
 
 @lru_cache(maxsize=4096)
-def _ner_names(text: str, candidates: tuple[str, ...]) -> list[Hit]:
+def _ner_names(text: str, candidates: tuple[str, ...]) -> list[tuple[str, int, int]]:
     """Persons the model sees that hold a given name of the lexicons and another capitalised
-    word the lexicons lack ("Jean Kowalczykowski"); a lone word is never enough."""
+    word the lexicons lack ("Jean Kowalczykowski"); a lone word is never enough. Each as
+    (text, start, end)."""
     doc = ner_pipeline()(text)
     given = {key for c in candidates if _is_given(key := fold(c))}
-    hits: list[Hit] = []
+    found: list[tuple[str, int, int]] = []
     for ent in doc.ents:
         words = WORD_RE.findall(ent.text)
         if ent.label_ not in NER_LABELS or len(words) < 2 or not all(map(_capitalised, words)):
             continue
         if given & {fold(w) for w in words}:
-            hits.append(Hit("person-name", "named entity", ent.text))
-    return hits
+            found.append((ent.text, ent.start_char, ent.end_char))
+    return found

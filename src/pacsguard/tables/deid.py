@@ -187,8 +187,10 @@ def _sheet(frame: pl.LazyFrame, run: _Run, where: str) -> tuple[pl.LazyFrame, Sh
     schema = frame.collect_schema()
     columns = list(schema.names())
     unclassified, absent = _check_columns(columns, run.policy, run.unknown, where)
-    ctx = Context(run.policy, schema, run.pseudonyms, run.today)
+    ctx = Context(run.policy, schema, run.pseudonyms, run.today, frame)
     rules = [run.policy.columns[c] for c in columns if c not in unclassified]
+    if any(rule.action == "scrub-text" for rule in rules):
+        run.say(f"weighing the names in the free text of {where}")
     out = frame.select([e for e in (column_expr(rule, ctx) for rule in rules) if e is not None])
     run.say(f"counting rows of {where}")
     stats = frame.select(pl.len().alias("__rows"), *_values_removed(rules, ctx))

@@ -37,7 +37,12 @@ class ColumnFinding:
         ev = self.evidence
         values = f"{ev.kind} ({ev.share:.0%} of {ev.sampled} sampled)" if ev.kind else "-"
         hits = f"; identifier-like values in {ev.identifier_hits}" if ev.identifier_hits else ""
-        return f"header: {self.header_kind or '-'}; values: {values}{hits}"
+        recurring = (
+            f"; {ev.recurring:.0%} of rows hold a value found under several patients"
+            if ev.recurring
+            else ""
+        )
+        return f"header: {self.header_kind or '-'}; values: {values}{hits}{recurring}"
 
 
 @dataclass(frozen=True)
@@ -105,11 +110,14 @@ def inspect_table(
                     f"quote); check the separator ({table.separator!r} was used)"
                 ) from None
             sampled += sample.height
+            headers = {name: classify_header(name) for name in sample.columns}
+            ids = [n for n, kind in headers.items() if kind == "patient-id"]
+            patients = sample[ids[0]] if ids else None  # tells a town from a surname
             for name in sample.columns:
                 if name in findings:
                     continue
-                header_kind = classify_header(name)
-                evidence = classify_values(sample[name], header_kind)
+                header_kind = headers[name]
+                evidence = classify_values(sample[name], header_kind, patients)
                 findings[name] = (header_kind, evidence, decide_kind(header_kind, evidence))
     if not findings:
         raise TableReadError(f"{path}: the table has no column; nothing to classify")

@@ -1,5 +1,6 @@
 """Free-text scrubbing: rules (vectorised), then per row the row's own identifying values,
-its dates (shifted by the patient's offset, birth dates removed) and, optionally, a spaCy
+person names (the shared detector, ``core.names``, weighed with the column's evidence), its
+dates (shifted by the patient's offset, birth dates removed) and, optionally, a spaCy
 named-entity model."""
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from typing import Any
 
 import polars as pl
 
+from pacsguard.core.names import fold_word, lone_name_spans, person_name_spans
 from pacsguard.tables.errors import PolicyError
-from pacsguard.tables.lexicon import fold
-from pacsguard.tables.patterns import TEXT_DATE
-from pacsguard.tables.scrub_rules import apply_rules
-from pacsguard.tables.textdates import shift_dates_in
+from pacsguard.tables.scrub_rules import RULES, apply_rules
+from pacsguard.tables.textdates import DATE_MARK, shift_dates_in
 
 MARKERS = {
     "last-name": "[NOM]", "birth-name": "[NOM]", "first-name": "[NOM]", "person-name": "[NOM]",
@@ -28,11 +28,17 @@ MARKERS = {
 }  # fmt: skip
 ID_MARKER = "[ID]"
 NAME_KINDS = frozenset({"last-name", "birth-name", "first-name", "person-name", "staff-name"})
-_TEXT_DATE_FAST = TEXT_DATE.replace(r"\b", r"(?-u:\b)")
-_ACCENTED = list("ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿ’")
-_PLAIN = [fold(c) for c in _ACCENTED]
-_FIRST_PART = r"^([^\s'’-]+)"
-_LAST_PART = r"([^\s'’-]+)$"
+NAME_MARKER = "[NOM]"
+_ACCENTED = "ÀÁÂÃÄÅàáâãäåÇçÈÉÊËèéêëÌÍÎÏìíîïÑñÒÓÔÕÖØòóôõöøÙÚÛÜùúûüÝýÿ’"
+_FOLD = str.maketrans(_ACCENTED, "AAAAAAaaaaaaCcEEEEeeeeIIIIiiiiNnOOOOOOooooooUUUUuuuuYyy'")
+# The markers this scrubber writes, and only those: a name in brackets in the source
+# ("[DUPONT Jean]") is text like any other.
+_OWN_MARKERS = {
+    *MARKERS.values(), ID_MARKER, NAME_MARKER, DATE_MARK,
+    *(m for _, replacement in RULES for m in re.findall(r"\[[A-Z ]+\]", replacement)),
+}  # fmt: skip
+_MARKER = re.compile("|".join(re.escape(m) for m in sorted(_OWN_MARKERS, key=len, reverse=True)))
+_DIGIT = re.compile(r"\d")
 _SPLIT = re.compile(r"[\s\-'’]+")
 
 
@@ -51,18 +57,22 @@ class ScrubSpec:
     dates: str = "redact"  # shift | redact | keep
     ner_model: str | None = None
     ner_labels: tuple[str, ...] = ("PER", "PERSON")
+    # Folded words the column's evidence shows are nobody's in particular (tables.evidence):
+    # a lone lexicon name outside this set is removed.
+    recurring: frozenset[str] = frozenset()
 
 
-def _folded(expr: pl.Expr) -> pl.Expr:
-    return expr.str.to_lowercase().str.replace_many(_ACCENTED, _PLAIN)
+def fold_in_place(text: str) -> str:
+    """Lower case without accents, one character for one (positions are kept)."""
+    return text.translate(_FOLD).lower()
 
 
 @lru_cache(maxsize=1 << 14)
 def _variants(value: str, split: bool) -> tuple[str, ...]:
     """The folded forms of a known value looked for in text (names: also their parts)."""
-    found = {fold(value.strip())} if len(value.strip()) >= 2 else set()
+    found = {fold_in_place(value.strip())} if len(value.strip()) >= 2 else set()
     if split:
-        found.update(fold(p) for p in _SPLIT.split(value) if len(p) >= 3)
+        found.update(fold_in_place(p) for p in _SPLIT.split(value) if len(p) >= 3)
     return tuple(v for v in found if v)
 
 
@@ -72,12 +82,8 @@ def _whole_word(text: str, start: int, end: int) -> bool:
     )
 
 
-def replace_known(text: str, markers: dict[str, str]) -> str:
-    """``text`` with each folded variant in ``markers`` replaced by its marker, whole words
-    only, case and accents ignored. Longer variants win where two overlap."""
-    if not markers:
-        return text
-    folded = fold(text)
+def _known_spans(text: str, markers: dict[str, str]) -> list[tuple[int, int, str]]:
+    folded = fold_in_place(text)
     spans: list[tuple[int, int, str]] = []
     # str.find rather than one regex per row: rows rarely share their set of values, and
     # compiling a pattern for each costs far more than a few finds.
@@ -89,9 +95,63 @@ def replace_known(text: str, markers: dict[str, str]) -> str:
             if free and _whole_word(folded, start, end):
                 spans.append((start, end, markers[variant]))
             start = folded.find(variant, start + 1)
-    for start, end, marker in sorted(spans, reverse=True):
+    return spans
+
+
+def _name_spans(text: str, recurring: frozenset[str]) -> list[tuple[int, int, str]]:
+    spans = [(s.start, s.end, NAME_MARKER) for s in person_name_spans(text)]
+    spans += [
+        (s.start, s.end, NAME_MARKER)
+        for s in lone_name_spans(text)
+        if fold_word(text[s.start : s.end]) not in recurring
+    ]
+    return spans
+
+
+def _cut(text: str, known: list[tuple[int, int, str]], names: list[tuple[int, int, str]]) -> str:
+    """``text`` with each span replaced by its marker. Overlapping spans become one (a known
+    value's marker wins: "Bourg-en-Bresse" stays [VILLE] though "Bourg" is a name); names a
+    space apart become one [NOM]. The words of markers already written ("VILLE" of
+    "[CP VILLE]") are no names; known values are replaced wherever they are."""
+    taken = [m.span() for m in _MARKER.finditer(text)]
+    names = [n for n in names if not any(n[0] < e and s < n[1] for s, e in taken)]
+    spans = sorted(
+        (start, end, marker, is_known)
+        for is_known, found in ((True, known), (False, names))
+        for start, end, marker in found
+    )
+    cut: list[tuple[int, int, str, bool]] = []
+    for start, end, marker, is_known in spans:
+        if cut:
+            s, e, m, k = cut[-1]
+            touching = start < e or (
+                m == marker == NAME_MARKER and not text[e:start].strip() and e <= start
+            )
+            if touching:
+                cut[-1] = (s, max(e, end), m if k or not is_known else marker, k or is_known)
+                continue
+        cut.append((start, end, marker, is_known))
+    for start, end, marker, _ in reversed(cut):
         text = text[:start] + marker + text[end:]
     return text
+
+
+def replace_known(text: str, markers: dict[str, str]) -> str:
+    """``text`` with each folded variant in ``markers`` replaced by its marker, whole words
+    only, case and accents ignored. Longer variants win where two overlap."""
+    return _cut(text, _known_spans(text, markers), []) if markers else text
+
+
+def replace_names(
+    text: str, recurring: frozenset[str] = frozenset(), markers: dict[str, str] | None = None
+) -> str:
+    """``text`` with the row's known values (``markers``, as for :func:`replace_known`) and
+    person names replaced: those of the shared detector's evidence (titles, labels, DICOM name
+    form, a given and a family name side by side) by ``[NOM]``, and lone lexicon names too
+    unless in ``recurring`` (folded words the column shows are nobody's in particular). Both
+    are found in the same text, so that a known given name does not hide the pair it starts."""
+    known = _known_spans(text, markers) if markers else []
+    return _cut(text, known, _name_spans(text, recurring))
 
 
 class RowScrubber:
@@ -102,25 +162,6 @@ class RowScrubber:
         self._nlp: Any = None
         self._lock = threading.Lock()
 
-    def _mask(self, frame: pl.DataFrame) -> pl.Series:
-        checks: list[pl.Expr] = [pl.lit(False)]
-        text = _folded(pl.col("t"))
-        for i, known in enumerate(self.spec.known):
-            value = _folded(pl.col(f"k{i}").cast(pl.String).str.strip_chars())
-            candidates = [value]
-            if known.split:
-                candidates += [
-                    value.str.extract(r"^([^\s'’-]+)"),
-                    value.str.extract(r"([^\s'’-]+)$"),
-                ]
-            for candidate in candidates:
-                usable = candidate.str.len_chars() >= 2
-                checks.append(usable & text.str.contains(candidate, literal=True))
-        if self.spec.dates != "keep":
-            checks.append(pl.col("t").str.contains(_TEXT_DATE_FAST))
-        mask = frame.select(pl.any_horizontal(checks).fill_null(False)).to_series()
-        return mask & frame["t"].is_not_null()
-
     def _row(self, row: dict[str, Any]) -> str:
         text: str = row["t"]
         markers: dict[str, str] = {}
@@ -129,8 +170,8 @@ class RowScrubber:
             if value is not None:
                 for variant in _variants(str(value), known.split):
                     markers.setdefault(variant, known.marker)
-        text = replace_known(text, markers)
-        if self.spec.dates != "keep":
+        text = replace_names(text, self.spec.recurring, markers)
+        if self.spec.dates != "keep" and _DIGIT.search(text):  # every written date has digits
             days = row.get("o") if self.spec.dates == "shift" else None
             births = {row["b"]} if isinstance(row.get("b"), dt.date) else set()
             text = shift_dates_in(text, days, births)
@@ -146,18 +187,16 @@ class RowScrubber:
         for (i, text), doc in zip(todo, self._nlp.pipe([t for _, t in todo]), strict=True):
             for ent in reversed(doc.ents):
                 if ent.label_ in labels:
-                    text = text[: ent.start_char] + "[NOM]" + text[ent.end_char :]
+                    text = text[: ent.start_char] + NAME_MARKER + text[ent.end_char :]
             out[i] = text
         return out
 
     def __call__(self, batch: pl.Series) -> pl.Series:
         frame = batch.struct.unnest()
-        texts: list[str | None] = frame["t"].to_list()
-        mask = self._mask(frame)
-        if mask.any():
-            rows = frame.filter(mask).to_dicts()
-            for index, row in zip(mask.arg_true().to_list(), rows, strict=True):
-                texts[index] = self._row(row)
+        # Every row with text goes through the per-row pass: names are found in any of them.
+        texts: list[str | None] = [
+            self._row(row) if row["t"] is not None else None for row in frame.iter_rows(named=True)
+        ]
         if self.spec.ner_model:
             texts = self._entities(texts)
         return pl.Series(batch.name, texts, dtype=pl.String)

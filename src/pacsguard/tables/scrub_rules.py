@@ -1,7 +1,8 @@
 """Rule-based scrubbing of free text, vectorised with polars (Rust regular expressions).
 
-Rules run in order; each replaces what it finds with a bracketed marker. Titles and
-labels are kept ("Dr [NOM]", "IPP [ID]") so the text still reads.
+Rules run in order; each replaces what it finds with a bracketed marker. Labels are kept
+("IPP [ID]", "née [NOM]") so the text still reads. Person names are found per row by the
+shared detector (``core.names``, see ``scrub.replace_names``), not here.
 """
 
 from __future__ import annotations
@@ -9,31 +10,12 @@ from __future__ import annotations
 import polars as pl
 
 from pacsguard.tables import patterns
-from pacsguard.tables.lexicon import GIVEN_NAMES, TITLES
 
-_ACCENTS = {"a": "aàâä", "e": "eéèêë", "i": "iîï", "o": "oôö", "u": "uùûü", "c": "cç", "y": "yÿ"}
-
-
-def _accent_tolerant(word: str) -> str:
-    """A capitalised name as a pattern matching its accented and upper-case spellings."""
-    head, tail = word[0], word[1:]
-    rest = (_ACCENTS.get(c, c) for c in tail)
-    return f"[{_ACCENTS.get(head, head).upper()}]" + "".join(f"[{c}{c.upper()}]" for c in rest)
-
-
-def _alternation(words: list[str]) -> str:
-    return "(?:" + "|".join(sorted(words, key=len, reverse=True)) + ")"
-
-
-# Rust's Unicode \b is very slow with large alternations: (?-u:\b) where the edge is
-# ASCII, and a captured preceding character (START, put back by ${1}) where a name may
-# begin with an accented capital.
+# Rust's Unicode \b is slow: (?-u:\b) where the edge is ASCII, and a captured preceding
+# character (START, put back by ${1}) where a word may begin with an accented capital.
 B = r"(?-u:\b)"
 START = r"(^|[^\p{L}\p{N}_])"
-_GIVEN = _alternation([_accent_tolerant(n) for n in GIVEN_NAMES])
-_TITLE = "(?i:" + _alternation([t.replace(".", r"\.") for t in set(TITLES)]) + ")"
 _CAP = r"\p{Lu}[\p{L}'’-]*"
-_UPPER = r"\p{Lu}[\p{Lu}'’-]+"
 _LABEL = (
     r"ipp|nda|ins|nir|mrn|nip|dossier|patient\s+id"
     r"|n°\s*(?:de\s+)?(?:s[ée]cu\w*|dossier|patient|s[ée]jour)"
@@ -55,10 +37,7 @@ RULES: tuple[tuple[str, str], ...] = (
     (rf"{B}\d{{1,4}}\s+(?:\p{{Lu}}\p{{Ll}}+\s+){{1,3}}(?:{_EN_STREET}){B}", "[ADRESSE]"),
     (rf"{B}{patterns.POSTCODE_FR}\s+{_CAP}(?:[\s-]+{_CAP}){{0,3}}", "[CP VILLE]"),
     (rf"{B}[A-Z]{{1,2}}\d[A-Z\d]?\s\d[A-Z]{{2}}{B}", "[CP]"),
-    (rf"{B}({_TITLE})\s+{_CAP}(?:\s+{_CAP}){{0,2}}", "${1} [NOM]"),
     (rf"{START}((?i:née|nee|born|épouse|epouse|ép\.|ep\.))\s+{_CAP}", "${1}${2} [NOM]"),
-    (rf"{START}{_GIVEN}(?:[\s-]+{_CAP}){{1,2}}", "${1}[NOM]"),
-    (rf"{START}{_UPPER}(?:[\s-]+{_UPPER})*\s+{_GIVEN}{B}", "${1}[NOM]"),
 )
 
 

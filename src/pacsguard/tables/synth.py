@@ -7,6 +7,7 @@ joins the sample images); every identifying column and the free text carry their
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import random
 import re
 import unicodedata
@@ -258,3 +259,191 @@ def leaks(text: str, patients: Sequence[TablePatient]) -> list[str]:
             if hit:
                 found.append(kind)
     return found
+
+
+# --- A corpus of clinical notes with an answer key for name scrubbing ----------------------
+# The patients' own names (known values of the row), names of other people (physicians with a
+# title, relatives by given and family name, a neighbour by a lone given name found in one
+# patient's rows only) and words that must stay although the name lexicons hold many of them:
+# towns of the hospitals ("Lyon", "Nancy", "Valence" are names too), eponyms ("Wilson",
+# "Gilbert", "Parkinson"), drugs, and the ordinary words of the notes ("Patient" is a given name).
+_NOTE_FAMILY = (
+    "Whitmore", "Lefèvre", "Fairbanks", "Rousseau", "Guérin", "Pemberton", "Marchand",
+    "Holloway", "Chevalier", "Blackwood", "Delaunay-Briard", "Kerouac", "Nguyen", "Benali",
+    "Kowalczyk", "Martin", "Bernard", "Petit", "Durand", "Leroy", "Garnier", "Faure",
+    "Mercier", "Boyer", "Perrin", "Morel", "Girard", "Lambert", "Fontaine", "Roux", "Haddad",
+    "Traoré", "Diallo", "Ferreira", "Schmitt", "Meyer", "Lemaire", "Caron", "Brunet",
+    "Barbier", "Renaud", "Picard", "Roche", "Aubert", "Vidal", "Colin", "Masson", "Dumas",
+    "Quéméner", "Zielinski", "Okafor", "Abramowicz", "Kervella", "Hamon", "Bouvier", "Duval",
+)  # fmt: skip
+_NOTE_GIVEN = (
+    "Hélène", "Gaëlle", "Margaret", "Bérénice", "Anne-Sophie", "Océane", "Jérôme", "François",
+    "Edward", "Thibault", "Oliver", "Loïc", "Claire", "Nathalie", "Sylvie", "Mohamed",
+    "Karim", "Yasmine", "Julien", "Camille", "Pierre-Yves", "Maëlle", "Ginette", "Rémi",
+)  # fmt: skip
+_RELATIVE_GIVEN = ("Bérangère", "Ginette", "Solange", "Marcel", "Gisèle", "Armand", "Huguette",
+                   "Lucien", "Odette", "Fernand", "Yvette", "Raymonde")  # fmt: skip
+_PHYSICIANS = ("Dr Moreau", "Dr Vasseur", "Pr Bertrand", "Dr Fletcher", "Dr Sophie Lemoine",
+               "Docteur Aubry", "Dr Hamel", "Pr Jean-Marc Tessier", "Dr Benhamou",
+               "Dr N'Diaye", "Dr Martin", "Mme le Dr Roussel", "Dr. Wilson")  # fmt: skip
+_HOME_TOWNS = ("Ajaccio", "Bastia", "Pointe-à-Pitre", "Grenoble", "Bourg-en-Bresse", "Annecy",
+               "Royan", "Vienne")  # fmt: skip
+_SITE_TOWNS = ("Lyon", "Paris", "Nancy", "Valence", "Laval", "Tours", "Nantes", "Toulouse",
+               "Lens", "Orange")  # fmt: skip
+_EPONYMS = ("Parkinson", "Alzheimer", "Crohn", "Hodgkin", "Wilson", "Horton", "Cushing",
+            "Raynaud", "Barrett", "Paget", "Basedow", "Addison", "Gilbert", "Marfan",
+            "Charcot", "Turner")  # fmt: skip
+# Hospitals named after people: no patient's identifier, yet a given and a family name.
+_HOSPITALS = ("Édouard Herriot", "Henri Mondor", "Robert Debré", "Georges Pompidou", "Necker",
+              "Léon Bérard", "Louis Pradel", "Pitié-Salpêtrière", "Lariboisière")  # fmt: skip
+_DRUGS = ("Doliprane", "Kardégic", "Lovenox", "Eliquis", "Metformine", "Amoxicilline",
+          "Lasilix", "Tahor", "Levothyrox", "Bisoprolol")  # fmt: skip
+# {row:given} / {row:FAMILY} / {row:family} / {row:town}: the row's own values;
+# {titled}: a physician with a title; {pair}: a relative (given + family); {lone}: the
+# patient's neighbour by given name; {site}, {eponym}, {drug}, {hospital}: words that must stay.
+NOTE_TEMPLATES = (
+    "Patient {row:given} {row:FAMILY} vu à {site} par {titled}.",
+    "Vu à {site} par {titled}.",
+    "Antécédents : maladie de {eponym}, traitement par {drug}.",
+    "{row:FAMILY} {row:given}, syndrome de {eponym}. Prévenir sa fille {pair} si besoin.",
+    "Contrôle à {site} dans 3 mois. Rappeler {lone} (voisine) avant.",
+    "Courrier adressé au {titled} et à sa sœur {pair}.",
+    "RAS. {drug} poursuivi, revoir à {site}.",
+    "Consultation à {site} : {row:family} revu, {eponym} stable. Domicile à {row:town}.",
+    "Mr {row:given} {row:family} seen in {site} by {titled}; {eponym} disease ruled out.",
+    "Patient adressé par {titled} pour bilan. {lone} accompagne le patient.",
+    "Transféré à l'hôpital {hospital} le lendemain, {drug} arrêté.",
+)  # fmt: skip
+_SLOT = re.compile(r"\{([a-z:A-Z]+)\}")
+_TOKEN = re.compile(r"\[[^\]]*\]|[^\W_]+(?:[-'’][^\W_]+)*")
+
+
+@dataclass(frozen=True)
+class NoteRow:
+    """One note and the label of each of its words: ``go:<why>`` (must be removed) or
+    ``stay:<what>`` (must be kept)."""
+
+    text: str
+    words: tuple[tuple[str, str], ...]
+
+
+def _note_people(count: int, rng: random.Random) -> list[dict[str, str]]:
+    people = []
+    for index in range(count):
+        family = _NOTE_FAMILY[index % len(_NOTE_FAMILY)]
+        if index >= len(_NOTE_FAMILY):  # more patients than names: families share names
+            family = rng.choice(_NOTE_FAMILY)
+        relative = rng.choice([f for f in _NOTE_FAMILY if f != family])
+        people.append(
+            {
+                "ipp": str(rng.randint(10**9, 10**10 - 1)),
+                "family": family,
+                "given": rng.choice(_NOTE_GIVEN),
+                "town": rng.choice(_HOME_TOWNS),
+                "pair": f"{rng.choice(_NOTE_GIVEN)} {relative}",
+                "lone": _RELATIVE_GIVEN[index % len(_RELATIVE_GIVEN)],
+            }
+        )
+    return people
+
+
+def _fill(template: str, person: dict[str, str], rng: random.Random) -> NoteRow:
+    pieces: list[tuple[str, str | None]] = []
+    rest = 0
+    for match in _SLOT.finditer(template):
+        pieces.append((template[rest : match.start()], None))
+        slot = match.group(1)
+        if slot.startswith("row:"):
+            field_name = slot[4:]
+            value = person[field_name.lower()]
+            pieces.append((value.upper() if field_name == "FAMILY" else value, "go:row"))
+        elif slot == "titled":
+            physician = rng.choice(_PHYSICIANS)
+            title, name = _split_title(physician)
+            pieces += [(title, None), (name, "go:titled")]
+        elif slot in ("pair", "lone"):
+            pieces.append((person[slot], f"go:{slot}"))
+        else:
+            pools = {
+                "site": _SITE_TOWNS,
+                "eponym": _EPONYMS,
+                "drug": _DRUGS,
+                "hospital": _HOSPITALS,
+            }
+            pool = pools[slot]
+            pieces.append((rng.choice(pool), f"stay:{slot}"))
+        rest = match.end()
+    pieces.append((template[rest:], None))
+    words: list[tuple[str, str]] = []
+    for text, label in pieces:
+        words += [(w, label or "stay:word") for w in _TOKEN.findall(text)]
+    return NoteRow("".join(text for text, _ in pieces), tuple(words))
+
+
+def _split_title(physician: str) -> tuple[str, str]:
+    """("Mme le Dr ", "Roussel"): the title words stay, the name goes."""
+    words = physician.split(" ")
+    at = max(i for i, w in enumerate(words) if w.rstrip(".") in ("Dr", "Pr", "Docteur"))
+    return " ".join(words[: at + 1]) + " ", " ".join(words[at + 1 :])
+
+
+def make_note_corpus(patients: int, rows: int, seed: int = 0) -> tuple[pl.DataFrame, list[NoteRow]]:
+    """A table (IPP, NOM, Prénom, Ville, Site, Note) and, row for row, its answer key."""
+    rng = random.Random(seed)
+    people = _note_people(patients, rng)
+    records: list[dict[str, str]] = []
+    notes: list[NoteRow] = []
+    for _ in range(rows):
+        person = rng.choice(people)
+        note = _fill(rng.choice(NOTE_TEMPLATES), person, rng)
+        notes.append(note)
+        records.append(
+            {
+                "IPP": person["ipp"], "NOM": person["family"].upper(), "Prénom": person["given"],
+                "Ville": person["town"], "Site": rng.choice(_SITE_TOWNS), "Note": note.text,
+            }
+        )  # fmt: skip
+    return pl.DataFrame(records), notes
+
+
+@dataclass(frozen=True)
+class NameScore:
+    """Word counts by label: how many there were and how many the scrubber removed."""
+
+    total: dict[str, int]
+    removed: dict[str, int]
+
+    def recall(self, label: str) -> float:
+        return self.removed.get(label, 0) / max(self.total.get(label, 0), 1)
+
+    def kept(self, label: str) -> float:
+        return 1 - self.recall(label)
+
+    @property
+    def precision(self) -> float:
+        """Of the words removed, the share that had to go."""
+        gone = sum(n for label, n in self.removed.items() if label.startswith("go:"))
+        return gone / max(sum(self.removed.values()), 1)
+
+    @property
+    def name_recall(self) -> float:
+        go = [label for label in self.total if label.startswith("go:")]
+        return sum(self.removed.get(g, 0) for g in go) / max(sum(self.total[g] for g in go), 1)
+
+
+def score_names(notes: Sequence[NoteRow], scrubbed: Sequence[str | None]) -> NameScore:
+    """Align each note's words with its scrubbed text: a word not found in place was removed."""
+    total: dict[str, int] = {}
+    removed: dict[str, int] = {}
+    for note, out in zip(notes, scrubbed, strict=True):
+        before = [w for w, _ in note.words]
+        after = _TOKEN.findall(out or "")
+        kept: set[int] = set()
+        matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+        for block in matcher.get_matching_blocks():
+            kept.update(range(block.a, block.a + block.size))
+        for index, (_, label) in enumerate(note.words):
+            total[label] = total.get(label, 0) + 1
+            if index not in kept:
+                removed[label] = removed.get(label, 0) + 1
+    return NameScore(total, removed)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from pacsguard.tables import dates
 from pacsguard.tables.errors import PolicyError
+from pacsguard.tables.evidence import recurring_words
 from pacsguard.tables.headers import classify_header
 from pacsguard.tables.mapping import Pseudonyms, as_text
 from pacsguard.tables.policy import ColumnRule, Policy
@@ -27,6 +28,22 @@ class Context:
     schema: pl.Schema
     pseudonyms: Pseudonyms
     today: dt.date
+    # The source rows, for evidence gathered over a whole column (names in free text); without
+    # them a lone lexicon name in free text is always removed.
+    frame: pl.LazyFrame | None = None
+    _recurring: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def recurring(self, name: str, known: list[str]) -> frozenset[str]:
+        """The capitalised words of free-text column ``name`` that recur under several
+        patients, not counting the rows' own ``known`` values (read once per column)."""
+        if self.frame is None:
+            return frozenset()
+        if name not in self._recurring:
+            pid = self.policy.patient_id_column
+            patient = pl.col(pid) if pid is not None and pid in self.schema else None
+            own = [pl.col(k) for k in known]
+            self._recurring[name] = recurring_words(self.frame, name, patient, own)
+        return self._recurring[name]
 
     def dtype(self, name: str) -> pl.DataType:
         return self.schema[name]
@@ -164,6 +181,7 @@ def scrub_text(rule: ColumnRule, ctx: Context) -> pl.Expr:
         rule.param("dates", "shift" if ctx.policy.patient_id_column else "redact"),
         rule.param("ner_model"),
         tuple(rule.param("ner_labels", ["PER", "PERSON"])),
+        ctx.recurring(rule.name, names),
     )
     birth = None
     if births:
