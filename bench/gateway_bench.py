@@ -36,9 +36,9 @@ from typing import Any
 
 import httpx
 
+from pacsguard.lab import dcmtk, orthanc
+from pacsguard.lab.procs import Server, free_ports, listening
 from pacsguard.sample import generate_ct_corpus
-from pacsguard.scan.lab import dcmtk, orthanc
-from pacsguard.scan.lab.procs import Server, free_ports, listening
 
 LUA = """
 function OnStoredInstance(instanceId, tags, metadata, origin)

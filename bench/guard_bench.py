@@ -38,9 +38,9 @@ from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacsguard.guard import lab
 from pacsguard.guard.links import settle
+from pacsguard.lab.procs import LOOPBACK, free_ports, listening
 from pacsguard.net.sockets import NoDelayAE
 from pacsguard.net.tls import client_context
-from pacsguard.scan.lab.procs import LOOPBACK, free_ports, listening
 
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))
 ENV = {**os.environ, "TCP_NODELAY": "1"}

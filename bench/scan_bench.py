@@ -25,9 +25,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from pacsguard.scan.lab import Lab
-from pacsguard.scan.lab.dcmtk import start_storescp
-from pacsguard.scan.lab.procs import Server
+from pacsguard.lab import Lab
+from pacsguard.lab.dcmtk import start_storescp
+from pacsguard.lab.procs import Server
 
 HOST = "127.0.0.1"
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))

@@ -17,7 +17,7 @@ step "1. a synthetic hospital: 3 patients, their studies and their clinical tabl
 $pg sample "$out/sample" --seed 1 --patients 3
 
 step "2. a PACS on this machine answers anyone, as hundreds do on the internet"
-$bin/python -m pacsguard.scan.lab.serve "$out/lab" "$out/sample" >"$out/lab.ready" &
+$bin/python -m pacsguard.lab.serve "$out/lab" "$out/sample" >"$out/lab.ready" &
 lab=$!
 trap 'kill $lab 2>/dev/null || true' EXIT
 for _ in $(seq 600); do

@@ -16,7 +16,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, each worker takes the lab's ports from its own range."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and worker[2:].isdigit():
-        from pacsguard.scan.lab import procs
+        from pacsguard.lab import procs
 
         number = int(worker[2:]) % 8
         procs.PORT_RANGE = range(20000 + 1500 * number, 20000 + 1500 * (number + 1))

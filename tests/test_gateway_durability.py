@@ -20,9 +20,9 @@ import pydicom
 import pytest
 
 from pacsguard.core.pseudonym import Pseudonymizer
+from pacsguard.lab import dcmtk, orthanc
+from pacsguard.lab.procs import Server, free_ports
 from pacsguard.sample import generate_ct_corpus
-from pacsguard.scan.lab import dcmtk, orthanc
-from pacsguard.scan.lab.procs import Server, free_ports
 from test_gateway_support import (
     KEY,
     GatewayProcess,

@@ -21,10 +21,10 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from pacsguard.lab import orthanc
+from pacsguard.lab.data import LabData, make_data
+from pacsguard.lab.procs import Server, free_ports
 from pacsguard.net import NoDelayAE
-from pacsguard.scan.lab import orthanc
-from pacsguard.scan.lab.data import LabData, make_data
-from pacsguard.scan.lab.procs import Server, free_ports
 from test_gateway_support import (
     GatewayProcess,
     gateway_status,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pacsguard.core.keys import ProjectKey
-from pacsguard.scan.lab.procs import listening
+from pacsguard.lab.procs import listening
 from test_net_support import dcmtk
 
 KEY = ProjectKey(bytes(range(32)))

@@ -12,10 +12,10 @@ from pacsguard.gateway import load_config
 from pacsguard.gateway.config import Route
 from pacsguard.gateway.forward import backoff
 from pacsguard.gateway.stow import MultipartError, parse_multipart
+from pacsguard.lab import dcmtk
+from pacsguard.lab.procs import free_ports
 from pacsguard.net import ConfigError
 from pacsguard.sample import generate_ct_corpus
-from pacsguard.scan.lab import dcmtk
-from pacsguard.scan.lab.procs import free_ports
 from test_gateway_support import (
     GatewayProcess,
     gateway_status,

@@ -25,8 +25,8 @@ from pynetdicom.pdu import A_ASSOCIATE_RJ
 
 from pacsguard.core.keys import new_key
 from pacsguard.guard import Guard, lab, load_config, parse_config
-from pacsguard.scan.lab.data import LabData, decompressed_for_dcmtk, make_data
-from pacsguard.scan.lab.procs import LOOPBACK, free_ports
+from pacsguard.lab.data import LabData, decompressed_for_dcmtk, make_data
+from pacsguard.lab.procs import LOOPBACK, free_ports
 from test_guard_support import (
     PacsLog,
     echo,

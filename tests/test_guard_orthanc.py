@@ -19,8 +19,8 @@ import pytest
 
 from pacsguard.core.keys import new_key
 from pacsguard.guard import Guard, lab, parse_config
-from pacsguard.scan.lab.data import LabData, make_data
-from pacsguard.scan.lab.procs import LOOPBACK, free_ports
+from pacsguard.lab.data import LabData, make_data
+from pacsguard.lab.procs import LOOPBACK, free_ports
 from test_guard_support import (
     echo,
     echo_ok,

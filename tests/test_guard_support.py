@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pacsguard.scan.lab.procs import LOOPBACK
+from pacsguard.lab.procs import LOOPBACK
 
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 

@@ -285,7 +285,7 @@ def test_dicom_audit_messages(tmp_path: Path) -> None:
 
     from pacsguard.guard import Guard
     from pacsguard.guard.dicom_audit import DICOM_AUDIT_FILE
-    from pacsguard.scan.lab.procs import free_ports
+    from pacsguard.lab.procs import free_ports
 
     collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     collector.bind(("127.0.0.1", 0))

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from pacsguard.lab import Lab
+from pacsguard.lab.dcmtk import start_storescp
+from pacsguard.lab.procs import free_ports
 from pacsguard.scan import ScanOptions, scan
-from pacsguard.scan.lab import Lab
-from pacsguard.scan.lab.dcmtk import start_storescp
-from pacsguard.scan.lab.procs import free_ports
 from pacsguard.scan.ratelimit import RateLimits
 from pacsguard.scan.web import Web
 from pacsguard.scan.webapi import qido_count

@@ -5,7 +5,7 @@ peers around it, on 127.0.0.1 only, every DCMTK and Orthanc process run with TCP
   knows the guard as a move destination and, for the direct benchmark, the store SCP.
 - ``start_orthanc``: Orthanc with the guard registered as a modality.
 - ``start_storescp``: a C-MOVE destination.
-Built on ``pacsguard.scan.lab`` (processes, sample data, certificates).
+Built on ``pacsguard.lab`` (processes, sample data, certificates).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pacsguard.scan.lab import dcmtk, orthanc
-from pacsguard.scan.lab.procs import LOOPBACK, NODELAY_ENV, Server, tool
+from pacsguard.lab import dcmtk, orthanc
+from pacsguard.lab.procs import LOOPBACK, NODELAY_ENV, Server, tool
 
-Peer = Server  # the lab's servers run with TCP_NODELAY=1 (scan.lab.procs.NODELAY_ENV)
+Peer = Server  # the lab's servers run with TCP_NODELAY=1 (lab.procs.NODELAY_ENV)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pacsguard.scan.lab.procs import LOOPBACK, Server, run, tool
+from pacsguard.lab.procs import LOOPBACK, Server, run, tool
 
 LOADER_AE = "LABLOADER"
 

@@ -1,4 +1,4 @@
-"""A loopback lab of real PACS servers, for the scan tests, the benchmark and demos.
+"""A loopback lab of real PACS servers, for every capability's tests, the benchmarks and demos.
 
 Everything listens on high ports and is reached on 127.0.0.1 only: Orthanc in three
 configurations, DCMTK's dcmqrscp (any peer, one peer) and storescp (plain and TLS),
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from pacsguard.lab import dcmtk, orthanc
+from pacsguard.lab.data import LabData, decompressed_for_dcmtk, make_data
+from pacsguard.lab.procs import LOOPBACK, LabError, Server, free_ports
+from pacsguard.lab.static import start_static
 from pacsguard.sample.answer_key import Totals
-from pacsguard.scan.lab import dcmtk, orthanc
-from pacsguard.scan.lab.data import LabData, decompressed_for_dcmtk, make_data
-from pacsguard.scan.lab.procs import LOOPBACK, LabError, Server, free_ports
-from pacsguard.scan.lab.static import start_static
 
 __all__ = ["LOOPBACK", "Expected", "Lab", "LabData", "LabError", "Totals"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pacsguard.lab.procs import LabError, run, tool
 from pacsguard.sample import AnswerKey, generate
 from pacsguard.sample.answer_key import Totals
-from pacsguard.scan.lab.procs import LabError, run, tool
 
 RLE = "1.2.840.10008.1.2.5"
 JPEG_LS = ("1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.81")

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from pacsguard.scan.lab.procs import LOOPBACK, LabError, Server, tool
+from pacsguard.lab.procs import LOOPBACK, LabError, Server, tool
 
 PLUGIN_DIR = Path("/usr/share/orthanc/plugins")
 DICOMWEB = "libOrthancDicomWeb.so"

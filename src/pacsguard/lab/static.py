@@ -1,6 +1,6 @@
 """A plain web server for the lab (not a medical product), bound to 127.0.0.1, HTTP or HTTPS.
 
-Run as ``python -m pacsguard.scan.lab.static --port P --dir D [--cert C --key K]``.
+Run as ``python -m pacsguard.lab.static --port P --dir D [--cert C --key K]``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pacsguard.scan.lab.procs import LOOPBACK, Server
+from pacsguard.lab.procs import LOOPBACK, Server
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
@@ -47,7 +47,7 @@ def start_static(name: str, port: int, work: Path, tls: tuple[Path, Path] | None
     argv = [
         sys.executable,
         "-m",
-        "pacsguard.scan.lab.static",
+        "pacsguard.lab.static",
         "--port",
         str(port),
         "--dir",

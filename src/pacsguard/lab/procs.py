@@ -13,12 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from pacsguard.scan.errors import ScanError
+from pacsguard.core.errors import PacsguardError
 
 LOOPBACK = "127.0.0.1"
 
 
-class LabError(ScanError):
+class LabError(PacsguardError):
     """The lab could not start (a tool is missing or a server did not come up)."""
 
 

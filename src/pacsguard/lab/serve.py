@@ -1,4 +1,4 @@
-"""``python -m pacsguard.scan.lab.serve WORK SAMPLE``: one loopback Orthanc, open to anyone as
+"""``python -m pacsguard.lab.serve WORK SAMPLE``: one loopback Orthanc, open to anyone as
 too many are, loaded with a ``pacsguard sample`` output; for ``make demo``.
 
 Prints ``ready dicom=PORT http=PORT`` once every instance is stored, then serves until
@@ -12,9 +12,9 @@ import sys
 import threading
 from pathlib import Path
 
+from pacsguard.lab import orthanc
+from pacsguard.lab.procs import free_ports
 from pacsguard.sample import load_answer_key
-from pacsguard.scan.lab import orthanc
-from pacsguard.scan.lab.procs import free_ports
 
 
 def serve(work: Path, sample: Path) -> None:
@@ -36,7 +36,7 @@ def serve(work: Path, sample: Path) -> None:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m pacsguard.scan.lab.serve WORK SAMPLE", file=sys.stderr)
+        print("usage: python -m pacsguard.lab.serve WORK SAMPLE", file=sys.stderr)
         return 2
     serve(Path(argv[0]), Path(argv[1]))
     return 0
