@@ -17,6 +17,10 @@ Association policy (``pacsguard.net.policy``)
     ``policy.check(Peer)`` returns ``None`` or a ``Rejection`` (result, source, reason of
     PS3.8 9.3.4); ``policy.handlers(audit)`` binds it to EVT_REQUESTED, sending the
     A-ASSOCIATE-RJ and writing one audit line per refusal.
+Refusals in words (``pacsguard.net.refusals``)
+    ``rejection(result, source, reason)`` and ``abort(source, reason)``: the A-ASSOCIATE-RJ
+    and A-ABORT fields in the words of PS3.8 (Tables 9-21, 9-26), for what a node sends
+    (``Rejection.words``) and what the scanner is told.
 Audit (``pacsguard.net.audit``)
     ``AuditLog(path)``: JSON lines naming peers, operations and counts (never a value read
     from a dataset); ``AssociationTally`` per association, written when it closes;

@@ -15,17 +15,13 @@ from typing import Any
 
 from pynetdicom import evt
 
+from pacsguard.net import refusals
 from pacsguard.net.audit import AuditLog
 from pacsguard.net.tls import peer_subject
 
 PERMANENT, TRANSIENT = 0x01, 0x02
 SERVICE_USER = 0x01
 NO_REASON, CALLING_AE_NOT_RECOGNIZED, CALLED_AE_NOT_RECOGNIZED = 0x01, 0x03, 0x07
-REASON_WORDS = {
-    NO_REASON: "no-reason-given",
-    CALLING_AE_NOT_RECOGNIZED: "calling-AE-title-not-recognized",
-    CALLED_AE_NOT_RECOGNIZED: "called-AE-title-not-recognized",
-}
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,8 @@ class Rejection:
 
     @property
     def words(self) -> str:
-        return REASON_WORDS.get(self.reason, f"code {self.reason}")
+        """The reason in PS3.8's words (they depend on the source)."""
+        return refusals.rejection(self.result, self.source, self.reason)[2]
 
 
 @dataclass(frozen=True)

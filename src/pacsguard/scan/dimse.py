@@ -16,9 +16,9 @@ from typing import Any
 from pydicom.uid import UID
 from pynetdicom import AE, _config, evt
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
-from pynetdicom.transport import T_CONNECT, AddressInformation, AssociationSocket
 
-from pacsguard.scan import reject
+from pacsguard.net import refusals
+from pacsguard.net.sockets import NoDelayAE
 from pacsguard.scan.model import AssocAttempt, DicomInfo
 from pacsguard.scan.ratelimit import RateLimits
 
@@ -49,28 +49,8 @@ class Attempt:
     pdus: list[object] = field(default_factory=list)
 
 
-class _TimedSocket(AssociationSocket):
-    """pynetdicom leaves a connected socket blocking without timeout: a peer that sends a few
-    bytes and stalls (or a TLS 1.3 session ticket and nothing else) would hang the reader
-    thread for ever. A timeout turns that into a closed connection."""
-
-    def connect(self, primitive: T_CONNECT) -> None:
-        super().connect(primitive)
-        if self.socket is not None and self._is_connected:
-            self.socket.settimeout(self.assoc.network_timeout)
-
-
-class _ScannerAE(AE):
-    def _create_socket(
-        self, assoc: Any, address: AddressInformation, tls_args: tuple[ssl.SSLContext, str] | None
-    ) -> AssociationSocket:
-        sock = _TimedSocket(assoc, address=address)
-        sock.tls_args = tls_args
-        return sock
-
-
 def _application_entity(settings: DicomSettings) -> AE:
-    ae = _ScannerAE(ae_title=settings.calling_ae)
+    ae = NoDelayAE(ae_title=settings.calling_ae)  # the shared layer: read timeout, NODELAY
     for abstract_syntax in (VERIFICATION, STUDY_ROOT, PATIENT_ROOT):
         ae.add_requested_context(abstract_syntax)
     ae.acse_timeout = settings.timeout
@@ -98,7 +78,7 @@ def associate(
         return Attempt(AssocAttempt(called_ae, "accepted"), True, assoc, pdus)
     rejection = next((p for p in pdus if isinstance(p, A_ASSOCIATE_RJ)), None)
     if rejection is not None:
-        result, source, reason = reject.rejection(
+        result, source, reason = refusals.rejection(
             rejection.result, rejection.source, rejection.reason_diagnostic
         )
         return Attempt(
@@ -106,7 +86,7 @@ def associate(
         )
     abort = next((p for p in pdus if isinstance(p, A_ABORT_RQ)), None)
     if abort is not None:
-        source, reason = reject.abort(abort.source, abort.reason_diagnostic)
+        source, reason = refusals.abort(abort.source, abort.reason_diagnostic)
         return Attempt(AssocAttempt(called_ae, "aborted", None, source, reason), True, None, pdus)
     return Attempt(AssocAttempt(called_ae, "no-answer"), False, None, pdus)
 
