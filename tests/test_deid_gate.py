@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
@@ -331,3 +333,43 @@ def test_post_check_skips_placeholders_but_not_other_brackets() -> None:
     )
     residue = postcheck.check_bytes(hidden, identity)
     assert isinstance(residue, postcheck.Residue) and residue.tag == 0x00091010
+
+
+def _plain_search(header: grammar.Header, identity: object) -> bool:
+    """The post-write check as a search of the header per needle (the reference)."""
+    import re
+
+    extent = header.pixel_offset if header.pixel_offset is not None else len(header.buf)
+    data = postcheck._PLACEHOLDER.sub(lambda m: b" " * len(m.group(0)), header.buf[:extent])
+    lowered = data.lower()
+    return any(
+        re.search(n.pattern, data, re.IGNORECASE) is not None
+        for n in postcheck.compile_identity(identity)  # type: ignore[arg-type]
+        if n.needle in lowered
+    )
+
+
+_TEXT = st.text(alphabet=st.sampled_from("abcdeéèÿZYX0123456789 -'./^_,é"), min_size=1, max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=_TEXT, patient_id=_TEXT, before=_TEXT, after=_TEXT, case=st.booleans())
+def test_post_check_word_index_finds_what_a_search_per_needle_finds(
+    name: str, patient_id: str, before: str, after: str, case: bool
+) -> None:
+    """The header's words looked up once, for every needle, give the same verdict as a
+    search of the header for each needle: whatever the tokens, surroundings and case."""
+    source = _minimal(
+        b"PN",
+        name.encode("utf-8"),
+        extra=[(0x00100020, b"LO", patient_id.encode("utf-8"))],
+    )
+    identity = gather(grammar.parse(source, whole=True))
+    planted = before + (name.upper() if case else name) + after + " " + patient_id
+    written = _minimal(
+        b"PN", b"PSEUDONYM^X", extra=[(0x00081030, b"LO", planted.encode("utf-8")[:64])]
+    )
+    header = grammar.parse(written, whole=True)
+    expected = _plain_search(header, identity)
+    got = postcheck.check_header(header, identity)
+    assert isinstance(got, postcheck.Residue) == expected, (name, patient_id, planted)

@@ -22,6 +22,8 @@ from pacsguard.deid.identity import Identity, fold
 _PLACEHOLDER = re.compile(rb"\[(?:NAME|ID|DATE|ADDR|PHONE|EMAIL|NIR)\]")
 ENCODINGS = ("utf-8", "latin-1", "cp1252", "iso8859_15", "utf-16-le")
 _LETTER = rb"A-Za-z\x80-\xff"
+_WORD = re.compile(rb"[a-z0-9\x80-\xff]+")  # on the lowered header: its maximal words
+_DIGITS = re.compile(rb"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -66,11 +68,23 @@ def _pattern(raw: bytes, numeric: bool) -> bytes:
 @dataclass(frozen=True)
 class Needle:
     """One encoded form of one token: found by a plain byte search (``needle``, ASCII
-    lower case), then confirmed on its word boundaries (``pattern``)."""
+    lower case), then confirmed on its word boundaries (``pattern``). ``anchor``: the
+    needle's leading word, which its boundaries force to be a whole word of the header (a
+    run of digits for a number): looked up in the header's set of words, one pass for all
+    needles, instead of a search of the header per needle. None: a plain byte search."""
 
     needle: bytes
     pattern: bytes  # compiled only when the needle is found (``_compiled``)
     kind: str
+    anchor: bytes | None = None
+    numeric: bool = False
+
+
+def _anchor(first: bytes, numeric: bool) -> bytes | None:
+    """The leading run of ``first`` that must stand alone in the header, when it is long
+    enough to tell anything (a lone letter, as in UTF-16, is everywhere)."""
+    run = (_DIGITS if numeric else _WORD).match(first)
+    return run.group(0) if run is not None and len(run.group(0)) >= 2 else None
 
 
 @functools.lru_cache(maxsize=64)
@@ -93,7 +107,9 @@ def compile_identity(identity: Identity) -> tuple[Needle, ...]:
                     continue
                 key = raw.lower()
                 if key not in needles:
-                    needles[key] = Needle(first, _pattern(raw, numeric), kind)
+                    needles[key] = Needle(
+                        first, _pattern(raw, numeric), kind, _anchor(first, numeric), numeric
+                    )
     return tuple(sorted(needles.values(), key=lambda n: -len(n.pattern)))
 
 
@@ -113,8 +129,13 @@ def check_header(header: Header, identity: Identity) -> Residue | GrammarError |
     # that offsets still name their element; any other bracketed text is searched.
     data = _PLACEHOLDER.sub(lambda m: b" " * len(m.group(0)), header.buf[:extent])
     lowered = data.lower()
+    words = set(_WORD.findall(lowered))
+    numbers = set(_DIGITS.findall(lowered))
     for needle in compile_identity(identity):
-        if needle.needle not in lowered:
+        if needle.anchor is not None:
+            if needle.anchor not in (numbers if needle.numeric else words):
+                continue
+        elif needle.needle not in lowered:
             continue
         match = _compiled(needle.pattern).search(data, 0, extent)
         if match is not None:
