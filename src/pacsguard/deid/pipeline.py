@@ -722,7 +722,7 @@ def _run(
 
     jobs = max(1, config.jobs or _usable_cpus())
     prefetch = Prefetcher(stream=True)
-    _preload()
+    _preload(words=bool(config.options) or bool(policy.rules))
     if progress:
         progress(0, planner.todo)  # the total (at once for a run of one chunk)
     with contextlib.ExitStack() as stack:
@@ -1034,13 +1034,16 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
-def _preload() -> None:
-    """Load the rule tables and word lists before the workers fork: they share one copy,
-    and none of them reads package files while the prefetcher keeps the disk busy."""
+def _preload(*, words: bool) -> None:
+    """Load the rule tables (and the name lexicons when ``words``) before the workers fork:
+    they share one copy, and none of them reads package files while the prefetcher keeps
+    the disk busy. The lexicons serve only the cleaning an option or a policy asks for; a
+    run of the basic profile never reads them (they load on first use if it ever does)."""
     for load in (load_table, load_iod_types, load_safe_private, load_cid7050, identity_tags):
         load()
-    for name in ("given-names.txt", "family-names.txt"):
-        lexicon(name)
+    if words:
+        for name in ("given-names.txt", "family-names.txt"):
+            lexicon(name)
 
 
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
