@@ -59,6 +59,8 @@ def compare(root: Path, job: scan.Job) -> tuple[int, int]:
         assert rows(fast.findings) == rows(slow.findings), item.label
         taken += fast.raw
         dicom += fast.dicom
+    memo = scan.run_state(job).memo
+    assert memo.hits > taken and memo.misses > 0  # verdicts replayed, not only computed
     return taken, dicom
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import logging
@@ -88,16 +87,16 @@ def read_dicom(item: InputItem) -> Dataset | None:
     return ds
 
 
-@functools.lru_cache(maxsize=64)
-def _base(root: Path) -> Path:
+def label_base(root: Path) -> Path:
     """What labels are relative to: ``root`` resolved, or its folder for a file."""
     return root.resolve() if root.is_dir() else root.resolve().parent
 
 
-def relative_label(item: InputItem, root: Path) -> str:
+def relative_label(item: InputItem, root: Path, base: Path | None = None) -> str:
+    """``item``'s label relative to ``root`` (``base``: ``label_base(root)``, if known)."""
     label = Path(item.label.split("!", 1)[0])
     try:
-        rel = label.resolve().relative_to(_base(root))
+        rel = label.resolve().relative_to(label_base(root) if base is None else base)
     except ValueError:
         rel = Path(label.name)
     suffix = "!" + item.label.split("!", 1)[1] if "!" in item.label else ""
@@ -138,10 +137,12 @@ class Job:
 
 
 class _RunState:
-    """What a process keeps for the run it works for: the policy and the verdict memo."""
+    """What a process keeps for the run it works for: the policy, the verdict memo, the
+    decisions to read pixels, and the folder labels are relative to."""
 
     def __init__(self, job: Job) -> None:
         self.run = job.run
+        self.base = label_base(job.root)
         self.policy = Policy.from_options(job.options)
         self.memo = VerdictMemo()
         self.risks: dict[tuple[object, ...], bool] = {}  # risk_key -> at risk
@@ -162,8 +163,11 @@ _state: _RunState | None = None
 
 
 def run_state(job: Job) -> _RunState:
+    """The state of ``job``'s run in this process (a job without a run shares nothing)."""
     global _state
-    if _state is None or _state.run != job.run or not job.run:
+    if not job.run:
+        return _RunState(job)
+    if _state is None or _state.run != job.run:
         _state = _RunState(job)
     return _state
 
@@ -235,7 +239,7 @@ def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
 
 def check_item(item: InputItem, job: Job) -> ItemResult:
     """One input checked: never raises (a file that cannot be read is a finding)."""
-    name = relative_label(item, job.root)
+    name = relative_label(item, job.root, run_state(job).base)
     if job.raw:
         result = _check_raw(item, job, name)
         if result is not None:
