@@ -41,6 +41,7 @@ from pacsguard.verify.risk import OVERLAY_DATA, RISK_TAGS
 
 CHARSET = 0x00080005
 SOP_INSTANCE_UID = 0x00080018
+TRANSFER_SYNTAX = 0x00020010
 META_ENCODINGS = (default_encoding,)  # pydicom reads File Meta with the default encoding
 
 
@@ -147,6 +148,8 @@ def _accept(header: Header, buf: bytes, size: int, read: Callable[[int, int], by
     if header.pixel_offset is not None:
         pixels = _pixel_node(header, buf, size, read)
     meta = meta_nodes(buf)
+    if not any(n.tag == TRANSFER_SYNTAX for n in meta):
+        raise Declined("no transfer syntax in the File Meta")  # pydicom guesses its own way
     for node, in_item in _nodes(header.elements, False):
         if node.vr == "UN" or (node.vr == "SQ" and buf[node.value - 8 : node.value - 6] != b"SQ"):
             raise Declined("UN element")
@@ -175,7 +178,10 @@ def _pixel_node(header: Header, buf: bytes, size: int, read: Callable[[int, int]
     end = pixel_end(read, offset, header, size)
     if end != size:
         raise Declined("elements after Pixel Data, or Pixel Data cut")
-    return Node(PIXEL_DATA, head[4:6].decode("latin-1"), offset + 12, end)
+    vr = head[4:6].decode("latin-1")
+    if vr not in ("OB", "OW"):
+        raise Declined("Pixel Data neither OB nor OW")
+    return Node(PIXEL_DATA, vr, offset + 12, end)
 
 
 def meta_nodes(buf: bytes) -> list[Node]:
