@@ -166,6 +166,7 @@ Verdict = tuple[tuple[str, str, str, str, str], ...]
 VerdictKey = tuple[int, str, tuple[str, ...], str, bytes, tuple[str, ...]]
 MEMO_VALUE = 4096  # longer values are checked each time (the memo stays small)
 MEMO_ENTRIES = 1 << 16
+MEMO_BYTES = 16 << 20  # value bytes held by the memo, at most
 
 
 class VerdictMemo:
@@ -176,11 +177,12 @@ class VerdictMemo:
     value and the character set they are read in, under the run's known values, options and
     ``ner``: the key is all of these but the run's own, so one memo serves one run.
     Values repeat across the files of a tree (descriptions, code meanings, devices): those
-    are decoded and checked once. Bounded: emptied when full."""
+    are decoded and checked once. Bounded (entries and value bytes): emptied when full."""
 
-    def __init__(self, entries: int = MEMO_ENTRIES) -> None:
-        self.entries = entries
+    def __init__(self, entries: int = MEMO_ENTRIES, size: int = MEMO_BYTES) -> None:
+        self.entries, self.size = entries, size
         self.verdicts: dict[VerdictKey, Verdict] = {}
+        self.held = 0  # value bytes in the keys
         self.hits = 0
         self.misses = 0
 
@@ -193,9 +195,11 @@ class VerdictMemo:
         return found
 
     def put(self, key: VerdictKey, verdict: Verdict) -> None:
-        if len(self.verdicts) >= self.entries:
+        if len(self.verdicts) >= self.entries or self.held + len(key[4]) > self.size:
             self.verdicts.clear()
+            self.held = 0
         self.verdicts[key] = verdict
+        self.held += len(key[4])
 
 
 PATIENT_KEYWORDS = PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS
