@@ -4,10 +4,11 @@ Most outputs are read without building a pydicom Dataset: the grammar gate's wal
 (``deid/grammar.py``) gives each element's tag, VR and value bytes, and a value is converted
 only when its verdict is not already known (``elements.ElementChecker.check_raw``), by
 pydicom's own converter, with the character set a Dataset would use: a value reads exactly as
-pydicom reads it. A file this reading would not reproduce exactly is declined (``None``) and
-read whole by pydicom, as before: other syntaxes (implicit VR, big endian, deflated), an
-element the grammar does not allow, a UN element (pydicom may give it another VR), a character
-set inside an item, anything after Pixel Data, no SOP Instance UID.
+pydicom reads it. A file this reading would not reproduce exactly is declined (``Declined``,
+or any error) and read whole by pydicom, as before: other syntaxes (implicit VR, big endian,
+deflated), an element the grammar does not allow, a UN element (pydicom may give it another
+VR), a character set inside an item, anything after Pixel Data, Pixel Data neither OB nor OW,
+a File Meta without a transfer syntax, no SOP Instance UID.
 """
 
 from __future__ import annotations
