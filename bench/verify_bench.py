@@ -3,10 +3,14 @@
     .venv/bin/python bench/verify_bench.py --files 1000 --workdir bench/out/verify-work
 
 Speed (issue 14's goal: verify <= 0.5x deid's time on the same tree): a CT corpus of FILES
-slices from the sample generator (identifiers in headers, nested and private), de-identified
-by `pacsguard deid IN OUT` (every core), then `pacsguard verify OUT` (OCR on: CT slices are
-not at risk, so no pixel is read), and `pacsguard verify OUT --no-ner`; each a subprocess,
-wall time, page cache warm (the corpus is read once before). The ratio is verify / deid.
+slices from the sample generator (identifiers in headers, nested and private), with the
+patient's identity planted in PLANTED % of the files (descriptions, comments, a code meaning,
+a private block: deid_bench.plant_corpus), de-identified by `pacsguard deid IN OUT` (every
+core), then `pacsguard verify OUT` (OCR on: CT slices are not at risk, so no pixel is read),
+`pacsguard verify OUT --no-ner` and `--jobs 1`; each a subprocess, wall and CPU time, page
+cache warm (the corpus is read once before), rounds interleaved. The ratios are verify / deid
+of the same round's tree. Then, in this process: verify's CPU time a file (one process, warm)
+and how many files were read as bytes (verify/header.py) rather than by pydicom.
 
 Quality, on trees no one tuned verify to: every real DICOM file that installed packages ship
 (pydicom, pynetdicom, highdicom when present) plus the sample corpus, de-identified with the
@@ -37,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 PACSGUARD = ROOT / ".venv" / "bin" / "pacsguard"
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def timed(argv: list[str]) -> tuple[float, int, float]:
@@ -51,20 +56,17 @@ def timed(argv: list[str]) -> tuple[float, int, float]:
     return wall, done.returncode, cpu
 
 
-def speed(work: Path, files: int, rounds: int) -> dict[str, Any]:
-    from pacsguard.sample import generate_ct_corpus
+def speed(work: Path, files: int, rounds: int, planted: int) -> dict[str, Any]:
+    from deid_bench import build_corpus, plant_corpus
 
-    corpus = work / f"ct-{files}"
-    if not corpus.exists():
-        generate_ct_corpus(corpus, files=files)
-        (corpus / "corpus.json").rename(work / f"ct-{files}.json")
+    corpus = plant_corpus(build_corpus(work, files, 512, 512), planted)
     key = work / "bench.key"
     if not key.exists():
         subprocess.run([str(PACSGUARD), "key", "new", str(key)], check=True)
     shutil.copytree(corpus, work / "warm", dirs_exist_ok=True)  # read it into the page cache
     shutil.rmtree(work / "warm")
     out = work / "ct-out"
-    rows: list[tuple[float, float, float]] = []
+    rows: list[tuple[float, ...]] = []
     doc: dict[str, Any] = {}
     for _ in range(rounds):
         shutil.rmtree(out, ignore_errors=True)
@@ -89,6 +91,7 @@ def speed(work: Path, files: int, rounds: int) -> dict[str, Any]:
     )
     return {
         "files": files,
+        "planted": planted,
         "rounds": rounds,
         "deid_s": round(deid_s, 2),
         "verify_s": round(verify_s, 2),
@@ -102,6 +105,31 @@ def speed(work: Path, files: int, rounds: int) -> dict[str, Any]:
         "ratio_cpu": round(verify_cpu / deid_cpu, 3),
         "cores": len(os.sched_getaffinity(0)),
         "verify_counts": doc["counts_by_class"],
+        **in_process(out),
+    }
+
+
+def in_process(out: Path) -> dict[str, Any]:
+    """verify's CPU time a file in one warm process (``verify(out, jobs=1)`` twice, the
+    second timed: imports and lexicons loaded, each call its own run), and how many files
+    the bytes reading took."""
+    from dataclasses import fields
+
+    from pacsguard.core.io import iter_inputs
+    from pacsguard.verify import scan, verify
+
+    items = list(iter_inputs([out]))
+    verify(out, jobs=1)
+    start = time.process_time()
+    verify(out, jobs=1)
+    per_file = (time.process_time() - start) / max(1, len(items)) * 1000
+    job = scan.Job(out, None, tuple(scan.deid_options(out)), True, True)
+    results = [scan.check_item(item, job) for item in items]
+    as_bytes = "raw" in {f.name for f in fields(scan.ItemResult)}
+    return {
+        "in_process_ms_per_file": round(per_file, 3),
+        "read_as_bytes": sum(bool(getattr(r, "raw", False)) for r in results) if as_bytes else 0,
+        "dicom_files": sum(r.dicom for r in results),
     }
 
 
@@ -210,7 +238,8 @@ def markdown(doc: dict[str, Any]) -> str:
         s = doc["speed"]
         lines += [
             "## Speed: verify against deid on the same CT tree (wall time, warm cache, "
-            f"median of {s['rounds']}, {s['cores']} cores, both CLIs with their default workers)",
+            f"median of {s['rounds']}, {s['cores']} cores, both CLIs with their default workers; "
+            f"identity planted in {s['planted']} % of the files before deid)",
             "",
             "| files | deid s | verify s | --no-ner s | --jobs 1 s | verify/deid | --no-ner/deid "
             "| --jobs 1/deid |",
@@ -221,6 +250,9 @@ def markdown(doc: dict[str, Any]) -> str:
             "",
             f"CPU seconds (user + system, workers included): deid {s['deid_cpu_s']}, verify "
             f"{s['verify_cpu_s']}: verify/deid {s['ratio_cpu']}.",
+            "",
+            f"In one warm process: {s['in_process_ms_per_file']} ms of CPU a file; "
+            f"{s['read_as_bytes']} of {s['dicom_files']} files read as bytes.",
             "",
         ]
     if "names" in doc:
@@ -266,6 +298,9 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=ROOT / "bench" / "out" / "verify-work")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--rounds", type=int, default=3, help="speed rounds (median reported)")
+    parser.add_argument(
+        "--planted", type=int, default=100, help="%% of the speed corpus with identity planted"
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-quality", action="store_true")
     args = parser.parse_args()
@@ -273,7 +308,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"names": names()}
     if not args.skip_speed:
-        doc["speed"] = speed(args.workdir, args.files, args.rounds)
+        doc["speed"] = speed(args.workdir, args.files, args.rounds, args.planted)
     if not args.skip_quality:
         doc["quality"] = quality(args.workdir)
     (args.out / "verify.json").write_text(json.dumps(doc, indent=2) + "\n")

@@ -10,8 +10,8 @@ from pydicom.dataset import Dataset
 from pacsguard.verify.elements import check_elements
 from pacsguard.verify.findings import Finding
 from pacsguard.verify.known import KnownValues
-from pacsguard.verify.pixels import at_risk, check_pixels
 from pacsguard.verify.policy import Policy
+from pacsguard.verify.risk import at_risk
 
 
 @dataclass
@@ -35,6 +35,8 @@ def inspect_dataset(
     read = ocr and at_risk(ds)
     thumbnails: dict[int, bytes] = {}
     if read:
+        from pacsguard.verify.pixels import check_pixels  # the OCR stack, only when needed
+
         findings += check_pixels(ds, known, policy, location_prefix, thumbnails)
     return DatasetCheck(findings, read, thumbnails)
 

@@ -23,7 +23,9 @@ from pydicom.multival import MultiValue
 
 from pacsguard.core.names import name_candidates
 from pacsguard.core.shapes import Hit, find_identifiers
+from pacsguard.deid.grammar import Node
 from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
+from pacsguard.verify.header import META_ENCODINGS, RawHeader, element
 from pacsguard.verify.known import KnownValues
 from pacsguard.verify.matching import known_in_text
 from pacsguard.verify.policy import Policy, is_pseudonym
@@ -57,9 +59,13 @@ def keyword_of(elem: DataElement) -> str:
 
 
 def location_of(elem: DataElement, path: str) -> str:
-    tag = elem.tag
-    name = keyword_of(elem) or ("private" if tag.is_private else "unknown")
-    here = f"({tag.group:04X},{tag.element:04X}) {name}"
+    return location_for(int(elem.tag), path)
+
+
+def location_for(tag: int, path: str) -> str:
+    group = tag >> 16
+    name = _keyword(tag) or ("private" if group & 1 else "unknown")
+    here = f"({group:04X},{tag & 0xFFFF:04X}) {name}"
     return f"{path} > {here}" if path else here
 
 
@@ -155,6 +161,50 @@ def _is_private_creator(elem: DataElement) -> bool:
     return bool(elem.tag.is_private and 0x0010 <= elem.tag.element <= 0x00FF)
 
 
+# What one element gave, without its location: (kind, detail, value, class, reason) each.
+Verdict = tuple[tuple[str, str, str, str, str], ...]
+VerdictKey = tuple[int, str, tuple[str, ...], str, bytes, tuple[str, ...]]
+MEMO_VALUE = 4096  # longer values are checked each time (the memo stays small)
+MEMO_ENTRIES = 1 << 16
+MEMO_BYTES = 16 << 20  # value bytes held by the memo, at most
+
+
+class VerdictMemo:
+    """Verdicts per exact element context and bytes, across the files of one run.
+
+    An element's findings are a pure function of its tag (keyword, private or not), its VR,
+    the keywords of its enclosing sequences, the file's dates marker, the exact bytes of its
+    value and the character set they are read in, under the run's known values, options and
+    ``ner``: the key is all of these but the run's own, so one memo serves one run.
+    Values repeat across the files of a tree (descriptions, code meanings, devices): those
+    are decoded and checked once. Bounded (entries and value bytes): emptied when full."""
+
+    def __init__(self, entries: int = MEMO_ENTRIES, size: int = MEMO_BYTES) -> None:
+        self.entries, self.size = entries, size
+        self.verdicts: dict[VerdictKey, Verdict] = {}
+        self.held = 0  # value bytes in the keys
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: VerdictKey) -> Verdict | None:
+        found = self.verdicts.get(key)
+        if found is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return found
+
+    def put(self, key: VerdictKey, verdict: Verdict) -> None:
+        if len(self.verdicts) >= self.entries or self.held + len(key[4]) > self.size:
+            self.verdicts.clear()
+            self.held = 0
+        self.verdicts[key] = verdict
+        self.held += len(key[4])
+
+
+PATIENT_KEYWORDS = PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS
+
+
 class ElementChecker:
     def __init__(
         self, known: KnownValues | None, policy: Policy, prefix: str, *, ner: bool = True
@@ -187,6 +237,54 @@ class ElementChecker:
             self.element(*walked)
         return self.findings
 
+    def check_raw(self, header: RawHeader, memo: VerdictMemo) -> list[Finding]:
+        """As :meth:`check`, over the bytes of ``header``: the same findings, in the same
+        order (pydicom's Dataset and this walk agree on every file ``read_raw`` accepts)."""
+        marker = header.value(0x00280303)
+        self.dates_marker = str(marker or "").strip().upper()
+        self.raw_nodes(header.buf, header.meta, META_ENCODINGS, memo)
+        self.raw_nodes(header.buf, header.elements, header.encodings, memo)
+        return self.findings
+
+    def raw_nodes(
+        self,
+        buf: bytes,
+        nodes: list[Node],
+        encodings: tuple[str, ...],
+        memo: VerdictMemo,
+        path: str = "",
+        within: tuple[str, ...] = (),
+    ) -> None:
+        for node in nodes:
+            tag, vr = node.tag, node.vr
+            if node.items is not None:
+                location = location_for(tag, path)
+                inner = (*within, _keyword(tag))
+                for index, item in enumerate(node.items):
+                    self.raw_nodes(buf, item, encodings, memo, f"{location}[{index}]", inner)
+                continue
+            if (vr in NUMERIC_VRS or (vr in BINARY_VRS and not (tag >> 16) & 1)) and (
+                _keyword(tag) not in PATIENT_KEYWORDS
+            ):
+                continue  # as element(): no text in it, nothing to find
+            raw = buf[node.value : node.end]
+            if len(raw) > MEMO_VALUE:
+                self.element(element(buf, node, encodings), location_for(tag, path), within)
+                continue
+            key = (tag, vr, within, self.dates_marker, raw, encodings)
+            verdict = memo.get(key)
+            if verdict is None:
+                before = len(self.findings)
+                self.element(element(buf, node, encodings), location_for(tag, path), within)
+                verdict = tuple(
+                    (f.kind, f.detail, f.value, f.klass, f.reason) for f in self.findings[before:]
+                )
+                memo.put(key, verdict)
+            elif verdict:
+                location = location_for(tag, path)
+                for kind, detail, value, klass, reason in verdict:
+                    self.add(location, kind, detail, value, klass, reason)
+
     def element(self, elem: DataElement, location: str, within: tuple[str, ...]) -> None:
         vr = str(elem.VR)
         if vr == "SQ":
@@ -195,7 +293,7 @@ class ElementChecker:
         keyword = keyword_of(elem)
         optional = keyword in by_option or any(k in by_option for k in within)
         retained = keyword in self.policy.retained
-        if vr != "PN" and keyword in PATIENT_NAME_KEYWORDS | PATIENT_ID_KEYWORDS:
+        if vr != "PN" and keyword in PATIENT_KEYWORDS:
             self.patient_attribute(elem, location, vr)
         if vr in BINARY_VRS:  # never str() a binary value: a frame of pixels is megabytes
             texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []

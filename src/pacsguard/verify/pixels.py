@@ -17,24 +17,17 @@ from pacsguard.core.errors import PacsguardError
 from pacsguard.core.shapes import find_identifiers
 from pacsguard.deid.pixels import codec, ocr
 from pacsguard.deid.pixels.clean import frames_to_read
-from pacsguard.deid.pixels.risk import needs_pixel_cleaning
 from pacsguard.verify.findings import IDENTIFIER, REVIEW, Finding
 from pacsguard.verify.known import KnownValues, fold_compact
 from pacsguard.verify.matching import known_in_text
 from pacsguard.verify.policy import Policy
+from pacsguard.verify.risk import at_risk, overlay_groups
 from pacsguard.verify.thumbnail import thumbnail
+
+__all__ = ["at_risk", "check_pixels", "overlay_groups"]
 
 VERIFY_MIN_CONF = 60.0
 MIN_ALNUM = 3
-
-
-def at_risk(ds: Dataset) -> bool:
-    """Instances whose pixels the verifier reads: those Clean Pixel Data is for, and overlays."""
-    return needs_pixel_cleaning(ds) or bool(overlay_groups(ds))
-
-
-def overlay_groups(ds: Dataset) -> list[int]:
-    return [g for g in range(0x6000, 0x6020, 2) if (g << 16 | 0x3000) in ds]
 
 
 def overlay_plane(ds: Dataset, group: int) -> NDArray[np.uint8] | None:

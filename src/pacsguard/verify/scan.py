@@ -8,6 +8,8 @@ import json
 import logging
 import multiprocessing
 import os
+import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -22,9 +24,13 @@ from pacsguard.core.io import InputItem, iter_inputs
 from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.core.names import load_lexicons
 from pacsguard.verify.check import inspect_dataset
+from pacsguard.verify.elements import MEMO_ENTRIES, ElementChecker, VerdictMemo
 from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
+from pacsguard.verify.header import RawHeader, read_raw
 from pacsguard.verify.known import KnownValues
+from pacsguard.verify.policy import Policy
+from pacsguard.verify.risk import at_risk
 
 HEADER_GROUPS = (0x0002, 0x0008, 0x0010, 0x0020, 0x0028)
 
@@ -81,12 +87,16 @@ def read_dicom(item: InputItem) -> Dataset | None:
     return ds
 
 
-def relative_label(item: InputItem, root: Path) -> str:
+def label_base(root: Path) -> Path:
+    """What labels are relative to: ``root`` resolved, or its folder for a file."""
+    return root.resolve() if root.is_dir() else root.resolve().parent
+
+
+def relative_label(item: InputItem, root: Path, base: Path | None = None) -> str:
+    """``item``'s label relative to ``root`` (``base``: ``label_base(root)``, if known)."""
     label = Path(item.label.split("!", 1)[0])
     try:
-        rel = label.resolve().relative_to(
-            root.resolve() if root.is_dir() else root.resolve().parent
-        )
+        rel = label.resolve().relative_to(label_base(root) if base is None else base)
     except ValueError:
         rel = Path(label.name)
     suffix = "!" + item.label.split("!", 1)[1] if "!" in item.label else ""
@@ -95,7 +105,10 @@ def relative_label(item: InputItem, root: Path) -> str:
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 BATCH = 16  # files per task: a worker gets batches, not one file at a time
-MIN_PARALLEL = 64  # smaller trees are checked in this process (no start-up cost)
+# Files are checked in this process until this much time has gone: a tree that takes less
+# never pays for starting workers (most headers take well under a millisecond); the rest
+# of a longer one (many files, or pixels read by OCR) is shared among the workers.
+SERIAL_S = 0.5
 
 
 @dataclass
@@ -109,6 +122,7 @@ class ItemResult:
     groups: tuple[str, str, str] = ("", "", "")
     ocr_read: bool = False
     thumbnails: dict[int, bytes] = field(default_factory=dict)
+    raw: bool = False  # read as bytes (header.py), not by pydicom
 
 
 @dataclass(frozen=True)
@@ -118,6 +132,44 @@ class Job:
     options: tuple[str, ...]
     ocr: bool
     ner: bool
+    run: str = ""  # names the run: the verdict memo of one run serves no other
+    raw: bool = True  # headers read as bytes where that reading is exact (else pydicom)
+
+
+class _RunState:
+    """What a process keeps for the run it works for: the policy, the verdict memo, the
+    decisions to read pixels, and the folder labels are relative to."""
+
+    def __init__(self, job: Job) -> None:
+        self.run = job.run
+        self.base = label_base(job.root)
+        self.policy = Policy.from_options(job.options)
+        self.memo = VerdictMemo()
+        self.risks: dict[tuple[object, ...], bool] = {}  # risk_key -> at risk
+
+    def at_risk(self, header: RawHeader) -> bool:
+        key = header.risk_key()
+        if key is None:
+            return True
+        found = self.risks.get(key)
+        if found is None:
+            if len(self.risks) >= MEMO_ENTRIES:
+                self.risks.clear()
+            found = self.risks[key] = at_risk(header.risk_view())
+        return found
+
+
+_state: _RunState | None = None
+
+
+def run_state(job: Job) -> _RunState:
+    """The state of ``job``'s run in this process (a job without a run shares nothing)."""
+    global _state
+    if not job.run:
+        return _RunState(job)
+    if _state is None or _state.run != job.run:
+        _state = _RunState(job)
+    return _state
 
 
 def available_cores() -> int:
@@ -144,7 +196,8 @@ def verify(
     from the output's ``pacsguard-deid.json`` when not given. ``strict``: review findings
     fail too. ``ner``: spaCy settles the person names the lexicon rules leave in doubt.
     ``progress(done, total)`` is called as files are done. ``jobs``: worker processes (the
-    cores this process may use by default; trees under 64 files are checked in-process).
+    cores this process may use by default; they start only once half a second of checking
+    has gone in this process, for the files left).
     """
     known = KnownValues.from_mapping(mapping) if mapping is not None else None
     chosen = tuple(options) if options is not None else tuple(deid_options(path))
@@ -152,7 +205,7 @@ def verify(
     report.strict = strict
     evidence = TreeEvidence()
     items = list(iter_inputs([path]))
-    job = Job(path, known, chosen, ocr, ner)
+    job = Job(path, known, chosen, ocr, ner, run=uuid.uuid4().hex)
     workers = available_cores() if jobs is None else max(1, jobs)
     for done, result in enumerate(_results(items, job, workers), 1):
         _account(result, report, evidence)
@@ -164,12 +217,15 @@ def verify(
 
 
 def _results(items: list[InputItem], job: Job, workers: int) -> Iterator[ItemResult]:
-    if workers <= 1 or len(items) < MIN_PARALLEL:
-        for item in items:
-            yield check_item(item, job)
+    start, done = time.perf_counter(), 0
+    while done < len(items) and (workers <= 1 or time.perf_counter() - start < SERIAL_S):
+        yield check_item(items[done], job)
+        done += 1
+    rest = items[done:]
+    if not rest:
         return
-    load_lexicons()  # read once here; the forked workers share the pages
-    batches = [items[i : i + BATCH] for i in range(0, len(items), BATCH)]
+    load_lexicons()  # read once here; the forked workers share the pages (and the memo)
+    batches = [rest[i : i + BATCH] for i in range(0, len(rest), BATCH)]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         # in order: the report lists files as the tree does, whatever the workers' pace
@@ -183,7 +239,11 @@ def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
 
 def check_item(item: InputItem, job: Job) -> ItemResult:
     """One input checked: never raises (a file that cannot be read is a finding)."""
-    name = relative_label(item, job.root)
+    name = relative_label(item, job.root, run_state(job).base)
+    if job.raw:
+        result = _check_raw(item, job, name)
+        if result is not None:
+            return result
     try:
         with quiet():
             ds = read_dicom(item)
@@ -214,6 +274,25 @@ def check_item(item: InputItem, job: Job) -> ItemResult:
         checked.pixels_read,
         checked.thumbnails,
     )
+
+
+def _check_raw(item: InputItem, job: Job, name: str) -> ItemResult | None:
+    """The findings from the header's bytes; None when pydicom must read the file (any
+    doubt, any error: that reading then decides, as it always did)."""
+    state = run_state(job)
+    try:
+        with quiet():
+            header = read_raw(item)
+            if job.ocr and state.at_risk(header):
+                return None  # the pixels are read: pydicom reads the whole file
+            groups = tuple(
+                str(header.value(tag) or "").strip() for tag in (0x00100020, 0x0020000D, 0x0020000E)
+            )
+            checker = ElementChecker(job.known, state.policy, "", ner=job.ner)
+            findings = checker.check_raw(header, state.memo)
+    except Exception:
+        return None
+    return ItemResult(name, True, findings, (groups[0], groups[1], groups[2]), raw=True)
 
 
 def _account(result: ItemResult, report: VerifyReport, evidence: TreeEvidence) -> None:
