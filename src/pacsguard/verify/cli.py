@@ -54,6 +54,12 @@ def verify_command(
         min=1,
         help="Worker processes (default: the cores this process may use).",
     ),
+    cluster: str | None = typer.Option(
+        None,
+        "--cluster",
+        metavar="ADDRESS",
+        help="Check the files on a Dask cluster: tcp://HOST:8786, or local[:N] to start one.",
+    ),
 ) -> None:
     """Prove that nothing identifying is left: every element, private ones included, and the
     pixels of images at risk (OCR). Exit code 1 on an identifier finding (and, with
@@ -89,6 +95,7 @@ def verify_command(
             ner=not no_ner,
             progress=advance,
             jobs=jobs,
+            cluster=cluster,
         )
     mode = 0o600 if show_phi else 0o644
     if json_out is not None:

@@ -7,9 +7,11 @@ as in a local run. What travels:
 - to the workers: the inputs' paths (the tree must be on storage every worker reaches), the
   options, and the *path* of the re-identification mapping — never its content: each worker
   reads it from the shared storage (cached by path, size and modification time);
-- back: each file's findings without their values (the identifying text found never
-  crosses the network), the pseudonymous group of the file, and the OCR thumbnails, whose
-  text boxes are filled in.
+- back: each file's findings with the values found (the tree's evidence weighs a value by
+  the patients it recurs under, here, as in a local run), the pseudonymous group of the
+  file, and the OCR thumbnails, whose text boxes are filled in. Between machines, run the
+  cluster with Dask's TLS (``distributed.comm.require-encryption``): the residual
+  identifiers a finding carries are PHI.
 
 Batches go out in bounded waves (at most ``WAVE`` per worker thread in flight) and come back
 in the tree's order, so the report lists files as a local run does.
@@ -46,12 +48,9 @@ def _worker_job(job: Job, mapping: str | None) -> Job:
 
 
 def check_remote(items: list[InputItem], job: Job, mapping: str | None) -> list[ItemResult]:
-    """A batch checked on a worker; the values found are dropped before they travel."""
+    """A batch checked on a worker, the mapping read there."""
     local = _worker_job(job, mapping)
-    results = [check_item(item, local) for item in items]
-    for result in results:
-        result.findings = [replace(f, value="") for f in result.findings]
-    return results
+    return [check_item(item, local) for item in items]
 
 
 def results_on_cluster(

@@ -188,6 +188,7 @@ def verify(
     ner: bool = True,
     progress: Progress | None = None,
     jobs: int | None = None,
+    cluster: str | None = None,
 ) -> VerifyReport:
     """Check every DICOM file under ``path`` for residual identifiers.
 
@@ -197,7 +198,9 @@ def verify(
     fail too. ``ner``: spaCy settles the person names the lexicon rules leave in doubt.
     ``progress(done, total)`` is called as files are done. ``jobs``: worker processes (the
     cores this process may use by default; they start only once half a second of checking
-    has gone in this process, for the files left).
+    has gone in this process, for the files left). ``cluster``: a Dask scheduler address
+    (``tcp://HOST:8786``) or ``local[:N]``: the files are checked there, in batches, and the
+    verdict is weighed here (``verify/cluster.py``: what travels and what never does).
     """
     known = KnownValues.from_mapping(mapping) if mapping is not None else None
     chosen = tuple(options) if options is not None else tuple(deid_options(path))
@@ -207,7 +210,15 @@ def verify(
     items = list(iter_inputs([path]))
     job = Job(path, known, chosen, ocr, ner, run=uuid.uuid4().hex)
     workers = available_cores() if jobs is None else max(1, jobs)
-    for done, result in enumerate(_results(items, job, workers), 1):
+    if cluster is not None:
+        from pacsguard.deid.cluster import parse_address
+        from pacsguard.verify.cluster import results_on_cluster
+
+        parse_address(cluster)  # a bad address fails before any work
+        results = results_on_cluster(items, job, cluster, mapping)
+    else:
+        results = _results(items, job, workers)
+    for done, result in enumerate(results, 1):
         _account(result, report, evidence)
         if progress is not None:
             progress(done, len(items))
