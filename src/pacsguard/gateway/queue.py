@@ -128,26 +128,33 @@ class Queue:
     # --- receive side -------------------------------------------------------------------
     def add(self, new: NewInstance, destinations: Iterable[str], now: float | None = None) -> int:
         """Commit an instance and its deliveries (durable when this returns)."""
+        return self.add_many([(new, list(destinations))], now)[0]
+
+    def add_many(
+        self, group: Sequence[tuple[NewInstance, Sequence[str]]], now: float | None = None
+    ) -> list[int]:
+        """Commit instances and their deliveries in one transaction (one WAL sync)."""
         now = time.time() if now is None else now
+        ids: list[int] = []
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT INTO instances (uid, sop_class, transfer_syntax, modality, relative,"
-                " spool, size, calling_ae, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (new.uid, new.sop_class, new.transfer_syntax, new.modality, new.relative,
-                 new.spool, new.size, new.calling_ae, new.source, now),
-            )  # fmt: skip
-            instance_id = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO deliveries (instance_id, destination, state, enqueued_at, next_at)"
-                " VALUES (?, ?, 'queued', ?, ?)",
-                [(instance_id, name, now, now) for name in destinations],
-            )
-            remaining = db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE instance_id = ?", (instance_id,)
-            ).fetchone()[0]
-            if remaining == 0:  # routed nowhere: nothing to hold
-                db.execute("UPDATE instances SET done_at = ? WHERE id = ?", (now, instance_id))
-        return instance_id
+            for new, destinations in group:
+                cursor = db.execute(
+                    "INSERT INTO instances (uid, sop_class, transfer_syntax, modality, relative,"
+                    " spool, size, calling_ae, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (new.uid, new.sop_class, new.transfer_syntax, new.modality, new.relative,
+                     new.spool, new.size, new.calling_ae, new.source, now),
+                )  # fmt: skip
+                instance_id = int(cursor.lastrowid or 0)
+                routed = list(dict.fromkeys(destinations))
+                db.executemany(
+                    "INSERT INTO deliveries (instance_id, destination, state, enqueued_at,"
+                    " next_at) VALUES (?, ?, 'queued', ?, ?)",
+                    [(instance_id, name, now, now) for name in routed],
+                )
+                if not routed:  # routed nowhere: nothing to hold
+                    db.execute("UPDATE instances SET done_at = ? WHERE id = ?", (now, instance_id))
+                ids.append(instance_id)
+        return ids
 
     def quarantine(self, calling_ae: str, source: str, reason: str) -> None:
         with self._tx() as db:
