@@ -388,6 +388,41 @@ def test_stow_rs_receive(node: Node) -> None:
     drained(node)
 
 
+def test_stow_rs_receive_into_a_named_study(node: Node) -> None:
+    """``POST /studies/{study}``: a part of another study is refused in the response
+    (Failed SOP Sequence, Failure Reason C409), 202 when some parts were stored, 409 when
+    none were (PS3.18 10.5.3); the study is the sender's own (before de-identification)."""
+    headers = {path: pydicom.dcmread(path, stop_before_pixels=True) for path in node.data.files}
+    by_study: dict[str, list[Path]] = {}
+    for path, ds in headers.items():
+        by_study.setdefault(str(ds.StudyInstanceUID), []).append(path)
+    (study, mine), (_, theirs) = sorted(by_study.items())[:2]
+    boundary = uuid.uuid4().hex
+    kind = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+    base = f"http://127.0.0.1:{node.stow_port}/studies"
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        body = _multipart([mine[0].read_bytes(), theirs[0].read_bytes()], boundary)
+        reply = client.post(f"{base}/{study}", content=body, headers=kind)
+        assert reply.status_code == 202, reply.text
+        stored = reply.json()["00081199"]["Value"]
+        failed = reply.json()["00081198"]["Value"]
+        assert len(stored) == 1 and len(failed) == 1
+        assert failed[0]["00081197"]["Value"] == [0xC409]
+        assert failed[0]["00081155"]["Value"] == [str(headers[theirs[0]].SOPInstanceUID)]
+        # the stored one is named by its de-identified UID, not the one sent
+        assert stored[0]["00081155"]["Value"] != [str(headers[mine[0]].SOPInstanceUID)]
+        body = _multipart([theirs[0].read_bytes()], boundary)
+        reply = client.post(f"{base}/{study}/", content=body, headers=kind)
+        assert reply.status_code == 409
+        assert reply.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC409]
+        assert "00081199" not in reply.json()
+        reply = client.post(f"{base}/1.2.x", content=body, headers=kind)
+        assert reply.status_code == 400 and "not a valid UID" in reply.text
+        reply = client.post(f"{base}/{study}/series", content=body, headers=kind)
+        assert reply.status_code == 404
+    drained(node)
+
+
 def test_check_prints_settings_without_secrets(node: Node) -> None:
     done = pacsguard("gateway", "check", "--config", str(node.config))
     assert done.returncode == 0, done.stderr
