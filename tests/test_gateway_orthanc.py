@@ -7,6 +7,7 @@ and UIDs, every planted identifier absent, every reference resolving."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
@@ -21,10 +22,12 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.lab import orthanc
 from pacsguard.lab.data import LabData, make_data
 from pacsguard.lab.procs import Server, free_ports
 from pacsguard.net import NoDelayAE
+from pacsguard.pack import preflight
 from test_gateway_support import (
     GatewayProcess,
     gateway_status,
@@ -421,6 +424,29 @@ def test_stow_rs_receive_into_a_named_study(node: Node) -> None:
         reply = client.post(f"{base}/{study}/series", content=body, headers=kind)
         assert reply.status_code == 404
     drained(node)
+
+
+def test_folder_destination_is_a_deid_output_that_pack_accepts(node: Node, offline: Path) -> None:
+    drained(node)
+
+    def manifest() -> dict[str, Any] | None:
+        doc = json.loads((node.folder / DEID_MANIFEST_NAME).read_text())
+        files = dicom_files(node.folder)
+        return doc if doc["complete"] and doc["counts"]["files"] == len(files) else None
+
+    doc = wait_for(manifest, timeout=30)
+    listed = {f["path"]: f for f in doc["files"]}
+    assert set(listed) == {str(p.relative_to(node.folder)) for p in dicom_files(node.folder)}
+    for path, entry in listed.items():
+        data = (node.folder / path).read_bytes()
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert doc["counts"]["pending"] == 0 and doc["counts"]["quarantine"] == 0
+    theirs = json.loads((offline / DEID_MANIFEST_NAME).read_text())
+    assert doc["profile"]["options"] == theirs["profile"]["options"]
+    assert doc["profile"]["policy_sha256"] == theirs["profile"]["policy_sha256"]
+    assert set(listed) == {f["path"] for f in theirs["files"]}  # the same tree as deid
+    assert preflight(node.folder, ocr=False) == []
 
 
 def test_check_prints_settings_without_secrets(node: Node) -> None:

@@ -2,10 +2,12 @@
 
 A delivery is marked sent only on the destination's confirmation (a C-STORE Success or
 Warning status, a STOW-RS response that lists the instance as stored, a synced rename in
-the folder). A failure is retried with exponential backoff and jitter until the delivery
-is older than the destination's ``max_age``; then it goes to the dead-letter folder with its
-reason, until ``pacsguard gateway retry DEST``. The instance is named by its de-identified
-SOP Instance UID, so a resend after a crash lands on the same object at the destination.
+the folder). A transient failure is retried with exponential backoff and jitter until the
+delivery is older than the destination's ``max_age``; then it goes to the dead-letter folder
+with its reason, until ``pacsguard gateway retry DEST``. A permanent one (``outcome``: the
+destination refuses the SOP class, or says the data set is wrong) goes there at once.
+The instance is named by its de-identified SOP Instance UID, so a resend after a crash
+lands on the same object at the destination.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from pynetdicom import _config
 from pacsguard.core.io import fsync_dir
 from pacsguard.core.keys import read_secret
 from pacsguard.gateway.config import Destination, GatewayConfig
+from pacsguard.gateway.folder import FolderSender
+from pacsguard.gateway.outcome import Failure, http_failure, store_failure
 from pacsguard.gateway.queue import Item, Queue
 from pacsguard.net import AuditLog, NoDelayAE, client_context
 
@@ -36,11 +40,15 @@ LOG = logging.getLogger("pacsguard.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
 UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
-Result = tuple[Item, str | None]  # None: confirmed; else the reason (no PHI)
+Result = tuple[Item, Failure | None]  # None: confirmed
 
 
 class Sender(Protocol):
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]: ...
+
+    def settle(self, idle: bool, changed: bool) -> None:
+        """After a batch was recorded (``changed``) or when nothing is due (``idle``): bring
+        any summary of the destination up to date."""
 
 
 def _ok_store_status(code: int) -> bool:
@@ -58,6 +66,9 @@ class DicomSender:
         self.tls = None
         if dest.tls:
             self.tls = client_context(dest.ca_file, dest.cert_file, dest.key_file)
+
+    def settle(self, idle: bool, changed: bool) -> None:
+        return
 
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
         ae = NoDelayAE(self.calling_ae)
@@ -81,62 +92,36 @@ class DicomSender:
             tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
         )
         if not assoc.is_established:
+            if assoc.rejected_contexts and not assoc.accepted_contexts:
+                return [(item, _refused_context(item)) for item in batch]
             # pynetdicom reports a refused connection as an abort: one reason for both
-            why = "association rejected" if assoc.is_rejected else "no association"
+            why = Failure("association rejected" if assoc.is_rejected else "no association")
             return [(item, why) for item in batch]
         results: list[Result] = []
         try:
             for index, item in enumerate(batch):
                 if not assoc.is_established:
-                    results += [(i, "association lost") for i in batch[index:]]
+                    results += [(i, Failure("association lost")) for i in batch[index:]]
                     break
                 try:
                     status = assoc.send_c_store(spool / item.spool)
-                except ValueError:
-                    results.append(
-                        (item, f"no accepted presentation context for {item.transfer_syntax}")
-                    )
+                except ValueError:  # the destination refused this (class, syntax) context
+                    results.append((item, _refused_context(item)))
                     continue
                 except (OSError, RuntimeError) as exc:
-                    results += [(i, f"send failed ({type(exc).__name__})") for i in batch[index:]]
+                    failure = Failure(f"send failed ({type(exc).__name__})")
+                    results += [(i, failure) for i in batch[index:]]
                     break
                 code = int(getattr(status, "Status", -1)) if status else -1
                 if code < 0:
-                    results.append((item, "no response"))
+                    results.append((item, Failure("no response")))
                 elif _ok_store_status(code):
                     results.append((item, None))
                 else:
-                    results.append((item, f"status 0x{code:04X}"))
+                    results.append((item, store_failure(code)))
         finally:
             if assoc.is_established:
                 assoc.release()
-        return results
-
-
-class FolderSender:
-    """The same tree as ``pacsguard deid``: ``<patient>/<study>/<series>/<instance>.dcm``."""
-
-    def __init__(self, dest: Destination) -> None:
-        assert dest.path is not None
-        self.root = dest.path
-
-    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
-        results: list[Result] = []
-        for item in items:
-            target = self.root / item.relative
-            tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with (spool / item.spool).open("rb") as src, tmp.open("xb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-                tmp.replace(target)
-                fsync_dir(target.parent)
-                results.append((item, None))
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                results.append((item, f"folder write failed ({type(exc).__name__})"))
         return results
 
 
@@ -170,6 +155,9 @@ class StowSender:
             headers=headers, auth=auth, timeout=dest.timeout, verify=verify, trust_env=False
         )  # httpcore sets TCP_NODELAY on its sockets
 
+    def settle(self, idle: bool, changed: bool) -> None:
+        return
+
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
         boundary = uuid.uuid4().hex
         parts: list[bytes] = []
@@ -186,20 +174,26 @@ class StowSender:
                 self.url, content=b"".join(parts), headers={"Content-Type": content_type}
             )
         except httpx.HTTPError as exc:
-            return [(item, f"STOW-RS request failed ({type(exc).__name__})") for item in items]
+            failure = Failure(f"STOW-RS request failed ({type(exc).__name__})")
+            return [(item, failure) for item in items]
         stored, failed = _stow_outcome(reply)
         results: list[Result] = []
         for item in items:
             if item.uid in failed:
-                results.append((item, f"STOW-RS failure reason {failed[item.uid]}"))
+                code = failed[item.uid]
+                if code is None:
+                    results.append((item, Failure("STOW-RS failure without a reason")))
+                else:
+                    reason = store_failure(code)
+                    results.append((item, Failure(f"STOW-RS {reason.reason}", reason.permanent)))
             elif item.uid in stored or (reply.status_code == 200 and not stored and not failed):
                 results.append((item, None))
             else:
-                results.append((item, f"STOW-RS HTTP {reply.status_code}"))
+                results.append((item, http_failure(reply.status_code)))
         return results
 
 
-def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, str]]:
+def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, int | None]]:
     """UIDs the response lists as stored (00081199) and as failed (00081198, reason)."""
     try:
         body = reply.json()
@@ -219,19 +213,28 @@ def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, str]]:
         return str(values[0]) if values else ""
 
     stored = {uid(e) for e in items("00081199")}
-    failed = {}
+    failed: dict[str, int | None] = {}
     for entry in items("00081198"):
-        reason = entry.get("00081197", {}).get("Value", ["?"])
-        failed[uid(entry)] = f"0x{int(reason[0]):04X}" if isinstance(reason[0], int) else "?"
+        reason = entry.get("00081197", {}).get("Value", [None])
+        failed[uid(entry)] = reason[0] if reason and isinstance(reason[0], int) else None
     return stored, failed
 
 
-def make_sender(dest: Destination, config: GatewayConfig) -> Sender:
+def _refused_context(item: Item) -> Failure:
+    """The destination accepted no presentation context for this instance's SOP class in
+    its transfer syntax (A-ASSOCIATE-AC result 3 or 4): resending the same cannot help."""
+    return Failure(
+        f"the destination refuses SOP class {item.sop_class} in {item.transfer_syntax}",
+        permanent=True,
+    )
+
+
+def make_sender(dest: Destination, config: GatewayConfig, queue: Queue) -> Sender:
     if dest.type == "dicom":
         return DicomSender(dest, config.ae_title)
     if dest.type == "stow":
         return StowSender(dest)
-    return FolderSender(dest)
+    return FolderSender(dest, config, queue)
 
 
 def backoff(attempts: int, initial: float, ceiling: float) -> float:
@@ -253,7 +256,7 @@ class DestinationWorkers:
         on_sent: Callable[[Item, float], None] = lambda item, latency: None,
     ) -> None:
         self.dest, self.config, self.queue, self.audit = dest, config, queue, audit
-        self.sender = make_sender(dest, config)
+        self.sender = make_sender(dest, config, queue)
         self.on_sent, self.discard = on_sent, discard
         self.spool = config.spool
         self.dead_dir = config.dead_letter / dest.name
@@ -280,6 +283,7 @@ class DestinationWorkers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._settle(idle=True)
 
     def _claim(self) -> list[Item]:
         with self._lock:
@@ -309,8 +313,17 @@ class DestinationWorkers:
                 self._stop.wait(1.0)
             finally:
                 self._release(items)
+            self._settle(idle=False, changed=True)
+
+    def _settle(self, idle: bool, changed: bool = False) -> None:
+        with self._lock:  # one worker at a time writes a destination's summary
+            try:
+                self.sender.settle(idle, changed)
+            except Exception:
+                LOG.exception("summary of %s not written (tried again)", self.dest.name)
 
     def _idle(self) -> None:
+        self._settle(idle=True)
         due = self.queue.next_due(self.dest.name)
         wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
         with self._wake:
@@ -320,7 +333,8 @@ class DestinationWorkers:
         try:
             results = self.sender.send(items, self.spool)
         except Exception as exc:  # a sender bug must not lose items: they stay queued
-            results = [(item, f"send failed ({type(exc).__name__})") for item in items]
+            failure = Failure(f"send failed ({type(exc).__name__})")
+            results = [(item, failure) for item in items]
         now = time.time()
         done = [item for item, error in results if error is None]
         if done:
@@ -329,15 +343,16 @@ class DestinationWorkers:
             for item in done:
                 self.on_sent(item, now - item.received_at)
         failures = [(item, error) for item, error in results if error is not None]
-        dead = 0
+        dead = permanent = 0
         for item, error in failures:
             assert error is not None
-            if now - item.enqueued_at >= self.dest.max_age:
+            if error.permanent or now - item.enqueued_at >= self.dest.max_age:
                 self._dead_letter(item, error)
                 dead += 1
+                permanent += error.permanent
             else:
                 delay = backoff(item.attempts + 1, self.dest.retry_initial, self.dest.retry_max)
-                self.queue.failed(item, error, now + delay)
+                self.queue.failed(item, error.reason, now + delay)
         # Items a sender did not reach (the context limit) are released unchanged: still due.
         self.audit.write(
             "forward",
@@ -346,10 +361,11 @@ class DestinationWorkers:
             sent=len(done),
             failed=len(failures) - dead,
             dead_letter=dead,
-            errors=sorted({e for _, e in failures if e}),
+            permanent=permanent,
+            errors=sorted({e.reason for _, e in failures if e}),
         )
 
-    def _dead_letter(self, item: Item, error: str) -> None:
+    def _dead_letter(self, item: Item, error: Failure) -> None:
         self.dead_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in item.uid) or "instance"
         target = self.dead_dir / f"{name}.dcm"
@@ -361,14 +377,15 @@ class DestinationWorkers:
         record = {
             "uid": item.uid,
             "destination": self.dest.name,
-            "reason": error,
+            "reason": error.reason,
+            "permanent": error.permanent,
             "attempts": item.attempts + 1,
             "enqueued_at": item.enqueued_at,
             "dead_at": time.time(),
         }
         (self.dead_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
         fsync_dir(self.dead_dir)
-        self.queue.dead(item, error)
+        self.queue.dead(item, error.reason)
 
 
 def clear_dead_letters(config: GatewayConfig, dest: str, uids: Sequence[str]) -> None:

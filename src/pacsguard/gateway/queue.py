@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS quarantined (
     source TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS folder_files (
+    destination TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    landed_at REAL NOT NULL,
+    PRIMARY KEY (destination, path)
+);
 CREATE TABLE IF NOT EXISTS refused (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
@@ -268,6 +276,46 @@ class Queue:
             if self._rows(sql, (name,)):
                 found.add(name)
         return found
+
+    # --- folder destinations ------------------------------------------------------------
+    def folder_landed(self, destination: str, files: Sequence[tuple[str, int, str]]) -> None:
+        """Record files synced into a folder destination (a resent one replaces its row)."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO folder_files (destination, path, size, sha256, landed_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (destination, path) DO UPDATE SET"
+                " size = excluded.size, sha256 = excluded.sha256, landed_at = excluded.landed_at",
+                [(destination, path, size, sha, now) for path, size, sha in files],
+            )
+
+    def folder_files(self, destination: str, page: int = 10000) -> Iterator[tuple[str, int, str]]:
+        """(path, size, sha256) of a folder destination, by path, a page at a time (the
+        lock is not held between pages)."""
+        after = ""
+        while True:
+            rows = self._rows(
+                "SELECT path, size, sha256 FROM folder_files WHERE destination = ? AND path > ?"
+                " ORDER BY path LIMIT ?",
+                (destination, after, page),
+            )
+            for path, size, sha in rows:
+                yield str(path), int(size), str(sha)
+            if len(rows) < page:
+                return
+            after = str(rows[-1][0])
+
+    def folder_counts(self, destination: str) -> dict[str, int]:
+        files = self._rows("SELECT COUNT(*) FROM folder_files WHERE destination = ?",
+                           (destination,))[0][0]  # fmt: skip
+        states = dict(
+            self._rows(
+                "SELECT state, COUNT(*) FROM deliveries WHERE destination = ? GROUP BY state",
+                (destination,),
+            )
+        )
+        return {"files": int(files), "queued": int(states.get("queued", 0)),
+                "dead_letter": int(states.get("dead", 0))}  # fmt: skip
 
     def pending_destinations(self) -> set[str]:
         rows = self._rows("SELECT DISTINCT destination FROM deliveries WHERE state != 'sent'")
