@@ -79,6 +79,9 @@ class FolderSender:
             self._dirty = True  # tried again on the next batch or idle turn
             raise
 
+    def release(self) -> None:
+        return
+
     def write_manifest(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         counts = self.queue.folder_counts(self.name)

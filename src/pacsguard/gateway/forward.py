@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,6 +39,7 @@ from pacsguard.net import AuditLog, NoDelayAE, client_context
 
 LOG = logging.getLogger("pacsguard.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
+KEEP_ALIVE = 5.0  # seconds an idle association is kept (peers close theirs after ~30 s)
 UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 Result = tuple[Item, Failure | None]  # None: confirmed
@@ -48,16 +50,30 @@ class Sender(Protocol):
 
     def settle(self, idle: bool, changed: bool) -> None:
         """After a batch was recorded (``changed``) or when nothing is due (``idle``): bring
-        any summary of the destination up to date."""
+        any summary of the destination up to date, close what has been idle too long."""
+
+    def release(self) -> None:
+        """The calling worker thread is done: let go of what it holds open."""
 
 
 def _ok_store_status(code: int) -> bool:
     return code == 0x0000 or 0xB000 <= code <= 0xBFFF  # Success or Warning (PS3.4 B.2.3)
 
 
+@dataclass
+class _Open:
+    """One worker thread's association, kept between batches."""
+
+    assoc: Any
+    pairs: frozenset[tuple[str, str]]  # the (SOP class, transfer syntax) pairs it requested
+    used: float
+
+
 class DicomSender:
-    """One association per batch; each file is sent as stored (no decoding), so the
-    destination must accept its transfer syntax."""
+    """Each worker thread keeps its association open between batches (``KEEP_ALIVE``
+    seconds idle at most), so a steady stream does not pay an association per instance;
+    a batch that needs a context it did not request opens a new one asking for both. Each
+    file is sent as stored (no decoding), so the destination must accept its syntax."""
 
     def __init__(self, dest: Destination, calling_ae: str) -> None:
         _config.STORE_SEND_CHUNKED_DATASET = True
@@ -66,23 +82,35 @@ class DicomSender:
         self.tls = None
         if dest.tls:
             self.tls = client_context(dest.ca_file, dest.cert_file, dest.key_file)
+        self._local = threading.local()
 
     def settle(self, idle: bool, changed: bool) -> None:
-        return
+        current: _Open | None = getattr(self._local, "open", None)
+        if idle and current is not None and time.monotonic() - current.used >= KEEP_ALIVE:
+            self.release()
 
-    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
+    def release(self) -> None:
+        """Release this thread's association, if it holds one."""
+        current: _Open | None = getattr(self._local, "open", None)
+        self._local.open = None
+        if current is not None and current.assoc.is_established:
+            with contextlib.suppress(Exception):
+                current.assoc.release()
+
+    def _associate(self, pairs: frozenset[tuple[str, str]]) -> tuple[Any, bool]:
+        """An established association that requested ``pairs`` (reused: True), or a new
+        attempt (established or not)."""
+        current: _Open | None = getattr(self._local, "open", None)
+        if current is not None and current.assoc.is_established and pairs <= current.pairs:
+            return current.assoc, True
+        wanted = pairs
+        if current is not None and len(current.pairs | pairs) <= MAX_CONTEXTS:
+            wanted = current.pairs | pairs
+        self.release()
         ae = NoDelayAE(self.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.dest.timeout
         ae.connection_timeout = self.dest.timeout
-        pairs: dict[tuple[str, str], None] = {}
-        batch: list[Item] = []
-        for item in items:
-            key = (item.sop_class, item.transfer_syntax)
-            if key not in pairs and len(pairs) >= MAX_CONTEXTS:
-                break
-            pairs[key] = None
-            batch.append(item)
-        for sop_class, syntax in pairs:
+        for sop_class, syntax in sorted(wanted):
             ae.add_requested_context(sop_class, [syntax])
         assert self.dest.host is not None and self.dest.port is not None
         assoc = ae.associate(
@@ -91,37 +119,59 @@ class DicomSender:
             ae_title=self.dest.ae_title or "ANY-SCP",
             tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
         )
+        if assoc.is_established:
+            self._local.open = _Open(assoc, wanted, time.monotonic())
+        return assoc, False
+
+    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
+        pairs: dict[tuple[str, str], None] = {}
+        batch: list[Item] = []
+        for item in items:
+            key = (item.sop_class, item.transfer_syntax)
+            if key not in pairs and len(pairs) >= MAX_CONTEXTS:
+                break
+            pairs[key] = None
+            batch.append(item)
+        assoc, reused = self._associate(frozenset(pairs))
         if not assoc.is_established:
             if assoc.rejected_contexts and not assoc.accepted_contexts:
                 return [(item, _refused_context(item)) for item in batch]
             # pynetdicom reports a refused connection as an abort: one reason for both
             why = Failure("association rejected" if assoc.is_rejected else "no association")
             return [(item, why) for item in batch]
+        results = self._send_on(assoc, batch, spool)
+        if reused and results and results[0][1] is not None and not assoc.is_established:
+            # the kept association died while idle (the peer closed it): once more, fresh
+            self.release()
+            return self.send(items, spool)
+        if assoc.is_established:
+            self._local.open = _Open(assoc, self._local.open.pairs, time.monotonic())
+        else:
+            self._local.open = None
+        return results
+
+    def _send_on(self, assoc: Any, batch: list[Item], spool: Path) -> list[Result]:
         results: list[Result] = []
-        try:
-            for index, item in enumerate(batch):
-                if not assoc.is_established:
-                    results += [(i, Failure("association lost")) for i in batch[index:]]
-                    break
-                try:
-                    status = assoc.send_c_store(spool / item.spool)
-                except ValueError:  # the destination refused this (class, syntax) context
-                    results.append((item, _refused_context(item)))
-                    continue
-                except (OSError, RuntimeError) as exc:
-                    failure = Failure(f"send failed ({type(exc).__name__})")
-                    results += [(i, failure) for i in batch[index:]]
-                    break
-                code = int(getattr(status, "Status", -1)) if status else -1
-                if code < 0:
-                    results.append((item, Failure("no response")))
-                elif _ok_store_status(code):
-                    results.append((item, None))
-                else:
-                    results.append((item, store_failure(code)))
-        finally:
-            if assoc.is_established:
-                assoc.release()
+        for index, item in enumerate(batch):
+            if not assoc.is_established:
+                results += [(i, Failure("association lost")) for i in batch[index:]]
+                break
+            try:
+                status = assoc.send_c_store(spool / item.spool)
+            except ValueError:  # the destination refused this (class, syntax) context
+                results.append((item, _refused_context(item)))
+                continue
+            except (OSError, RuntimeError) as exc:
+                failure = Failure(f"send failed ({type(exc).__name__})")
+                results += [(i, failure) for i in batch[index:]]
+                break
+            code = int(getattr(status, "Status", -1)) if status else -1
+            if code < 0:
+                results.append((item, Failure("no response")))
+            elif _ok_store_status(code):
+                results.append((item, None))
+            else:
+                results.append((item, store_failure(code)))
         return results
 
 
@@ -156,6 +206,9 @@ class StowSender:
         )  # httpcore sets TCP_NODELAY on its sockets
 
     def settle(self, idle: bool, changed: bool) -> None:
+        return
+
+    def release(self) -> None:
         return
 
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
@@ -296,6 +349,13 @@ class DestinationWorkers:
             self._claimed.difference_update(i.instance_id for i in items)
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with contextlib.suppress(Exception):
+                self.sender.release()
+
+    def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 items = self._claim()
