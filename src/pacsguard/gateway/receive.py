@@ -88,7 +88,8 @@ class Receiver:
         self.committer = GroupCommit(self.spool, queue_)
 
     def close(self) -> None:
-        """Stop the committer (receptions still waiting on it are refused, not answered)."""
+        """Stop the committer: the instances already waiting are committed (and answered);
+        a reception that arrives later is refused (A700), never answered Success."""
         self.committer.close()
 
     def discard(self, spool_file: str) -> None:
