@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -71,13 +72,33 @@ def wait_count(spec: orthanc.OrthancSpec, want: int, timeout: float = 3600) -> f
     raise SystemExit(f"destination holds {count(spec)} of {want} instances after {timeout}s")
 
 
+SENDERS = 1  # concurrent storescu processes (associations), set by --senders
+MAX_PDU: int | None = None  # the gateway's max_pdu, set by --max-pdu (None: its default)
+SYNC_CALLS = "fsync,fdatasync,syncfs,sync,msync"
+
+
 def storescu(port: int, aec: str, files: list[Path], log: Path) -> None:
+    """``SENDERS`` storescu processes at once, each sending its share of ``files``."""
     argv = ["storescu", "-aet", "MODALITY1", "-aec", aec, "127.0.0.1", str(port)]
-    with log.open("wb") as handle:
-        done = subprocess.run([*argv, *map(str, files)], stdout=handle, stderr=subprocess.STDOUT,
-                              env={**os.environ, "TCP_NODELAY": "1"}, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(f"storescu failed ({done.returncode}); see {log}")
+    shares = [files[n::SENDERS] for n in range(SENDERS)]
+    logs = [log.with_suffix(f".{n}.log") if SENDERS > 1 else log for n in range(SENDERS)]
+    handles = [path.open("wb") for path in logs]
+    try:
+        procs = [
+            subprocess.Popen(
+                [*argv, *map(str, share)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "TCP_NODELAY": "1"},
+            )
+            for share, handle in zip(shares, handles, strict=True)
+        ]
+        codes = [proc.wait() for proc in procs]
+    finally:
+        for handle in handles:
+            handle.close()
+    if any(codes):
+        raise SystemExit(f"storescu failed ({codes}); see {logs[0]}")
 
 
 def fresh_orthanc(name: str, work: Path, **extra: Any) -> tuple[orthanc.OrthancSpec, Server]:
@@ -137,8 +158,12 @@ def run_router(files: list[Path], work: Path, anonymize: bool) -> dict[str, Any]
         sink_server.stop()
 
 
-def run_gateway(files: list[Path], work: Path, state: Path | None = None) -> dict[str, Any]:
-    """``state``: where the spool and queue live (default on the work disk)."""
+def run_gateway(
+    files: list[Path], work: Path, state: Path | None = None, count_syncs: bool = False
+) -> dict[str, Any]:
+    """``state``: where the spool and queue live (default on the work disk);
+    ``count_syncs``: run the gateway under ``strace -c`` (seccomp-filtered to the sync
+    calls, so the others run untraced) to count its fsyncs."""
     sink, sink_server = fresh_orthanc("sink", work)
     gw = work / "gateway"
     shutil.rmtree(gw, ignore_errors=True)
@@ -156,11 +181,18 @@ def run_gateway(files: list[Path], work: Path, state: Path | None = None) -> dic
         '[[destination]]\nname = "research"\ntype = "dicom"\nae_title = "ORTHANC"\n'
         f'host = "127.0.0.1"\nport = {sink.dicom_port}\nconcurrency = 2\nbatch = 32\n'
     )
+    if MAX_PDU is not None:
+        text = config.read_text()
+        config.write_text(
+            text.replace("[[gateway.allow]]", f"max_pdu = {MAX_PDU}\n[[gateway.allow]]", 1)
+        )
     log = (gw / "gateway.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pacsguard", "gateway", "run", "--config", str(config)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    argv = [sys.executable, "-m", "pacsguard", "gateway", "run", "--config", str(config)]
+    counts = gw / "syncs.txt"
+    if count_syncs:
+        argv = ["strace", "-f", "-qq", "--seccomp-bpf", "-c", "-o", str(counts),
+                "-e", f"trace={SYNC_CALLS}", *argv]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
         while not listening(port):
             if process.poll() is not None:
@@ -179,13 +211,36 @@ def run_gateway(files: list[Path], work: Path, state: Path | None = None) -> dic
             )
         )
         db.close()
-        return {"seconds": end - start, "receive_seconds": received - start,
-                "latency": latencies}  # fmt: skip
+        result = {"seconds": end - start, "receive_seconds": received - start,
+                  "latency": latencies}  # fmt: skip
     finally:
-        process.terminate()
-        process.wait(60)
+        stop_gateway(process, count_syncs)
         log.close()
         sink_server.stop()
+    if count_syncs:
+        result["syncs"] = sync_counts(counts)
+    return result
+
+
+def stop_gateway(process: subprocess.Popen[bytes], traced: bool) -> None:
+    """SIGTERM to the gateway itself (under strace, strace's child: strace would detach)."""
+    if traced:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        for pid in children.read_text().split() if children.exists() else []:
+            os.kill(int(pid), signal.SIGTERM)
+    else:
+        process.terminate()
+    process.wait(120)
+
+
+def sync_counts(path: Path) -> dict[str, int]:
+    """``strace -c`` summary rows -> {syscall: calls}."""
+    calls: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1] in SYNC_CALLS.split(",") and fields[3].isdigit():
+            calls[fields[-1]] = int(fields[3])
+    return calls
 
 
 def run_tmpfs(files: list[Path], work: Path) -> dict[str, Any]:
@@ -211,7 +266,21 @@ def main() -> None:
     parser.add_argument(
         "--only", default="direct,gateway,orthanc-route,orthanc-anon,dcmtk,gateway-tmpfs"
     )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        default=1,
+        help="concurrent storescu associations (the files split between them)",
+    )
+    parser.add_argument(
+        "--max-pdu",
+        type=int,
+        default=None,
+        help="the gateway's max_pdu (default: the gateway's own default)",
+    )
     args = parser.parse_args()
+    global SENDERS, MAX_PDU
+    SENDERS, MAX_PDU = max(1, args.senders), args.max_pdu
     os.environ["TCP_NODELAY"] = "1"  # inherited by every Orthanc and DCMTK server started here
     work = args.workdir.resolve()
     corpus = work / f"corpus-{args.files}-{args.rows}"
@@ -228,9 +297,14 @@ def main() -> None:
         "dcmtk": lambda: run_dcmtk(files, work),
         # diagnostic: the same gateway with its state on tmpfs, where fsync costs nothing
         "gateway-tmpfs": lambda: run_tmpfs(files, work),
+        # diagnostic: the gateway under strace -c, its fsyncs counted (slower: not a timing)
+        "gateway-syncs": lambda: run_gateway(files, work, count_syncs=True),
     }
     results: dict[str, dict[str, Any]] = {}
-    print(f"{len(files)} CT instances, {megabytes:.0f} MB; DCMTK and Orthanc with TCP_NODELAY=1")
+    print(
+        f"{len(files)} CT instances, {megabytes:.0f} MB, {SENDERS} storescu association(s) at"
+        " once; DCMTK and Orthanc with TCP_NODELAY=1"
+    )
     for name in args.only.split(","):
         results[name] = runs[name]()
         seconds = results[name]["seconds"]
@@ -243,6 +317,13 @@ def main() -> None:
             print(f"  {name:<14} {result['seconds'] / direct:5.2f}x")
     for row in ("gateway", "gateway-tmpfs"):
         report_latency(row, results.get(row))
+    if "gateway-syncs" in results:
+        syncs = results["gateway-syncs"]["syncs"]
+        total = sum(syncs.values())
+        print(
+            f"gateway-syncs: {total} sync calls ({syncs}), {total / len(files):.2f} per instance"
+            " (receive and forward, queue commits included)"
+        )
     (work / "gateway-bench.json").write_text(json.dumps(results, indent=1))
 
 

@@ -7,6 +7,7 @@ and UIDs, every planted identifier absent, every reference resolving."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import uuid
@@ -21,10 +22,12 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
+from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.lab import orthanc
 from pacsguard.lab.data import LabData, make_data
 from pacsguard.lab.procs import Server, free_ports
 from pacsguard.net import NoDelayAE
+from pacsguard.pack import preflight
 from test_gateway_support import (
     GatewayProcess,
     gateway_status,
@@ -386,6 +389,64 @@ def test_stow_rs_receive(node: Node) -> None:
         failed = reply.json()["00081198"]["Value"]
         assert failed[0]["00081197"]["Value"][0] & 0xF000 == 0xC000
     drained(node)
+
+
+def test_stow_rs_receive_into_a_named_study(node: Node) -> None:
+    """``POST /studies/{study}``: a part of another study is refused in the response
+    (Failed SOP Sequence, Failure Reason C409), 202 when some parts were stored, 409 when
+    none were (PS3.18 10.5.3); the study is the sender's own (before de-identification)."""
+    headers = {path: pydicom.dcmread(path, stop_before_pixels=True) for path in node.data.files}
+    by_study: dict[str, list[Path]] = {}
+    for path, ds in headers.items():
+        by_study.setdefault(str(ds.StudyInstanceUID), []).append(path)
+    (study, mine), (_, theirs) = sorted(by_study.items())[:2]
+    boundary = uuid.uuid4().hex
+    kind = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+    base = f"http://127.0.0.1:{node.stow_port}/studies"
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        body = _multipart([mine[0].read_bytes(), theirs[0].read_bytes()], boundary)
+        reply = client.post(f"{base}/{study}", content=body, headers=kind)
+        assert reply.status_code == 202, reply.text
+        stored = reply.json()["00081199"]["Value"]
+        failed = reply.json()["00081198"]["Value"]
+        assert len(stored) == 1 and len(failed) == 1
+        assert failed[0]["00081197"]["Value"] == [0xC409]
+        assert failed[0]["00081155"]["Value"] == [str(headers[theirs[0]].SOPInstanceUID)]
+        # the stored one is named by its de-identified UID, not the one sent
+        assert stored[0]["00081155"]["Value"] != [str(headers[mine[0]].SOPInstanceUID)]
+        body = _multipart([theirs[0].read_bytes()], boundary)
+        reply = client.post(f"{base}/{study}/", content=body, headers=kind)
+        assert reply.status_code == 409
+        assert reply.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0xC409]
+        assert "00081199" not in reply.json()
+        reply = client.post(f"{base}/1.2.x", content=body, headers=kind)
+        assert reply.status_code == 400 and "not a valid UID" in reply.text
+        reply = client.post(f"{base}/{study}/series", content=body, headers=kind)
+        assert reply.status_code == 404
+    drained(node)
+
+
+def test_folder_destination_is_a_deid_output_that_pack_accepts(node: Node, offline: Path) -> None:
+    drained(node)
+
+    def manifest() -> dict[str, Any] | None:
+        doc = json.loads((node.folder / DEID_MANIFEST_NAME).read_text())
+        files = dicom_files(node.folder)
+        return doc if doc["complete"] and doc["counts"]["files"] == len(files) else None
+
+    doc = wait_for(manifest, timeout=30)
+    listed = {f["path"]: f for f in doc["files"]}
+    assert set(listed) == {str(p.relative_to(node.folder)) for p in dicom_files(node.folder)}
+    for path, entry in listed.items():
+        data = (node.folder / path).read_bytes()
+        assert entry["size"] == len(data)
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+    assert doc["counts"]["pending"] == 0 and doc["counts"]["quarantine"] == 0
+    theirs = json.loads((offline / DEID_MANIFEST_NAME).read_text())
+    assert doc["profile"]["options"] == theirs["profile"]["options"]
+    assert doc["profile"]["policy_sha256"] == theirs["profile"]["policy_sha256"]
+    assert set(listed) == {f["path"] for f in theirs["files"]}  # the same tree as deid
+    assert preflight(node.folder, ocr=False) == []
 
 
 def test_check_prints_settings_without_secrets(node: Node) -> None:

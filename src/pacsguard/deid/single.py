@@ -44,8 +44,13 @@ class FileDeidentifier:
         policy = load_policy(config.policy)
         self._worker = Worker(key.material, config, policy, self.output, self.quarantine)
 
-    def run(self, path: Path) -> FileOutcome:
-        """De-identify ``path`` into the output tree; durable when this returns."""
+    def run(self, path: Path, *, durable: bool = True) -> FileOutcome:
+        """De-identify ``path`` into the output tree; durable when this returns.
+
+        ``durable=False`` (a node that syncs many outputs at once): the output is named but
+        not synced, and the caller must sync it (file and folder) before relying on it.
+        An output that replaces an existing file is synced before the rename all the same,
+        so an earlier durable copy is never swapped for one that a crash could tear."""
         stat = path.stat()
         item = InputItem(str(path), path, None, stat.st_size, stat.st_mtime_ns)
         result = self._worker.process(item)
@@ -57,9 +62,12 @@ class FileDeidentifier:
             return FileOutcome("quarantine", reason=outcome.reason)
         target = self.output / outcome.output
         assert result.tmp is not None
-        _sync_file(Path(result.tmp))
+        replaces = target.exists()
+        if durable or replaces:
+            _sync_file(Path(result.tmp))
         Path(result.tmp).replace(target)  # a re-sent instance replaces its earlier copy
-        fsync_dir(target.parent)
+        if durable or replaces:
+            fsync_dir(target.parent)
         return FileOutcome("output", target, sha256=outcome.sha256, size=result.size)
 
     def dataset(self, ds: Dataset) -> Dataset:

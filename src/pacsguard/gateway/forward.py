@@ -2,10 +2,12 @@
 
 A delivery is marked sent only on the destination's confirmation (a C-STORE Success or
 Warning status, a STOW-RS response that lists the instance as stored, a synced rename in
-the folder). A failure is retried with exponential backoff and jitter until the delivery
-is older than the destination's ``max_age``; then it goes to the dead-letter folder with its
-reason, until ``pacsguard gateway retry DEST``. The instance is named by its de-identified
-SOP Instance UID, so a resend after a crash lands on the same object at the destination.
+the folder). A transient failure is retried with exponential backoff and jitter until the
+delivery is older than the destination's ``max_age``; then it goes to the dead-letter folder
+with its reason, until ``pacsguard gateway retry DEST``. A permanent one (``outcome``: the
+destination refuses the SOP class, or says the data set is wrong) goes there at once.
+The instance is named by its de-identified SOP Instance UID, so a resend after a crash
+lands on the same object at the destination.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,27 +32,48 @@ from pynetdicom import _config
 from pacsguard.core.io import fsync_dir
 from pacsguard.core.keys import read_secret
 from pacsguard.gateway.config import Destination, GatewayConfig
+from pacsguard.gateway.folder import FolderSender
+from pacsguard.gateway.outcome import Failure, http_failure, store_failure
 from pacsguard.gateway.queue import Item, Queue
 from pacsguard.net import AuditLog, NoDelayAE, client_context
 
 LOG = logging.getLogger("pacsguard.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
+KEEP_ALIVE = 5.0  # seconds an idle association is kept (peers close theirs after ~30 s)
 UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
-Result = tuple[Item, str | None]  # None: confirmed; else the reason (no PHI)
+Result = tuple[Item, Failure | None]  # None: confirmed
 
 
 class Sender(Protocol):
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]: ...
+
+    def settle(self, idle: bool, changed: bool) -> None:
+        """After a batch was recorded (``changed``) or when nothing is due (``idle``): bring
+        any summary of the destination up to date, close what has been idle too long."""
+
+    def release(self) -> None:
+        """The calling worker thread is done: let go of what it holds open."""
 
 
 def _ok_store_status(code: int) -> bool:
     return code == 0x0000 or 0xB000 <= code <= 0xBFFF  # Success or Warning (PS3.4 B.2.3)
 
 
+@dataclass
+class _Open:
+    """One worker thread's association, kept between batches."""
+
+    assoc: Any
+    pairs: frozenset[tuple[str, str]]  # the (SOP class, transfer syntax) pairs it requested
+    used: float
+
+
 class DicomSender:
-    """One association per batch; each file is sent as stored (no decoding), so the
-    destination must accept its transfer syntax."""
+    """Each worker thread keeps its association open between batches (``KEEP_ALIVE``
+    seconds idle at most), so a steady stream does not pay an association per instance;
+    a batch that needs a context it did not request opens a new one asking for both. Each
+    file is sent as stored (no decoding), so the destination must accept its syntax."""
 
     def __init__(self, dest: Destination, calling_ae: str) -> None:
         _config.STORE_SEND_CHUNKED_DATASET = True
@@ -58,20 +82,35 @@ class DicomSender:
         self.tls = None
         if dest.tls:
             self.tls = client_context(dest.ca_file, dest.cert_file, dest.key_file)
+        self._local = threading.local()
 
-    def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
+    def settle(self, idle: bool, changed: bool) -> None:
+        current: _Open | None = getattr(self._local, "open", None)
+        if idle and current is not None and time.monotonic() - current.used >= KEEP_ALIVE:
+            self.release()
+
+    def release(self) -> None:
+        """Release this thread's association, if it holds one."""
+        current: _Open | None = getattr(self._local, "open", None)
+        self._local.open = None
+        if current is not None and current.assoc.is_established:
+            with contextlib.suppress(Exception):
+                current.assoc.release()
+
+    def _associate(self, pairs: frozenset[tuple[str, str]]) -> tuple[Any, bool]:
+        """An established association that requested ``pairs`` (reused: True), or a new
+        attempt (established or not)."""
+        current: _Open | None = getattr(self._local, "open", None)
+        if current is not None and current.assoc.is_established and pairs <= current.pairs:
+            return current.assoc, True
+        wanted = pairs
+        if current is not None and len(current.pairs | pairs) <= MAX_CONTEXTS:
+            wanted = current.pairs | pairs
+        self.release()
         ae = NoDelayAE(self.calling_ae)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = self.dest.timeout
         ae.connection_timeout = self.dest.timeout
-        pairs: dict[tuple[str, str], None] = {}
-        batch: list[Item] = []
-        for item in items:
-            key = (item.sop_class, item.transfer_syntax)
-            if key not in pairs and len(pairs) >= MAX_CONTEXTS:
-                break
-            pairs[key] = None
-            batch.append(item)
-        for sop_class, syntax in pairs:
+        for sop_class, syntax in sorted(wanted):
             ae.add_requested_context(sop_class, [syntax])
         assert self.dest.host is not None and self.dest.port is not None
         assoc = ae.associate(
@@ -80,63 +119,59 @@ class DicomSender:
             ae_title=self.dest.ae_title or "ANY-SCP",
             tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
         )
-        if not assoc.is_established:
-            # pynetdicom reports a refused connection as an abort: one reason for both
-            why = "association rejected" if assoc.is_rejected else "no association"
-            return [(item, why) for item in batch]
-        results: list[Result] = []
-        try:
-            for index, item in enumerate(batch):
-                if not assoc.is_established:
-                    results += [(i, "association lost") for i in batch[index:]]
-                    break
-                try:
-                    status = assoc.send_c_store(spool / item.spool)
-                except ValueError:
-                    results.append(
-                        (item, f"no accepted presentation context for {item.transfer_syntax}")
-                    )
-                    continue
-                except (OSError, RuntimeError) as exc:
-                    results += [(i, f"send failed ({type(exc).__name__})") for i in batch[index:]]
-                    break
-                code = int(getattr(status, "Status", -1)) if status else -1
-                if code < 0:
-                    results.append((item, "no response"))
-                elif _ok_store_status(code):
-                    results.append((item, None))
-                else:
-                    results.append((item, f"status 0x{code:04X}"))
-        finally:
-            if assoc.is_established:
-                assoc.release()
-        return results
-
-
-class FolderSender:
-    """The same tree as ``pacsguard deid``: ``<patient>/<study>/<series>/<instance>.dcm``."""
-
-    def __init__(self, dest: Destination) -> None:
-        assert dest.path is not None
-        self.root = dest.path
+        if assoc.is_established:
+            self._local.open = _Open(assoc, wanted, time.monotonic())
+        return assoc, False
 
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
-        results: list[Result] = []
+        pairs: dict[tuple[str, str], None] = {}
+        batch: list[Item] = []
         for item in items:
-            target = self.root / item.relative
-            tmp = target.parent / f".tmp-{uuid.uuid4().hex}"
+            key = (item.sop_class, item.transfer_syntax)
+            if key not in pairs and len(pairs) >= MAX_CONTEXTS:
+                break
+            pairs[key] = None
+            batch.append(item)
+        assoc, reused = self._associate(frozenset(pairs))
+        if not assoc.is_established:
+            if assoc.rejected_contexts and not assoc.accepted_contexts:
+                return [(item, _refused_context(item)) for item in batch]
+            # pynetdicom reports a refused connection as an abort: one reason for both
+            why = Failure("association rejected" if assoc.is_rejected else "no association")
+            return [(item, why) for item in batch]
+        results = self._send_on(assoc, batch, spool)
+        if reused and results and results[0][1] is not None and not assoc.is_established:
+            # the kept association died while idle (the peer closed it): once more, fresh
+            self.release()
+            return self.send(items, spool)
+        if assoc.is_established:
+            self._local.open = _Open(assoc, self._local.open.pairs, time.monotonic())
+        else:
+            self._local.open = None
+        return results
+
+    def _send_on(self, assoc: Any, batch: list[Item], spool: Path) -> list[Result]:
+        results: list[Result] = []
+        for index, item in enumerate(batch):
+            if not assoc.is_established:
+                results += [(i, Failure("association lost")) for i in batch[index:]]
+                break
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with (spool / item.spool).open("rb") as src, tmp.open("xb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-                tmp.replace(target)
-                fsync_dir(target.parent)
+                status = assoc.send_c_store(spool / item.spool)
+            except ValueError:  # the destination refused this (class, syntax) context
+                results.append((item, _refused_context(item)))
+                continue
+            except (OSError, RuntimeError) as exc:
+                failure = Failure(f"send failed ({type(exc).__name__})")
+                results += [(i, failure) for i in batch[index:]]
+                break
+            code = int(getattr(status, "Status", -1)) if status else -1
+            if code < 0:
+                results.append((item, Failure("no response")))
+            elif _ok_store_status(code):
                 results.append((item, None))
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                results.append((item, f"folder write failed ({type(exc).__name__})"))
+            else:
+                results.append((item, store_failure(code)))
         return results
 
 
@@ -170,6 +205,12 @@ class StowSender:
             headers=headers, auth=auth, timeout=dest.timeout, verify=verify, trust_env=False
         )  # httpcore sets TCP_NODELAY on its sockets
 
+    def settle(self, idle: bool, changed: bool) -> None:
+        return
+
+    def release(self) -> None:
+        return
+
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
         boundary = uuid.uuid4().hex
         parts: list[bytes] = []
@@ -186,20 +227,26 @@ class StowSender:
                 self.url, content=b"".join(parts), headers={"Content-Type": content_type}
             )
         except httpx.HTTPError as exc:
-            return [(item, f"STOW-RS request failed ({type(exc).__name__})") for item in items]
+            failure = Failure(f"STOW-RS request failed ({type(exc).__name__})")
+            return [(item, failure) for item in items]
         stored, failed = _stow_outcome(reply)
         results: list[Result] = []
         for item in items:
             if item.uid in failed:
-                results.append((item, f"STOW-RS failure reason {failed[item.uid]}"))
+                code = failed[item.uid]
+                if code is None:
+                    results.append((item, Failure("STOW-RS failure without a reason")))
+                else:
+                    reason = store_failure(code)
+                    results.append((item, Failure(f"STOW-RS {reason.reason}", reason.permanent)))
             elif item.uid in stored or (reply.status_code == 200 and not stored and not failed):
                 results.append((item, None))
             else:
-                results.append((item, f"STOW-RS HTTP {reply.status_code}"))
+                results.append((item, http_failure(reply.status_code)))
         return results
 
 
-def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, str]]:
+def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, int | None]]:
     """UIDs the response lists as stored (00081199) and as failed (00081198, reason)."""
     try:
         body = reply.json()
@@ -219,19 +266,28 @@ def _stow_outcome(reply: httpx.Response) -> tuple[set[str], dict[str, str]]:
         return str(values[0]) if values else ""
 
     stored = {uid(e) for e in items("00081199")}
-    failed = {}
+    failed: dict[str, int | None] = {}
     for entry in items("00081198"):
-        reason = entry.get("00081197", {}).get("Value", ["?"])
-        failed[uid(entry)] = f"0x{int(reason[0]):04X}" if isinstance(reason[0], int) else "?"
+        reason = entry.get("00081197", {}).get("Value", [None])
+        failed[uid(entry)] = reason[0] if reason and isinstance(reason[0], int) else None
     return stored, failed
 
 
-def make_sender(dest: Destination, config: GatewayConfig) -> Sender:
+def _refused_context(item: Item) -> Failure:
+    """The destination accepted no presentation context for this instance's SOP class in
+    its transfer syntax (A-ASSOCIATE-AC result 3 or 4): resending the same cannot help."""
+    return Failure(
+        f"the destination refuses SOP class {item.sop_class} in {item.transfer_syntax}",
+        permanent=True,
+    )
+
+
+def make_sender(dest: Destination, config: GatewayConfig, queue: Queue) -> Sender:
     if dest.type == "dicom":
         return DicomSender(dest, config.ae_title)
     if dest.type == "stow":
         return StowSender(dest)
-    return FolderSender(dest)
+    return FolderSender(dest, config, queue)
 
 
 def backoff(attempts: int, initial: float, ceiling: float) -> float:
@@ -253,7 +309,7 @@ class DestinationWorkers:
         on_sent: Callable[[Item, float], None] = lambda item, latency: None,
     ) -> None:
         self.dest, self.config, self.queue, self.audit = dest, config, queue, audit
-        self.sender = make_sender(dest, config)
+        self.sender = make_sender(dest, config, queue)
         self.on_sent, self.discard = on_sent, discard
         self.spool = config.spool
         self.dead_dir = config.dead_letter / dest.name
@@ -280,6 +336,7 @@ class DestinationWorkers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._settle(idle=True)
 
     def _claim(self) -> list[Item]:
         with self._lock:
@@ -292,6 +349,13 @@ class DestinationWorkers:
             self._claimed.difference_update(i.instance_id for i in items)
 
     def _loop(self) -> None:
+        try:
+            self._serve()
+        finally:
+            with contextlib.suppress(Exception):
+                self.sender.release()
+
+    def _serve(self) -> None:
         while not self._stop.is_set():
             try:
                 items = self._claim()
@@ -309,8 +373,17 @@ class DestinationWorkers:
                 self._stop.wait(1.0)
             finally:
                 self._release(items)
+            self._settle(idle=False, changed=True)
+
+    def _settle(self, idle: bool, changed: bool = False) -> None:
+        with self._lock:  # one worker at a time writes a destination's summary
+            try:
+                self.sender.settle(idle, changed)
+            except Exception:
+                LOG.exception("summary of %s not written (tried again)", self.dest.name)
 
     def _idle(self) -> None:
+        self._settle(idle=True)
         due = self.queue.next_due(self.dest.name)
         wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
         with self._wake:
@@ -320,7 +393,8 @@ class DestinationWorkers:
         try:
             results = self.sender.send(items, self.spool)
         except Exception as exc:  # a sender bug must not lose items: they stay queued
-            results = [(item, f"send failed ({type(exc).__name__})") for item in items]
+            failure = Failure(f"send failed ({type(exc).__name__})")
+            results = [(item, failure) for item in items]
         now = time.time()
         done = [item for item, error in results if error is None]
         if done:
@@ -329,15 +403,16 @@ class DestinationWorkers:
             for item in done:
                 self.on_sent(item, now - item.received_at)
         failures = [(item, error) for item, error in results if error is not None]
-        dead = 0
+        dead = permanent = 0
         for item, error in failures:
             assert error is not None
-            if now - item.enqueued_at >= self.dest.max_age:
+            if error.permanent or now - item.enqueued_at >= self.dest.max_age:
                 self._dead_letter(item, error)
                 dead += 1
+                permanent += error.permanent
             else:
                 delay = backoff(item.attempts + 1, self.dest.retry_initial, self.dest.retry_max)
-                self.queue.failed(item, error, now + delay)
+                self.queue.failed(item, error.reason, now + delay)
         # Items a sender did not reach (the context limit) are released unchanged: still due.
         self.audit.write(
             "forward",
@@ -346,10 +421,11 @@ class DestinationWorkers:
             sent=len(done),
             failed=len(failures) - dead,
             dead_letter=dead,
-            errors=sorted({e for _, e in failures if e}),
+            permanent=permanent,
+            errors=sorted({e.reason for _, e in failures if e}),
         )
 
-    def _dead_letter(self, item: Item, error: str) -> None:
+    def _dead_letter(self, item: Item, error: Failure) -> None:
         self.dead_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in item.uid) or "instance"
         target = self.dead_dir / f"{name}.dcm"
@@ -361,14 +437,15 @@ class DestinationWorkers:
         record = {
             "uid": item.uid,
             "destination": self.dest.name,
-            "reason": error,
+            "reason": error.reason,
+            "permanent": error.permanent,
             "attempts": item.attempts + 1,
             "enqueued_at": item.enqueued_at,
             "dead_at": time.time(),
         }
         (self.dead_dir / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
         fsync_dir(self.dead_dir)
-        self.queue.dead(item, error)
+        self.queue.dead(item, error.reason)
 
 
 def clear_dead_letters(config: GatewayConfig, dest: str, uids: Sequence[str]) -> None:

@@ -92,6 +92,7 @@ class Gateway:
         while self.scp.active() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.scp.abort_all()  # past the deadline: nothing unanswered was acknowledged
+        self.receiver.close()
         for worker in self.workers:
             worker.stop()
         self.audit.write("gateway-stopped")

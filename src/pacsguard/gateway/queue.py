@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS quarantined (
     source TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS folder_files (
+    destination TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    landed_at REAL NOT NULL,
+    PRIMARY KEY (destination, path)
+);
 CREATE TABLE IF NOT EXISTS refused (
     id INTEGER PRIMARY KEY,
     received_at REAL NOT NULL,
@@ -128,26 +136,33 @@ class Queue:
     # --- receive side -------------------------------------------------------------------
     def add(self, new: NewInstance, destinations: Iterable[str], now: float | None = None) -> int:
         """Commit an instance and its deliveries (durable when this returns)."""
+        return self.add_many([(new, list(destinations))], now)[0]
+
+    def add_many(
+        self, group: Sequence[tuple[NewInstance, Sequence[str]]], now: float | None = None
+    ) -> list[int]:
+        """Commit instances and their deliveries in one transaction (one WAL sync)."""
         now = time.time() if now is None else now
+        ids: list[int] = []
         with self._tx() as db:
-            cursor = db.execute(
-                "INSERT INTO instances (uid, sop_class, transfer_syntax, modality, relative,"
-                " spool, size, calling_ae, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (new.uid, new.sop_class, new.transfer_syntax, new.modality, new.relative,
-                 new.spool, new.size, new.calling_ae, new.source, now),
-            )  # fmt: skip
-            instance_id = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT INTO deliveries (instance_id, destination, state, enqueued_at, next_at)"
-                " VALUES (?, ?, 'queued', ?, ?)",
-                [(instance_id, name, now, now) for name in destinations],
-            )
-            remaining = db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE instance_id = ?", (instance_id,)
-            ).fetchone()[0]
-            if remaining == 0:  # routed nowhere: nothing to hold
-                db.execute("UPDATE instances SET done_at = ? WHERE id = ?", (now, instance_id))
-        return instance_id
+            for new, destinations in group:
+                cursor = db.execute(
+                    "INSERT INTO instances (uid, sop_class, transfer_syntax, modality, relative,"
+                    " spool, size, calling_ae, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (new.uid, new.sop_class, new.transfer_syntax, new.modality, new.relative,
+                     new.spool, new.size, new.calling_ae, new.source, now),
+                )  # fmt: skip
+                instance_id = int(cursor.lastrowid or 0)
+                routed = list(dict.fromkeys(destinations))
+                db.executemany(
+                    "INSERT INTO deliveries (instance_id, destination, state, enqueued_at,"
+                    " next_at) VALUES (?, ?, 'queued', ?, ?)",
+                    [(instance_id, name, now, now) for name in routed],
+                )
+                if not routed:  # routed nowhere: nothing to hold
+                    db.execute("UPDATE instances SET done_at = ? WHERE id = ?", (now, instance_id))
+                ids.append(instance_id)
+        return ids
 
     def quarantine(self, calling_ae: str, source: str, reason: str) -> None:
         with self._tx() as db:
@@ -261,6 +276,46 @@ class Queue:
             if self._rows(sql, (name,)):
                 found.add(name)
         return found
+
+    # --- folder destinations ------------------------------------------------------------
+    def folder_landed(self, destination: str, files: Sequence[tuple[str, int, str]]) -> None:
+        """Record files synced into a folder destination (a resent one replaces its row)."""
+        now = time.time()
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO folder_files (destination, path, size, sha256, landed_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (destination, path) DO UPDATE SET"
+                " size = excluded.size, sha256 = excluded.sha256, landed_at = excluded.landed_at",
+                [(destination, path, size, sha, now) for path, size, sha in files],
+            )
+
+    def folder_files(self, destination: str, page: int = 10000) -> Iterator[tuple[str, int, str]]:
+        """(path, size, sha256) of a folder destination, by path, a page at a time (the
+        lock is not held between pages)."""
+        after = ""
+        while True:
+            rows = self._rows(
+                "SELECT path, size, sha256 FROM folder_files WHERE destination = ? AND path > ?"
+                " ORDER BY path LIMIT ?",
+                (destination, after, page),
+            )
+            for path, size, sha in rows:
+                yield str(path), int(size), str(sha)
+            if len(rows) < page:
+                return
+            after = str(rows[-1][0])
+
+    def folder_counts(self, destination: str) -> dict[str, int]:
+        files = self._rows("SELECT COUNT(*) FROM folder_files WHERE destination = ?",
+                           (destination,))[0][0]  # fmt: skip
+        states = dict(
+            self._rows(
+                "SELECT state, COUNT(*) FROM deliveries WHERE destination = ? GROUP BY state",
+                (destination,),
+            )
+        )
+        return {"files": int(files), "queued": int(states.get("queued", 0)),
+                "dead_letter": int(states.get("dead", 0))}  # fmt: skip
 
     def pending_destinations(self) -> set[str]:
         rows = self._rows("SELECT DISTINCT destination FROM deliveries WHERE state != 'sent'")

@@ -1,9 +1,10 @@
 """Receive one instance: spool it, de-identify it, commit its row; then, only then, Success.
 
-The received bytes go to ``spool/incoming`` (a working copy, never acknowledged, removed
-once the instance is decided), the deid engine writes its durable output (synced file and
-folder) into a slot's tree ``spool/work/<n>/<patient>/<study>/<series>/<instance>.dcm``,
-and its row with one delivery per routed destination is committed (one more sync). Any
+The received bytes go to ``spool/incoming`` (a working copy, never synced, never
+acknowledged, removed as soon as the engine has read it), the deid engine writes its output
+into a slot's tree ``spool/work/<n>/<patient>/<study>/<series>/<instance>.dcm`` without
+syncing it, and ``GroupCommit`` syncs it and commits its row (one delivery per routed
+destination) together with every other instance spooled at the same time. Any
 failure on the way answers the matching failure status (PS3.4 Annex B.2.3): out of
 resources (A700) when this node cannot store, cannot understand (C000) when the input is
 unreadable or the engine quarantines it, data set does not match SOP class (A900). Nothing
@@ -27,6 +28,7 @@ import pydicom
 from pacsguard.core.errors import OutputError
 from pacsguard.core.keys import ProjectKey
 from pacsguard.deid import DeidConfig, FileDeidentifier
+from pacsguard.gateway.commit import GroupCommit
 from pacsguard.gateway.config import GatewayConfig
 from pacsguard.gateway.queue import NewInstance, Queue
 
@@ -83,6 +85,12 @@ class Receiver:
         self._free: queue.Queue[Slot] = queue.Queue()
         for slot in self.slots:
             self._free.put(slot)
+        self.committer = GroupCommit(self.spool, queue_)
+
+    def close(self) -> None:
+        """Stop the committer: the instances already waiting are committed (and answered);
+        a reception that arrives later is refused (A700), never answered Success."""
+        self.committer.close()
 
     def discard(self, spool_file: str) -> None:
         """Remove a spool file once no unfinished instance names it (forwarders call this
@@ -140,7 +148,8 @@ class Receiver:
         try:
             with slot.lock:
                 try:
-                    outcome = slot.deid.run(incoming)
+                    outcome = slot.deid.run(incoming, durable=False)
+                    incoming.unlink(missing_ok=True)  # before any sync: it need never reach disk
                 except OutputError as exc:
                     return self._refuse(calling_ae, source, str(exc).split(":")[0][:120])
                 except OSError as exc:
@@ -183,7 +192,7 @@ class Receiver:
             routed = [
                 d.name for d in self.config.destinations if d.accepts(calling_ae, modality, klass)
             ]
-            instance_id = self.queue.add(new, routed)
+            instance_id = self.committer.commit(output, new, routed)
         except (OSError, sqlite3.Error) as exc:
             if not live:
                 output.unlink(missing_ok=True)

@@ -1,5 +1,10 @@
-"""DICOMweb STOW-RS receiver (PS3.18 10.5): ``POST /studies`` with multipart/related parts
-of type application/dicom, each received exactly like a C-STORE (``Receiver.receive``).
+"""DICOMweb STOW-RS receiver (PS3.18 10.5): ``POST /studies`` and ``POST /studies/{study}``
+with multipart/related parts of type application/dicom, each received exactly like a
+C-STORE (``Receiver.receive``). With a Study Instance UID in the path (the sender's own,
+before de-identification), a part of another study is not stored: it is listed in the
+Failed SOP Sequence with Failure Reason C409 (a "cannot understand" class code, the one
+dcm4chee uses for "different Study Instance UID"), so the reply is 202 when some parts
+were stored and 409 when none were (PS3.18 10.5.3).
 
 Responses: 200 when every instance was stored, 202 when some were, 409 when none were
 (503 when none could be for lack of resources); 400 for a malformed body, 411 without a
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import ssl
 import threading
 from collections import Counter
@@ -28,6 +34,8 @@ from pacsguard.net.tls import peer_subject
 
 MAX_BODY = 1 << 30
 SOURCE = "stow"
+OTHER_STUDY = 0xC409  # the part's Study Instance UID differs from the one in the path
+UID_SYNTAX = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 
 
 class MultipartError(ValueError):
@@ -91,15 +99,34 @@ def parse_multipart(body: bytes, boundary: str) -> list[Part]:
 
 def _uids(data: bytes) -> tuple[str | None, str | None]:
     """SOP Class and Instance UIDs of a part the sender sent, for its failure entry."""
+    return _header(data)[:2]
+
+
+def _header(data: bytes) -> tuple[str | None, str | None, str | None]:
+    """SOP Class, SOP Instance and Study Instance UIDs of a part as the sender sent it (the
+    header only: the pixel data is not read)."""
     try:
         ds = pydicom.dcmread(
             io.BytesIO(data),
             stop_before_pixels=True,
-            specific_tags=["SOPClassUID", "SOPInstanceUID"],
+            specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"],
         )
-        return str(ds.get("SOPClassUID", "")) or None, str(ds.get("SOPInstanceUID", "")) or None
     except Exception:
-        return None, None
+        return None, None, None
+    sop_class, sop_instance, study = (
+        str(ds.get(name, "") or "") or None
+        for name in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID")
+    )
+    return sop_class, sop_instance, study
+
+
+def study_in_path(path: str) -> tuple[bool, str | None]:
+    """``/studies`` -> (True, None); ``/studies/{uid}`` -> (True, uid); else (False, None).
+    A query string is ignored; the UID is checked by the caller."""
+    parts = path.split("?", 1)[0].rstrip("/").split("/")
+    if parts[:2] != ["", "studies"] or len(parts) > 3:
+        return False, None
+    return True, (parts[2] if len(parts) == 3 else None)
 
 
 def _entry(
@@ -176,8 +203,12 @@ def serve_stow(
             if policy.check(peer) is not None:
                 self._refuse(403, "this address (or certificate) is not on the allow-list", peer)
                 return
-            if self.path.rstrip("/") != "/studies":
-                self._refuse(404, "only POST /studies is served", peer)
+            served, study = study_in_path(self.path)
+            if not served:
+                self._refuse(404, "only POST /studies and /studies/{study} are served", peer)
+                return
+            if study is not None and (len(study) > 64 or not UID_SYNTAX.fullmatch(study)):
+                self._refuse(400, "the Study Instance UID in the path is not a valid UID", peer)
                 return
             kind, params = _params(self.headers.get("Content-Type", ""))
             if (
@@ -205,11 +236,17 @@ def serve_stow(
             if any(p.content_type != "application/dicom" for p in parts):
                 self._refuse(415, "every part must be application/dicom", peer)
                 return
-            self._store(parts, peer)
+            self._store(parts, peer, study)
 
-        def _store(self, parts: list[Part], peer: Peer) -> None:
+        def _store(self, parts: list[Part], peer: Peer, study: str | None) -> None:
             stored, failed, outcomes = [], [], Counter[str]()
             for part in parts:
+                if study is not None:
+                    sop_class, sop_instance, part_study = _header(part.data)
+                    if part_study != study:
+                        failed.append(((sop_class, sop_instance), OTHER_STUDY))
+                        outcomes[f"0x{OTHER_STUDY:04X}"] += 1
+                        continue
                 result = receiver.receive(part.data, SOURCE, SOURCE)
                 if result.ok:
                     stored.append(_entry(result.sop_class, result.uid))

@@ -88,12 +88,17 @@ def make_certificate(
 
 
 def start_storescp(
-    name: str, port: int, work: Path, tls: tuple[Path, Path] | None = None
+    name: str,
+    port: int,
+    work: Path,
+    tls: tuple[Path, Path] | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Server:
+    """``extra``: more storescp options (``-xf FILE PROFILE`` to accept fewer SOP classes)."""
     folder = work / f"storescp-{name}"
     received = folder / "received"
     received.mkdir(parents=True, exist_ok=True)
-    argv = [tool("storescp"), "-od", str(received)]
+    argv = [tool("storescp"), "-od", str(received), *extra]
     if tls is not None:
         key, cert = tls
         argv += ["+tls", str(key), str(cert), "-pw", "-ic"]
