@@ -117,6 +117,7 @@ def timed(
     """Run ``stages`` as a pipeline, each under /usr/bin/time; peak RSS per stage.
     ``durable``: the command that makes the pipeline's output durable (``sync FILE``,
     ``sync -f DIR``), run after it and counted in its time, as pacsguard syncs its own."""
+    os.sync()  # what earlier rows left dirty is not this row's to write back (not timed)
     with tempfile.TemporaryDirectory() as scratch:
         reports = [Path(scratch) / f"{i}.time" for i in range(len(stages))]
         procs: list[subprocess.Popen[bytes]] = []
