@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import functools
 import hashlib
 import io
 import itertools
@@ -234,7 +235,7 @@ class Worker:
         drops = self._gate(header)
         identity = gather(header, institution=self.institution)
         known = identity.known()
-        risk = risk_reason(risk_view(header))
+        risk = burned_in_risk(header)
         if risk and not self.cleaning and self.config.burned_in == "quarantine":
             raise UncleanError(
                 f"the pixels may carry burned-in identity ({risk}) and pixel cleaning is off: "
@@ -419,16 +420,34 @@ _RISK_TAGS = {0x00080008: "ImageType", 0x00080016: "SOPClassUID", 0x00080060: "M
               0x00080064: "ConversionType", 0x00280301: "BurnedInAnnotation"}  # fmt: skip
 
 
-def risk_view(header: grammar.Header) -> pydicom.Dataset:
-    """The few top-level attributes ``risk_reason`` reads, decoded from the raw header."""
+_RiskKey = tuple[tuple[tuple[int, bytes], ...], bool]
+
+
+def burned_in_risk(header: grammar.Header) -> str | None:
+    """``risk_reason`` of the few top-level attributes it reads, as the raw header holds
+    them: the verdict is remembered by their exact bytes (a series repeats them)."""
+    chosen = tuple(
+        (node.tag, header.buf[node.value : node.end])
+        for node in header.elements
+        if node.tag in _RISK_TAGS and node.items is None
+    )
+    return _risk_of((chosen, header.pixel_offset is not None))
+
+
+@functools.lru_cache(maxsize=4096)
+def _risk_of(key: _RiskKey) -> str | None:
+    return risk_reason(risk_view(key))
+
+
+def risk_view(key: _RiskKey) -> pydicom.Dataset:
+    """The attributes ``risk_reason`` reads, decoded from their raw bytes."""
     view = pydicom.Dataset()
-    for node in header.elements:
-        keyword = _RISK_TAGS.get(node.tag)
-        if keyword is not None and node.items is None:
-            raw = header.buf[node.value : node.end].decode("latin-1").strip(" \x00")
-            values = [v.strip() for v in raw.split("\\")]
-            setattr(view, keyword, values if len(values) > 1 else values[0])
-    if header.pixel_offset is not None:
+    elements, pixels = key
+    for tag, value in elements:
+        raw = value.decode("latin-1").strip(" \x00")
+        values = [v.strip() for v in raw.split("\\")]
+        setattr(view, _RISK_TAGS[tag], values if len(values) > 1 else values[0])
+    if pixels:
         view.Rows, view.Columns = 1, 1  # pixels present
     return view
 
