@@ -284,7 +284,7 @@ def test_dicom_audit_messages(tmp_path: Path) -> None:
     from pynetdicom import AE
 
     from pacsguard.guard import Guard
-    from pacsguard.guard.dicom_audit import DICOM_AUDIT_FILE
+    from pacsguard.guard.report import DICOM_AUDIT_FILE
     from pacsguard.lab.procs import free_ports
 
     collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

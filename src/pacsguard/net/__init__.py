@@ -20,7 +20,9 @@ Association policy (``pacsguard.net.policy``)
 Audit (``pacsguard.net.audit``)
     ``AuditLog(path)``: JSON lines naming peers, operations and counts (never a value read
     from a dataset); ``AssociationTally`` per association, written when it closes;
-    ``dicom_audit_message(...)``: a PS3.15 A.5 audit message (XML) for the same facts.
+    ``audit_message(...)``: a PS3.15 A.5 audit message (XML), from ``Participant``s and
+    ``AuditObject``s; ``dicom_audit_message(...)`` for instances transferred;
+    ``DicomAuditTrail(path, syslog=None)`` writes them (file, and RFC 5424 over UDP).
 Configuration (``pacsguard.net.config``)
     ``load_toml(path)`` and ``Section``: typed getters that raise ``ConfigError`` naming the
     file, the table and the key; unknown keys are errors (a typo never silently drops a
