@@ -182,6 +182,22 @@ def test_allowed_services_are_relayed(glab: GuardLab, tmp_path: Path) -> None:
                  f"StudyInstanceUID={study}")  # fmt: skip
     assert move_ok(moved), moved.output
     assert len(glab.viewer_store.received()) == received_before + count
+    # every instance arrives whole; where the PACS sent it in its stored transfer syntax
+    # (dcmqrscp converts some, e.g. deflated or big endian ones), it arrives unchanged
+    sources = {}
+    for f in glab.files:
+        ds = pydicom.dcmread(f)
+        if ds.StudyInstanceUID == study:
+            sources[str(ds.SOPInstanceUID)] = ds
+    relayed = [pydicom.dcmread(p) for p in glab.viewer_store.received()]
+    relayed = [ds for ds in relayed if str(ds.SOPInstanceUID) in sources]
+    assert {str(ds.SOPInstanceUID) for ds in relayed} == set(sources)
+    syntax = "TransferSyntaxUID"
+    same = [
+        ds for ds in relayed if ds.file_meta[syntax] == sources[ds.SOPInstanceUID].file_meta[syntax]
+    ]
+    assert same
+    assert all(ds == sources[str(ds.SOPInstanceUID)] for ds in same)
     got = get("VIEWER", glab.port, tmp_path / "get", "QueryRetrieveLevel=STUDY",
               f"StudyInstanceUID={study}")  # fmt: skip
     assert get_ok(got), got.output

@@ -37,6 +37,7 @@ from pacsguard.guard.transport import GuardServer
 from pacsguard.net import audit as da
 from pacsguard.net.audit import AuditLog, AuditObject, DicomAuditTrail, Participant
 from pacsguard.net.policy import Peer, peer_of
+from pacsguard.net.rawstore import serve_stores_on_arrival
 from pacsguard.net.sockets import NoDelayAE
 from pacsguard.net.tls import server_context
 
@@ -256,6 +257,10 @@ class Guard:
             self._dicom(da.SECURITY_ALERT, 4, event_type=da.NODE_AUTHENTICATION, who=who)
             return
         session = Session(decision.kind, who, tls, assoc, client=decision.client)
+        if decision.kind == "upstream":  # the PACS delivering a move: served on arrival
+            serve_stores_on_arrival(
+                assoc, lambda _cx, rq, syntax: self._deliver_request(rq, syntax)
+            )
         if decision.client is not None:
             state = self.states[decision.client.name]
             over = state.open_association()
@@ -405,18 +410,20 @@ class Guard:
             return NOT_AUTHORISED
         item = spool(event, self.spool_dir)
         try:
-            reply = self.link(session).send_c_store(item.path)
+            reply = self.link(session).send_c_store(item.file(self.spool_dir))
             status = int(getattr(reply, "Status", UNABLE_TO_PROCESS))
         except LinkError:
             status = OUT_OF_RESOURCES
         finally:
-            item.path.unlink(missing_ok=True)
+            item.discard()
         self.operation(session, "store", outcome=outcome(status), status=status, instances=1)
         return status
 
     def _deliver_move(self, event: Any) -> int:
+        return self._deliver_request(event.request, str(event.context.transfer_syntax))
+
+    def _deliver_request(self, request: Any, transfer_syntax: str) -> int:
         """A C-STORE from the PACS: an instance of one of the guard's own C-MOVEs."""
-        request = event.request
         message = getattr(request, "MoveOriginatorMessageID", None)
         with self._lock:
             job = self.moves.get(int(message)) if message is not None else None
@@ -424,7 +431,7 @@ class Guard:
                 job = next(iter(self.moves.values()))
         if job is None:
             return OUT_OF_RESOURCES  # not part of any move in progress: refused
-        return int(job.deliver(event))
+        return int(job.deliver_request(request, transfer_syntax))
 
     def _on_upstream_store(self, session: Session, event: Any) -> int:
         job = session.get_job

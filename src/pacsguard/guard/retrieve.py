@@ -24,7 +24,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.dsutils import decode, encode
 
-from pacsguard.guard.links import DestinationLink, LinkError, Spooled, spool, spooled_file
+from pacsguard.guard.links import DestinationLink, LinkError, Spooled, received, spooled_file
 from pacsguard.guard.research import RefusedKey, key_names
 
 if TYPE_CHECKING:
@@ -63,21 +63,26 @@ class RetrieveJob:
     """The instances of one upstream C-MOVE/C-GET, handed from the threads that receive
     them to the thread that relays them (a short queue: the PACS waits when it is full)."""
 
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard, *, in_memory: bool = False) -> None:
         self.guard = guard
+        self.in_memory = in_memory  # instances relayed as received are kept in memory
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
         self.open = True
         self.message = guard.next_message_id()  # of the upstream request
 
     def deliver(self, event: Any) -> int:
-        """A C-STORE from the PACS: spooled as received, then queued for relay."""
+        """A C-STORE event from the PACS (see ``deliver_request``)."""
+        return self.deliver_request(event.request, str(event.context.transfer_syntax))
+
+    def deliver_request(self, request: Any, transfer_syntax: str) -> int:
+        """A C-STORE request from the PACS: kept as received, then queued for relay."""
         if not self.open:
             return OUT_OF_RESOURCES
-        item = spool(event, self.guard.spool_dir)
+        item = received(request, transfer_syntax, self.guard.spool_dir, in_memory=self.in_memory)
         try:
             self.events.put(("instance", item), timeout=self.guard.config.upstream.timeout)
         except queue.Full:
-            item.path.unlink(missing_ok=True)
+            item.discard()
             return OUT_OF_RESOURCES
         return SUCCESS
 
@@ -100,7 +105,7 @@ class RetrieveJob:
             except queue.Empty:
                 continue
             if kind == "instance":
-                value.path.unlink(missing_ok=True)
+                value.discard()
 
 
 def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
@@ -186,7 +191,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
         return
 
-    job = RetrieveJob(guard)
+    job = RetrieveJob(guard, in_memory=is_move and not session.research)
     message = job.message
     model = req.AffectedSOPClassUID
     link: DestinationLink | None = None
@@ -198,6 +203,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             destination.ae_title,
             guard.config.ae_title,
             guard.config.upstream.timeout,
+            guard.spool_dir,
         )
         with guard._lock:
             guard.moves[message] = job
@@ -325,7 +331,7 @@ def _forward(
     try:
         if session.research:
             assert guard.research is not None
-            path, _reason = guard.research.instance(item.path)
+            path, _reason = guard.research.instance(item.file(guard.spool_dir))
             if path is None:
                 return UNABLE_TO_PROCESS
             clean = spooled_file(path)
@@ -333,11 +339,11 @@ def _forward(
         try:
             if link is not None:
                 return link.send(outgoing, session.requester.calling_ae, int(req.MessageID))
-            reply = assoc.send_c_store(outgoing.path, msg_id=store_id)
+            reply = assoc.send_c_store(outgoing.file(guard.spool_dir), msg_id=store_id)
             return int(getattr(reply, "Status", UNABLE_TO_PROCESS))
         except (LinkError, ValueError, RuntimeError, OSError):
             return UNABLE_TO_PROCESS
     finally:
-        item.path.unlink(missing_ok=True)
+        item.discard()
         if clean is not None:
-            clean.path.unlink(missing_ok=True)
+            clean.discard()

@@ -19,7 +19,7 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.transport import RequestHandler
 
-from pacsguard.net.sockets import NoDelayServer
+from pacsguard.net.sockets import BulkRecvSocket, NoDelayServer, SharedContexts
 
 RetrieveServer = Callable[[Any, Any, Any], None]
 
@@ -58,6 +58,7 @@ def _handler_for(retrieve: RetrieveServer) -> type[RequestHandler]:
             assoc.__class__ = GuardAssociation
             assert isinstance(assoc, GuardAssociation)
             assoc.retrieve_server = retrieve
+            assoc.dul.socket.__class__ = BulkRecvSocket  # same object, reads whole PDUs
             return assoc
 
     return GuardRequestHandler
@@ -86,3 +87,4 @@ class GuardServer(NoDelayServer):
             evt_handlers=evt_handlers,
             request_handler=_handler_for(retrieve),
         )
+        self.contexts = SharedContexts(self.contexts)
