@@ -20,6 +20,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 
@@ -116,6 +117,13 @@ def _config(work: Path, ports: dict[str, int], pki: lab.Pki) -> dict[str, Any]:
                 client(
                     "tls-viewer", "TLSVIEWER", ["echo", "find"], certificate_subject="CN=tls-viewer"
                 ),
+                client(
+                    "tls-mover",
+                    "TLSMOVER",
+                    ["move"],
+                    certificate_subject="CN=tls-mover",
+                    move_destinations=["VIEWERSTORE"],
+                ),
                 client("capped", "CAPPED", ["find"], max_responses_per_query=2),
                 client("rated", "RATED", ["find"], find_responses_per_minute=3),
                 client(
@@ -139,7 +147,7 @@ def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     data = make_data(work / "sample", seed=11, patients=2)
     files = decompressed_for_dcmtk(data, work / "decoded")
-    pki = lab.make_pki(work / "pki", ["tls-viewer", "intruder"])
+    pki = lab.make_pki(work / "pki", ["tls-viewer", "intruder", "tls-mover"])
     key_file = work / "project.key"
     new_key(key_file)
     servers = []
@@ -294,6 +302,56 @@ def test_tls_client_certificate_maps_to_a_client(glab: GuardLab) -> None:
         assert rejected(run) and run.has("Calling AE Title Not Recognized"), run.output
     # a client without a certificate requirement may use anonymous TLS
     assert echo_ok(echo("VIEWER", glab.tls_port, *glab.tls(None)))
+
+
+def _tls_move(glab: GuardLab, port: int, name: str | None, study: str) -> list[Any]:
+    """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu and getscu have no TLS) with
+    the client certificate of ``name``; the responses, or [] when the association failed."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+
+    from pacsguard.net import NoDelayAE, client_context
+
+    ae = NoDelayAE("TLSMOVER")
+    ae.add_requested_context(MOVE)
+    cert = key = None
+    if name is not None:
+        key, cert = glab.pki.clients[name]
+    tls = (client_context(glab.pki.ca, cert, key), LOOPBACK) if port == glab.tls_port else None
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study
+    assoc = ae.associate(LOOPBACK, port, ae_title="PACS", tls_args=tls)
+    if not assoc.is_established:
+        return []
+    try:
+        return [status for status, _ in assoc.send_c_move(query, "VIEWERSTORE", MOVE)]
+    finally:
+        assoc.release()
+
+
+def test_tls_move_reaches_the_destination(glab: GuardLab) -> None:
+    """A C-MOVE over TLS, the client named by its certificate: the instances reach the
+    destination (plain, as the guard's destinations are) and the counts are right."""
+    study = glab.study(1)
+    count = glab.instances_of(study)
+    started = time.time() - 1  # storescp names files by UID: count those written since
+
+    def written() -> int:
+        return sum(1 for p in glab.viewer_store.received() if p.stat().st_mtime >= started)
+
+    responses = _tls_move(glab, glab.tls_port, "tls-mover", study)
+    assert responses, "the TLS association was refused"
+    final = responses[-1]
+    assert final.Status == 0x0000, hex(final.Status)
+    assert final.NumberOfCompletedSuboperations == count
+    assert final.NumberOfFailedSuboperations == 0
+    assert written() == count
+    # the same AE title without the certificate, or with another one: refused
+    time.sleep(1.1)
+    started = time.time()
+    assert _tls_move(glab, glab.port, None, study) == []
+    assert _tls_move(glab, glab.tls_port, "intruder", study) == []
+    assert written() == 0
 
 
 def test_tls_listener_refuses_weak_protocols(glab: GuardLab) -> None:
