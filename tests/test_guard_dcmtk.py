@@ -219,6 +219,28 @@ def test_allowed_services_are_relayed(glab: GuardLab, tmp_path: Path) -> None:
     assert seen["association"] == seen["from PACS to ARCHIVE"] == 4
 
 
+def test_the_pacs_delivering_association_is_served_and_ends(glab: GuardLab) -> None:
+    """The PACS's own associations (calling ``upstream.ae_title``) are read and answered by
+    the guard's raw receiver: a C-ECHO is answered, a C-STORE that belongs to no move in
+    progress is refused (0xA700) and never relayed, and each association ends cleanly (its
+    session closed, no association left open)."""
+    assert echo_ok(echo("ARCHIVE", glab.port))
+    stored = store("ARCHIVE", glab.port, glab.files[0])
+    assert stored.has("Received Store Response (Refused: OutOfResources)"), stored.output
+    assert stored.has("Releasing Association") and not stored.has("Aborted"), stored.output
+
+    def open_upstream() -> int:
+        return sum(1 for x in list(glab.guard._sessions.values()) if x.kind == "upstream")
+
+    deadline = time.monotonic() + 5
+    while open_upstream() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_upstream() == 0
+    lines = (glab.work / "guard-state" / "audit.jsonl").read_text().splitlines()
+    ended = [json.loads(x) for x in lines if '"association-end"' in x and '"upstream"' in x]
+    assert len(ended) >= 2
+
+
 def test_a_client_may_store_only_when_allowed(glab: GuardLab) -> None:
     instance = glab.files[-1]
     before = glab.pacs.quiet(glab.guard)

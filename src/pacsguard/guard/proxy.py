@@ -33,7 +33,7 @@ from pacsguard.guard.limits import ClientState
 from pacsguard.guard.links import LinkError, UpstreamLink, spool
 from pacsguard.guard.report import AUDIT_FILE, DICOM_AUDIT_FILE
 from pacsguard.guard.research import ResearchView
-from pacsguard.guard.transport import GuardServer
+from pacsguard.guard.transport import GuardAssociation, GuardServer
 from pacsguard.net import audit as da
 from pacsguard.net.audit import AuditLog, AuditObject, DicomAuditTrail, Participant
 from pacsguard.net.policy import Peer, peer_of
@@ -257,10 +257,11 @@ class Guard:
             self._dicom(da.SECURITY_ALERT, 4, event_type=da.NODE_AUTHENTICATION, who=who)
             return
         session = Session(decision.kind, who, tls, assoc, client=decision.client)
-        if decision.kind == "upstream":  # the PACS delivering a move: served on arrival
-            serve_stores_on_arrival(
-                assoc, lambda _cx, rq, syntax: self._deliver_request(rq, syntax)
-            )
+        if decision.kind == "upstream":  # the PACS delivering a move: its socket taken over
+            serve = self._serve_delivery
+            serve_stores_on_arrival(assoc, serve)  # what the DUL reads before the takeover
+            if isinstance(assoc, GuardAssociation):
+                assoc.store_server = serve
         if decision.client is not None:
             state = self.states[decision.client.name]
             over = state.open_association()
@@ -418,6 +419,9 @@ class Guard:
             item.discard()
         self.operation(session, "store", outcome=outcome(status), status=status, instances=1)
         return status
+
+    def _serve_delivery(self, _context_id: int, request: Any, transfer_syntax: str) -> int:
+        return self._deliver_request(request, transfer_syntax)
 
     def _deliver_move(self, event: Any) -> int:
         return self._deliver_request(event.request, str(event.context.transfer_syntax))

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE
 
 CONTROL_COMMAND_LAST = 0x03
@@ -218,8 +219,13 @@ class RawStore:
         self.alive = False
         assoc = self.assoc
         assoc.is_established = False
+        sock = assoc.dul.socket
+        remote = assoc.acceptor if assoc.is_requestor else assoc.requestor
+        address = getattr(remote.address_info, "as_tuple", None)
         with contextlib.suppress(Exception):
-            assoc.dul.socket.close()  # EVT_CONN_CLOSE, as pynetdicom's own close
+            sock.close()
+        if not assoc.dul.is_alive():  # its state machine would have said so: say it here
+            evt.trigger(assoc, evt.EVT_CONN_CLOSE, {"address": address})
         assoc._reactor_checkpoint.set()  # the reactor finds the DUL gone and ends
 
     def _exact(self, n: int) -> bytes:
@@ -309,3 +315,199 @@ def serve_stores_on_arrival(assoc: Any, serve: StoreServer) -> None:
     DUL thread (call it at EVT_REQUESTED, before any P-DATA); other messages go to
     pynetdicom's reactor as before."""
     assoc.dimse.msg_queue = _StoresOnArrival(assoc, serve)
+
+
+# -- the receiving side, taken over ---------------------------------------------------------
+
+NO_DATA_SET = 0x0101
+C_STORE_RQ_FIELD, C_ECHO_RQ_FIELD = 0x0001, 0x0030
+
+
+class _Encoded:
+    """The ``DataSet`` of a request taken off the wire: ``getvalue()`` as a BytesIO's."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+class TakenRequest:
+    """The parts of a C-STORE-RQ that a ``StoreServer`` reads (as a pynetdicom C_STORE)."""
+
+    def __init__(self, fields: dict[int, bytes], data: bytes) -> None:
+        self.AffectedSOPClassUID = _text(fields.get(0x0002, b""))
+        self.AffectedSOPInstanceUID = _text(fields.get(0x1000, b""))
+        self.MessageID = _number(fields.get(0x0110))
+        self.MoveOriginatorMessageID = _number(fields.get(0x1031))
+        self.DataSet = _Encoded(data)
+
+
+def _text(value: bytes) -> str:
+    return value.rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _number(value: bytes | None) -> int | None:
+    return struct.unpack("<H", value)[0] if value is not None and len(value) == 2 else None
+
+
+def _elements(command: bytes) -> dict[int, bytes]:
+    """The elements of an Implicit VR Little Endian command set (group 0000), by element."""
+    fields: dict[int, bytes] = {}
+    offset = 0
+    while offset + 8 <= len(command):
+        group, element, length = struct.unpack("<HHI", command[offset : offset + 8])
+        if group != 0x0000 or offset + 8 + length > len(command):
+            raise ValueError("not a command set")
+        fields[element] = command[offset + 8 : offset + 8 + length]
+        offset += 8 + length
+    return fields
+
+
+def _echo_response(message_id: int) -> bytes:
+    body = b"".join(
+        [
+            _element(0x0002, _uid("1.2.840.10008.1.1")),
+            _element(0x0100, _us(0x8030)),
+            _element(0x0120, _us(message_id)),
+            _element(0x0800, _us(NO_DATA_SET)),
+            _element(0x0900, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+class _Reader:
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    def exact(self, n: int) -> memoryview:
+        buffer = bytearray(n)
+        view = memoryview(buffer)
+        got = 0
+        while got < n:
+            count = self.sock.recv_into(view[got:], n - got)
+            if count == 0:
+                raise AssociationLost("the peer closed the connection")
+            got += count
+        return view
+
+    def pdu(self, limit: int) -> tuple[int, memoryview]:
+        kind, _reserved, length = struct.unpack(">BBI", self.exact(6))
+        if limit and length > limit:
+            raise ValueError("a PDU longer than the maximum this side proposed")
+        return kind, self.exact(length)
+
+
+def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
+    """Run an established acceptor association (a PACS delivering instances) on its own
+    thread, instead of pynetdicom's reactor: the DUL thread is stopped once the
+    A-ASSOCIATE-AC is out, what it had already read is finished through pynetdicom's DIMSE
+    provider (``serve_stores_on_arrival`` must be in place), then each PDU is read whole and
+    parsed here. C-STORE-RQs go to ``serve`` and are answered at once; a C-ECHO-RQ is
+    answered; an A-RELEASE-RQ gets its A-RELEASE-RP; anything else, or a malformed PDU, is an
+    A-ABORT. Returns when the association has ended (the socket closed)."""
+    dul = assoc.dul
+    deadline = time.monotonic() + 5.0
+    while (not dul.to_provider_queue.empty() or dul.state_machine.current_state != "Sta6") and (
+        time.monotonic() < deadline and dul.is_alive()
+    ):
+        time.sleep(0.0002)  # the A-ASSOCIATE-AC is sent by the DUL thread
+    dul.kill_dul()
+    dul.join(timeout=5.0)
+    taken = RawStore.__new__(RawStore)  # for its abort/finish; it owns no reader state
+    taken.assoc, taken.alive, taken.max_pdu = assoc, True, 0
+    taken._sock = getattr(dul.socket, "socket", None)
+    if dul.is_alive() or taken._sock is None or dul.state_machine.current_state != "Sta6":
+        taken._abort()
+        return
+    while not dul.event_queue.empty():  # read by the DUL but not acted on
+        dul.state_machine.do_action(dul.event_queue.get_nowait())
+    peer_max = int(assoc.requestor.maximum_length or 0)
+    limit = int(assoc.acceptor.maximum_length or 0)
+    taken._sock.settimeout(assoc.network_timeout or 60.0)
+    reader = _Reader(taken._sock)
+    command: list[bytes] = []
+    data: list[bytes] = []
+    fields: dict[int, bytes] | None = None
+    try:
+        if assoc.acse.is_release_requested() or assoc.acse.is_aborted():
+            raise AssociationLost("released before any instance")
+        while True:
+            kind, body = reader.pdu(limit)
+            if kind == 0x05:  # A-RELEASE-RQ
+                taken._sock.sendall(struct.pack(">BBI", 0x06, 0x00, 4) + b"\x00" * 4)
+                assoc.is_released = True
+                taken._finish()
+                return
+            if kind == 0x07:
+                assoc.is_aborted = True
+                taken._finish()
+                return
+            if kind != 0x04:
+                raise ValueError("an unexpected PDU")
+            if assoc.dimse.message is not None:  # a message the DUL had begun: pynetdicom's
+                from pynetdicom.pdu import P_DATA_TF
+
+                pdu = P_DATA_TF()
+                pdu.decode(struct.pack(">BBI", 0x04, 0x00, len(body)) + bytes(body))
+                assoc.dimse.receive_primitive(pdu.to_primitive())
+                if not assoc.dimse.msg_queue.empty():
+                    raise ValueError("a message other than C-STORE")
+                continue
+            offset = 0
+            while offset < len(body):
+                (item_length,) = struct.unpack(">I", body[offset : offset + 4])
+                if item_length < 2 or offset + 4 + item_length > len(body):
+                    raise ValueError("a malformed PDV item")
+                context_id, control = body[offset + 4], body[offset + 5]
+                value = bytes(body[offset + 6 : offset + 4 + item_length])
+                offset += 4 + item_length
+                if control & 0x01:
+                    command.append(value)
+                    if control & 0x02:
+                        fields = _elements(b"".join(command))
+                        command = []
+                        if _number(fields.get(0x0800)) == NO_DATA_SET:
+                            _answer_without_data(taken, fields, context_id, peer_max)
+                            fields = None
+                    continue
+                if fields is None:
+                    raise ValueError("a data set without its command")
+                data.append(value)
+                if control & 0x02:
+                    _answer_store(taken, serve, fields, b"".join(data), context_id, peer_max)
+                    fields, data = None, []
+    except (OSError, ValueError, AssociationLost, struct.error):
+        if taken.alive:
+            taken._abort()
+
+
+def _answer_without_data(taken: RawStore, fields: dict[int, bytes], context_id: int,
+                         peer_max: int) -> None:  # fmt: skip
+    if _number(fields.get(0x0100)) != C_ECHO_RQ_FIELD:
+        raise ValueError("a request this association does not serve")
+    response = _echo_response(_number(fields.get(0x0110)) or 0)
+    pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
+                         peer_max)  # fmt: skip
+    taken._sock.sendall(b"".join(pieces))
+
+
+def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes], data: bytes,
+                  context_id: int, peer_max: int) -> None:  # fmt: skip
+    if _number(fields.get(0x0100)) != C_STORE_RQ_FIELD:
+        raise ValueError("a request this association does not serve")
+    request = TakenRequest(fields, data)
+    context = taken.assoc._accepted_cx.get(context_id)
+    try:
+        if context is None:
+            raise LookupError("no such presentation context")
+        status = serve(context_id, request, str(context.transfer_syntax[0]))
+    except Exception:
+        status = UNABLE_TO_PROCESS
+    response = store_response(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
+                              request.MessageID or 0, status)  # fmt: skip
+    pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
+                         peer_max)  # fmt: skip
+    taken._sock.sendall(b"".join(pieces))
