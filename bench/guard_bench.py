@@ -5,7 +5,9 @@ the guard, in one run, on 127.0.0.1.
 
 The PACS is DCMTK's dcmqrscp holding one CT series (512x512 16-bit slices, ~0.5 MB each,
 identifiers in descriptions, a private block); the C-MOVE destination is DCMTK's storescp;
-the guard runs as its own process (`pacsguard guard run`). Every DCMTK process runs with
+the guard runs as its own process (`pacsguard guard run`). Run it on a quiet machine: the
+guard is one Python process with a thread per association, and on a loaded 2-core machine
+the GIL's hand-offs, not the bytes, set its pace. Every DCMTK process runs with
 TCP_NODELAY=1 in its environment, and the guard sets TCP_NODELAY on all its sockets.
 
 C-FIND latency: median of --finds STUDY-level queries on one open association (pynetdicom
@@ -161,7 +163,8 @@ def pynetdicom_move(port: int, called: str, destination: str, study: str,
 def pynetdicom_alone(files: list[Path], receiver: lab.Receiver, work: Path) -> dict[str, float]:
     """What pynetdicom itself manages, with no guard logic: C-STORE of the same files from a
     pynetdicom SCU to storescp, and from storescu to a pynetdicom SCP that writes the raw
-    bytes (the two halves of every relayed instance), next to storescu -> storescp."""
+    bytes (the two halves of every relayed instance before ``net.rawstore``), next to
+    storescu -> storescp."""
     from pydicom.filewriter import write_file_meta_info
     from pynetdicom import evt
 
@@ -314,7 +317,8 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"pynetdicom alone, C-STORE instances/s: send {r['pynetdicom_send_instances_per_s']:.1f}, "
         f"receive {r['pynetdicom_receive_instances_per_s']:.1f}; storescu -> storescp "
-        f"{r['storescu_storescp_instances_per_s']:.1f} (each relayed instance is one of each)"
+        f"{r['storescu_storescp_instances_per_s']:.1f} (the guard relayed through these until "
+        "it framed instances onto the sockets itself: net.rawstore)"
     )
     print(
         f"TLS (client side of the guard; a pynetdicom client, as movescu 3.6.7 has no TLS): "

@@ -20,6 +20,7 @@ from typing import Any
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 
@@ -116,6 +117,13 @@ def _config(work: Path, ports: dict[str, int], pki: lab.Pki) -> dict[str, Any]:
                 client(
                     "tls-viewer", "TLSVIEWER", ["echo", "find"], certificate_subject="CN=tls-viewer"
                 ),
+                client(
+                    "tls-mover",
+                    "TLSMOVER",
+                    ["move"],
+                    certificate_subject="CN=tls-mover",
+                    move_destinations=["VIEWERSTORE"],
+                ),
                 client("capped", "CAPPED", ["find"], max_responses_per_query=2),
                 client("rated", "RATED", ["find"], find_responses_per_minute=3),
                 client(
@@ -139,7 +147,7 @@ def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     data = make_data(work / "sample", seed=11, patients=2)
     files = decompressed_for_dcmtk(data, work / "decoded")
-    pki = lab.make_pki(work / "pki", ["tls-viewer", "intruder"])
+    pki = lab.make_pki(work / "pki", ["tls-viewer", "intruder", "tls-mover"])
     key_file = work / "project.key"
     new_key(key_file)
     servers = []
@@ -182,6 +190,22 @@ def test_allowed_services_are_relayed(glab: GuardLab, tmp_path: Path) -> None:
                  f"StudyInstanceUID={study}")  # fmt: skip
     assert move_ok(moved), moved.output
     assert len(glab.viewer_store.received()) == received_before + count
+    # every instance arrives whole; where the PACS sent it in its stored transfer syntax
+    # (dcmqrscp converts some, e.g. deflated or big endian ones), it arrives unchanged
+    sources = {}
+    for f in glab.files:
+        ds = pydicom.dcmread(f)
+        if ds.StudyInstanceUID == study:
+            sources[str(ds.SOPInstanceUID)] = ds
+    relayed = [pydicom.dcmread(p) for p in glab.viewer_store.received()]
+    relayed = [ds for ds in relayed if str(ds.SOPInstanceUID) in sources]
+    assert {str(ds.SOPInstanceUID) for ds in relayed} == set(sources)
+    syntax = "TransferSyntaxUID"
+    same = [
+        ds for ds in relayed if ds.file_meta[syntax] == sources[ds.SOPInstanceUID].file_meta[syntax]
+    ]
+    assert same
+    assert all(ds == sources[str(ds.SOPInstanceUID)] for ds in same)
     got = get("VIEWER", glab.port, tmp_path / "get", "QueryRetrieveLevel=STUDY",
               f"StudyInstanceUID={study}")  # fmt: skip
     assert get_ok(got), got.output
@@ -193,6 +217,28 @@ def test_allowed_services_are_relayed(glab: GuardLab, tmp_path: Path) -> None:
     )  # fmt: skip
     # the PACS only ever saw the guard's AE title calling its own
     assert seen["association"] == seen["from PACS to ARCHIVE"] == 4
+
+
+def test_the_pacs_delivering_association_is_served_and_ends(glab: GuardLab) -> None:
+    """The PACS's own associations (calling ``upstream.ae_title``) are read and answered by
+    the guard's raw receiver: a C-ECHO is answered, a C-STORE that belongs to no move in
+    progress is refused (0xA700) and never relayed, and each association ends cleanly (its
+    session closed, no association left open)."""
+    assert echo_ok(echo("ARCHIVE", glab.port))
+    stored = store("ARCHIVE", glab.port, glab.files[0])
+    assert stored.has("Received Store Response (Refused: OutOfResources)"), stored.output
+    assert stored.has("Releasing Association") and not stored.has("Aborted"), stored.output
+
+    def open_upstream() -> int:
+        return sum(1 for x in list(glab.guard._sessions.values()) if x.kind == "upstream")
+
+    deadline = time.monotonic() + 5
+    while open_upstream() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_upstream() == 0
+    lines = (glab.work / "guard-state" / "audit.jsonl").read_text().splitlines()
+    ended = [json.loads(x) for x in lines if '"association-end"' in x and '"upstream"' in x]
+    assert len(ended) >= 2
 
 
 def test_a_client_may_store_only_when_allowed(glab: GuardLab) -> None:
@@ -278,6 +324,56 @@ def test_tls_client_certificate_maps_to_a_client(glab: GuardLab) -> None:
         assert rejected(run) and run.has("Calling AE Title Not Recognized"), run.output
     # a client without a certificate requirement may use anonymous TLS
     assert echo_ok(echo("VIEWER", glab.tls_port, *glab.tls(None)))
+
+
+def _tls_move(glab: GuardLab, port: int, name: str | None, study: str) -> list[Any]:
+    """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu and getscu have no TLS) with
+    the client certificate of ``name``; the responses, or [] when the association failed."""
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+
+    from pacsguard.net import NoDelayAE, client_context
+
+    ae = NoDelayAE("TLSMOVER")
+    ae.add_requested_context(MOVE)
+    cert = key = None
+    if name is not None:
+        key, cert = glab.pki.clients[name]
+    tls = (client_context(glab.pki.ca, cert, key), LOOPBACK) if port == glab.tls_port else None
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study
+    assoc = ae.associate(LOOPBACK, port, ae_title="PACS", tls_args=tls)
+    if not assoc.is_established:
+        return []
+    try:
+        return [status for status, _ in assoc.send_c_move(query, "VIEWERSTORE", MOVE)]
+    finally:
+        assoc.release()
+
+
+def test_tls_move_reaches_the_destination(glab: GuardLab) -> None:
+    """A C-MOVE over TLS, the client named by its certificate: the instances reach the
+    destination (plain, as the guard's destinations are) and the counts are right."""
+    study = glab.study(1)
+    count = glab.instances_of(study)
+    started = time.time() - 1  # storescp names files by UID: count those written since
+
+    def written() -> int:
+        return sum(1 for p in glab.viewer_store.received() if p.stat().st_mtime >= started)
+
+    responses = _tls_move(glab, glab.tls_port, "tls-mover", study)
+    assert responses, "the TLS association was refused"
+    final = responses[-1]
+    assert final.Status == 0x0000, hex(final.Status)
+    assert final.NumberOfCompletedSuboperations == count
+    assert final.NumberOfFailedSuboperations == 0
+    assert written() == count
+    # the same AE title without the certificate, or with another one: refused
+    time.sleep(1.1)
+    started = time.time()
+    assert _tls_move(glab, glab.port, None, study) == []
+    assert _tls_move(glab, glab.tls_port, "intruder", study) == []
+    assert written() == 0
 
 
 def test_tls_listener_refuses_weak_protocols(glab: GuardLab) -> None:

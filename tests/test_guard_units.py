@@ -284,7 +284,7 @@ def test_dicom_audit_messages(tmp_path: Path) -> None:
     from pynetdicom import AE
 
     from pacsguard.guard import Guard
-    from pacsguard.guard.dicom_audit import DICOM_AUDIT_FILE
+    from pacsguard.guard.report import DICOM_AUDIT_FILE
     from pacsguard.lab.procs import free_ports
 
     collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -331,3 +331,23 @@ def test_dicom_audit_messages(tmp_path: Path) -> None:
         b"<AuditMessage>" in datagram and datagram.startswith(b"<85>1 ") for datagram in received
     )
     collector.close()
+
+
+def test_error_line_keeps_bracketed_table_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI prints errors as text, not Rich markup: "[guard.upstream]" must survive."""
+    from pacsguard.cli import main
+
+    config = tmp_path / "guard.toml"
+    config.write_text(
+        '[guard]\nae_title = "PACS"\nport = 11130\nstate = "s"\n'
+        '[guard.upstream]\nae_title = "ARCHIVE"\nhost = "127.0.0.1"\nport = 0\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(SystemExit) as stopped:
+        main(["guard", "check", "--config", str(config)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert stopped.value.code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert "[guard.upstream]" in lines[0], lines[0]

@@ -186,3 +186,30 @@ def test_config_section_errors(tmp_path: Path) -> None:
         load_toml(bad)
     with pytest.raises(ConfigError, match="does not exist"):
         load_toml(tmp_path / "missing.toml")
+
+
+def test_one_dicom_audit_builder_for_gateway_and_guard(tmp_path: Path) -> None:
+    """``dicom_audit_message`` (gateway) is ``audit_message`` (guard) with fixed roles."""
+    from collections import Counter
+    from xml.etree import ElementTree as ET
+
+    from pacsguard.net.audit import DicomAuditTrail, dicom_audit_message
+
+    xml = dicom_audit_message(
+        event=("110104", "DICOM Instances Transferred"), outcome=0,
+        source={"ae": "MOD", "address": "127.0.0.1"}, destination={"ae": "GW", "address": "::1"},
+        studies={"2.25.1": Counter({"1.2.840.10008.5.1.4.1.1.2": 3})}, life_cycle="7",
+    )  # fmt: skip
+    root = ET.fromstring(xml)
+    assert [e.get("csd-code") for e in root.iter("RoleIDCode")] == ["110153", "110152"]
+    assert [e.get("UserID") for e in root.iter("ActiveParticipant")] == ["MOD", "GW"]
+    assert root.find("AuditSourceIdentification").get("AuditSourceID") == "GW"  # type: ignore[union-attr]
+    obj = root.find("ParticipantObjectIdentification")
+    assert obj is not None and obj.get("ParticipantObjectDataLifeCycle") == "7"
+    assert obj.find("ParticipantObjectDescription/SOPClass").get("NumberOfInstances") == "3"  # type: ignore[union-attr]
+    trail = DicomAuditTrail(tmp_path / "a" / "audit.xml")
+    trail.write(xml)
+    trail.write(xml)
+    trail.close()
+    assert (tmp_path / "a" / "audit.xml").stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "a" / "audit.xml").read_text().splitlines() == [xml, xml]

@@ -141,8 +141,11 @@ def _main(args: list[str]) -> None:
 
 
 def _fail(message: str) -> NoReturn:
+    from rich.text import Text
+
+    # the message as plain text: "[guard.upstream]" or a path with brackets is not markup
     err_console.print(
-        f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True
+        Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
     )
     sys.exit(2)
 

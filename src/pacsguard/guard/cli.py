@@ -34,11 +34,14 @@ def run_command(config: Path = CONFIG) -> None:
     signal.signal(signal.SIGTERM, stop)
     guard.start()
     for host, port in guard.addresses:
-        console.print(f"guard {settings.ae_title} listening on {host}:{port}", highlight=False)
+        console.print(
+            f"guard {settings.ae_title} listening on {host}:{port}", highlight=False, markup=False
+        )
     console.print(
         f"upstream {settings.upstream.ae_title} at "
         f"{settings.upstream.host}:{settings.upstream.port}; audit log {guard.audit.path}",
         highlight=False,
+        markup=False,
     )
     try:
         while True:

@@ -6,6 +6,7 @@ decoded on the way through."""
 from __future__ import annotations
 
 import contextlib
+import struct
 import time
 import uuid
 from collections.abc import Callable
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import UID
 from pynetdicom import build_context, build_role, evt
+from pynetdicom.dsutils import create_file_meta
 from pynetdicom.presentation import PresentationContext
 
+from pacsguard.net.rawstore import AssociationLost, RawStore
 from pacsguard.net.sockets import NoDelayAE
 
 MAX_CONTEXTS = 128
@@ -26,30 +30,86 @@ class LinkError(Exception):
     """An outgoing association could not be made (the message names the peer, no values)."""
 
 
-@dataclass(frozen=True)
-class Spooled:
-    """One instance on disk, as received: file meta + the dataset's bytes."""
+IN_MEMORY_LIMIT = 32 * 1024 * 1024  # larger instances are spooled to disk as they arrive
 
-    path: Path
+
+@dataclass
+class Spooled:
+    """One instance as received: its dataset's encoded bytes in memory (``data``) or a file
+    of file meta + those bytes (``path``); never decoded on the way through."""
+
+    path: Path | None
     sop_class: str
     sop_instance: str
     transfer_syntax: str
+    data: bytes | None = None
+
+    def file(self, folder: Path) -> Path:
+        """A DICOM file of the instance (written now if it is held in memory)."""
+        if self.path is None:
+            assert self.data is not None
+            self.path = _write(folder, self, self.data)
+        return self.path
+
+    def dataset(self) -> bytes | None:
+        """The encoded dataset (no file meta), or None where the file's meta has no group
+        length to find where it ends."""
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return dataset_bytes(self.path)
+
+    def discard(self) -> None:
+        self.data = None
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
 
-def spool(event: Any, folder: Path) -> Spooled:
-    """Write a C-STORE request's dataset, undecoded, with its file meta."""
-    meta = event.file_meta
+def _write(folder: Path, item: Spooled, data: bytes) -> Path:
+    meta = create_file_meta(
+        sop_class_uid=UID(item.sop_class),
+        sop_instance_uid=UID(item.sop_instance),
+        transfer_syntax=UID(item.transfer_syntax),
+    )
     path = folder / f"{uuid.uuid4().hex}.dcm"
     with path.open("wb") as handle:
         handle.write(b"\x00" * 128 + b"DICM")
         write_file_meta_info(cast(Any, handle), meta, enforce_standard=True)  # only .write()
-        handle.write(event.request.DataSet.getvalue())
-    return Spooled(
-        path,
-        str(meta.MediaStorageSOPClassUID),
-        str(meta.MediaStorageSOPInstanceUID),
-        str(meta.TransferSyntaxUID),
+        handle.write(data)
+    return path
+
+
+def dataset_bytes(path: Path) -> bytes | None:
+    """The bytes after a Part 10 file's meta, found by its (0002,0000) group length."""
+    with path.open("rb") as handle:
+        head = handle.read(144)
+        if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
+            return None
+        (length,) = struct.unpack("<I", head[140:144])
+        handle.seek(144 + length)
+        return handle.read()
+
+
+def spool(event: Any, folder: Path, *, in_memory: bool = False) -> Spooled:
+    """A C-STORE request's dataset, undecoded (see ``received``)."""
+    return received(event.request, str(event.context.transfer_syntax), folder, in_memory=in_memory)
+
+
+def received(request: Any, transfer_syntax: str, folder: Path, *, in_memory: bool) -> Spooled:
+    """A C-STORE request's dataset, undecoded: kept in memory (``in_memory``, up to
+    ``IN_MEMORY_LIMIT``) or written as a DICOM file to ``folder``."""
+    data = request.DataSet.getvalue()
+    item = Spooled(
+        None,
+        str(request.AffectedSOPClassUID),
+        str(request.AffectedSOPInstanceUID),
+        transfer_syntax,
+        data=data,
     )
+    if not in_memory or len(data) > IN_MEMORY_LIMIT:
+        item.path = _write(folder, item, data)
+        item.data = None
+    return item
 
 
 def spooled_file(path: Path) -> Spooled:
@@ -147,23 +207,35 @@ class UpstreamLink:
 
 class DestinationLink:
     """The association to one C-MOVE destination, for the life of one C-MOVE; reopened with
-    a wider set of presentation contexts when an instance needs one it lacks."""
+    a wider set of presentation contexts when an instance needs one it lacks. Instances go
+    out as received (``RawStore``: the dataset's bytes framed straight onto the socket, the
+    association's reactor paused while the link is open)."""
 
-    def __init__(self, host: str, port: int, called_ae: str, calling_ae: str, timeout: float):
+    def __init__(
+        self, host: str, port: int, called_ae: str, calling_ae: str, timeout: float,
+        spool_dir: Path,
+    ) -> None:  # fmt: skip
         self.address = (host, port)
         self.called_ae = called_ae
+        self.timeout = timeout
+        self.spool_dir = spool_dir
         self._ae = _ae(calling_ae, timeout)
         self._pairs: dict[str, list[str]] = {}
         self.assoc: Any = None
+        self._raw: RawStore | None = None
+        self._plain = False  # pynetdicom's own sending, from the first instance it must
         self._message = 0
 
-    def _accepts(self, item: Spooled) -> bool:
+    def _context(self, item: Spooled) -> int | None:
         if self.assoc is None or not self.assoc.is_established:
-            return False
-        return any(
-            cx.abstract_syntax == item.sop_class and cx.transfer_syntax[0] == item.transfer_syntax
-            for cx in self.assoc.accepted_contexts
-        )
+            return None
+        for cx in self.assoc.accepted_contexts:
+            if (
+                cx.abstract_syntax == item.sop_class
+                and cx.transfer_syntax[0] == item.transfer_syntax
+            ):
+                return int(cx.context_id)
+        return None
 
     def _open(self, item: Spooled) -> None:
         syntaxes = self._pairs.setdefault(item.sop_class, [])
@@ -181,16 +253,37 @@ class DestinationLink:
         if not assoc.is_established:
             raise LinkError("the move destination refused or did not answer the association")
         self.assoc = assoc
+        if not self._plain and RawStore.usable(assoc):
+            try:
+                self._raw = RawStore(assoc).__enter__()
+            except AssociationLost:
+                raise LinkError("the move destination's association was lost") from None
 
     def send(self, item: Spooled, originator_ae: str, originator_id: int) -> int:
-        """C-STORE one spooled instance; the destination's status (a failure if unsent)."""
-        if not self._accepts(item):
+        """C-STORE one instance; the destination's status (a failure if unsent)."""
+        context = self._context(item)
+        if context is None:
             self._open(item)
-            if not self._accepts(item):
+            context = self._context(item)
+            if context is None:
                 return 0x0122  # the destination accepts no context for this instance
         self._message = self._message % 65535 + 1
+        raw = self._raw
+        data = item.dataset() if raw is not None else None
+        if raw is not None and data is not None:
+            try:
+                return raw.send(
+                    context, item.sop_class, item.sop_instance, data, self._message,
+                    originator_ae=originator_ae, originator_id=originator_id,
+                )  # fmt: skip
+            except AssociationLost:
+                self._raw = None
+                self.assoc = None  # the next instance opens a new association
+                return 0xA700
+        if raw is not None:  # no group length in its file meta: pynetdicom's own path
+            self._reopen_plain(item)
         reply = self.assoc.send_c_store(
-            item.path,
+            item.file(self.spool_dir),
             msg_id=self._message,
             originator_aet=originator_ae,
             originator_id=originator_id,
@@ -198,8 +291,19 @@ class DestinationLink:
         settle(self.assoc)
         return _status(reply)
 
+    def _reopen_plain(self, item: Spooled) -> None:
+        """A pynetdicom association for the rest of the move (once ``RawStore`` has taken
+        an association over, pynetdicom cannot send on it again)."""
+        self.close()
+        self._plain = True
+        self._open(item)
+
     def close(self) -> None:
         assoc, self.assoc = self.assoc, None
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            raw.release()
+            return
         if assoc is not None and assoc.is_established:
             try:
                 assoc.release()

@@ -26,18 +26,18 @@ from pynetdicom import (
 )
 from pynetdicom.presentation import PresentationContext
 
-from pacsguard.guard import dicom_audit as da
 from pacsguard.guard.access import REJECT_LIMIT, decide
 from pacsguard.guard.config import Client, GuardConfig
-from pacsguard.guard.dicom_audit import DicomAudit
 from pacsguard.guard.errors import GuardError
 from pacsguard.guard.limits import ClientState
 from pacsguard.guard.links import LinkError, UpstreamLink, spool
-from pacsguard.guard.report import AUDIT_FILE
+from pacsguard.guard.report import AUDIT_FILE, DICOM_AUDIT_FILE
 from pacsguard.guard.research import ResearchView
-from pacsguard.guard.transport import GuardServer
-from pacsguard.net.audit import AuditLog
+from pacsguard.guard.transport import GuardAssociation, GuardServer
+from pacsguard.net import audit as da
+from pacsguard.net.audit import AuditLog, AuditObject, DicomAuditTrail, Participant
 from pacsguard.net.policy import Peer, peer_of
+from pacsguard.net.rawstore import serve_stores_on_arrival
 from pacsguard.net.sockets import NoDelayAE
 from pacsguard.net.tls import server_context
 
@@ -103,9 +103,13 @@ class Guard:
         shutil.rmtree(self.spool_dir, ignore_errors=True)  # a previous run's leftovers
         self.spool_dir.mkdir(mode=0o700)
         self.audit = AuditLog(state / AUDIT_FILE)
-        self.dicom_audit: DicomAudit | None = None
+        self.dicom_audit: DicomAuditTrail | None = None
         if config.dicom_audit:
-            self.dicom_audit = DicomAudit(state, config.ae_title, config.dicom_audit_syslog)
+            self.dicom_audit = DicomAuditTrail(
+                state / DICOM_AUDIT_FILE,
+                syslog=config.dicom_audit_syslog,
+                app_name="pacsguard-guard",
+            )
         self.research: ResearchView | None = None
         if any(c.role == "research" for c in config.clients):
             from pacsguard.core.keys import load_key
@@ -253,6 +257,11 @@ class Guard:
             self._dicom(da.SECURITY_ALERT, 4, event_type=da.NODE_AUTHENTICATION, who=who)
             return
         session = Session(decision.kind, who, tls, assoc, client=decision.client)
+        if decision.kind == "upstream":  # the PACS delivering a move: its socket taken over
+            serve = self._serve_delivery
+            serve_stores_on_arrival(assoc, serve)  # what the DUL reads before the takeover
+            if isinstance(assoc, GuardAssociation):
+                assoc.store_server = serve
         if decision.client is not None:
             state = self.states[decision.client.name]
             over = state.open_association()
@@ -350,19 +359,32 @@ class Guard:
             )  # fmt: skip
 
     def _dicom(
-        self, event: tuple[str, str], outcome: int, *, who: Peer | None = None,
-        local: bool = False, **more: Any,
+        self, event: da.Code, outcome: int, *, who: Peer | None = None, local: bool = False,
+        sop_class: str | None = None, instances: int | None = None, **more: Any,
     ) -> None:  # fmt: skip
+        """PS3.15 A.5.3 messages for the guard's events. Participant objects name the SOP
+        class only: PS3.15 would also carry the query (ParticipantObjectQuery) and the study
+        UIDs, but no value read from a dataset is logged (the JSON log has the keys' names)."""
         if self.dicom_audit is None:
             return
-        me = {"user": self.config.ae_title, "ae": self.config.ae_title, "address": self.config.host}
-        requestor = None
+        me = self.config.ae_title
+        participants: list[Participant] = []
         if who is not None:
-            requestor = {"user": who.calling_ae, "ae": who.calling_ae, "address": who.address}
+            participants.append(Participant(who.calling_ae, who.address, da.SOURCE_ROLE, True,
+                                            alternative=f"AETITLES={who.calling_ae}"))  # fmt: skip
+        if local or who is not None:
+            role = da.DESTINATION_ROLE if who is not None else da.APPLICATION_ROLE
+            participants.append(Participant(me, self.config.host, role, False,
+                                            alternative=f"AETITLES={me}"))  # fmt: skip
+        objects: tuple[AuditObject, ...] = ()
+        if sop_class is not None:
+            objects = (AuditObject(sop_class, da.SOP_CLASS_UID, instances=instances),)
         with contextlib.suppress(Exception):  # never let auditing break a relay
-            self.dicom_audit.message(
-                event, outcome, requestor=requestor, local=me if (local or who) else None, **more
-            )
+            message = da.audit_message(
+                event, outcome, source_id=me, participants=tuple(participants), objects=objects,
+                **more,
+            )  # fmt: skip
+            self.dicom_audit.write(message)
 
     def _on_echo(self, event: Any) -> int:
         session = self.session(event.assoc)
@@ -389,18 +411,23 @@ class Guard:
             return NOT_AUTHORISED
         item = spool(event, self.spool_dir)
         try:
-            reply = self.link(session).send_c_store(item.path)
+            reply = self.link(session).send_c_store(item.file(self.spool_dir))
             status = int(getattr(reply, "Status", UNABLE_TO_PROCESS))
         except LinkError:
             status = OUT_OF_RESOURCES
         finally:
-            item.path.unlink(missing_ok=True)
+            item.discard()
         self.operation(session, "store", outcome=outcome(status), status=status, instances=1)
         return status
 
+    def _serve_delivery(self, _context_id: int, request: Any, transfer_syntax: str) -> int:
+        return self._deliver_request(request, transfer_syntax)
+
     def _deliver_move(self, event: Any) -> int:
+        return self._deliver_request(event.request, str(event.context.transfer_syntax))
+
+    def _deliver_request(self, request: Any, transfer_syntax: str) -> int:
         """A C-STORE from the PACS: an instance of one of the guard's own C-MOVEs."""
-        request = event.request
         message = getattr(request, "MoveOriginatorMessageID", None)
         with self._lock:
             job = self.moves.get(int(message)) if message is not None else None
@@ -408,7 +435,7 @@ class Guard:
                 job = next(iter(self.moves.values()))
         if job is None:
             return OUT_OF_RESOURCES  # not part of any move in progress: refused
-        return int(job.deliver(event))
+        return int(job.deliver_request(request, transfer_syntax))
 
     def _on_upstream_store(self, session: Session, event: Any) -> int:
         job = session.get_job

@@ -10,6 +10,7 @@ from typing import Any
 from pacsguard.guard.errors import GuardError
 
 AUDIT_FILE = "audit.jsonl"
+DICOM_AUDIT_FILE = "dicom-audit.xml.log"  # PS3.15 A.5 messages, one per line
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -3,10 +3,10 @@
 C-MOVE: the guard asks the PACS to move to the guard's own AE title; the PACS's C-STOREs
 arrive on another association, are matched to the move by their Move Originator Message ID,
 and are relayed one by one to the real destination. C-GET: the PACS's C-STOREs arrive on the
-upstream association and are relayed on the client's own. Either way the client gets a
-pending response after every sub-operation, with the counts as the guard saw them (an
-instance the destination or the client refused is a failed sub-operation), and a C-CANCEL
-from the client is passed on to the PACS. For a research client every instance goes through
+upstream association and are relayed on the client's own. Either way the client gets pending
+responses as sub-operations complete (at most every 0.1 s), with the counts as the guard saw
+them (an instance the destination or the client refused is a failed sub-operation), and a
+C-CANCEL from the client is passed on to the PACS. For a research client every instance goes through
 the deid engine first; one it cannot clean is a failed sub-operation and is never sent.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -24,7 +25,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.dsutils import decode, encode
 
-from pacsguard.guard.links import DestinationLink, LinkError, Spooled, spool, spooled_file
+from pacsguard.guard.links import DestinationLink, LinkError, Spooled, received, spooled_file
 from pacsguard.guard.research import RefusedKey, key_names
 
 if TYPE_CHECKING:
@@ -39,6 +40,9 @@ UNKNOWN_DESTINATION = 0xA801
 BAD_IDENTIFIER = 0xA900
 UNABLE_TO_PROCESS = 0xC000
 QUEUE_DEPTH = 8
+# Pending responses (PS3.4 C.4.2.1.x: optional) at most this often: one per instance costs
+# an encode and a send per instance; the counts are exact in every response that is sent.
+PENDING_EVERY = 0.1
 
 
 @dataclass
@@ -63,21 +67,26 @@ class RetrieveJob:
     """The instances of one upstream C-MOVE/C-GET, handed from the threads that receive
     them to the thread that relays them (a short queue: the PACS waits when it is full)."""
 
-    def __init__(self, guard: Guard) -> None:
+    def __init__(self, guard: Guard, *, in_memory: bool = False) -> None:
         self.guard = guard
+        self.in_memory = in_memory  # instances relayed as received are kept in memory
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
         self.open = True
         self.message = guard.next_message_id()  # of the upstream request
 
     def deliver(self, event: Any) -> int:
-        """A C-STORE from the PACS: spooled as received, then queued for relay."""
+        """A C-STORE event from the PACS (see ``deliver_request``)."""
+        return self.deliver_request(event.request, str(event.context.transfer_syntax))
+
+    def deliver_request(self, request: Any, transfer_syntax: str) -> int:
+        """A C-STORE request from the PACS: kept as received, then queued for relay."""
         if not self.open:
             return OUT_OF_RESOURCES
-        item = spool(event, self.guard.spool_dir)
+        item = received(request, transfer_syntax, self.guard.spool_dir, in_memory=self.in_memory)
         try:
             self.events.put(("instance", item), timeout=self.guard.config.upstream.timeout)
         except queue.Full:
-            item.path.unlink(missing_ok=True)
+            item.discard()
             return OUT_OF_RESOURCES
         return SUCCESS
 
@@ -100,7 +109,7 @@ class RetrieveJob:
             except queue.Empty:
                 continue
             if kind == "instance":
-                value.path.unlink(missing_ok=True)
+                value.discard()
 
 
 def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
@@ -186,7 +195,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
         return
 
-    job = RetrieveJob(guard)
+    job = RetrieveJob(guard, in_memory=is_move and not session.research)
     message = job.message
     model = req.AffectedSOPClassUID
     link: DestinationLink | None = None
@@ -198,6 +207,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             destination.ae_title,
             guard.config.ae_title,
             guard.config.upstream.timeout,
+            guard.spool_dir,
         )
         with guard._lock:
             guard.moves[message] = job
@@ -254,6 +264,7 @@ def _relay(
     cancelled = False
     upstream_final: int | None = None
     store_ids = iter(range(1, 1 << 30))
+    last_pending = 0.0
     while True:
         if not cancelled and req.MessageID in assoc.dimse.cancel_req:
             cancelled = True
@@ -277,8 +288,10 @@ def _relay(
                 counts.failed += 1
                 if not session.research:
                     counts.failed_uids.append(item.sop_instance)
-            if not cancelled and assoc.is_established:
+            now = time.monotonic()
+            if not cancelled and assoc.is_established and now - last_pending >= PENDING_EVERY:
                 send(0xFF00, counts)
+                last_pending = now
         elif kind == "rsp":
             code = int(getattr(value, "Status", UNABLE_TO_PROCESS))
             total = sum(
@@ -325,7 +338,7 @@ def _forward(
     try:
         if session.research:
             assert guard.research is not None
-            path, _reason = guard.research.instance(item.path)
+            path, _reason = guard.research.instance(item.file(guard.spool_dir))
             if path is None:
                 return UNABLE_TO_PROCESS
             clean = spooled_file(path)
@@ -333,11 +346,11 @@ def _forward(
         try:
             if link is not None:
                 return link.send(outgoing, session.requester.calling_ae, int(req.MessageID))
-            reply = assoc.send_c_store(outgoing.path, msg_id=store_id)
+            reply = assoc.send_c_store(outgoing.file(guard.spool_dir), msg_id=store_id)
             return int(getattr(reply, "Status", UNABLE_TO_PROCESS))
         except (LinkError, ValueError, RuntimeError, OSError):
             return UNABLE_TO_PROCESS
     finally:
-        item.path.unlink(missing_ok=True)
+        item.discard()
         if clean is not None:
-            clean.path.unlink(missing_ok=True)
+            clean.discard()

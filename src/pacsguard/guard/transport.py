@@ -19,7 +19,8 @@ from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.transport import RequestHandler
 
-from pacsguard.net.sockets import NoDelayServer
+from pacsguard.net.rawstore import StoreServer, serve_taken_over
+from pacsguard.net.sockets import BulkRecvSocket, NoDelayServer, SharedContexts
 
 RetrieveServer = Callable[[Any, Any, Any], None]
 
@@ -28,6 +29,15 @@ class GuardAssociation(Association):
     """An acceptor association whose C-MOVE and C-GET requests go to the relay."""
 
     retrieve_server: RetrieveServer | None = None
+    store_server: StoreServer | None = None  # set at EVT_REQUESTED for a PACS's deliveries
+
+    def _run_reactor(self) -> None:
+        serve = self.store_server
+        if serve is None:
+            super()._run_reactor()
+            return
+        serve_taken_over(self, serve)  # the socket read and answered here, PDU by PDU
+        self._kill = True
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
         server = self.retrieve_server
@@ -58,6 +68,7 @@ def _handler_for(retrieve: RetrieveServer) -> type[RequestHandler]:
             assoc.__class__ = GuardAssociation
             assert isinstance(assoc, GuardAssociation)
             assoc.retrieve_server = retrieve
+            assoc.dul.socket.__class__ = BulkRecvSocket  # same object, reads whole PDUs
             return assoc
 
     return GuardRequestHandler
@@ -86,3 +97,4 @@ class GuardServer(NoDelayServer):
             evt_handlers=evt_handlers,
             request_handler=_handler_for(retrieve),
         )
+        self.contexts = SharedContexts(self.contexts)

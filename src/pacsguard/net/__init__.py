@@ -24,7 +24,16 @@ Refusals in words (``pacsguard.net.refusals``)
 Audit (``pacsguard.net.audit``)
     ``AuditLog(path)``: JSON lines naming peers, operations and counts (never a value read
     from a dataset); ``AssociationTally`` per association, written when it closes;
-    ``dicom_audit_message(...)``: a PS3.15 A.5 audit message (XML) for the same facts.
+    ``audit_message(...)``: a PS3.15 A.5 audit message (XML), from ``Participant``s and
+    ``AuditObject``s; ``dicom_audit_message(...)`` for instances transferred;
+    ``DicomAuditTrail(path, syslog=None)`` writes them (file, and RFC 5424 over UDP).
+Raw C-STORE relaying (``pacsguard.net.rawstore``)
+    ``RawStore(assoc)``: a negotiated requestor association taken over, each C-STORE-RQ's
+    dataset framed as P-DATA-TF PDUs and written with one ``sendall``, the response read off
+    the socket. ``serve_taken_over(assoc, serve)``: an acceptor association read and answered
+    PDU by PDU (C-STORE, C-ECHO, release). ``serve_stores_on_arrival``: C-STOREs answered on
+    pynetdicom's DUL thread. ``BulkRecvSocket`` and ``SharedContexts`` (sockets): whole-PDU
+    reads, and no per-association deep copy of an acceptor's supported contexts.
 Configuration (``pacsguard.net.config``)
     ``load_toml(path)`` and ``Section``: typed getters that raise ``ConfigError`` naming the
     file, the table and the key; unknown keys are errors (a typo never silently drops a

@@ -1,0 +1,513 @@
+"""C-STORE requests written straight onto an established association's socket.
+
+pynetdicom sends a DIMSE message as P-DATA primitives that its DUL reactor takes off a
+queue one per loop, encodes and writes one PDU at a time, and ``send_c_store`` pauses and
+resumes the association's reactor around every request (each pause waits out a reactor
+sleep). A relay that already holds an instance's encoded dataset, in the transfer syntax
+of an accepted presentation context, needs none of that: ``RawStore`` encodes the command
+set (PS3.7 9.3.1.1, Implicit VR Little Endian), frames command and dataset as P-DATA-TF
+PDUs within the peer's maximum PDU length (PS3.8 9.3.5, E.2) and writes them with one
+``sendall``; the C-STORE-RSP is read straight off the socket (``RawStore`` owns it).
+
+``serve_stores_on_arrival(assoc, serve)`` is the receiving half: on an acceptor association
+(a PACS delivering a C-MOVE's instances), each C-STORE-RQ is served as soon as its last
+fragment is decoded, on the DUL's own thread (the only thread that touches the socket, so
+TLS is fine), and its C-STORE-RSP is written at once: no wait for the association reactor's
+next 1 ms poll, nor for the DUL's next pass to send the response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import evt
+from pynetdicom.dimse_primitives import C_STORE
+
+CONTROL_COMMAND_LAST = 0x03
+CONTROL_DATA = 0x00
+CONTROL_DATA_LAST = 0x02
+UNLIMITED_FRAGMENT = 4 * 1024 * 1024  # when the peer sets no maximum (0)
+UNABLE_TO_PROCESS = 0xC000
+MAX_RESPONSE_PDU = 1 << 20
+
+
+def _element(group_element: int, value: bytes) -> bytes:
+    return struct.pack("<HHI", 0x0000, group_element, len(value)) + value
+
+
+def _uid(value: str) -> bytes:
+    raw = value.encode("ascii")
+    return raw + b"\x00" if len(raw) % 2 else raw
+
+
+def _us(value: int) -> bytes:
+    return struct.pack("<H", value)
+
+
+def store_command(
+    sop_class: str,
+    sop_instance: str,
+    message_id: int,
+    *,
+    priority: int = 0,
+    originator_ae: str | None = None,
+    originator_id: int | None = None,
+) -> bytes:
+    """The command set of a C-STORE-RQ with a data set (PS3.7 9.3.1.1), encoded."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),  # Affected SOP Class UID
+            _element(0x0100, _us(0x0001)),  # Command Field: C-STORE-RQ
+            _element(0x0110, _us(message_id)),
+            _element(0x0700, _us(priority)),
+            _element(0x0800, _us(0x0000)),  # Command Data Set Type: a data set follows
+            _element(0x1000, _uid(sop_instance)),  # Affected SOP Instance UID
+        ]
+    )
+    if originator_ae is not None and originator_id is not None:
+        title = originator_ae.strip().encode("ascii")[:16]
+        title += b" " if len(title) % 2 else b""
+        body += _element(0x1030, title) + _element(0x1031, _us(originator_id))
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def store_response(sop_class: str, sop_instance: str, message_id: int, status: int) -> bytes:
+    """The command set of a C-STORE-RSP (PS3.7 9.3.1.2), encoded."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(0x8001)),  # Command Field: C-STORE-RSP
+            _element(0x0120, _us(message_id)),  # Message ID Being Responded To
+            _element(0x0800, _us(0x0101)),  # Command Data Set Type: none
+            _element(0x0900, _us(status)),
+            _element(0x1000, _uid(sop_instance)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def p_data_pdus(context_id: int, control: int, last: int, data: bytes, max_pdu: int) -> list[bytes]:
+    """``data`` as P-DATA-TF PDUs of one PDV each; ``last`` is the control header of the
+    final fragment. ``max_pdu``: the peer's Maximum Length Received (0: no limit)."""
+    size = max_pdu - 6 if max_pdu > 6 else UNLIMITED_FRAGMENT
+    view = memoryview(data)
+    pieces: list[bytes] = []
+    start = 0
+    while True:
+        fragment = view[start : start + size]
+        start += len(fragment)
+        header = last if start >= len(view) else control
+        pieces.append(struct.pack(">BBIIBB", 0x04, 0x00, len(fragment) + 6,
+                                  len(fragment) + 2, context_id, header))  # fmt: skip
+        pieces.append(bytes(fragment))
+        if start >= len(view):
+            return pieces
+
+
+class AssociationLost(Exception):
+    """The peer aborted or released, or the socket failed or timed out."""
+
+
+class RawStore:
+    """A requestor association taken over for C-STOREs: ``with RawStore(assoc) as raw:
+    raw.send(...)``, then ``raw.release()``. Entering pauses pynetdicom's association reactor
+    and stops its DUL thread, so that this thread alone reads and writes the socket: each
+    request is framed and written with one ``sendall`` and its C-STORE-RSP read straight off
+    the socket (no reactor poll between them), plain TCP or TLS alike. After ``release`` (or
+    a lost association) the pynetdicom ``Association`` is closed and its threads end."""
+
+    def __init__(self, assoc: Any) -> None:
+        self.assoc = assoc
+        peer = assoc.acceptor if assoc.is_requestor else assoc.requestor
+        self.max_pdu = int(peer.maximum_length or 0)
+        self.alive = False
+        self._sock: Any = None
+
+    @staticmethod
+    def usable(assoc: Any) -> bool:
+        dul = assoc.dul
+        return (
+            assoc.is_requestor
+            and assoc.is_established
+            and getattr(getattr(dul, "socket", None), "socket", None) is not None
+            and dul.event_queue.empty()
+            and dul.to_user_queue.empty()
+        )
+
+    def __enter__(self) -> RawStore:
+        assoc = self.assoc
+        assoc._reactor_checkpoint.clear()
+        deadline = time.monotonic() + 5.0
+        while not assoc._is_paused and assoc.is_established and time.monotonic() < deadline:
+            time.sleep(0.0001)
+        assoc.dul.kill_dul()  # the DUL loop ends before it next reads the socket
+        assoc.dul.join(timeout=5.0)
+        if assoc.dul.is_alive() or not assoc._is_paused:
+            self._finish()
+            raise AssociationLost("pynetdicom's reactor did not stop")
+        self._sock = assoc.dul.socket.socket
+        self.alive = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.alive:
+            self._abort()
+
+    def send(
+        self,
+        context_id: int,
+        sop_class: str,
+        sop_instance: str,
+        dataset: bytes,
+        message_id: int,
+        *,
+        originator_ae: str | None = None,
+        originator_id: int | None = None,
+    ) -> int:
+        """Send one C-STORE-RQ and return the status of the peer's C-STORE-RSP; raises
+        ``AssociationLost`` (the association is then closed)."""
+        if not self.alive:
+            raise AssociationLost("the association is closed")
+        command = store_command(
+            sop_class, sop_instance, message_id, originator_ae=originator_ae,
+            originator_id=originator_id,
+        )  # fmt: skip
+        pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
+                             self.max_pdu)  # fmt: skip
+        pieces += p_data_pdus(context_id, CONTROL_DATA, CONTROL_DATA_LAST, dataset, self.max_pdu)
+        try:
+            self._sock.sendall(b"".join(pieces))
+            while True:
+                fields = self._command()
+                if fields.get(0x0100) == 0x8001 and fields.get(0x0120) == message_id:
+                    return int(fields.get(0x0900, UNABLE_TO_PROCESS))
+                # anything else (a late response to an earlier request) is not this one
+        except (OSError, ValueError, AssociationLost) as exc:
+            self._abort()
+            raise AssociationLost(str(exc) or type(exc).__name__) from None
+
+    def release(self) -> None:
+        """A-RELEASE-RQ, wait for the A-RELEASE-RP, close (an abort if that fails)."""
+        if not self.alive:
+            return
+        try:
+            self._sock.sendall(struct.pack(">BBI", 0x05, 0x00, 4) + b"\x00" * 4)
+            while True:
+                kind, _body = self._pdu()
+                if kind == 0x06:
+                    break
+                if kind in (0x05, 0x07):
+                    raise AssociationLost("released or aborted by the peer")
+        except (OSError, ValueError, AssociationLost):
+            self._abort()
+            return
+        self.assoc.is_released = True
+        self._finish()
+
+    def _abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.sendall(struct.pack(">BBIBBBB", 0x07, 0x00, 4, 0, 0, 0, 0))
+        self.assoc.is_aborted = True
+        self._finish()
+
+    def _finish(self) -> None:
+        self.alive = False
+        assoc = self.assoc
+        assoc.is_established = False
+        sock = assoc.dul.socket
+        remote = assoc.acceptor if assoc.is_requestor else assoc.requestor
+        address = getattr(remote.address_info, "as_tuple", None)
+        with contextlib.suppress(Exception):
+            sock.close()
+        if not assoc.dul.is_alive():  # its state machine would have said so: say it here
+            evt.trigger(assoc, evt.EVT_CONN_CLOSE, {"address": address})
+        assoc._reactor_checkpoint.set()  # the reactor finds the DUL gone and ends
+
+    def _exact(self, n: int) -> bytes:
+        buffer = bytearray(n)
+        view = memoryview(buffer)
+        got = 0
+        while got < n:
+            count = self._sock.recv_into(view[got:], n - got)
+            if count == 0:
+                raise AssociationLost("the peer closed the connection")
+            got += count
+        return bytes(buffer)
+
+    def _pdu(self) -> tuple[int, bytes]:
+        kind, _reserved, length = struct.unpack(">BBI", self._exact(6))
+        if length > MAX_RESPONSE_PDU:
+            raise ValueError("a PDU larger than a C-STORE response can be")
+        return kind, self._exact(length)
+
+    def _command(self) -> dict[int, int]:
+        """Read P-DATA-TF PDUs until a whole command set has come; its US elements."""
+        fragments: list[bytes] = []
+        while True:
+            kind, body = self._pdu()
+            if kind != 0x04:
+                raise AssociationLost("released or aborted by the peer")
+            offset = 0
+            while offset + 6 <= len(body):
+                (item_length,) = struct.unpack(">I", body[offset : offset + 4])
+                control = body[offset + 5]
+                value = body[offset + 6 : offset + 4 + item_length]
+                offset += 4 + item_length
+                if not control & 0x01:
+                    raise ValueError("a data set where a C-STORE response was expected")
+                fragments.append(value)
+                if control & 0x02:
+                    return _us_elements(b"".join(fragments))
+
+
+def _us_elements(command: bytes) -> dict[int, int]:
+    """The 2-byte (US) elements of an Implicit VR Little Endian command set, by element."""
+    fields: dict[int, int] = {}
+    offset = 0
+    while offset + 8 <= len(command):
+        _group, element, length = struct.unpack("<HHI", command[offset : offset + 8])
+        if length == 2:
+            (fields[element],) = struct.unpack("<H", command[offset + 8 : offset + 10])
+        offset += 8 + length
+    return fields
+
+
+StoreServer = Callable[[int, Any, str], int]  # (context ID, C_STORE request, syntax) -> status
+
+
+class _StoresOnArrival(queue.Queue[Any]):
+    """A DIMSE message queue that serves C-STORE requests instead of queueing them."""
+
+    def __init__(self, assoc: Any, serve: StoreServer) -> None:
+        super().__init__()
+        self._assoc = assoc
+        self._serve = serve
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        context_id, message = item
+        if not isinstance(message, C_STORE) or message.MessageIDBeingRespondedTo is not None:
+            super().put(item, block, timeout)
+            return
+        assoc = self._assoc
+        context = assoc._accepted_cx.get(context_id)
+        try:
+            if context is None:
+                raise LookupError("no such presentation context")
+            status = self._serve(context_id, message, str(context.transfer_syntax[0]))
+        except Exception:
+            status = UNABLE_TO_PROCESS  # a failure status, never an exception in the DUL
+        command = store_response(
+            str(message.AffectedSOPClassUID), str(message.AffectedSOPInstanceUID),
+            int(message.MessageID or 0), status,
+        )  # fmt: skip
+        pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
+                             int(assoc.requestor.maximum_length or 0))  # fmt: skip
+        assoc.dul.socket.send(b"".join(pieces))
+
+
+def serve_stores_on_arrival(assoc: Any, serve: StoreServer) -> None:
+    """From now on, ``serve`` answers this acceptor association's C-STORE requests on its
+    DUL thread (call it at EVT_REQUESTED, before any P-DATA); other messages go to
+    pynetdicom's reactor as before."""
+    assoc.dimse.msg_queue = _StoresOnArrival(assoc, serve)
+
+
+# -- the receiving side, taken over ---------------------------------------------------------
+
+NO_DATA_SET = 0x0101
+C_STORE_RQ_FIELD, C_ECHO_RQ_FIELD = 0x0001, 0x0030
+
+
+class _Encoded:
+    """The ``DataSet`` of a request taken off the wire: ``getvalue()`` as a BytesIO's."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+class TakenRequest:
+    """The parts of a C-STORE-RQ that a ``StoreServer`` reads (as a pynetdicom C_STORE)."""
+
+    def __init__(self, fields: dict[int, bytes], data: bytes) -> None:
+        self.AffectedSOPClassUID = _text(fields.get(0x0002, b""))
+        self.AffectedSOPInstanceUID = _text(fields.get(0x1000, b""))
+        self.MessageID = _number(fields.get(0x0110))
+        self.MoveOriginatorMessageID = _number(fields.get(0x1031))
+        self.DataSet = _Encoded(data)
+
+
+def _text(value: bytes) -> str:
+    return value.rstrip(b"\x00 ").decode("ascii", "replace")
+
+
+def _number(value: bytes | None) -> int | None:
+    return struct.unpack("<H", value)[0] if value is not None and len(value) == 2 else None
+
+
+def _elements(command: bytes) -> dict[int, bytes]:
+    """The elements of an Implicit VR Little Endian command set (group 0000), by element."""
+    fields: dict[int, bytes] = {}
+    offset = 0
+    while offset + 8 <= len(command):
+        group, element, length = struct.unpack("<HHI", command[offset : offset + 8])
+        if group != 0x0000 or offset + 8 + length > len(command):
+            raise ValueError("not a command set")
+        fields[element] = command[offset + 8 : offset + 8 + length]
+        offset += 8 + length
+    return fields
+
+
+def _echo_response(message_id: int) -> bytes:
+    body = b"".join(
+        [
+            _element(0x0002, _uid("1.2.840.10008.1.1")),
+            _element(0x0100, _us(0x8030)),
+            _element(0x0120, _us(message_id)),
+            _element(0x0800, _us(NO_DATA_SET)),
+            _element(0x0900, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+class _Reader:
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    def exact(self, n: int) -> memoryview:
+        buffer = bytearray(n)
+        view = memoryview(buffer)
+        got = 0
+        while got < n:
+            count = self.sock.recv_into(view[got:], n - got)
+            if count == 0:
+                raise AssociationLost("the peer closed the connection")
+            got += count
+        return view
+
+    def pdu(self, limit: int) -> tuple[int, memoryview]:
+        kind, _reserved, length = struct.unpack(">BBI", self.exact(6))
+        if limit and length > limit:
+            raise ValueError("a PDU longer than the maximum this side proposed")
+        return kind, self.exact(length)
+
+
+def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
+    """Run an established acceptor association (a PACS delivering instances) on its own
+    thread, instead of pynetdicom's reactor: the DUL thread is stopped once the
+    A-ASSOCIATE-AC is out, what it had already read is finished through pynetdicom's DIMSE
+    provider (``serve_stores_on_arrival`` must be in place), then each PDU is read whole and
+    parsed here. C-STORE-RQs go to ``serve`` and are answered at once; a C-ECHO-RQ is
+    answered; an A-RELEASE-RQ gets its A-RELEASE-RP; anything else, or a malformed PDU, is an
+    A-ABORT. Returns when the association has ended (the socket closed)."""
+    dul = assoc.dul
+    deadline = time.monotonic() + 5.0
+    while (not dul.to_provider_queue.empty() or dul.state_machine.current_state != "Sta6") and (
+        time.monotonic() < deadline and dul.is_alive()
+    ):
+        time.sleep(0.0002)  # the A-ASSOCIATE-AC is sent by the DUL thread
+    dul.kill_dul()
+    dul.join(timeout=5.0)
+    taken = RawStore.__new__(RawStore)  # for its abort/finish; it owns no reader state
+    taken.assoc, taken.alive, taken.max_pdu = assoc, True, 0
+    taken._sock = getattr(dul.socket, "socket", None)
+    if dul.is_alive() or taken._sock is None or dul.state_machine.current_state != "Sta6":
+        taken._abort()
+        return
+    while not dul.event_queue.empty():  # read by the DUL but not acted on
+        dul.state_machine.do_action(dul.event_queue.get_nowait())
+    peer_max = int(assoc.requestor.maximum_length or 0)
+    limit = int(assoc.acceptor.maximum_length or 0)
+    taken._sock.settimeout(assoc.network_timeout or 60.0)
+    reader = _Reader(taken._sock)
+    command: list[bytes] = []
+    data: list[bytes] = []
+    fields: dict[int, bytes] | None = None
+    try:
+        if assoc.acse.is_release_requested() or assoc.acse.is_aborted():
+            raise AssociationLost("released before any instance")
+        while True:
+            kind, body = reader.pdu(limit)
+            if kind == 0x05:  # A-RELEASE-RQ
+                taken._sock.sendall(struct.pack(">BBI", 0x06, 0x00, 4) + b"\x00" * 4)
+                assoc.is_released = True
+                taken._finish()
+                return
+            if kind == 0x07:
+                assoc.is_aborted = True
+                taken._finish()
+                return
+            if kind != 0x04:
+                raise ValueError("an unexpected PDU")
+            if assoc.dimse.message is not None:  # a message the DUL had begun: pynetdicom's
+                from pynetdicom.pdu import P_DATA_TF
+
+                pdu = P_DATA_TF()
+                pdu.decode(struct.pack(">BBI", 0x04, 0x00, len(body)) + bytes(body))
+                assoc.dimse.receive_primitive(pdu.to_primitive())
+                if not assoc.dimse.msg_queue.empty():
+                    raise ValueError("a message other than C-STORE")
+                continue
+            offset = 0
+            while offset < len(body):
+                (item_length,) = struct.unpack(">I", body[offset : offset + 4])
+                if item_length < 2 or offset + 4 + item_length > len(body):
+                    raise ValueError("a malformed PDV item")
+                context_id, control = body[offset + 4], body[offset + 5]
+                value = bytes(body[offset + 6 : offset + 4 + item_length])
+                offset += 4 + item_length
+                if control & 0x01:
+                    command.append(value)
+                    if control & 0x02:
+                        fields = _elements(b"".join(command))
+                        command = []
+                        if _number(fields.get(0x0800)) == NO_DATA_SET:
+                            _answer_without_data(taken, fields, context_id, peer_max)
+                            fields = None
+                    continue
+                if fields is None:
+                    raise ValueError("a data set without its command")
+                data.append(value)
+                if control & 0x02:
+                    _answer_store(taken, serve, fields, b"".join(data), context_id, peer_max)
+                    fields, data = None, []
+    except (OSError, ValueError, AssociationLost, struct.error):
+        if taken.alive:
+            taken._abort()
+
+
+def _answer_without_data(taken: RawStore, fields: dict[int, bytes], context_id: int,
+                         peer_max: int) -> None:  # fmt: skip
+    if _number(fields.get(0x0100)) != C_ECHO_RQ_FIELD:
+        raise ValueError("a request this association does not serve")
+    response = _echo_response(_number(fields.get(0x0110)) or 0)
+    pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
+                         peer_max)  # fmt: skip
+    taken._sock.sendall(b"".join(pieces))
+
+
+def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes], data: bytes,
+                  context_id: int, peer_max: int) -> None:  # fmt: skip
+    if _number(fields.get(0x0100)) != C_STORE_RQ_FIELD:
+        raise ValueError("a request this association does not serve")
+    request = TakenRequest(fields, data)
+    context = taken.assoc._accepted_cx.get(context_id)
+    try:
+        if context is None:
+            raise LookupError("no such presentation context")
+        status = serve(context_id, request, str(context.transfer_syntax[0]))
+    except Exception:
+        status = UNABLE_TO_PROCESS
+    response = store_response(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
+                              request.MessageID or 0, status)  # fmt: skip
+    pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
+                         peer_max)  # fmt: skip
+    taken._sock.sendall(b"".join(pieces))

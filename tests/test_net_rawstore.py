@@ -1,0 +1,226 @@
+"""pacsguard.net.rawstore: C-STOREs framed onto the socket, against DCMTK and pynetdicom."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import threading
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pynetdicom import evt
+from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dsutils import decode, encode
+
+from pacsguard.guard.links import dataset_bytes
+from pacsguard.lab.procs import LOOPBACK, free_ports
+from pacsguard.net.rawstore import (
+    AssociationLost,
+    RawStore,
+    p_data_pdus,
+    serve_stores_on_arrival,
+    store_command,
+    store_response,
+)
+from pacsguard.net.sockets import NoDelayAE, start_server
+
+ENV = {**os.environ, "TCP_NODELAY": "1"}
+
+
+def _instances(folder: Path, count: int, odd_uid: bool = False) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        uid = generate_uid()
+        if odd_uid:  # odd lengths are padded with a NUL on the wire
+            uid = f"1.2.826.0.1.3680043.10.1000.{index}" + ("" if index % 2 else ".1")
+        meta.MediaStorageSOPInstanceUID = uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.PatientID, ds.Rows, ds.Columns = "RAW-TEST", 64, 64
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.PixelData = bytes(range(256)) * 32 * (index + 1)  # sizes across PDU boundaries
+        ds.Rows = 64 * (index + 1)
+        path = folder / f"i{index}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def test_command_sets_equal_pynetdicoms() -> None:
+    """The hand-encoded command sets decode to what pynetdicom itself encodes."""
+    primitive = C_STORE()
+    primitive.MessageID = 7
+    primitive.AffectedSOPClassUID = CTImageStorage
+    primitive.AffectedSOPInstanceUID = "1.2.3.45"  # odd length: padded with NUL
+    primitive.Priority = 0
+    primitive.MoveOriginatorApplicationEntityTitle = "CLIENT"
+    primitive.MoveOriginatorMessageID = 3
+    primitive.DataSet = BytesIO(b"\x08\x00\x18\x00")
+    message = C_STORE_RQ()
+    message.primitive_to_message(primitive)
+    theirs = message.command_set
+    ours = decode(BytesIO(store_command(
+        CTImageStorage, "1.2.3.45", 7, originator_ae="CLIENT", originator_id=3
+    )), True, True)  # fmt: skip
+    for keyword in ("CommandGroupLength", "AffectedSOPClassUID", "CommandField", "MessageID",
+                    "Priority", "AffectedSOPInstanceUID", "MoveOriginatorMessageID"):  # fmt: skip
+        assert ours[keyword].value == theirs[keyword].value, keyword
+    assert ours.MoveOriginatorApplicationEntityTitle.strip() == "CLIENT"
+    assert ours.CommandDataSetType != 0x0101  # a data set follows
+    assert encode(ours, True, True) == store_command(
+        CTImageStorage, "1.2.3.45", 7, originator_ae="CLIENT", originator_id=3
+    )
+    response = C_STORE()
+    response.MessageIDBeingRespondedTo = 7
+    response.AffectedSOPClassUID = CTImageStorage
+    response.AffectedSOPInstanceUID = "1.2.3.45"
+    response.Status = 0xA700
+    rsp = C_STORE_RSP()
+    rsp.primitive_to_message(response)
+    mine = decode(BytesIO(store_response(CTImageStorage, "1.2.3.45", 7, 0xA700)), True, True)
+    for element in rsp.command_set:
+        assert mine[element.tag].value == element.value, element.keyword
+
+
+@pytest.mark.parametrize("max_pdu", [0, 7, 16384, 16390])
+def test_p_data_framing_within_the_peers_maximum(max_pdu: int) -> None:
+    data = os.urandom(50_000)
+    stream = b"".join(p_data_pdus(1, 0x00, 0x02, data, max_pdu))
+    offset, fragments, controls = 0, [], []
+    while offset < len(stream):
+        kind, _, length = struct.unpack(">BBI", stream[offset : offset + 6])
+        assert kind == 0x04
+        if max_pdu:
+            assert length <= max_pdu
+        item_length, context, control = struct.unpack(">IBB", stream[offset + 6 : offset + 12])
+        assert item_length == length - 4 and context == 1
+        fragments.append(stream[offset + 12 : offset + 6 + length])
+        controls.append(control)
+        offset += 6 + length
+    assert b"".join(fragments) == data
+    assert controls[-1] == 0x02 and all(c == 0x00 for c in controls[:-1])
+
+
+def test_raw_store_to_storescp_is_byte_identical(tmp_path: Path) -> None:
+    files = _instances(tmp_path / "in", 4, odd_uid=True)
+    (port,) = free_ports(1)
+    out = tmp_path / "out"
+    out.mkdir()
+    scp = subprocess.Popen(
+        ["storescp", "-v", "-pdu", "16384", "-od", str(out), "-uf", str(port)], env=ENV,
+        stdout=(tmp_path / "storescp.log").open("w"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        from pacsguard.lab.procs import listening
+
+        for _ in range(200):
+            if listening(port):
+                break
+            threading.Event().wait(0.05)
+        ae = NoDelayAE("RAWTEST")
+        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        assoc = ae.associate(LOOPBACK, port, ae_title="ANY")
+        assert assoc.is_established and RawStore.usable(assoc)
+        context = assoc.accepted_contexts[0].context_id
+        raw = RawStore(assoc).__enter__()
+        for index, path in enumerate(files):
+            uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+            data = dataset_bytes(path)
+            assert data is not None
+            status = raw.send(context, CTImageStorage, uid, data, index + 1,
+                              originator_ae="MOVER", originator_id=9)  # fmt: skip
+            assert status == 0
+        raw.release()
+        assert not assoc.is_established
+        assoc.dul.join(5)
+    finally:
+        scp.terminate()
+        scp.wait(10)
+    received = sorted(out.iterdir())
+    assert len(received) == len(files)
+    for path in files:
+        uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+        (twin,) = [p for p in received if p.name == f"CT.{uid}"]  # storescp -uf
+        assert pydicom.dcmread(twin) == pydicom.dcmread(path)
+        assert dataset_bytes(twin) == dataset_bytes(path)
+
+
+def test_raw_store_reports_failures_and_a_lost_peer(tmp_path: Path) -> None:
+    """The peer's failure status comes back as is; an aborting peer raises
+    ``AssociationLost`` instead of waiting for ever."""
+    (path,) = _instances(tmp_path / "in", 1)
+    data = dataset_bytes(path)
+    assert data is not None
+    calls: list[int] = []
+
+    def on_store(event: Any) -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            event.assoc.abort()
+            return 0
+        return 0xA700
+
+    (port,) = free_ports(1)
+    scp_ae = NoDelayAE("RECV")
+    scp_ae.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian])
+    server = start_server(scp_ae, LOOPBACK, port, [(evt.EVT_C_STORE, on_store)])
+    try:
+        ae = NoDelayAE("RAWTEST")
+        ae.network_timeout = 10
+        ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
+        assoc = ae.associate(LOOPBACK, port, ae_title="RECV")
+        context = assoc.accepted_contexts[0].context_id
+        with RawStore(assoc) as raw:
+            assert raw.send(context, CTImageStorage, "1.2.3", data, 1) == 0xA700
+            with pytest.raises(AssociationLost):
+                raw.send(context, CTImageStorage, "1.2.4", data, 2)
+            assert not raw.alive
+        assert not assoc.is_established
+    finally:
+        server.shutdown()
+
+
+def test_stores_served_on_arrival_answer_storescu(tmp_path: Path) -> None:
+    """DCMTK's storescu gets each status the serving function returns, and a function
+    that raises is a failure status, never a hang or a dropped association."""
+    files = _instances(tmp_path / "in", 3)
+    seen: list[tuple[str, int]] = []
+
+    def serve(_context: int, request: Any, syntax: str) -> int:
+        seen.append((syntax, len(request.DataSet.getvalue())))
+        if len(seen) == 2:
+            raise RuntimeError("boom")
+        return 0
+
+    def on_requested(event: Any) -> None:
+        serve_stores_on_arrival(event.assoc, serve)
+
+    (port,) = free_ports(1)
+    ae = NoDelayAE("RECV")
+    ae.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian])
+    server = start_server(ae, LOOPBACK, port, [(evt.EVT_REQUESTED, on_requested)])
+    try:
+        done = subprocess.run(
+            ["storescu", "-v", "-nh", "-xs", "-aec", "RECV", LOOPBACK, str(port), *map(str, files)],
+            capture_output=True, text=True, env=ENV, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+    assert [s for s, _ in seen] == [ExplicitVRLittleEndian] * 3
+    assert [n for _, n in seen] == [len(dataset_bytes(p) or b"") for p in files]
+    output = done.stdout + done.stderr
+    assert output.count("Received Store Response (Success)") == 2, output
+    assert "Received Store Response (Error: CannotUnderstand)" in output, output  # 0xC000
