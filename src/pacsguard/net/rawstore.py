@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import evt
-from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 
 CONTROL_COMMAND_LAST = 0x03
 CONTROL_DATA = 0x00
@@ -434,6 +434,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
     try:
         if assoc.acse.is_release_requested() or assoc.acse.is_aborted():
             raise AssociationLost("released before any instance")
+        _answer_queued(taken, peer_max)  # what the DUL read whole before the takeover
         while True:
             kind, body = reader.pdu(limit)
             if kind == 0x05:  # A-RELEASE-RQ
@@ -453,8 +454,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
                 pdu = P_DATA_TF()
                 pdu.decode(struct.pack(">BBI", 0x04, 0x00, len(body)) + bytes(body))
                 assoc.dimse.receive_primitive(pdu.to_primitive())
-                if not assoc.dimse.msg_queue.empty():
-                    raise ValueError("a message other than C-STORE")
+                _answer_queued(taken, peer_max)
                 continue
             offset = 0
             while offset < len(body):
@@ -482,6 +482,21 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
     except (OSError, ValueError, AssociationLost, struct.error):
         if taken.alive:
             taken._abort()
+
+
+def _answer_queued(taken: RawStore, peer_max: int) -> None:
+    """Messages pynetdicom decoded before the takeover (its DUL thread may have read a whole
+    request, under load, before it was stopped): a C-ECHO-RQ is answered like one read
+    here; anything else this association does not serve (C-STOREs were served on arrival)."""
+    pending = taken.assoc.dimse.msg_queue
+    while not pending.empty():
+        context_id, message = pending.get_nowait()
+        if not isinstance(message, C_ECHO) or message.MessageIDBeingRespondedTo is not None:
+            raise ValueError("a message other than C-STORE or C-ECHO")
+        response = _echo_response(int(message.MessageID or 0))
+        pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
+                             peer_max)  # fmt: skip
+        taken._sock.sendall(b"".join(pieces))
 
 
 def _answer_without_data(taken: RawStore, fields: dict[int, bytes], context_id: int,
