@@ -39,9 +39,8 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacsguard.guard import lab
-from pacsguard.guard.links import settle
 from pacsguard.lab.procs import LOOPBACK, free_ports, listening
-from pacsguard.net.sockets import NoDelayAE
+from pacsguard.net.sockets import NoDelayAE, settle
 from pacsguard.net.tls import client_context
 
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))

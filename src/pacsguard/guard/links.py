@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pynetdicom.dsutils import create_file_meta
 from pynetdicom.presentation import PresentationContext
 
 from pacsguard.net.rawstore import AssociationLost, RawStore
-from pacsguard.net.sockets import NoDelayAE
+from pacsguard.net.sockets import NoDelayAE, settle
 
 MAX_CONTEXTS = 128
 
@@ -129,20 +128,6 @@ def _ae(calling_ae: str, timeout: float) -> NoDelayAE:
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = ae.connection_timeout = timeout
     ae.maximum_pdu_size = 262_144
     return ae
-
-
-def settle(assoc: Any, wait: float = 0.02) -> None:
-    """Let a requestor association's reactor leave pynetdicom's pause checkpoint.
-
-    pynetdicom's ``send_*`` methods pause the reactor (clear the checkpoint, spin until
-    ``_is_paused``) and release it when they return. Called again at once, the next one can
-    see the flag still True from the reactor's previous pause, before the reactor has run on:
-    the reactor then takes the peer's response off the queue as an "unexpected" message and
-    the sender waits for its DIMSE timeout (measured: a 30 s stall every few hundred
-    back-to-back C-STOREs). Waiting for the reactor to wake first closes that window."""
-    deadline = time.monotonic() + wait
-    while assoc._is_paused and assoc.is_established and time.monotonic() < deadline:
-        time.sleep(0.0001)
 
 
 def _status(value: Any) -> int:

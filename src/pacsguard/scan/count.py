@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydicom.dataset import Dataset
 
+from pacsguard.net.sockets import settle
 from pacsguard.scan.dimse import PATIENT_ROOT, STUDY_ROOT
 from pacsguard.scan.model import Exposure
 
@@ -58,6 +59,7 @@ class Finder:
         answer = Answer("failed")
         cancelled = False
         extra = 0
+        settle(self.assoc)  # the previous query's reactor pause must be over (net.sockets)
         for status, identifier in self.assoc.send_c_find(query, model, msg_id=msg_id):
             code = int(getattr(status, "Status", -1)) if status else -1
             if code in PENDING:
