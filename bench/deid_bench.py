@@ -190,8 +190,9 @@ def plant_corpus(corpus: Path, share: int) -> Path:
     if marker.exists() and target.is_dir():
         return target
     import pydicom
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from pacsguard.sample.corpus import plant_identity
 
     shutil.rmtree(target, ignore_errors=True)
     files = dicom_files(corpus)
@@ -203,20 +204,7 @@ def plant_corpus(corpus: Path, share: int) -> Path:
             shutil.copy(path, dest)
             continue
         ds = pydicom.dcmread(path)
-        family, _, given = str(ds.get("PatientName", "DOE^JOHN")).partition("^")
-        pid, birth = str(ds.get("PatientID", "")), str(ds.get("PatientBirthDate", ""))
-        ds.StudyDescription = f"CT THORAX {family} {given}"[:64]
-        ds.SeriesDescription = f"{given} {family} follow-up"[:64]
-        ds.ImageComments = f"patient {pid} born {birth}, {given} {family}"
-        ds.StudyComments = f"seen by the team for {family}"
-        ds.RequestedProcedureDescription = f"thorax {family}"[:64]
-        code = Dataset()
-        code.CodeValue, code.CodingSchemeDesignator = "51185008", "SCT"
-        code.CodeMeaning = f"Thorax of {given} {family}"[:64]
-        ds.AnatomicRegionSequence = Sequence([code])
-        block = ds.private_block(0x0029, "ACME RESEARCH 1.0", create=True)
-        block.add_new(0x10, "LO", f"{family}^{given}"[:64])
-        block.add_new(0x11, "LO", pid[:64])
+        plant_identity(ds)
         ds.save_as(dest, enforce_file_format=True)
     marker.write_text(str(share))
     return target

@@ -293,21 +293,13 @@ def _rewriter_accepts(path: Path, options: tuple[str, ...]) -> bool:
 def planted_corpus(ct_corpus: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The CT corpus as real exports look: the patient's own name, ID and birth date in
     descriptions, comments, a code meaning and a private block of every file."""
-    from pydicom.sequence import Sequence
+    from pacsguard.sample.corpus import plant_identity
 
     root = tmp_path_factory.mktemp("planted")
     out = []
     for number, path in enumerate(ct_corpus):
         ds = pydicom.dcmread(path)
-        family, _, given = str(ds.PatientName).partition("^")
-        ds.StudyDescription = f"CT THORAX {family} {given}"[:64]
-        ds.ImageComments = f"patient {ds.PatientID} born {ds.PatientBirthDate}, {given} {family}"
-        code = Dataset()
-        code.CodeValue, code.CodingSchemeDesignator = "51185008", "SCT"
-        code.CodeMeaning = f"Thorax of {given} {family}"[:64]
-        ds.AnatomicRegionSequence = Sequence([code])
-        block = ds.private_block(0x0029, "ACME RESEARCH 1.0", create=True)
-        block.add_new(0x10, "LO", f"{family}^{given}"[:64])
+        plant_identity(ds)
         target = root / f"{number:03}.dcm"
         ds.save_as(target, enforce_file_format=True)
         out.append(target)

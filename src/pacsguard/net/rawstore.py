@@ -229,15 +229,7 @@ class RawStore:
         assoc._reactor_checkpoint.set()  # the reactor finds the DUL gone and ends
 
     def _exact(self, n: int) -> bytes:
-        buffer = bytearray(n)
-        view = memoryview(buffer)
-        got = 0
-        while got < n:
-            count = self._sock.recv_into(view[got:], n - got)
-            if count == 0:
-                raise AssociationLost("the peer closed the connection")
-            got += count
-        return bytes(buffer)
+        return bytes(_Reader(self._sock).exact(n))
 
     def _pdu(self) -> tuple[int, bytes]:
         kind, _reserved, length = struct.unpack(">BBI", self._exact(6))

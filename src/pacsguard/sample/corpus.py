@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from pydicom import Dataset
+from pydicom.sequence import Sequence
 from pydicom.uid import UID
 
 from pacsguard.core.errors import InputError
@@ -113,3 +114,23 @@ def _ct_study(base: StudyPlan, uids: UidMaker, index: int) -> StudyPlan:
     return replace(
         base, date=day, uid=uids.make(day), accession=f"{base.accession[:-2]}{index:02d}"
     )
+
+
+def plant_identity(ds: Dataset) -> None:
+    """Put the patient's own name, ID and birth date where real exports carry them: study
+    and series descriptions, comments, the requested procedure, a code meaning and a
+    private block (the planted corpora of the benchmark and of the rewriter's tests)."""
+    family, _, given = str(ds.get("PatientName", "DOE^JOHN")).partition("^")
+    pid, birth = str(ds.get("PatientID", "")), str(ds.get("PatientBirthDate", ""))
+    ds.StudyDescription = f"CT THORAX {family} {given}"[:64]
+    ds.SeriesDescription = f"{given} {family} follow-up"[:64]
+    ds.ImageComments = f"patient {pid} born {birth}, {given} {family}"
+    ds.StudyComments = f"seen by the team for {family}"
+    ds.RequestedProcedureDescription = f"thorax {family}"[:64]
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator = "51185008", "SCT"
+    code.CodeMeaning = f"Thorax of {given} {family}"[:64]
+    ds.AnatomicRegionSequence = Sequence([code])
+    block = ds.private_block(0x0029, "ACME RESEARCH 1.0", create=True)
+    block.add_new(0x10, "LO", f"{family}^{given}"[:64])
+    block.add_new(0x11, "LO", pid[:64])
