@@ -96,12 +96,12 @@ def encrypt_io(
     reader: Reader, writer: Writer, passphrase: str, work_factor: int = DEFAULT_WORK_FACTOR
 ) -> None:
     """Encrypt everything ``reader`` yields to ``writer`` under ``passphrase``."""
-    _encrypt_stream(reader, scrypt_writer(writer, passphrase, work_factor))
+    stream_into(reader, scrypt_writer(writer, passphrase, work_factor))
 
 
 def encrypt_to_x25519(reader: Reader, writer: Writer, recipients: list[str]) -> None:
     """Encrypt everything ``reader`` yields to ``writer`` for these ``age1…`` recipients."""
-    _encrypt_stream(reader, x25519_writer(writer, recipients))
+    stream_into(reader, x25519_writer(writer, recipients))
 
 
 def x25519_writer(out: Writer, recipients: list[str]) -> AgeWriter:
@@ -203,7 +203,8 @@ def _body(data: bytes) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-def _encrypt_stream(reader: Reader, writer: AgeWriter) -> None:
+def stream_into(reader: Reader, writer: AgeWriter) -> None:
+    """Everything ``reader`` yields, through ``writer``, which is then closed."""
     while chunk := reader.read(CHUNK * 16):
         writer.write(chunk)
     writer.close()

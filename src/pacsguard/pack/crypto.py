@@ -41,12 +41,11 @@ def encrypt(
     passphrase: str | None,
     work_factor: int = agefile.DEFAULT_WORK_FACTOR,
 ) -> None:
-    if passphrase is not None:
-        agefile.encrypt_io(reader, writer, passphrase, work_factor)
-        return
-    named = [str(r) for r in recipients]
-    if named and all(isinstance(r, pyrage.x25519.Recipient) for r in recipients):
-        agefile.encrypt_to_x25519(reader, writer, named)
+    native = native_writer(
+        writer, recipients=recipients, passphrase=passphrase, work_factor=work_factor
+    )
+    if native is not None:
+        agefile.stream_into(reader, native)
         return
     try:
         pyrage.encrypt_io(reader, writer, list(recipients))
