@@ -22,6 +22,7 @@ from typer.exceptions import Abort
 from pacsguard import __version__
 from pacsguard.core.clihelp import restyle
 from pacsguard.core.errors import PacsguardError
+from pacsguard.core.startup import prepare_process
 
 err_console = Console(stderr=True)
 
@@ -82,6 +83,7 @@ def console() -> None:
     teardown once the output is flushed (freeing pydicom's dictionaries object by object
     costs a large run ~80 ms for nothing). In-process callers use ``main``, which exits
     the usual way (SystemExit)."""
+    prepare_process()
     try:
         main()
         code: object = 0
