@@ -121,12 +121,14 @@ def deid_command(
     state_dir: str | None = typer.Option(
         None,
         "--state",
+        metavar="DIR",
         help="Journal and local manifest folder, local (default OUTPUT.pacsguard; for a URL "
         "OUTPUT, a folder named after it in the current directory).",
     ),
     quarantine: str | None = typer.Option(
         None,
         "--quarantine",
+        metavar="DIR|URL",
         help="Quarantine folder or URL (default OUTPUT.pacsguard/quarantine, local).",
     ),
     shift_range: str = typer.Option(
