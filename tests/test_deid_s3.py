@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -322,3 +323,25 @@ def test_an_output_inside_the_input_prefix_is_refused(
     config = DeidConfig(state_dir=tmp_path / "state")
     with pytest.raises(PacsguardError, match="inside the input"):
         deidentify([corpus_url], corpus_url + "/out", key=project_key, config=config)
+
+
+def test_a_finished_s3_run_resumes_checks_and_redoes(
+    tmp_path: Path,
+    s3: S3,
+    corpus_url: str,
+    project_key: ProjectKey,
+    reference: Path,  # noqa: F811
+) -> None:
+    out = f"s3://{s3.bucket()}/deid"
+    state = tmp_path / "state"
+    config = DeidConfig(jobs=1, burned_in="keep", state_dir=state)
+    first = deidentify([corpus_url], out, key=project_key, config=config)
+    again = deidentify([corpus_url], out, key=project_key, config=replace(config, check=True))
+    assert again.resumed == first.inputs and again.redone == 0
+    changed = next(name for name in s3.tree(out) if name.endswith(".dcm"))
+    s3.fs.pipe_file(f"{out}/{changed}".split("://", 1)[1], b"tampered")
+    healed = deidentify([corpus_url], out, key=project_key, config=replace(config, check=True))
+    assert healed.redone == 1 and s3.tree(out) == tree(reference)
+    redone = deidentify([corpus_url], out, key=project_key, config=replace(config, redo=True))
+    assert redone.resumed == 0 and redone.inputs == first.inputs
+    assert s3.tree(out) == tree(reference)
