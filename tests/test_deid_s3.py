@@ -29,6 +29,8 @@ from pacsguard.core.keys import ProjectKey
 from pacsguard.deid.pipeline import DeidConfig, deidentify
 from pacsguard.sample import AnswerKey
 from test_deid_cluster import (
+    DASK,
+    Cluster,
     first_ct,
     journal_rows,
     journalled,
@@ -345,3 +347,31 @@ def test_a_finished_s3_run_resumes_checks_and_redoes(
     redone = deidentify([corpus_url], out, key=project_key, config=replace(config, redo=True))
     assert redone.resumed == 0 and redone.inputs == first.inputs
     assert s3.tree(out) == tree(reference)
+
+
+def test_a_worker_that_cannot_reach_the_store_stops_the_run_before_it_starts(
+    tmp_path: Path, s3: S3, corpus_url: str, project_key: ProjectKey, key_file: Path
+) -> None:
+    """A `dask worker` with its own (wrong) endpoint: the client reaches the store, the
+    worker does not; the run refuses to start and names the worker, not the secret."""
+    running = Cluster(tmp_path / "dask")
+    try:
+        env = {**s3.subprocess_env(), "PACSGUARD_KEY_FILE": str(key_file),
+               "AWS_ENDPOINT_URL": f"http://127.0.0.1:{closed_port()}",
+               "AWS_MAX_ATTEMPTS": "1"}  # fmt: skip
+        running._spawn(
+            [DASK, "worker", "--scheduler-file", str(running.file), "--host", "127.0.0.1",
+             "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+            env,
+        )  # fmt: skip
+        running.wait_for(1)
+        out = f"s3://{s3.bucket()}/deid"
+        config = DeidConfig(cluster=running.address, state_dir=tmp_path / "state")
+        with pytest.raises(PacsguardError) as caught:
+            deidentify([corpus_url], out, key=project_key, config=config)
+    finally:
+        running.close()
+    message = str(caught.value)
+    assert "did not start" in message and "Dask worker tcp://127.0.0.1:" in message
+    assert "cannot use s3://" in message and SECRET not in message
+    assert journalled(tmp_path / "state") == 0

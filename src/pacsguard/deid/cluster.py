@@ -68,7 +68,7 @@ from pacsguard.core import remote
 from pacsguard.core.errors import InputError, OutputError, PacsguardError
 from pacsguard.core.io import InputItem, start_writeback, sync_filesystems
 from pacsguard.core.keys import ENV_KEY_FILE, ProjectKey, load_key
-from pacsguard.core.remote import is_url
+from pacsguard.core.remote import RemoteFolder, is_url
 from pacsguard.deid.bookkeeping import key_fingerprint
 from pacsguard.deid.identity import Identity
 from pacsguard.deid.pipeline import (
@@ -193,6 +193,17 @@ def _key_check(expected: str) -> str | None:
         _worker_key(expected)
     except KeyMismatch as exc:
         return str(exc)
+    return None
+
+
+def _store_check(urls: list[str]) -> str | None:
+    """On each worker before the run: None when it reaches every store the run writes to
+    (with its own credentials), else why not."""
+    for url in urls:
+        try:
+            RemoteFolder.parse(url).check()
+        except PacsguardError as exc:
+            return str(exc)
     return None
 
 
@@ -494,6 +505,16 @@ def connect(
                 f"the run did not start: Dask worker {worker} {why}{more}; give every worker "
                 f"the project key through {ENV_KEY_FILE}"
             )
+        stores = sorted(
+            {str(p) for p in (place.output, place.quarantine) if isinstance(p, RemoteFolder)}
+        )
+        if stores:
+            reached: dict[str, str | None] = client.run(_store_check, stores)
+            failed = sorted((worker, why) for worker, why in reached.items() if why is not None)
+            if failed:
+                worker, why = failed[0]
+                more = f" (and {len(failed) - 1} more workers)" if len(failed) > 1 else ""
+                raise OutputError(f"the run did not start: Dask worker {worker}{more}: {why}")
         services = client.scheduler_info().get("services", {})
         if notice is not None:
             notice(f"Dask cluster {address}: {len(answers)} workers, {run.threads} threads")
