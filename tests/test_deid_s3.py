@@ -375,3 +375,18 @@ def test_a_worker_that_cannot_reach_the_store_stops_the_run_before_it_starts(
     assert "did not start" in message and "Dask worker tcp://127.0.0.1:" in message
     assert "cannot use s3://" in message and SECRET not in message
     assert journalled(tmp_path / "state") == 0
+
+
+def test_local_inputs_into_an_s3_output_match_a_local_run(
+    tmp_path: Path,
+    s3: S3,
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    reference: Path,  # noqa: F811
+) -> None:
+    out = f"s3://{s3.bucket()}/deid"
+    config = DeidConfig(jobs=2, burned_in="keep", state_dir=tmp_path / "state")
+    deidentify([sample_corpus[0]], out, key=project_key, config=config)
+    assert s3.tree(out) == tree(reference)
+    ours = json.loads((tmp_path / "state" / "manifest.json").read_text())["outcomes"]
+    assert sorted(ours, key=lambda o: str(o["input"])) == local_manifest(reference)
