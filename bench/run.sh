@@ -69,6 +69,16 @@ for name in failclosed pixels tables pack scan verify gateway guard cluster; do
   fi
 done
 
+# The cluster's per-batch cost, piece by piece (docs/scale.md), on the cluster benchmark's corpus.
+if wanted cluster; then
+  echo "== cluster breakdown: bench/cluster_breakdown.py ${BENCH_BREAKDOWN_ARGS:-}"
+  # shellcheck disable=SC2086  # word splitting of the user's extra arguments is wanted
+  if ! "$PY" bench/cluster_breakdown.py --workdir "$OUT/cluster-work" ${BENCH_BREAKDOWN_ARGS:-} \
+    2>&1 | tee "$OUT/cluster-breakdown.txt"; then
+    failed+=(cluster-breakdown)
+  fi
+fi
+
 if [[ ${#failed[@]} -gt 0 ]]; then
   echo "benchmarks that failed: ${failed[*]} (see $OUT/)" >&2
   exit 1

@@ -19,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pacsguard import __version__
+from pacsguard.core import remote
 from pacsguard.core.errors import InputError
 from pacsguard.core.io import InputItem
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal
+from pacsguard.core.remote import RemoteFolder
 from pacsguard.deid.policy import Policy
+
+Folder = Path | RemoteFolder
 
 # Bumped whenever the same input, key and settings would give other output bytes.
 ENGINE_REVISION = "2"
@@ -107,12 +111,12 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def bind(journal: Journal, output: Path, settings: dict[str, object], *, redo: bool) -> int:
+def bind(journal: Journal, output: Folder, settings: dict[str, object], *, redo: bool) -> int:
     """Bind ``output`` to ``settings``; with ``redo``, first undo every recorded output.
     Returns how many outputs a redo removed."""
     before = journal.settings()
     removed = 0
-    if before is None and len(journal) == 0 and (output / DEID_MANIFEST_NAME).exists():
+    if before is None and len(journal) == 0 and _exists(output, DEID_MANIFEST_NAME):
         if not redo:
             raise InputError(
                 f"{output} holds a pacsguard output whose state folder is gone: its settings "
@@ -128,7 +132,10 @@ def bind(journal: Journal, output: Path, settings: dict[str, object], *, redo: b
     if redo and len(journal):
         for outcome in journal:
             if outcome.status == "output" and outcome.output:
-                (output / outcome.output).unlink(missing_ok=True)
+                if isinstance(output, RemoteFolder):
+                    remote.remove(output.join(outcome.output))
+                else:
+                    (output / outcome.output).unlink(missing_ok=True)
                 removed += 1
         journal.clear()
     journal.set_settings(settings)
@@ -144,7 +151,7 @@ class Resume:
     redone: int
 
 
-def resume(items: list[InputItem], journal: Journal, output: Path, *, check: bool) -> Resume:
+def resume(items: list[InputItem], journal: Journal, output: Folder, *, check: bool) -> Resume:
     """Split ``items`` into what is done and what is left; journalled outputs that are no
     longer there as recorded (size, or SHA-256 with ``check``) are forgotten and redone."""
     todo: list[InputItem] = []
@@ -156,19 +163,34 @@ def resume(items: list[InputItem], journal: Journal, output: Path, *, check: boo
             todo.append(item)
             continue
         if outcome.status == "output" and outcome.output:
-            if not _intact(output / outcome.output, outcome.size, outcome.sha256, check):
+            if not _intact(output, outcome.output, outcome.size, outcome.sha256, check):
                 stale.append(item.fingerprint)
                 todo.append(item)
         elif outcome.status == "duplicate" and outcome.output:
             owner = journal.owner(outcome.output)
-            if owner is None or not _intact(output / outcome.output, owner.size, None, False):
+            if owner is None or not _intact(output, outcome.output, owner.size, None, False):
                 stale.append(item.fingerprint)
                 todo.append(item)
     journal.forget(stale)
     return Resume(todo, len(items) - len(todo), len(stale))
 
 
-def _intact(path: Path, size: int | None, sha256: str | None, check: bool) -> bool:
+def _exists(output: Folder, name: str) -> bool:
+    if isinstance(output, RemoteFolder):
+        return remote.size(output.join(name)) is not None
+    return (output / name).exists()
+
+
+def _intact(
+    output: Folder, relative: str, size: int | None, sha256: str | None, check: bool
+) -> bool:
+    if isinstance(output, RemoteFolder):
+        url = output.join(relative)
+        found = remote.size(url)
+        if found is None or (size is not None and found != size):
+            return False
+        return not check or sha256 is None or remote.sha256(url) == sha256
+    path = output / relative
     try:
         if size is not None and path.stat().st_size != size:
             return False
@@ -178,6 +200,15 @@ def _intact(path: Path, size: int | None, sha256: str | None, check: bool) -> bo
         return True
     with path.open("rb") as handle:
         return hashlib.file_digest(handle, "sha256").hexdigest() == sha256
+
+
+def check_remote_places(inputs: list[RemoteFolder], output: RemoteFolder) -> None:
+    """The same refusals for URLs: an output inside an input, or an input inside it."""
+    for given in inputs:
+        if output.inside(given):
+            raise InputError(f"OUTPUT {output} is inside the input {given}: keep them apart")
+        if given.inside(output):
+            raise InputError(f"the input {given} is inside OUTPUT {output}: keep them apart")
 
 
 def check_places(inputs: list[Path], output: Path) -> None:

@@ -62,11 +62,28 @@ def _burned_in(no_cleaning: bool, keep: bool, options: list[str]) -> str:
     return "clean"
 
 
+def _path_or_url(text: str) -> Path | str:
+    """A URL stays text (a Path would fold its ``//``); anything else is a path."""
+    from pacsguard.core.remote import is_url
+
+    return text if is_url(text) else Path(text)
+
+
+def _local_folder(text: str | None, option: str) -> Path | None:
+    from pacsguard.core.errors import InputError
+    from pacsguard.core.remote import is_url
+
+    if text is not None and is_url(text):
+        raise InputError(f"{option} must be a local folder: the journal stays on this machine")
+    return None if text is None else Path(text)
+
+
 def deid_command(
-    paths: list[Path] = typer.Argument(
+    paths: list[str] = typer.Argument(
         ...,
         metavar="INPUT... OUTPUT",
-        help="DICOM files, folders or zips, then the output folder.",
+        help="DICOM files, folders or zips, then the output folder; any of them may be an "
+        "fsspec URL (s3://bucket/prefix) with pacsguard[cloud].",
     ),
     key: Path | None = typer.Option(
         None, "--key", help="Project key file (or PACSGUARD_KEY_FILE / PACSGUARD_KEY)."
@@ -101,11 +118,18 @@ def deid_command(
         "--patient-map",
         help="CSV of original_patient_id, pseudonym_patient_id[, pseudonym_patient_name].",
     ),
-    state_dir: Path | None = typer.Option(
-        None, "--state", help="Journal and local manifest folder (default OUTPUT.pacsguard)."
+    state_dir: str | None = typer.Option(
+        None,
+        "--state",
+        metavar="DIR",
+        help="Journal and local manifest folder, local (default OUTPUT.pacsguard; for a URL "
+        "OUTPUT, a folder named after it in the current directory).",
     ),
-    quarantine: Path | None = typer.Option(
-        None, "--quarantine", help="Quarantine folder (default OUTPUT.pacsguard/quarantine)."
+    quarantine: str | None = typer.Option(
+        None,
+        "--quarantine",
+        metavar="DIR|URL",
+        help="Quarantine folder or URL (default OUTPUT.pacsguard/quarantine, local).",
     ),
     shift_range: str = typer.Option(
         f"{DEFAULT_SHIFT_RANGE[0]}:{DEFAULT_SHIFT_RANGE[1]}",
@@ -158,7 +182,7 @@ def deid_command(
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
     if len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUTPUT folder")
-    *inputs, output = paths
+    *inputs, output = (_path_or_url(text) for text in paths)
     from pacsguard.deid.pipeline import (  # not needed for --help
         DeidConfig,
         RunFigures,
@@ -170,8 +194,8 @@ def deid_command(
         policy=policy,
         strict=strict,
         jobs=jobs,
-        state_dir=state_dir,
-        quarantine_dir=quarantine,
+        state_dir=_local_folder(state_dir, "--state"),
+        quarantine_dir=_path_or_url(quarantine) if quarantine else None,
         mapping_out=mapping_out,
         patient_map=patient_map,
         verify=verify,

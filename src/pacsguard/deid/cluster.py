@@ -64,10 +64,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pacsguard.core import remote
 from pacsguard.core.errors import InputError, OutputError, PacsguardError
-from pacsguard.core.io import InputItem, sync_filesystems
+from pacsguard.core.io import InputItem, start_writeback, sync_filesystems
 from pacsguard.core.keys import ENV_KEY_FILE, ProjectKey, load_key
+from pacsguard.core.remote import RemoteFolder, is_url
 from pacsguard.deid.bookkeeping import key_fingerprint
+from pacsguard.deid.identity import Identity
 from pacsguard.deid.pipeline import (
     SAME_UID,
     DeidConfig,
@@ -75,10 +78,13 @@ from pacsguard.deid.pipeline import (
     Naming,
     Worker,
     _Place,
+    _place,
+    _remote_run,
     _Stop,
     _usable_cpus,
 )
 from pacsguard.deid.policy import Policy
+from pacsguard.deid.storage import StoreWorker
 
 FILES_PER_TASK = 1024  # see the module docstring and bench/cluster_bench.py
 WAVE = 2  # tasks in flight per worker thread: one running, one queued behind it
@@ -119,8 +125,9 @@ class Spec:
     key_fingerprint: str
     config: DeidConfig
     policy: Policy
-    output: str
+    output: str  # a path every worker shares, or a URL (core/remote.py)
     quarantine: str
+    remote: bool = False  # a place or an input is a URL: workers move files through scratch
 
 
 # ---- on the workers -------------------------------------------------------------------
@@ -138,12 +145,29 @@ def _worker_key(expected: str) -> ProjectKey:
     return key
 
 
-class ClusterWorker(Worker):
-    """A Worker whose temporary names are unique to each attempt, so that a batch retried
-    elsewhere never writes into the files of the attempt it replaces."""
+def _attempt(name: str) -> str:
+    """A temporary name unique to this attempt, so that a batch retried elsewhere never
+    writes into the files of the attempt it replaces."""
+    return f"{name}-{secrets.token_hex(6)}"
 
+
+class ClusterWorker(Worker):
     def _temporary(self, relative: Path, item: InputItem) -> str:
-        return f"{super()._temporary(relative, item)}-{secrets.token_hex(6)}"
+        return _attempt(super()._temporary(relative, item))
+
+    def _checked(self, item: InputItem, done: ItemResult, identity: Identity) -> ItemResult:
+        # The batch's sync runs on this worker's one thread, between its batches (a local
+        # pool syncs in the client's commit thread, beside the work): started early, the
+        # writeback overlaps the next files instead (measured: bench/cluster_breakdown.py).
+        checked = super()._checked(item, done, identity)
+        if checked.tmp is not None:
+            start_writeback(checked.tmp)
+        return checked
+
+
+class ClusterStoreWorker(StoreWorker):
+    def _temporary(self, relative: Path, item: InputItem) -> str:
+        return _attempt(super()._temporary(relative, item))
 
 
 def _worker_for(spec: Spec) -> Worker:
@@ -151,9 +175,14 @@ def _worker_for(spec: Spec) -> Worker:
     if cached is not None and cached[0] == spec.run:
         return cached[1]  # type: ignore[no-any-return]
     key = _worker_key(spec.key_fingerprint)
-    worker = ClusterWorker(
-        key.material, spec.config, spec.policy, Path(spec.output), Path(spec.quarantine)
-    )
+    worker: Worker
+    if spec.remote:
+        output, quarantine = _place(spec.output), _place(spec.quarantine)
+        worker = ClusterStoreWorker(key.material, spec.config, spec.policy, output, quarantine)
+    else:
+        worker = ClusterWorker(
+            key.material, spec.config, spec.policy, Path(spec.output), Path(spec.quarantine)
+        )
     _LOCAL.worker = (spec.run, worker)
     return worker
 
@@ -164,6 +193,17 @@ def _key_check(expected: str) -> str | None:
         _worker_key(expected)
     except KeyMismatch as exc:
         return str(exc)
+    return None
+
+
+def _store_check(urls: list[str]) -> str | None:
+    """On each worker before the run: None when it reaches every store the run writes to
+    (with its own credentials), else why not."""
+    for url in urls:
+        try:
+            RemoteFolder.parse(url).check()
+        except PacsguardError as exc:
+            return str(exc)
     return None
 
 
@@ -179,8 +219,14 @@ def _apply(spec: Spec, naming: Naming) -> list[ItemResult]:
     """Phase two: the client's decision, carried out here; idempotent when retried."""
     worker = _worker_for(spec)
     for tmp in naming.drops:
-        Path(tmp).unlink(missing_ok=True)
+        if is_url(tmp):
+            remote.remove(tmp)
+        else:
+            Path(tmp).unlink(missing_ok=True)
     for tmp, final in naming.moves:
+        if is_url(final):
+            remote.move(tmp, final)  # idempotent too
+            continue
         try:
             os.rename(tmp, final)  # noqa: PTH104
         except FileNotFoundError:
@@ -196,7 +242,9 @@ def _apply(spec: Spec, naming: Naming) -> list[ItemResult]:
 
 def _sync(spec: Spec) -> None:
     try:
-        sync_filesystems(Path(spec.output), Path(spec.quarantine))
+        sync_filesystems(
+            *(Path(place) for place in (spec.output, spec.quarantine) if not is_url(place))
+        )
     except OSError as exc:
         raise OutputError(
             f"cannot sync the outputs on a worker ({exc.strerror or type(exc).__name__}); "
@@ -445,6 +493,7 @@ def connect(
         policy=policy,
         output=str(place.output),
         quarantine=str(place.quarantine),
+        remote=_remote_run(place),
     )
     try:
         answers: dict[str, str | None] = client.run(_key_check, run.spec.key_fingerprint)
@@ -456,6 +505,16 @@ def connect(
                 f"the run did not start: Dask worker {worker} {why}{more}; give every worker "
                 f"the project key through {ENV_KEY_FILE}"
             )
+        stores = sorted(
+            {str(p) for p in (place.output, place.quarantine) if isinstance(p, RemoteFolder)}
+        )
+        if stores:
+            reached: dict[str, str | None] = client.run(_store_check, stores)
+            failed = sorted((worker, why) for worker, why in reached.items() if why is not None)
+            if failed:
+                worker, why = failed[0]
+                more = f" (and {len(failed) - 1} more workers)" if len(failed) > 1 else ""
+                raise OutputError(f"the run did not start: Dask worker {worker}{more}: {why}")
         services = client.scheduler_info().get("services", {})
         if notice is not None:
             notice(f"Dask cluster {address}: {len(answers)} workers, {run.threads} threads")

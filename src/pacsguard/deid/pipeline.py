@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import pydicom.config
 
 from pacsguard import __version__
+from pacsguard.core import remote
 from pacsguard.core.errors import InputError, OutputError, PacsguardError
 from pacsguard.core.io import (
     InputItem,
@@ -45,9 +46,10 @@ from pacsguard.core.io import (
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json_stream
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
+from pacsguard.core.remote import RemoteFolder, is_url
 from pacsguard.core.shapes import lexicon
 from pacsguard.deid import fastpath, grammar, postcheck, rawpath
-from pacsguard.deid.bookkeeping import bind, check_places, run_settings
+from pacsguard.deid.bookkeeping import bind, check_places, check_remote_places, run_settings
 from pacsguard.deid.engine import (
     PatientMapping,
     Transformer,
@@ -85,7 +87,7 @@ class DeidConfig:
     strict: bool = False
     jobs: int | None = None
     state_dir: Path | None = None
-    quarantine_dir: Path | None = None
+    quarantine_dir: Path | str | None = None  # a str: an fsspec URL (core/remote.py)
     mapping_out: Path | None = None
     patient_map: Path | None = None
     verify: bool = False
@@ -108,9 +110,9 @@ class DeidReport:
     quarantine: int
     resumed: int
     duplicates: int
-    output_dir: Path
+    output_dir: Path | RemoteFolder
     state_dir: Path
-    quarantine_dir: Path
+    quarantine_dir: Path | RemoteFolder
     reasons: Counter[str] = field(default_factory=Counter)
     skipped: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
@@ -403,16 +405,22 @@ class Worker:
     def _quarantine(self, item: InputItem, reason: str) -> ItemResult:
         name = item.fingerprint
         try:
-            data = item.read_bytes()
+            data = self._input_bytes(item)
         except OSError:
             data = b""
         record = json.dumps({"input": item.label, "reason": reason}).encode()
+        self._keep_quarantined(name, data, record)
+        return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
+
+    def _input_bytes(self, item: InputItem) -> bytes:
+        return item.read_bytes()
+
+    def _keep_quarantined(self, name: str, data: bytes, record: bytes) -> None:
         try:
             atomic_write_bytes(self.quarantine_dir / f"{name}.bin", data, 0o600, durable=False)
             atomic_write_bytes(self.quarantine_dir / f"{name}.json", record, 0o600, durable=False)
         except OSError as exc:
             raise _output_error("the quarantine", exc) from None
-        return ItemResult(Outcome(item.label, name, "quarantine", reason=reason))
 
 
 BURNED_IN = ("clean", "quarantine", "keep")
@@ -513,9 +521,24 @@ def _batches(items: list[InputItem], size: int) -> Iterator[list[InputItem]]:
         yield items[start : start + size]
 
 
-def _sweep_temporaries(root: Path) -> None:
+def _sweep_temporaries(root: Path | RemoteFolder) -> None:
+    if isinstance(root, RemoteFolder):
+        remote.sweep_temporaries(root)
+        return
     for tmp in root.rglob(".tmp-*"):
         tmp.unlink(missing_ok=True)
+
+
+def _write_output_manifest(
+    output: Path | RemoteFolder, state: Path, manifest: dict[str, object]
+) -> None:
+    """The output's manifest; on a store written on the state folder, then sent whole."""
+    if isinstance(output, RemoteFolder):
+        local = state / DEID_MANIFEST_NAME
+        write_json_stream(local, manifest)
+        remote.put_file(local, output.join(DEID_MANIFEST_NAME))
+    else:
+        write_json_stream(output / DEID_MANIFEST_NAME, manifest)
 
 
 def _output_manifest(
@@ -567,8 +590,8 @@ class Skipped:
 
 
 def deidentify(
-    inputs: list[Path],
-    output: Path,
+    inputs: Sequence[Path | str],
+    output: Path | str,
     *,
     key: ProjectKey,
     config: DeidConfig | None = None,
@@ -586,41 +609,64 @@ def deidentify(
     ``on_interrupt(n)`` says how many — and the report says ``interrupted``; running again
     finishes the job. ``notice`` receives one-line messages for the operator (the Dask
     cluster and its dashboard's address). ``figures``, when given, is kept up to date
-    (bytes done, quarantined so far) before each ``progress`` call."""
+    (bytes done, quarantined so far) before each ``progress`` call.
+
+    Inputs, ``output`` and ``config.quarantine_dir`` may be fsspec URLs (``s3://bucket/x``,
+    with ``pacsguard[cloud]``; ``core/remote.py``, ``deid/storage.py``); the state folder,
+    with the journal, is always local."""
     config = config or DeidConfig()
     validate_options(config.options)
     policy = load_policy(config.policy)  # read once; a bad policy fails before any work
-    check_places(inputs, output)
-    for given in inputs:  # the walk is lazy: a missing input is refused before any work
-        if not given.exists() and not given.is_symlink():
-            raise InputError(f"input {given} does not exist")
+    given = [_place(value) for value in inputs]
+    out = _place(output)
+    if isinstance(config.state_dir, str) and is_url(config.state_dir):
+        raise InputError("--state must be a local folder: the journal stays on this machine")
+    local_inputs = [place for place in given if isinstance(place, Path)]
+    remote_inputs = [place for place in given if isinstance(place, RemoteFolder)]
+    if isinstance(out, Path):
+        check_places(local_inputs, out)
+    else:
+        check_remote_places(remote_inputs, out)
+    for path in local_inputs:  # the walk is lazy: a missing input is refused before any work
+        if not path.exists() and not path.is_symlink():
+            raise InputError(f"input {path} does not exist")
     if config.cluster is not None:
         from pacsguard.deid import cluster
 
         cluster.parse_address(config.cluster)  # a bad --cluster fails before any work
-    output = output.resolve()
-    state = (config.state_dir or output.with_name(output.name + ".pacsguard")).resolve()
-    quarantine = (config.quarantine_dir or state / "quarantine").resolve()
-    if quarantine == output or output in quarantine.parents:
-        raise InputError("the quarantine must live outside the output tree")
-    if state == output or output in state.parents:
-        raise InputError("the state folder must live outside the output tree")
+    for folder in remote_inputs:
+        folder.check_input()
+    if isinstance(out, Path):
+        out = out.resolve()
+        default_state = out.with_name(out.name + ".pacsguard")
+    else:
+        out.check()
+        default_state = Path.cwd() / (
+            SAFE_COMPONENT.sub("-", out.url.replace("://", "-")) + ".pacsguard"
+        )
+    state = (config.state_dir or default_state).resolve()
+    quarantine = _place(config.quarantine_dir) if config.quarantine_dir else state / "quarantine"
+    if isinstance(quarantine, Path):
+        quarantine = quarantine.resolve()
+    else:
+        quarantine.check()
+    _check_apart(out, state, quarantine)
     skipped: list[Skipped] = []
-    walk = iter_inputs(
-        inputs,
-        exclude=[output, state, quarantine],
+    walk = _walk(
+        given,
+        local_places(out, state, quarantine),
+        [place for place in (out, quarantine) if isinstance(place, RemoteFolder)],
         skip=lambda label, reason: skipped.append(Skipped(label, reason)),
     )
     try:
-        output.mkdir(parents=True, exist_ok=True)
-        quarantine.mkdir(parents=True, exist_ok=True, mode=0o700)
-        state.mkdir(parents=True, exist_ok=True)
+        for made in local_places(out, quarantine, state):
+            made.mkdir(parents=True, exist_ok=True, mode=0o700 if made is quarantine else 0o777)
     except OSError as exc:
-        raise _output_error(f"the output or state folder ({output})", exc) from None
-    for folder in (output, state, quarantine):
-        if not os.access(folder, os.W_OK):
-            raise OutputError(f"cannot write to {folder}: permission denied")
-    _sweep_temporaries(output)
+        raise _output_error(f"the output or state folder ({out})", exc) from None
+    for writable in local_places(out, state, quarantine):
+        if not os.access(writable, os.W_OK):
+            raise OutputError(f"cannot write to {writable}: permission denied")
+    _sweep_temporaries(out)
     journal = Journal(state / "journal.sqlite")
     try:
         settings = run_settings(
@@ -634,10 +680,10 @@ def deidentify(
             repair=config.repair,
             burned_in=config.burned_in,
         )
-        bind(journal, output, settings, redo=config.redo)
+        bind(journal, out, settings, redo=config.redo)
         if config.redo:
             _clear_quarantine(quarantine)
-        place = _Place(output, state, quarantine)
+        place = _Place(out, state, quarantine, remote_inputs=bool(remote_inputs))
         report = _run(
             walk, skipped, journal, place, key, config, policy, progress, notice, on_interrupt,
             figures or RunFigures(),
@@ -647,7 +693,44 @@ def deidentify(
     return report
 
 
-def _clear_quarantine(folder: Path) -> None:
+def _place(value: Path | str) -> Path | RemoteFolder:
+    """A URL (``scheme://``) as a RemoteFolder, anything else as a local path."""
+    if isinstance(value, str) and is_url(value):
+        return RemoteFolder.parse(value)
+    return Path(value)
+
+
+def _check_apart(output: Path | RemoteFolder, state: Path, quarantine: Path | RemoteFolder) -> None:
+    if isinstance(output, RemoteFolder):
+        if isinstance(quarantine, RemoteFolder) and quarantine.inside(output):
+            raise InputError("the quarantine must live outside the output tree")
+        return
+    if isinstance(quarantine, Path) and (quarantine == output or output in quarantine.parents):
+        raise InputError("the quarantine must live outside the output tree")
+    if state == output or output in state.parents:
+        raise InputError("the state folder must live outside the output tree")
+
+
+def _walk(
+    given: list[Path | RemoteFolder],
+    exclude: list[Path],
+    exclude_remote: list[RemoteFolder],
+    skip: Callable[[str, str], None],
+) -> Iterator[InputItem]:
+    """The inputs in the order given; local paths by the local walk, URLs by listings."""
+    for place in given:
+        if isinstance(place, RemoteFolder):
+            yield from remote.iter_remote(place, exclude_remote, skip)
+        else:
+            yield from iter_inputs([place], exclude=exclude, skip=skip)
+
+
+def _clear_quarantine(folder: Path | RemoteFolder) -> None:
+    if isinstance(folder, RemoteFolder):
+        for found in folder.walk(lambda url: False):
+            if str(found["url"]).endswith((".bin", ".json")):
+                remote.remove(str(found["url"]))
+        return
     for entry in folder.iterdir():
         if entry.is_file() and entry.suffix in (".bin", ".json"):
             entry.unlink()
@@ -655,9 +738,10 @@ def _clear_quarantine(folder: Path) -> None:
 
 @dataclass(frozen=True)
 class _Place:
-    output: Path
+    output: Path | RemoteFolder
     state: Path
-    quarantine: Path
+    quarantine: Path | RemoteFolder
+    remote_inputs: bool = False  # an input is a URL
 
 
 class Executor(Protocol):
@@ -687,9 +771,8 @@ def _run(
     journal.begin_walk()
     mapping_rows = state / "mapping-rows.jsonl"
     try:
-        write_json_stream(
-            output / DEID_MANIFEST_NAME,
-            _output_manifest(config, policy, journal, None, len(skipped)),
+        _write_output_manifest(
+            output, state, _output_manifest(config, policy, journal, None, len(skipped))
         )
     except OSError as exc:
         raise _output_error("the output manifest", exc) from None
@@ -700,25 +783,38 @@ def _run(
     in_flight: dict[str, InputItem] = {}  # submitted, not yet journalled: bounded
     done = 0
     paths: Counter[str] = Counter()  # this run's outputs by the way they went
-    worker = Worker(key.material, config, policy, output, quarantine)
-    remote: Any = None
+    worker: Worker
+    if _remote_run(place):
+        from pacsguard.deid.storage import StoreWorker
+
+        worker = StoreWorker(key.material, config, policy, output, quarantine)
+    else:
+        assert isinstance(output, Path) and isinstance(quarantine, Path)
+        worker = Worker(key.material, config, policy, output, quarantine)
+    on_cluster: Any = None
     if config.cluster is not None:
         from pacsguard.deid import cluster
 
-        remote = cluster.connect(config.cluster, key, config, policy, place, notice=notice)
+        on_cluster = cluster.connect(config.cluster, key, config, policy, place, notice=notice)
 
     def record(results: list[ItemResult]) -> None:
         nonlocal done
         with lock:
-            try:
-                naming = plan_names(results, journal, output, in_flight)
-                if remote is not None:
-                    named = naming.named + remote.apply(naming)  # synced there
-                else:
-                    named = naming.named + apply_names(naming, worker)
-                    sync_filesystems(output, quarantine)  # durable before it is journalled
-            except OSError as exc:
-                raise _output_error("the outputs to disk (sync)", exc) from None
+            naming = plan_names(results, journal, output, in_flight)
+        # Not under the lock: the walk (which needs it for its next chunk, and feeds the
+        # workers) must not wait for the renames and the sync. A naming task on a cluster
+        # waits for a worker to finish the batch it is running: measured, holding the lock
+        # through it left the workers without work at each chunk of the walk.
+        # (bench/cluster_breakdown.py, docs/scale.md). Only this thread names and journals.
+        try:
+            if on_cluster is not None:
+                named = naming.named + on_cluster.apply(naming)  # synced there
+            else:
+                named = naming.named + apply_names(naming, worker)
+                sync_filesystems(*local_places(output, quarantine))  # durable, then journalled
+        except OSError as exc:
+            raise _output_error("the outputs to disk (sync)", exc) from None
+        with lock:
             try:
                 if config.mapping_out is not None:
                     _append_private(mapping_rows, [row for r in named for row in r.mapping])
@@ -747,19 +843,19 @@ def _run(
     with contextlib.ExitStack() as stack:
         completed = False
         stop = stack.enter_context(_Stop(on_interrupt))
-        if remote is not None:
-            stack.enter_context(remote)
+        if on_cluster is not None:
+            stack.enter_context(on_cluster)
 
             def sweep() -> None:  # after the last commit, while the cluster is still there
-                if completed and remote.workers_changed():
+                if completed and on_cluster.workers_changed():
                     _sweep_temporaries(output)  # what attempts lost with their worker left
 
             stack.callback(sweep)
         stack.enter_context(prefetch)
         commit = stack.enter_context(_Committer(record))
         executor: Executor
-        if remote is not None:
-            executor = remote.executor(commit, stop)
+        if on_cluster is not None:
+            executor = on_cluster.executor(commit, stop)
         elif jobs == 1 or (planner.finished and len(first) <= BATCH):
             prefetch.start()
             executor = _Inline(worker, commit, stop)
@@ -771,8 +867,12 @@ def _run(
                     break
                 for item in todo:
                     in_flight[item.fingerprint] = item
-                if remote is None:
-                    prefetch.feed((item.path, item.size) for item in todo if item.member is None)
+                if on_cluster is None:
+                    prefetch.feed(
+                        (item.path, item.size)
+                        for item in todo
+                        if item.member is None and item.remote is None
+                    )
                 for batch in _batches(todo, _batch_size(executor, todo, jobs)):
                     if stop.requested:
                         break
@@ -793,7 +893,7 @@ def _run(
     try:  # a walk stopped early (Ctrl-C) leaves inputs it never found: not complete
         found = pending if planner.finished else None
         manifest = _output_manifest(config, policy, journal, found, len(skipped))
-        write_json_stream(output / DEID_MANIFEST_NAME, manifest)
+        _write_output_manifest(output, state, manifest)
         local = {
             "outcomes": (_as_record(o) for o in journal.walked()),
             "skipped": [asdict(s) for s in skipped],
@@ -821,6 +921,13 @@ def _run(
         paths=paths,
         pixels_cleaned=journal.walked_detail("pixels", "cleaned"),
         burned_in_kept=journal.walked_detail("pixels", "kept at risk"),
+    )
+
+
+def _remote_run(place: _Place) -> bool:
+    """Whether a StoreWorker is needed: an input, the output or the quarantine is a URL."""
+    return place.remote_inputs or not (
+        isinstance(place.output, Path) and isinstance(place.quarantine, Path)
     )
 
 
@@ -860,7 +967,7 @@ class Naming:
 def plan_names(
     results: list[ItemResult],
     journal: Journal,
-    output: Path,
+    output: Path | RemoteFolder,
     in_flight: dict[str, InputItem],
 ) -> Naming:
     """Decide each written output's final name, in the one thread that journals: an output
@@ -886,7 +993,7 @@ def plan_names(
             continue
         if owner is not None and owner.fingerprint != outcome.fingerprint:
             journal.forget([owner.fingerprint])  # the same input, changed since: superseded
-        naming.moves.append((result.tmp, str(output / outcome.output)))
+        naming.moves.append((result.tmp, _join(output, outcome.output)))
         claimed[outcome.output] = outcome
         naming.named.append(replace(result, tmp=None))
     return naming
@@ -895,10 +1002,25 @@ def plan_names(
 def apply_names(naming: Naming, worker: Worker) -> list[ItemResult]:
     """Carry out ``naming`` where the outputs are; the refused inputs' quarantine results."""
     for tmp in naming.drops:
-        os.unlink(tmp)  # noqa: PTH108
+        if is_url(tmp):
+            remote.remove(tmp)
+        else:
+            os.unlink(tmp)  # noqa: PTH108
     for tmp, final in naming.moves:
-        os.rename(tmp, final)  # noqa: PTH104
+        if is_url(final):
+            remote.move(tmp, final)  # a server-side copy: atomic per object
+        else:
+            os.rename(tmp, final)  # noqa: PTH104
     return [worker._quarantine(item, SAME_UID) for item in naming.refused]
+
+
+def _join(output: Path | RemoteFolder, relative: str) -> str:
+    return output.join(relative) if isinstance(output, RemoteFolder) else str(output / relative)
+
+
+def local_places(*places: Path | RemoteFolder) -> list[Path]:
+    """The places that are local folders (those a sync makes durable; a PUT is already)."""
+    return [place for place in places if isinstance(place, Path)]
 
 
 class _Committer:

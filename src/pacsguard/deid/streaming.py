@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pacsguard.core.io import InputItem
 from pacsguard.core.manifest import Journal
+from pacsguard.core.remote import RemoteFolder
 from pacsguard.deid.bookkeeping import resume
 
 CHUNK = 4096  # inputs looked up at a time: one journal transaction, a few MB at most
@@ -31,7 +32,7 @@ class Planner:
         self,
         walk: Iterable[InputItem],
         journal: Journal,
-        output: Path,
+        output: Path | RemoteFolder,
         *,
         check: bool,
         lock: threading.Lock | None = None,
