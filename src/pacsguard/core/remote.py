@@ -43,6 +43,12 @@ def is_url(value: object) -> bool:
     return isinstance(value, str) and URL.match(value) is not None
 
 
+def path_or_url(text: str) -> Path | str:
+    """A command-line place: a URL stays text (a Path would fold its ``//``), anything else
+    is a path."""
+    return text if is_url(text) else Path(text)
+
+
 def _filesystem(protocol: str) -> Any:
     """The fsspec filesystem of ``protocol`` (fsspec keeps one per process and settings)."""
     try:

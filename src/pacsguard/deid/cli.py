@@ -62,13 +62,6 @@ def _burned_in(no_cleaning: bool, keep: bool, options: list[str]) -> str:
     return "clean"
 
 
-def _path_or_url(text: str) -> Path | str:
-    """A URL stays text (a Path would fold its ``//``); anything else is a path."""
-    from pacsguard.core.remote import is_url
-
-    return text if is_url(text) else Path(text)
-
-
 def _local_folder(text: str | None, option: str) -> Path | None:
     from pacsguard.core.errors import InputError
     from pacsguard.core.remote import is_url
@@ -182,7 +175,9 @@ def deid_command(
     """De-identify DICOM per PS3.15 Annex E. Exit code 1 when anything was quarantined."""
     if len(paths) < 2:
         raise typer.BadParameter("give at least one INPUT and the OUTPUT folder")
-    *inputs, output = (_path_or_url(text) for text in paths)
+    from pacsguard.core.remote import path_or_url
+
+    *inputs, output = (path_or_url(text) for text in paths)
     from pacsguard.deid.pipeline import (  # not needed for --help
         DeidConfig,
         RunFigures,
@@ -195,7 +190,7 @@ def deid_command(
         strict=strict,
         jobs=jobs,
         state_dir=_local_folder(state_dir, "--state"),
-        quarantine_dir=_path_or_url(quarantine) if quarantine else None,
+        quarantine_dir=path_or_url(quarantine) if quarantine else None,
         mapping_out=mapping_out,
         patient_map=patient_map,
         verify=verify,

@@ -18,6 +18,7 @@ from rich.progress import (
 
 from pacsguard.core.errors import InputError
 from pacsguard.core.io import atomic_write_text
+from pacsguard.core.remote import path_or_url
 from pacsguard.verify.report import to_html, to_json
 from pacsguard.verify.scan import verify
 
@@ -25,7 +26,12 @@ SHOWN = 50  # findings printed on the terminal; the reports hold them all
 
 
 def verify_command(
-    path: Path = typer.Argument(..., help="A DICOM file, a folder or a zip archive to check."),
+    target: str = typer.Argument(
+        ...,
+        metavar="PATH",
+        help="A DICOM file, a folder or a zip archive to check, or an fsspec URL "
+        "(s3://bucket/prefix) with pacsguard[cloud].",
+    ),
     mapping: Path | None = typer.Option(
         None,
         "--mapping",
@@ -64,7 +70,8 @@ def verify_command(
     """Prove that nothing identifying is left: every element, private ones included, and the
     pixels of images at risk (OCR). Exit code 1 on an identifier finding (and, with
     --strict, on a review finding); review findings are listed with their reason."""
-    if not path.exists():
+    path = path_or_url(target)
+    if isinstance(path, Path) and not path.exists():
         raise InputError(f"{path} does not exist")
     if mapping is not None and not mapping.is_file():
         raise InputError(f"mapping {mapping} does not exist")

@@ -128,7 +128,7 @@ def _explicit_little(syntax: str) -> bool:
 def read_raw(item: InputItem) -> RawHeader:
     """The header of ``item``; raises :class:`Declined` (or a grammar error) when pydicom
     must read the file instead."""
-    if item.member is None:
+    if item.member is None and item.remote is None:
         with item.path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             header, buf = read_header(handle, size)
