@@ -73,6 +73,10 @@ class RetrieveJob:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
         self.open = True
         self.message = guard.next_message_id()  # of the upstream request
+        # set for a plain C-MOVE: each instance is relayed on the thread that received it
+        # (no hand-over), under ``lock``, which also guards the destination link
+        self.relay_now: Callable[[Spooled], None] | None = None
+        self.lock = threading.Lock()
 
     def deliver(self, event: Any) -> int:
         """A C-STORE event from the PACS (see ``deliver_request``)."""
@@ -83,6 +87,14 @@ class RetrieveJob:
         if not self.open:
             return OUT_OF_RESOURCES
         item = received(request, transfer_syntax, self.guard.spool_dir, in_memory=self.in_memory)
+        relay_now = self.relay_now
+        if relay_now is not None:
+            with self.lock:
+                if not self.open:
+                    item.discard()
+                    return OUT_OF_RESOURCES
+                relay_now(item)
+            return SUCCESS  # the destination's status is counted for the client
         try:
             self.events.put(("instance", item), timeout=self.guard.config.upstream.timeout)
         except queue.Full:
@@ -196,6 +208,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         return
 
     job = RetrieveJob(guard, in_memory=is_move and not session.research)
+    counts = Counts()
     message = job.message
     model = req.AffectedSOPClassUID
     link: DestinationLink | None = None
@@ -209,21 +222,37 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             guard.config.upstream.timeout,
             guard.spool_dir,
         )
+        if not session.research:
+
+            def relay_now(item: Spooled) -> None:
+                assert link is not None
+                try:
+                    done = link.submit(item, session.requester.calling_ae, int(req.MessageID))
+                except (LinkError, ValueError, RuntimeError, OSError):
+                    done = [(item.sop_instance, UNABLE_TO_PROCESS)]
+                finally:
+                    item.discard()
+                for uid, status in done:
+                    _tally(counts, session, uid, status)
+
+            job.relay_now = relay_now
         with guard._lock:
             guard.moves[message] = job
 
-        def replies() -> Iterator[tuple[Dataset, Dataset | None]]:
-            return upstream.send_c_move(query, guard.config.move_ae_title, model, msg_id=message)  # type: ignore[no-any-return]
+        link_up = session.upstream
+        assert link_up is not None
+
+        def replies() -> Iterator[tuple[Any, Dataset | None]]:
+            return link_up.move(query, guard.config.move_ae_title, str(model), message)
 
     else:
         session.get_job = job
 
-        def replies() -> Iterator[tuple[Dataset, Dataset | None]]:
+        def replies() -> Iterator[tuple[Any, Dataset | None]]:
             return upstream.send_c_get(query, model, msg_id=message)  # type: ignore[no-any-return]
 
     thread = threading.Thread(target=job.pump, args=(replies,), daemon=True, name="guard-pump")
     thread.start()
-    counts = Counts()
     status: int = UNABLE_TO_PROCESS
     reason: str | None = "relay"
     try:
@@ -231,13 +260,14 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
     finally:
         if thread.is_alive():  # the relay stopped early: stop the PACS too
             with contextlib.suppress(Exception):
-                upstream.send_c_cancel(message, query_model=model)
+                _cancel(session, upstream, message, model)
         job.close(thread)
         with guard._lock:
             guard.moves.pop(message, None)
         session.get_job = None
         if link is not None:
-            link.close()
+            with job.lock:
+                link.close()
     if not assoc.is_established:
         done = counts.completed + counts.warning
         guard.operation(
@@ -264,12 +294,23 @@ def _relay(
     cancelled = False
     upstream_final: int | None = None
     store_ids = iter(range(1, 1 << 30))
-    last_pending = 0.0
+    last_pending, last_done = 0.0, 0
     while True:
         if not cancelled and req.MessageID in assoc.dimse.cancel_req:
             cancelled = True
             with contextlib.suppress(Exception):
-                upstream.send_c_cancel(job.message, query_model=req.AffectedSOPClassUID)
+                _cancel(session, upstream, job.message, req.AffectedSOPClassUID)
+        now = time.monotonic()
+        if (
+            not cancelled
+            and counts.done != last_done
+            and now - last_pending >= PENDING_EVERY
+            and assoc.is_established
+        ):
+            with job.lock:  # counts not changing while they are encoded
+                last_done = counts.done
+                send(0xFF00, counts)
+            last_pending = now
         try:
             kind, value = job.events.get(timeout=0.05)
         except queue.Empty:
@@ -280,18 +321,7 @@ def _relay(
             item: Spooled = value
             store_id = next(store_ids) % 65535 + 1
             status = _forward(job.guard, session, assoc, item, link, req, store_id)
-            if status == SUCCESS:
-                counts.completed += 1
-            elif 0xB000 <= status <= 0xBFFF:
-                counts.warning += 1
-            else:
-                counts.failed += 1
-                if not session.research:
-                    counts.failed_uids.append(item.sop_instance)
-            now = time.monotonic()
-            if not cancelled and assoc.is_established and now - last_pending >= PENDING_EVERY:
-                send(0xFF00, counts)
-                last_pending = now
+            _tally(counts, session, item.sop_instance, status)
         elif kind == "rsp":
             code = int(getattr(value, "Status", UNABLE_TO_PROCESS))
             total = sum(
@@ -310,6 +340,10 @@ def _relay(
                 counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
         elif kind in ("done", "error"):
             break
+    with job.lock:  # the last instance relayed on a delivering thread: its status too
+        if link is not None:
+            for uid, status in link.flush():
+                _tally(counts, session, uid, status)
     counts.failed += counts.upstream_failed
     if cancelled:
         return CANCEL, "cancelled"
@@ -322,6 +356,24 @@ def _relay(
     if counts.failed or counts.warning:
         return WARNING, None
     return SUCCESS, None
+
+
+def _tally(counts: Counts, session: Session, uid: str, status: int) -> None:
+    if status == SUCCESS:
+        counts.completed += 1
+    elif 0xB000 <= status <= 0xBFFF:
+        counts.warning += 1
+    else:
+        counts.failed += 1
+        if not session.research:
+            counts.failed_uids.append(uid)
+
+
+def _cancel(session: Session, upstream: Any, message: int, model: Any) -> None:
+    if session.upstream is not None:
+        session.upstream.cancel(message, str(model))
+    else:
+        upstream.send_c_cancel(message, query_model=model)
 
 
 def _forward(
