@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
@@ -307,9 +307,9 @@ def _relay(
             and now - last_pending >= PENDING_EVERY
             and assoc.is_established
         ):
-            with job.lock:  # counts not changing while they are encoded
-                last_done = counts.done
-                send(0xFF00, counts)
+            snapshot = replace(counts, failed_uids=[])  # a delivering thread counts on
+            last_done = snapshot.done
+            send(0xFF00, snapshot)
             last_pending = now
         try:
             kind, value = job.events.get(timeout=0.05)
