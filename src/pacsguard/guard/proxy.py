@@ -420,22 +420,28 @@ class Guard:
         self.operation(session, "store", outcome=outcome(status), status=status, instances=1)
         return status
 
-    def _serve_delivery(self, _context_id: int, request: Any, transfer_syntax: str) -> int:
-        return self._deliver_request(request, transfer_syntax)
+    def _serve_delivery(
+        self, _context_id: int, request: Any, transfer_syntax: str
+    ) -> int | tuple[int, Any]:
+        job = self._move_of(request)
+        if job is None:
+            return OUT_OF_RESOURCES  # not part of any move in progress: refused
+        return job.deliver_then(request, transfer_syntax)  # type: ignore[no-any-return]
 
     def _deliver_move(self, event: Any) -> int:
-        return self._deliver_request(event.request, str(event.context.transfer_syntax))
+        job = self._move_of(event.request)
+        if job is None:
+            return OUT_OF_RESOURCES
+        return int(job.deliver_request(event.request, str(event.context.transfer_syntax)))
 
-    def _deliver_request(self, request: Any, transfer_syntax: str) -> int:
-        """A C-STORE from the PACS: an instance of one of the guard's own C-MOVEs."""
+    def _move_of(self, request: Any) -> Any:
+        """The guard's own C-MOVE that a C-STORE from the PACS belongs to, or None."""
         message = getattr(request, "MoveOriginatorMessageID", None)
         with self._lock:
             job = self.moves.get(int(message)) if message is not None else None
             if job is None and message is None and len(self.moves) == 1:
                 job = next(iter(self.moves.values()))
-        if job is None:
-            return OUT_OF_RESOURCES  # not part of any move in progress: refused
-        return int(job.deliver_request(request, transfer_syntax))
+        return job
 
     def _on_upstream_store(self, session: Session, event: Any) -> int:
         job = session.get_job

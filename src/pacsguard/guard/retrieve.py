@@ -77,24 +77,52 @@ class RetrieveJob:
         # (no hand-over), under ``lock``, which also guards the destination link
         self.relay_now: Callable[[Spooled], None] | None = None
         self.lock = threading.Lock()
+        self.in_flight = 0  # instances answered to the PACS, their relay not yet done
+        self.landed = threading.Condition()
 
     def deliver(self, event: Any) -> int:
         """A C-STORE event from the PACS (see ``deliver_request``)."""
         return self.deliver_request(event.request, str(event.context.transfer_syntax))
+
+    def deliver_then(
+        self, request: Any, transfer_syntax: str
+    ) -> int | tuple[int, Callable[[], None]]:
+        """A C-STORE request from the PACS, on the thread that received it: for a plain
+        C-MOVE, (Success, the relay of the instance, to run once the PACS has its answer:
+        the PACS reads its next instance meanwhile); otherwise as ``deliver_request``.
+        The destination's status is counted for the client, never told to the PACS."""
+        relay_now = self.relay_now
+        if relay_now is None or not self.open:
+            return self.deliver_request(request, transfer_syntax)
+        item = received(request, transfer_syntax, self.guard.spool_dir, in_memory=True)
+        with self.landed:
+            self.in_flight += 1
+
+        def relay() -> None:
+            try:
+                with self.lock:
+                    if self.open:
+                        relay_now(item)
+                    else:
+                        item.discard()
+            finally:
+                with self.landed:
+                    self.in_flight -= 1
+                    self.landed.notify_all()
+
+        return SUCCESS, relay
+
+    def settle(self, timeout: float) -> None:
+        """Wait until every instance answered to the PACS has been relayed (the PACS
+        sends its final response once it has the answer to its last C-STORE)."""
+        with self.landed:
+            self.landed.wait_for(lambda: self.in_flight == 0, timeout)
 
     def deliver_request(self, request: Any, transfer_syntax: str) -> int:
         """A C-STORE request from the PACS: kept as received, then queued for relay."""
         if not self.open:
             return OUT_OF_RESOURCES
         item = received(request, transfer_syntax, self.guard.spool_dir, in_memory=self.in_memory)
-        relay_now = self.relay_now
-        if relay_now is not None:
-            with self.lock:
-                if not self.open:
-                    item.discard()
-                    return OUT_OF_RESOURCES
-                relay_now(item)
-            return SUCCESS  # the destination's status is counted for the client
         try:
             self.events.put(("instance", item), timeout=self.guard.config.upstream.timeout)
         except queue.Full:
@@ -340,6 +368,7 @@ def _relay(
                 counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
         elif kind in ("done", "error"):
             break
+    job.settle(job.guard.config.upstream.timeout)
     with job.lock:  # the last instance relayed on a delivering thread: its status too
         if link is not None:
             for uid, status in link.flush():

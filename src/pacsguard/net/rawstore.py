@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import socket
 import struct
 import threading
 import time
@@ -35,6 +36,9 @@ CONTROL_DATA_LAST = 0x02
 UNLIMITED_FRAGMENT = 4 * 1024 * 1024  # when the peer sets no maximum (0)
 UNABLE_TO_PROCESS = 0xC000
 MAX_RESPONSE_PDU = 1 << 20
+# A send buffer that takes a whole instance: ``sendall`` returns once the kernel holds it,
+# and the peer reads it while this thread goes on (a relay answers its own sender meanwhile).
+SEND_BUFFER = 4 * 1024 * 1024
 
 
 def _element(group_element: int, value: bytes) -> bytes:
@@ -156,6 +160,8 @@ class RawStore:
             self._finish()
             raise AssociationLost("pynetdicom's reactor did not stop")
         self._sock = assoc.dul.socket.socket
+        with contextlib.suppress(OSError):  # the kernel caps it (net.core.wmem_max)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self.alive = True
         return self
 
@@ -310,7 +316,27 @@ def _us_elements(command: bytes) -> dict[int, int]:
     return fields
 
 
-StoreServer = Callable[[int, Any, str], int]  # (context ID, C_STORE request, syntax) -> status
+# (context ID, C_STORE request, syntax) -> status, or (status, then): ``then()`` runs once
+# the C-STORE-RSP is written (a relay answers its sender first and forwards meanwhile)
+StoreServer = Callable[[int, Any, str], "int | tuple[int, Callable[[], None]]"]
+
+
+def _served(serve: StoreServer, context_id: int, request: Any, context: Any) -> tuple[int, Any]:
+    """(status, what to run after the response or None); a failure status, never an
+    exception."""
+    try:
+        if context is None:
+            raise LookupError("no such presentation context")
+        answer = serve(context_id, request, str(context.transfer_syntax[0]))
+    except Exception:
+        return UNABLE_TO_PROCESS, None
+    return answer if isinstance(answer, tuple) else (answer, None)
+
+
+def _then(then: Callable[[], None] | None) -> None:
+    if then is not None:
+        with contextlib.suppress(Exception):  # it accounts for its own failures
+            then()
 
 
 class _StoresOnArrival(queue.Queue[Any]):
@@ -327,13 +353,7 @@ class _StoresOnArrival(queue.Queue[Any]):
             super().put(item, block, timeout)
             return
         assoc = self._assoc
-        context = assoc._accepted_cx.get(context_id)
-        try:
-            if context is None:
-                raise LookupError("no such presentation context")
-            status = self._serve(context_id, message, str(context.transfer_syntax[0]))
-        except Exception:
-            status = UNABLE_TO_PROCESS  # a failure status, never an exception in the DUL
+        status, then = _served(self._serve, context_id, message, assoc._accepted_cx.get(context_id))
         command = store_response(
             str(message.AffectedSOPClassUID), str(message.AffectedSOPInstanceUID),
             int(message.MessageID or 0), status,
@@ -341,6 +361,7 @@ class _StoresOnArrival(queue.Queue[Any]):
         pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
                              int(assoc.requestor.maximum_length or 0))  # fmt: skip
         assoc.dul.socket.send(b"".join(pieces))
+        _then(then)
 
 
 def serve_stores_on_arrival(assoc: Any, serve: StoreServer) -> None:
@@ -547,18 +568,13 @@ def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes],
     if _number(fields.get(0x0100)) != C_STORE_RQ_FIELD:
         raise ValueError("a request this association does not serve")
     request = TakenRequest(fields, data)
-    context = taken.assoc._accepted_cx.get(context_id)
-    try:
-        if context is None:
-            raise LookupError("no such presentation context")
-        status = serve(context_id, request, str(context.transfer_syntax[0]))
-    except Exception:
-        status = UNABLE_TO_PROCESS
+    status, then = _served(serve, context_id, request, taken.assoc._accepted_cx.get(context_id))
     response = store_response(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
                               request.MessageID or 0, status)  # fmt: skip
     pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
                          peer_max)  # fmt: skip
     taken._sock.sendall(b"".join(pieces))
+    _then(then)
 
 
 # -- an association held for a while, then handed back ---------------------------------------
