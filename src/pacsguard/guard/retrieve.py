@@ -78,6 +78,7 @@ class RetrieveJob:
         self.relay_now: Callable[[Spooled], None] | None = None
         self.lock = threading.Lock()
         self.in_flight = 0  # instances answered to the PACS, their relay not yet done
+        self.upstream_total = 0  # sub-operations in all, as the PACS's pending responses say
         self.landed = threading.Condition()
 
     def deliver(self, event: Any) -> int:
@@ -134,7 +135,11 @@ class RetrieveJob:
         """Run the upstream request on its own thread; its responses go on the queue."""
         try:
             for status, _identifier in replies():
-                self.events.put(("rsp", status))
+                if int(getattr(status, "Status", UNABLE_TO_PROCESS)) in PENDING:
+                    # only the total is read from a pending response: no hand-over for it
+                    self.upstream_total = max(self.upstream_total, _total(status))
+                else:
+                    self.events.put(("rsp", status))
         except Exception:
             self.events.put(("error", None))
         finally:
@@ -335,6 +340,7 @@ def _relay(
             and now - last_pending >= PENDING_EVERY
             and assoc.is_established
         ):
+            counts.upstream_total = max(counts.upstream_total, job.upstream_total)
             snapshot = replace(counts, failed_uids=[])  # a delivering thread counts on
             last_done = snapshot.done
             send(0xFF00, snapshot)
@@ -351,24 +357,12 @@ def _relay(
             status = _forward(job.guard, session, assoc, item, link, req, store_id)
             _tally(counts, session, item.sop_instance, status)
         elif kind == "rsp":
-            code = int(getattr(value, "Status", UNABLE_TO_PROCESS))
-            total = sum(
-                int(getattr(value, name, 0) or 0)
-                for name in (
-                    "NumberOfRemainingSuboperations",
-                    "NumberOfCompletedSuboperations",
-                    "NumberOfFailedSuboperations",
-                    "NumberOfWarningSuboperations",
-                )
-            )
-            if code in PENDING:
-                counts.upstream_total = max(counts.upstream_total, total)
-            else:
-                upstream_final = code
-                counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
+            upstream_final = int(getattr(value, "Status", UNABLE_TO_PROCESS))
+            counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
         elif kind in ("done", "error"):
             break
     job.settle(job.guard.config.upstream.timeout)
+    counts.upstream_total = max(counts.upstream_total, job.upstream_total)
     with job.lock:  # the last instance relayed on a delivering thread: its status too
         if link is not None:
             for uid, status in link.flush():
@@ -385,6 +379,18 @@ def _relay(
     if counts.failed or counts.warning:
         return WARNING, None
     return SUCCESS, None
+
+
+def _total(status: Any) -> int:
+    return sum(
+        int(getattr(status, name, 0) or 0)
+        for name in (
+            "NumberOfRemainingSuboperations",
+            "NumberOfCompletedSuboperations",
+            "NumberOfFailedSuboperations",
+            "NumberOfWarningSuboperations",
+        )
+    )
 
 
 def _tally(counts: Counts, session: Session, uid: str, status: int) -> None:
