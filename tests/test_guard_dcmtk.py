@@ -344,6 +344,53 @@ def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) ->
     assert log.count("[status: Cancel:") == cancelled_before + 1
 
 
+def test_a_cancelled_get_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> None:
+    """C-GET on held associations: a C-CANCEL from the client mid-get reaches the PACS, and
+    the completed count is exactly what the client stored."""
+    from pydicom.uid import AllTransferSyntaxes
+    from pynetdicom import build_role
+    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
+
+    from pacsguard.net import NoDelayAE
+
+    stored: list[str] = []
+
+    def slow(event: Any) -> int:
+        time.sleep(0.25)
+        stored.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(GET)
+    classes = sorted({str(pydicom.dcmread(f, stop_before_pixels=True).SOPClassUID)
+                      for f in glab.files})  # fmt: skip
+    for uid in classes:
+        ae.add_requested_context(uid, AllTransferSyntaxes[:8])
+    roles = [build_role(uid, scp_role=True) for uid in classes]
+    study = max((glab.study(i) for i in range(len(glab.files))), key=glab.instances_of)
+    count = glab.instances_of(study)
+    glab.pacs.quiet(glab.guard)
+    cancelled_before = glab.pacs.path.read_text(errors="replace").count("[status: Cancel:")
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS", ext_neg=roles,
+                         evt_handlers=[(evt.EVT_C_STORE, slow)])  # fmt: skip
+    assert assoc.is_established
+    try:
+        responses = []
+        for status, _ in assoc.send_c_get(_study_query(study), GET, msg_id=11):
+            responses.append(status)
+            if status.Status == 0xFF00 and len(responses) == 1:
+                assoc.send_c_cancel(11, query_model=GET)
+    finally:
+        assoc.release()
+    final = responses[-1]
+    assert final.Status == 0xFE00, hex(final.Status)
+    assert 0 < final.NumberOfCompletedSuboperations == len(stored) < count
+    assert final.NumberOfFailedSuboperations == 0
+    glab.pacs.quiet(glab.guard)
+    log = glab.pacs.path.read_text(errors="replace")
+    assert log.count("[status: Cancel:") == cancelled_before + 1
+
+
 def test_a_client_may_store_only_when_allowed(glab: GuardLab) -> None:
     instance = glab.files[-1]
     before = glab.pacs.quiet(glab.guard)

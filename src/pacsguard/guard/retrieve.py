@@ -240,6 +240,14 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
         return
 
+    if not is_move and session.upstream is not None:
+        from pacsguard.guard import getrelay
+
+        result = getrelay.relay(guard, session, assoc, req, context, query, session.upstream)
+        if result is not None:  # done on held associations
+            _conclude(guard, session, assoc, service, record, *result, finish)
+            return
+
     job = RetrieveJob(guard, in_memory=is_move and not session.research)
     counts = Counts()
     message = job.message
@@ -301,6 +309,15 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         if link is not None:
             with job.lock:
                 link.close()
+    _conclude(guard, session, assoc, service, record, status, reason, counts, finish)
+
+
+def _conclude(
+    guard: Guard, session: Session, assoc: Any, service: str, record: dict[str, Any],
+    status: int, reason: str | None, counts: Counts, finish: Callable[..., None],
+) -> None:  # fmt: skip
+    """The final response to the client and the audit line (just the audit line when the
+    client has gone)."""
     if not assoc.is_established:
         done = counts.completed + counts.warning
         guard.operation(
@@ -367,6 +384,13 @@ def _relay(
         if link is not None:
             for uid, status in link.flush():
                 _tally(counts, session, uid, status)
+    return final_status(counts, cancelled, upstream_final)
+
+
+def final_status(
+    counts: Counts, cancelled: bool, upstream_final: int | None
+) -> tuple[int, str | None]:
+    """The final status for the client, and why (counts.failed takes in the PACS's own)."""
     counts.failed += counts.upstream_failed
     if cancelled:
         return CANCEL, "cancelled"

@@ -618,6 +618,10 @@ class Message:
         """A US element of the command set (``None`` if absent)."""
         return _number(self.fields.get(element))
 
+    def text(self, element: int) -> str:
+        """A UI or AE element of the command set, unpadded ('' if absent)."""
+        return _text(self.fields.get(element, b""))
+
 
 class Held:
     """An established association whose socket this thread reads and writes for a while:
@@ -692,6 +696,14 @@ class Held:
             self.lost = True
             raise AssociationLost(str(exc) or type(exc).__name__) from None
 
+    @property
+    def sock(self) -> Any:
+        return self._sock
+
+    def buffered(self) -> bool:
+        """Part of a message already read (a P-DATA-TF PDU can carry several)."""
+        return bool(self._pdvs)
+
     def message(self) -> Message:
         """The next whole DIMSE message; ``AssociationLost`` if the peer released or aborted
         or the association failed (it is then aborted on leaving)."""
@@ -739,3 +751,63 @@ class Held:
                 (body[offset + 4], body[offset + 5], body[offset + 6 : offset + 4 + item_length])
             )
             offset += 4 + item_length
+
+
+C_GET_RQ_FIELD, C_GET_RSP_FIELD, C_STORE_RSP_FIELD = 0x0010, 0x8010, 0x8001
+
+
+def get_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
+    """The command set of a C-GET-RQ with its identifier (PS3.7 9.3.3.1), encoded."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_GET_RQ_FIELD)),
+            _element(0x0110, _us(message_id)),
+            _element(0x0700, _us(priority)),
+            _element(0x0800, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def retrieve_response(
+    field: int,
+    sop_class: str,
+    message_id: int,
+    status: int,
+    remaining: int | None,
+    completed: int,
+    failed: int,
+    warning: int,
+) -> bytes:
+    """The command set of a C-GET-RSP or C-MOVE-RSP without an identifier (PS3.7 9.3.3.2,
+    9.3.4.2), encoded; ``remaining`` only where the status allows it (pending, cancel)."""
+    parts = [
+        _element(0x0002, _uid(sop_class)),
+        _element(0x0100, _us(field)),
+        _element(0x0120, _us(message_id)),
+        _element(0x0800, _us(NO_DATA_SET)),
+        _element(0x0900, _us(status)),
+    ]
+    if remaining is not None:
+        parts.append(_element(0x1020, _us(min(remaining, 0xFFFF))))
+    for element, value in ((0x1021, completed), (0x1022, failed), (0x1023, warning)):
+        parts.append(_element(element, _us(min(value, 0xFFFF))))
+    body = b"".join(parts)
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def readable(helds: list[Held], timeout: float) -> list[Held]:
+    """Those of ``helds`` with a message (part) to read within ``timeout`` seconds."""
+    import select
+    import ssl
+
+    ready = [h for h in helds if h.buffered()]
+    if ready:
+        return ready
+    by_socket = {h._sock: h for h in helds}
+    got, _, _ = select.select(list(by_socket), [], [], timeout)
+    ready = [by_socket[s] for s in got]
+    ready += [h for h in helds if h not in ready and isinstance(h._sock, ssl.SSLSocket)
+              and h._sock.pending()]  # fmt: skip
+    return ready
