@@ -14,8 +14,9 @@ C-FIND latency: median of --finds STUDY-level queries on one open association (p
 client), and median of --finds whole `findscu` runs (process start included).
 C-MOVE throughput: `movescu` of the whole series, direct (the PACS sends to storescp) and
 through the guard (the PACS sends to the guard, which relays each instance), median of
---rounds, direct and guard rounds interleaved. TLS: the client side of the guard over TLS
-(upstream stays plain), reported separately.
+--rounds, direct and guard rounds interleaved. C-GET: `getscu` of the same series, likewise
+(no aim in the issue; the guard relays it on the client's own association). TLS: the client
+side of the guard over TLS (upstream stays plain), reported separately.
 """
 
 from __future__ import annotations
@@ -130,6 +131,15 @@ def movescu(port: int, called: str, destination: str, study: str, receiver: lab.
     return statistics.median(times)
 
 
+def getscu(port: int, called: str, study: str, folder: Path) -> float:
+    """One `getscu` of the whole series into ``folder`` (emptied first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return timed(["getscu", "-S", "-aet", "BENCH", "-aec", called, "-od", str(folder),
+                  "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
+                  LOOPBACK, str(port)])  # fmt: skip
+
+
 def pynetdicom_move(port: int, called: str, destination: str, study: str,
                     receiver: lab.Receiver, rounds: int, tls: Any = None) -> float:  # fmt: skip
     """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu has no TLS)."""
@@ -240,7 +250,7 @@ def main() -> None:
             f'key_file = "{pki.server[0]}"\nca_file = "{pki.ca}"\n'
             f'[guard.upstream]\nae_title = "ARCHIVE"\nhost = "{LOOPBACK}"\nport = {pacs_port}\n'
             f'[[guard.client]]\nname = "bench"\nae_title = "BENCH"\nhost = "{LOOPBACK}"\n'
-            f'allow = ["find", "move"]\nmove_destinations = ["DIRECTSTORE"]\n'
+            f'allow = ["find", "move", "get"]\nmove_destinations = ["DIRECTSTORE"]\n'
             f"associations_per_minute = 100000\nfind_responses_per_minute = 1000000\n"
             f'[[guard.destination]]\nae_title = "DIRECTSTORE"\nhost = "{LOOPBACK}"\n'
             f"port = {store_port}\n",
@@ -274,6 +284,16 @@ def main() -> None:
             assert len(receiver.received()) == len(files), "guarded move incomplete"
         direct, proxied = statistics.median(direct_runs), statistics.median(guard_runs)
         results["move_rounds_direct_s"], results["move_rounds_guard_s"] = direct_runs, guard_runs
+        get_direct, get_guard = [], []
+        fetched = work / "getscu"
+        for _ in range(args.rounds):
+            get_direct.append(getscu(pacs_port, "ARCHIVE", study, fetched))
+            assert len(list(fetched.iterdir())) == len(files), "direct get incomplete"
+            get_guard.append(getscu(guard_port, "PACS", study, fetched))
+            assert len(list(fetched.iterdir())) == len(files), "guarded get incomplete"
+        for name, runs in (("direct", get_direct), ("guard", get_guard)):
+            results[f"get_{name}_instances_per_s"] = len(files) / statistics.median(runs)
+        results["ratio_get"] = statistics.median(get_guard) / statistics.median(get_direct)
         plain_py = pynetdicom_move(guard_port, "PACS", "DIRECTSTORE", study, receiver, args.rounds)
         context = client_context(pki.ca, cert, key)
         proxied_tls = pynetdicom_move(
@@ -317,6 +337,8 @@ def report(r: dict[str, Any]) -> None:
           f"{r['move_guard_tls_instances_per_s']:12.1f}")  # fmt: skip
     print(f"{'C-MOVE MB/s':34}{r['move_direct_mb_per_s']:12.1f}{r['move_guard_mb_per_s']:12.1f}"
           f"{r['ratio_move']:8.2f}{r['move_guard_tls_mb_per_s']:12.1f}")  # fmt: skip
+    print(f"{'C-GET instances/s (getscu)':34}{r['get_direct_instances_per_s']:12.1f}"
+          f"{r['get_guard_instances_per_s']:12.1f}{r['ratio_get']:8.2f}")  # fmt: skip
     print("ratio = guard time / direct time (aim: <= 1.2 for C-FIND, <= 1.3 for C-MOVE, plain)")
     print(
         f"pynetdicom alone, C-STORE instances/s: send {r['pynetdicom_send_instances_per_s']:.1f}, "

@@ -52,13 +52,18 @@ OUT_OF_RESOURCES = 0xA700
 
 
 def _supported_contexts() -> list[PresentationContext]:
-    from pydicom.uid import AllTransferSyntaxes
+    from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     contexts = [build_context(str(cx.abstract_syntax)) for cx in VerificationPresentationContexts]
     contexts += [build_context(str(cx.abstract_syntax)) for cx in QueryRetrievePresentationContexts]
+    # pynetdicom accepts the first of these that the client proposes. A C-GET's instances
+    # come as the PACS sends them, most often Explicit VR Little Endian: accepted first, no
+    # instance needs re-encoding for the client (Implicit first, every one did).
+    first: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    syntaxes = first + [uid for uid in AllTransferSyntaxes if uid not in first]
     for cx in AllStoragePresentationContexts:
         # C-GET: the client proposes to take the SCP role for the storage classes it wants
-        item = build_context(str(cx.abstract_syntax), list(AllTransferSyntaxes))
+        item = build_context(str(cx.abstract_syntax), syntaxes)
         item.scu_role, item.scp_role = True, True
         contexts.append(item)
     return contexts
