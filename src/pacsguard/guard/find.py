@@ -113,14 +113,16 @@ def _relay(
     assert client is not None and state is not None
     cap = client.limits.max_responses_per_query
     try:
-        upstream = guard.link(session)
+        upstream = guard.link(session, handed_back=False)
+        link = session.upstream
+        assert link is not None
     except LinkError:
         done.update(outcome="failure", status=UNABLE_TO_PROCESS, reason="upstream")
         yield UNABLE_TO_PROCESS, None
         return
     message = guard.next_message_id()
     model = event.request.AffectedSOPClassUID
-    replies = upstream.send_c_find(query, model, msg_id=message)
+    replies = link.find(query, str(model), message)
     stop: tuple[int, str] | None = None
     final = UNABLE_TO_PROCESS
     for status_ds, response in replies:
@@ -137,14 +139,14 @@ def _relay(
         elif not state.responses.take():
             stop = (OUT_OF_RESOURCES, "response-rate")
         if stop is not None:
-            upstream.send_c_cancel(message, query_model=model)
+            link.cancel(message, str(model))
             continue
         try:
             answer = _answer(guard, session, response, asked)
         except Exception:
             # fail closed: a response that cannot be cleaned ends the query
             stop = (UNABLE_TO_PROCESS, "deid-failed")
-            upstream.send_c_cancel(message, query_model=model)
+            link.cancel(message, str(model))
             continue
         record["responses"] += 1
         yield status, answer

@@ -201,8 +201,11 @@ def relay(guard: Guard, session: Session, assoc: Any, req: Any, context: Any, qu
           link: UpstreamLink) -> tuple[int, str | None, Counts] | None:  # fmt: skip
     """Serve the C-GET ``req`` with ``query`` for the PACS; (final status, reason, counts),
     or None where an association cannot be held (nothing has been sent then)."""
+    if not Held.usable(assoc):
+        return None
+    up = link.holding()
     upstream = link.assoc
-    if upstream is None or not Held.usable(upstream) or not Held.usable(assoc):
+    if up is None or upstream is None:
         return None
     model = str(req.AffectedSOPClassUID)
     try:
@@ -213,14 +216,10 @@ def relay(guard: Guard, session: Session, assoc: Any, req: Any, context: Any, qu
     identifier = encode(query, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated)
     if identifier is None:
         return UNABLE_TO_PROCESS, "upstream", Counts()
-    try:
-        up = Held(upstream).__enter__()
-    except AssociationLost:
-        return None
+    # (left held afterwards: the session's next request reads it raw too)
     try:
         down = Held(assoc).__enter__()
     except AssociationLost:
-        up.__exit__(None, None, None)
         return None
     get = _Get(guard, session, assoc, req, context, upstream, up, down, int(up_cx.context_id))
     try:
@@ -234,4 +233,5 @@ def relay(guard: Guard, session: Session, assoc: Any, req: Any, context: Any, qu
         return UNABLE_TO_PROCESS, "upstream", get.counts
     finally:
         down.__exit__(None, None, None)
-        up.__exit__(None, None, None)
+        if up.lost:  # aborted now: the PACS stops; the next request opens another
+            link.close(abort=True)

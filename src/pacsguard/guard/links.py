@@ -10,6 +10,7 @@ import struct
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,15 +18,17 @@ from pydicom.dataset import Dataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 from pynetdicom import build_context, build_role, evt
-from pynetdicom.dsutils import create_file_meta, encode
+from pynetdicom.dsutils import create_file_meta, decode, encode
 from pynetdicom.presentation import PresentationContext
 
 from pacsguard.net.rawstore import (
+    C_FIND_RSP_FIELD,
     C_MOVE_RSP_FIELD,
     AssociationLost,
     Held,
     RawStore,
     cancel_command,
+    find_command,
     move_command,
 )
 from pacsguard.net.sockets import NoDelayAE, settle
@@ -182,13 +185,15 @@ class UpstreamLink:
         ]
         self._on_store = on_store
         self.assoc: Any = None
-        self._held: Held | None = None
+        self._hold: Held | None = None  # kept between requests
+        self._held: Held | None = None  # while a C-MOVE or C-FIND is in progress on it
         self._held_context = 0
 
-    def get(self) -> Any:
+    def open(self) -> Any:
+        """The association, opened if there is none (held or not, as it was)."""
         if self.assoc is not None and self.assoc.is_established:
-            settle(self.assoc)  # the previous operation may have just returned
             return self.assoc
+        self.close(abort=True)
         assoc = self._ae.associate(
             *self.address,
             ae_title=self.called_ae,
@@ -201,49 +206,125 @@ class UpstreamLink:
         self.assoc = assoc
         return assoc
 
-    def move(
-        self, query: Dataset, destination: str, model: str, message_id: int
-    ) -> Iterator[tuple[Any, Dataset | None]]:
-        """A C-MOVE on the association: its responses (``MoveStatus``), read straight off
-        the socket while pynetdicom holds back (``Held``), so that no pending response costs
-        a pynetdicom decode; pynetdicom's own ``send_c_move`` where it cannot be held."""
-        assoc = self.get()
-        if not Held.usable(assoc):
-            yield from assoc.send_c_move(query, destination, model, msg_id=message_id)
+    def get(self) -> Any:
+        """The association for pynetdicom's own requests (handed back if it was held)."""
+        assoc = self.open()
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.__exit__(None, None, None)
+            if not assoc.is_established:
+                assoc = self.open()
+        settle(assoc)  # the previous operation may have just returned
+        return assoc
+
+    def holding(self) -> Held | None:
+        """The association held for raw requests, and kept held between them (its DUL and
+        reactor idle, no pynetdicom polling): opened or reopened as needed. Reopened too if
+        the PACS sent something unasked (a release, an abort, a late response). None where
+        it cannot be held."""
+        assoc = self.open()
+        hold = self._hold
+        if hold is not None and (hold.lost or hold.unsolicited()):
+            self.close(abort=True)
+            assoc, hold = self.open(), None
+        if hold is None:
+            if not Held.usable(assoc):
+                return None
+            try:
+                hold = Held(assoc).__enter__()
+            except AssociationLost:
+                return None
+            self._hold = hold
+        return hold
+
+    def find(self, query: Dataset, model: str, message_id: int) -> Iterator[tuple[Any, Any]]:
+        """A C-FIND: (status, identifier Dataset or None) for each response, read straight
+        off the held association (pynetdicom's ``send_c_find`` where it cannot be held)."""
+        held = self.holding()
+        if held is None:
+            yield from self.get().send_c_find(query, model, msg_id=message_id)
             return
-        context = assoc._get_valid_context(model, "", "scu")
+        context, identifier = self._request(model, query)
+        finished = False
+        try:
+            held.send(context, find_command(model, message_id), identifier)
+            syntax = self.assoc._accepted_cx[context].transfer_syntax[0]
+            while True:
+                message = held.message()
+                if (message.number(0x0100) != C_FIND_RSP_FIELD
+                        or message.number(0x0120) != message_id):  # fmt: skip
+                    continue  # not a response to this request
+                status = message.number(0x0900)
+                if status is None:
+                    held.lost = True
+                    raise AssociationLost("a C-FIND response without a status")
+                found = None
+                if message.data is not None:
+                    found = decode(BytesIO(message.data), syntax.is_implicit_VR,
+                                   syntax.is_little_endian, syntax.is_deflated)  # fmt: skip
+                pending = status in (0xFF00, 0xFF01)
+                finished = not pending
+                yield MoveStatus(status, None, None, None, None), found
+                if not pending:
+                    return
+        except AssociationLost:
+            yield MoveStatus(0xC000, None, None, None, None), None
+        finally:
+            self._held = None
+            if not finished:  # left mid-way: the rest of its responses are not wanted here
+                held.lost = True
+
+    def _request(self, model: str, query: Dataset) -> tuple[int, bytes]:
+        """(the context ID for ``model`` as SCU, ``query`` encoded for it)"""
+        context = self.assoc._get_valid_context(model, "", "scu")
         syntax = context.transfer_syntax[0]
         identifier = encode(
             query, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
         )
         if identifier is None:
             raise ValueError("the identifier cannot be encoded")
-        with Held(assoc) as held:
-            self._held, self._held_context = held, int(context.context_id)
-            try:
-                held.send(self._held_context, move_command(model, message_id, destination),
-                          identifier)  # fmt: skip
-                while True:
-                    message = held.message()
-                    if (
-                        message.number(0x0100) != C_MOVE_RSP_FIELD
-                        or message.number(0x0120) != message_id
-                    ):
-                        continue  # not a response to this request
-                    if 0x0900 not in message.fields:
-                        raise AssociationLost("a C-MOVE response without a status")
-                    status = MoveStatus(
-                        message.number(0x0900) or 0,
-                        message.number(0x1020),
-                        message.number(0x1021),
-                        message.number(0x1022),
-                        message.number(0x1023),
-                    )
-                    yield status, None
-                    if status.Status not in (0xFF00, 0xFF01):
-                        return
-            finally:
-                self._held = None
+        self._held, self._held_context = self._hold, int(context.context_id)
+        return int(context.context_id), identifier
+
+    def move(
+        self, query: Dataset, destination: str, model: str, message_id: int
+    ) -> Iterator[tuple[Any, Dataset | None]]:
+        """A C-MOVE on the association: its responses (``MoveStatus``), read straight off
+        the held association, so that no pending response costs a pynetdicom decode;
+        pynetdicom's own ``send_c_move`` where it cannot be held."""
+        held = self.holding()
+        if held is None:
+            yield from self.get().send_c_move(query, destination, model, msg_id=message_id)
+            return
+        context, identifier = self._request(model, query)
+        finished = False
+        try:
+            held.send(context, move_command(model, message_id, destination), identifier)
+            while True:
+                message = held.message()
+                if (
+                    message.number(0x0100) != C_MOVE_RSP_FIELD
+                    or message.number(0x0120) != message_id
+                ):
+                    continue  # not a response to this request
+                if 0x0900 not in message.fields:
+                    held.lost = True
+                    raise AssociationLost("a C-MOVE response without a status")
+                status = MoveStatus(
+                    message.number(0x0900) or 0,
+                    message.number(0x1020),
+                    message.number(0x1021),
+                    message.number(0x1022),
+                    message.number(0x1023),
+                )
+                finished = status.Status not in (0xFF00, 0xFF01)
+                yield status, None
+                if finished:
+                    return
+        finally:
+            self._held = None
+            if not finished:
+                held.lost = True
 
     def cancel(self, message_id: int, model: str) -> None:
         """C-CANCEL the request ``message_id`` (a C-MOVE or C-GET in progress)."""
@@ -254,6 +335,9 @@ class UpstreamLink:
             self.assoc.send_c_cancel(message_id, query_model=model)
 
     def close(self, *, abort: bool = False) -> None:
+        hold, self._hold, self._held = self._hold, None, None
+        if hold is not None:
+            hold.__exit__(None, None, None)  # handed back (aborted if it was lost)
         assoc, self.assoc = self.assoc, None
         if assoc is not None and assoc.is_established:
             try:

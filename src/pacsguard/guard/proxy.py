@@ -323,8 +323,9 @@ class Guard:
             seconds=round(time.monotonic() - session.started, 3),
         )
 
-    def link(self, session: Session) -> Any:
-        """The session's upstream association (opened on first use); raises ``LinkError``."""
+    def link(self, session: Session, *, handed_back: bool = True) -> Any:
+        """The session's upstream association (opened on first use); raises ``LinkError``.
+        ``handed_back``: for pynetdicom's own requests (not held, see ``UpstreamLink``)."""
         if session.upstream is None:
             requestor = session.assoc.requestor
             up = self.config.upstream
@@ -339,7 +340,7 @@ class Guard:
                 lambda event: self._on_upstream_store(session, event),
             )
         session.busy = True
-        return session.upstream.get()
+        return session.upstream.get() if handed_back else session.upstream.open()
 
     # -- services --------------------------------------------------------------------------
 

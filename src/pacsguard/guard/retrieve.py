@@ -235,7 +235,7 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             return
         query = translated.upstream
     try:
-        upstream = guard.link(session)
+        upstream = guard.link(session, handed_back=False)
     except LinkError:
         finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
         return
@@ -290,7 +290,8 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         session.get_job = job
 
         def replies() -> Iterator[tuple[Any, Dataset | None]]:
-            return upstream.send_c_get(query, model, msg_id=message)  # type: ignore[no-any-return]
+            assert session.upstream is not None
+            return session.upstream.get().send_c_get(query, model, msg_id=message)  # type: ignore[no-any-return]
 
     thread = threading.Thread(target=job.pump, args=(replies,), daemon=True, name="guard-pump")
     thread.start()

@@ -599,6 +599,23 @@ def move_command(sop_class: str, message_id: int, destination: str, priority: in
     return _element(0x0000, struct.pack("<I", len(body))) + body
 
 
+C_FIND_RQ_FIELD, C_FIND_RSP_FIELD = 0x0020, 0x8020
+
+
+def find_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
+    """The command set of a C-FIND-RQ with its identifier (PS3.7 9.3.2.1), encoded."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_FIND_RQ_FIELD)),
+            _element(0x0110, _us(message_id)),
+            _element(0x0700, _us(priority)),
+            _element(0x0800, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
 def cancel_command(message_id: int) -> bytes:
     """The command set of a C-CANCEL-RQ (PS3.7 9.3.2.3) for the request ``message_id``."""
     body = _element(0x0100, _us(C_CANCEL_RQ_FIELD)) + _element(0x0120, _us(message_id))
@@ -699,6 +716,18 @@ class Held:
     @property
     def sock(self) -> Any:
         return self._sock
+
+    def unsolicited(self) -> bool:
+        """Something to read although no request is in progress (a release or abort from
+        the peer, or the rest of an abandoned exchange)."""
+        import select
+
+        if self._pdvs:
+            return True
+        try:
+            return bool(select.select([self._sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
     def buffered(self) -> bool:
         """Part of a message already read (a P-DATA-TF PDU can carry several)."""
