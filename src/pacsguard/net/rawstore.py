@@ -684,6 +684,9 @@ class Held:
                 time.sleep(0.0001)
         seen = threading.Event()
         self.wrapper.holder = seen
+        ring = getattr(self.wrapper, "ring", None)
+        if ring is not None:  # a DUL that waits in select(): woken to see the hold
+            ring()
         if not seen.wait(5.0) or not assoc.is_established or not assoc.dul.to_user_queue.empty():
             self.__exit__(None, None, None)
             raise AssociationLost("the association could not be held")
