@@ -634,6 +634,7 @@ def test_research_answers_are_deidentified_and_match_deid(
     assert get_ok(got), got.output
     retrieved = sorted((tmp_path / "get").iterdir())
     assert retrieved
+    assert f"Number of Completed Suboperations : {len(retrieved)}" in got.output
     for path in retrieved:
         ds = pydicom.dcmread(path)
         assert str(ds.StudyInstanceUID) == study
