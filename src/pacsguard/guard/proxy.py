@@ -173,6 +173,7 @@ class Guard:
                     evt_handlers=handlers,
                     server_class=GuardServer,
                     retrieve=lambda assoc, req, cx: retrieve.serve(self, assoc, req, cx),
+                    find=lambda assoc, req, cx: find.serve_raw(self, assoc, req, cx),
                 )
                 assert isinstance(server, GuardServer)
                 server.tls_context = context  # the handshake runs on the connection's thread

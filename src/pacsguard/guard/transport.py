@@ -22,13 +22,14 @@ from typing import Any
 
 from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
 from pynetdicom.transport import RequestHandler
 
 from pacsguard.net.rawstore import StoreServer, serve_taken_over
 from pacsguard.net.sockets import BulkRecvSocket, NoDelayServer, SharedContexts
 
 RetrieveServer = Callable[[Any, Any, Any], None]
+FindServer = Callable[[Any, Any, Any], bool]  # False: not served (pynetdicom's service then)
 # How long an idle association's DUL waits in select() and its reactor on its Event before
 # looking at pynetdicom's timers and flags; data and work wake them at once.
 IDLE_WAIT = 0.02
@@ -106,6 +107,7 @@ class GuardAssociation(Association):
     """An acceptor association whose C-MOVE and C-GET requests go to the relay."""
 
     retrieve_server: RetrieveServer | None = None
+    find_server: FindServer | None = None
     store_server: StoreServer | None = None  # set at EVT_REQUESTED for a PACS's deliveries
 
     work: threading.Event | None = None  # set when a request, release or abort is queued
@@ -167,6 +169,11 @@ class GuardAssociation(Association):
                 return
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
+        finder = self.find_server
+        if finder is not None and isinstance(msg, C_FIND) and msg.is_valid_request:
+            context = self._accepted_cx.get(context_id)
+            if context is not None and finder(self, msg, context):
+                return
         server = self.retrieve_server
         if server is None or not isinstance(msg, C_MOVE | C_GET) or not msg.is_valid_request:
             super()._serve_request(msg, context_id)
@@ -186,7 +193,7 @@ class GuardAssociation(Association):
             self.dimse.cancel_req = {}
 
 
-def _handler_for(retrieve: RetrieveServer) -> type[RequestHandler]:
+def _handler_for(retrieve: RetrieveServer, find: FindServer | None) -> type[RequestHandler]:
     class GuardRequestHandler(RequestHandler):
         def _create_association(self) -> Association:
             assoc = super()._create_association()
@@ -195,6 +202,7 @@ def _handler_for(retrieve: RetrieveServer) -> type[RequestHandler]:
             assoc.__class__ = GuardAssociation
             assert isinstance(assoc, GuardAssociation)
             assoc.retrieve_server = retrieve
+            assoc.find_server = find
             sock = assoc.dul.socket
             sock.__class__ = WakingSocket  # same object: whole-PDU reads, woken at once
             assert isinstance(sock, WakingSocket)
@@ -224,6 +232,7 @@ class GuardServer(NoDelayServer):
         evt_handlers: list[Any] | None = None,
         *,
         retrieve: RetrieveServer,
+        find: FindServer | None = None,
     ) -> None:
         super().__init__(
             ae,
@@ -232,6 +241,6 @@ class GuardServer(NoDelayServer):
             contexts,
             ssl_context,
             evt_handlers=evt_handlers,
-            request_handler=_handler_for(retrieve),
+            request_handler=_handler_for(retrieve, find),
         )
         self.contexts = SharedContexts(self.contexts)

@@ -616,6 +616,21 @@ def find_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
     return _element(0x0000, struct.pack("<I", len(body))) + body
 
 
+def find_response(sop_class: str, message_id: int, status: int, with_data: bool) -> bytes:
+    """The command set of a C-FIND-RSP (PS3.7 9.3.2.2), encoded; ``with_data``: an
+    identifier follows (pending responses)."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_FIND_RSP_FIELD)),
+            _element(0x0120, _us(message_id)),
+            _element(0x0800, _us(0x0000 if with_data else NO_DATA_SET)),
+            _element(0x0900, _us(status)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
 def cancel_command(message_id: int) -> bytes:
     """The command set of a C-CANCEL-RQ (PS3.7 9.3.2.3) for the request ``message_id``."""
     body = _element(0x0100, _us(C_CANCEL_RQ_FIELD)) + _element(0x0120, _us(message_id))
