@@ -109,6 +109,7 @@ def find_latency(port: int, called: str, rounds: int) -> float:
                 if status.Status not in (0xFF00, 0xFF01) and status.Status != 0:
                     raise SystemExit(f"C-FIND failed: 0x{status.Status:04X}")
             times.append(time.perf_counter() - start)
+            settle(assoc)  # pynetdicom's pause race loses back-to-back responses otherwise
     finally:
         assoc.release()
     return statistics.median(times)
