@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacsguard.guard import lab
 from pacsguard.lab.procs import LOOPBACK, free_ports, listening
@@ -44,6 +43,8 @@ from pacsguard.net.sockets import NoDelayAE, settle
 from pacsguard.net.tls import client_context
 
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))
+# Study Root Query/Retrieve Information Model - FIND and - MOVE
+STUDY_FIND, STUDY_MOVE = "1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.2"
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
@@ -93,7 +94,7 @@ def find_latency(port: int, called: str, rounds: int) -> float:
     # TCP_NODELAY on the client too: without it, Nagle's algorithm holds the C-FIND-RQ's
     # data set PDU for the peer's delayed ACK (~40 ms), which hid the guard's overhead
     ae = NoDelayAE(ae_title="BENCH")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    ae.add_requested_context(STUDY_FIND)
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = ""
@@ -105,7 +106,7 @@ def find_latency(port: int, called: str, rounds: int) -> float:
     try:
         for _ in range(rounds):
             start = time.perf_counter()
-            for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            for status, _ in assoc.send_c_find(query, STUDY_FIND):
                 if status.Status not in (0xFF00, 0xFF01) and status.Status != 0:
                     raise SystemExit(f"C-FIND failed: 0x{status.Status:04X}")
             times.append(time.perf_counter() - start)
@@ -145,7 +146,7 @@ def getscu(port: int, called: str, study: str, folder: Path) -> float:
 def pynetdicom_move(port: int, called: str, destination: str, study: str,
                     receiver: lab.Receiver, rounds: int, tls: Any = None) -> float:  # fmt: skip
     """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu has no TLS)."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+    MOVE = STUDY_MOVE
 
     ae = NoDelayAE(ae_title="BENCH")
     ae.add_requested_context(MOVE)

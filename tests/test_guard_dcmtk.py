@@ -46,6 +46,12 @@ from test_guard_support import (
 
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))
 VERIFICATION = "1.2.840.10008.1.1"
+# Study Root Query/Retrieve Information Model: FIND, MOVE, GET
+FIND, MOVE, GET = (
+    "1.2.840.10008.5.1.4.1.2.2.1",
+    "1.2.840.10008.5.1.4.1.2.2.2",
+    "1.2.840.10008.5.1.4.1.2.2.3",
+)
 
 
 @dataclass
@@ -246,8 +252,6 @@ def test_the_pacs_delivering_association_is_served_and_ends(glab: GuardLab) -> N
 
 
 def _viewer_association(glab: GuardLab) -> Any:
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     from pacsguard.net import NoDelayAE
 
@@ -271,8 +275,6 @@ def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> N
     """The upstream association that a C-MOVE read raw is handed back to pynetdicom: on
     one client association a C-MOVE, a C-FIND and a second C-MOVE are all relayed, over
     one upstream association, with exact counts."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     study = glab.study()
     count = glab.instances_of(study)
@@ -304,7 +306,6 @@ def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) ->
     exactly what the destination stored."""
     from pydicom.uid import AllTransferSyntaxes
     from pynetdicom import AllStoragePresentationContexts
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     from pacsguard.net import NoDelayAE, start_server
 
@@ -317,7 +318,7 @@ def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) ->
 
     scp = NoDelayAE("SLOWSTORE")
     for cx in AllStoragePresentationContexts:
-        scp.add_supported_context(cx.abstract_syntax, AllTransferSyntaxes)
+        scp.add_supported_context(str(cx.abstract_syntax), AllTransferSyntaxes)
     server = start_server(scp, LOOPBACK, glab.slow_store_port, [(evt.EVT_C_STORE, slow)])
     study = max((glab.study(i) for i in range(len(glab.files))), key=glab.instances_of)
     count = glab.instances_of(study)
@@ -349,7 +350,6 @@ def test_a_cancelled_get_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> 
     the completed count is exactly what the client stored."""
     from pydicom.uid import AllTransferSyntaxes
     from pynetdicom import build_role
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
 
     from pacsguard.net import NoDelayAE
 
@@ -366,7 +366,7 @@ def test_a_cancelled_get_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> 
                       for f in glab.files})  # fmt: skip
     for uid in classes:
         ae.add_requested_context(uid, AllTransferSyntaxes[:8])
-    roles = [build_role(uid, scp_role=True) for uid in classes]
+    roles: list[Any] = [build_role(uid, scp_role=True) for uid in classes]
     study = max((glab.study(i) for i in range(len(glab.files))), key=glab.instances_of)
     count = glab.instances_of(study)
     glab.pacs.quiet(glab.guard)
@@ -479,7 +479,6 @@ def test_tls_client_certificate_maps_to_a_client(glab: GuardLab) -> None:
 def _tls_move(glab: GuardLab, port: int, name: str | None, study: str) -> list[Any]:
     """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu and getscu have no TLS) with
     the client certificate of ``name``; the responses, or [] when the association failed."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     from pacsguard.net import NoDelayAE, client_context
 
@@ -688,7 +687,7 @@ def _hold(port: int, results: list[str], hold: float, spans: list[tuple[float, f
     ae = AE("FLOODER")
     ae.add_requested_context(VERIFICATION)
     pdus: list[Any] = []
-    handlers = [(evt.EVT_PDU_RECV, lambda e: pdus.append(e.pdu))]
+    handlers: list[Any] = [(evt.EVT_PDU_RECV, lambda e: pdus.append(e.pdu))]
     assoc = ae.associate(LOOPBACK, port, ae_title="PACS", evt_handlers=handlers)
     if assoc.is_established:
         results.append("accepted")

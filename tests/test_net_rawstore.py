@@ -13,7 +13,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import evt
 from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
@@ -40,10 +40,10 @@ def _instances(folder: Path, count: int, odd_uid: bool = False) -> list[Path]:
     for index in range(count):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
-        uid = generate_uid()
+        uid: str = generate_uid()
         if odd_uid:  # odd lengths are padded with a NUL on the wire
             uid = f"1.2.826.0.1.3680043.10.1000.{index}" + ("" if index % 2 else ".1")
-        meta.MediaStorageSOPInstanceUID = uid
+        meta.MediaStorageSOPInstanceUID = UID(uid)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
@@ -128,9 +128,6 @@ def test_retrieve_and_find_commands_equal_pynetdicoms() -> None:
         C_MOVE_RSP,
     )
     from pynetdicom.dimse_primitives import C_CANCEL, C_FIND, C_GET, C_MOVE
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     from pacsguard.net.rawstore import (
         C_GET_RSP_FIELD,
@@ -143,7 +140,10 @@ def test_retrieve_and_find_commands_equal_pynetdicoms() -> None:
         retrieve_response,
     )
 
+    FIND, MOVE, GET = (f"1.2.840.10008.5.1.4.1.2.2.{n}" for n in (1, 2, 3))  # Study Root
     identifier = BytesIO(b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY ")
+    kind: Any
+    message: Any
     for kind, message, command in (
         (C_FIND(), C_FIND_RQ, find_command(str(FIND), 9)),
         (C_GET(), C_GET_RQ, get_command(str(GET), 9)),
@@ -213,7 +213,7 @@ def test_raw_store_to_storescp_is_byte_identical(tmp_path: Path) -> None:
         ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
         assoc = ae.associate(LOOPBACK, port, ae_title="ANY")
         assert assoc.is_established and RawStore.usable(assoc)
-        context = assoc.accepted_contexts[0].context_id
+        context = int(assoc.accepted_contexts[0].context_id or 0)
         raw = RawStore(assoc).__enter__()
         for index, path in enumerate(files):
             uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
@@ -261,7 +261,7 @@ def test_raw_store_reports_failures_and_a_lost_peer(tmp_path: Path) -> None:
         ae.network_timeout = 10
         ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
         assoc = ae.associate(LOOPBACK, port, ae_title="RECV")
-        context = assoc.accepted_contexts[0].context_id
+        context = int(assoc.accepted_contexts[0].context_id or 0)
         with RawStore(assoc) as raw:
             assert raw.send(context, CTImageStorage, "1.2.3", data, 1) == 0xA700
             with pytest.raises(AssociationLost):
