@@ -14,8 +14,9 @@ C-FIND latency: median of --finds STUDY-level queries on one open association (p
 client), and median of --finds whole `findscu` runs (process start included).
 C-MOVE throughput: `movescu` of the whole series, direct (the PACS sends to storescp) and
 through the guard (the PACS sends to the guard, which relays each instance), median of
---rounds. TLS: the client side of the guard over TLS (upstream stays plain), reported
-separately.
+--rounds, direct and guard rounds interleaved. C-GET: `getscu` of the same series, likewise
+(no aim in the issue; the guard relays it on the client's own association). TLS: the client
+side of the guard over TLS (upstream stays plain), reported separately.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-from pynetdicom import AE
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 
 from pacsguard.guard import lab
 from pacsguard.lab.procs import LOOPBACK, free_ports, listening
@@ -44,6 +43,8 @@ from pacsguard.net.sockets import NoDelayAE, settle
 from pacsguard.net.tls import client_context
 
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))
+# Study Root Query/Retrieve Information Model - FIND and - MOVE
+STUDY_FIND, STUDY_MOVE = "1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.2.2"
 ENV = {**os.environ, "TCP_NODELAY": "1"}
 
 
@@ -90,8 +91,10 @@ def timed(argv: list[str]) -> float:
 
 
 def find_latency(port: int, called: str, rounds: int) -> float:
-    ae = AE(ae_title="BENCH")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
+    # TCP_NODELAY on the client too: without it, Nagle's algorithm holds the C-FIND-RQ's
+    # data set PDU for the peer's delayed ACK (~40 ms), which hid the guard's overhead
+    ae = NoDelayAE(ae_title="BENCH")
+    ae.add_requested_context(STUDY_FIND)
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = ""
@@ -103,10 +106,11 @@ def find_latency(port: int, called: str, rounds: int) -> float:
     try:
         for _ in range(rounds):
             start = time.perf_counter()
-            for status, _ in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
+            for status, _ in assoc.send_c_find(query, STUDY_FIND):
                 if status.Status not in (0xFF00, 0xFF01) and status.Status != 0:
                     raise SystemExit(f"C-FIND failed: 0x{status.Status:04X}")
             times.append(time.perf_counter() - start)
+            settle(assoc)  # pynetdicom's pause race loses back-to-back responses otherwise
     finally:
         assoc.release()
     return statistics.median(times)
@@ -130,10 +134,19 @@ def movescu(port: int, called: str, destination: str, study: str, receiver: lab.
     return statistics.median(times)
 
 
+def getscu(port: int, called: str, study: str, folder: Path) -> float:
+    """One `getscu` of the whole series into ``folder`` (emptied first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return timed(["getscu", "-S", "-aet", "BENCH", "-aec", called, "-od", str(folder),
+                  "-k", "QueryRetrieveLevel=STUDY", "-k", f"StudyInstanceUID={study}",
+                  LOOPBACK, str(port)])  # fmt: skip
+
+
 def pynetdicom_move(port: int, called: str, destination: str, study: str,
                     receiver: lab.Receiver, rounds: int, tls: Any = None) -> float:  # fmt: skip
     """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu has no TLS)."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
+    MOVE = STUDY_MOVE
 
     ae = NoDelayAE(ae_title="BENCH")
     ae.add_requested_context(MOVE)
@@ -210,7 +223,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--instances", type=int, default=300)
     parser.add_argument("--finds", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     args = parser.parse_args()
     work = args.workdir.resolve()
@@ -240,7 +253,7 @@ def main() -> None:
             f'key_file = "{pki.server[0]}"\nca_file = "{pki.ca}"\n'
             f'[guard.upstream]\nae_title = "ARCHIVE"\nhost = "{LOOPBACK}"\nport = {pacs_port}\n'
             f'[[guard.client]]\nname = "bench"\nae_title = "BENCH"\nhost = "{LOOPBACK}"\n'
-            f'allow = ["find", "move"]\nmove_destinations = ["DIRECTSTORE"]\n'
+            f'allow = ["find", "move", "get"]\nmove_destinations = ["DIRECTSTORE"]\n'
             f"associations_per_minute = 100000\nfind_responses_per_minute = 1000000\n"
             f'[[guard.destination]]\nae_title = "DIRECTSTORE"\nhost = "{LOOPBACK}"\n'
             f"port = {store_port}\n",
@@ -265,10 +278,25 @@ def main() -> None:
         results["findscu_direct_ms"] = findscu(pacs_port, "ARCHIVE", few) * 1e3
         results["findscu_guard_ms"] = findscu(guard_port, "PACS", few) * 1e3
         results["findscu_guard_tls_ms"] = findscu(tls_port, "PACS", few, tls) * 1e3
-        direct = movescu(pacs_port, "ARCHIVE", "DIRECTSTORE", study, receiver, args.rounds)
-        assert len(receiver.received()) == len(files), "direct move incomplete"
-        proxied = movescu(guard_port, "PACS", "DIRECTSTORE", study, receiver, args.rounds)
-        assert len(receiver.received()) == len(files), "guarded move incomplete"
+        # rounds interleaved, so that a change in the machine's load falls on both sides
+        direct_runs, guard_runs = [], []
+        for _ in range(args.rounds):
+            direct_runs.append(movescu(pacs_port, "ARCHIVE", "DIRECTSTORE", study, receiver, 1))
+            assert len(receiver.received()) == len(files), "direct move incomplete"
+            guard_runs.append(movescu(guard_port, "PACS", "DIRECTSTORE", study, receiver, 1))
+            assert len(receiver.received()) == len(files), "guarded move incomplete"
+        direct, proxied = statistics.median(direct_runs), statistics.median(guard_runs)
+        results["move_rounds_direct_s"], results["move_rounds_guard_s"] = direct_runs, guard_runs
+        get_direct, get_guard = [], []
+        fetched = work / "getscu"
+        for _ in range(args.rounds):
+            get_direct.append(getscu(pacs_port, "ARCHIVE", study, fetched))
+            assert len(list(fetched.iterdir())) == len(files), "direct get incomplete"
+            get_guard.append(getscu(guard_port, "PACS", study, fetched))
+            assert len(list(fetched.iterdir())) == len(files), "guarded get incomplete"
+        for name, runs in (("direct", get_direct), ("guard", get_guard)):
+            results[f"get_{name}_instances_per_s"] = len(files) / statistics.median(runs)
+        results["ratio_get"] = statistics.median(get_guard) / statistics.median(get_direct)
         plain_py = pynetdicom_move(guard_port, "PACS", "DIRECTSTORE", study, receiver, args.rounds)
         context = client_context(pki.ca, cert, key)
         proxied_tls = pynetdicom_move(
@@ -312,6 +340,8 @@ def report(r: dict[str, Any]) -> None:
           f"{r['move_guard_tls_instances_per_s']:12.1f}")  # fmt: skip
     print(f"{'C-MOVE MB/s':34}{r['move_direct_mb_per_s']:12.1f}{r['move_guard_mb_per_s']:12.1f}"
           f"{r['ratio_move']:8.2f}{r['move_guard_tls_mb_per_s']:12.1f}")  # fmt: skip
+    print(f"{'C-GET instances/s (getscu)':34}{r['get_direct_instances_per_s']:12.1f}"
+          f"{r['get_guard_instances_per_s']:12.1f}{r['ratio_get']:8.2f}")  # fmt: skip
     print("ratio = guard time / direct time (aim: <= 1.2 for C-FIND, <= 1.3 for C-MOVE, plain)")
     print(
         f"pynetdicom alone, C-STORE instances/s: send {r['pynetdicom_send_instances_per_s']:.1f}, "

@@ -46,6 +46,12 @@ from test_guard_support import (
 
 PACSGUARD = str(Path(sys.executable).with_name("pacsguard"))
 VERIFICATION = "1.2.840.10008.1.1"
+# Study Root Query/Retrieve Information Model: FIND, MOVE, GET
+FIND, MOVE, GET = (
+    "1.2.840.10008.5.1.4.1.2.2.1",
+    "1.2.840.10008.5.1.4.1.2.2.2",
+    "1.2.840.10008.5.1.4.1.2.2.3",
+)
 
 
 @dataclass
@@ -62,6 +68,7 @@ class GuardLab:
     pki: lab.Pki
     key_file: Path
     pacs: PacsLog
+    slow_store_port: int
 
     def study(self, index: int = 0) -> str:
         return str(pydicom.dcmread(self.files[index], stop_before_pixels=True).StudyInstanceUID)
@@ -102,7 +109,9 @@ def _config(work: Path, ports: dict[str, int], pki: lab.Pki) -> dict[str, Any]:
                 "ca_file": str(pki.ca),
             },
             "client": [
-                client("viewer", "VIEWER", everything, move_destinations=["VIEWERSTORE"]),
+                client(
+                    "viewer", "VIEWER", everything, move_destinations=["VIEWERSTORE", "SLOWSTORE"]
+                ),
                 client("echo-only", "ECHOONLY", ["echo"]),
                 client("finder", "FINDER", ["find"], find_levels=["STUDY"]),
                 client("storer", "STORER", ["store", "echo"]),
@@ -135,6 +144,7 @@ def _config(work: Path, ports: dict[str, int], pki: lab.Pki) -> dict[str, Any]:
                 {"ae_title": "VIEWERSTORE", "host": LOOPBACK, "port": ports["viewer_store"]},
                 {"ae_title": "RESEARCHSTORE", "host": LOOPBACK, "port": ports["research_store"]},
                 {"ae_title": "ELSEWHERE", "host": LOOPBACK, "port": ports["research_store"]},
+                {"ae_title": "SLOWSTORE", "host": LOOPBACK, "port": ports["slow_store"]},
             ],
         }
     }
@@ -143,7 +153,7 @@ def _config(work: Path, ports: dict[str, int], pki: lab.Pki) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
     work = tmp_path_factory.mktemp("guard-lab")
-    names = ("guard", "tls", "pacs", "viewer_store", "research_store")
+    names = ("guard", "tls", "pacs", "viewer_store", "research_store", "slow_store")
     ports = dict(zip(names, free_ports(len(names)), strict=True))
     data = make_data(work / "sample", seed=11, patients=2)
     files = decompressed_for_dcmtk(data, work / "decoded")
@@ -166,7 +176,7 @@ def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
         guard.start()
         yield GuardLab(
             work, data, files, archive, viewer_store, research_store, guard, ports["guard"],
-            ports["tls"], pki, key_file, PacsLog(archive.log),
+            ports["tls"], pki, key_file, PacsLog(archive.log), ports["slow_store"],
         )  # fmt: skip
     finally:
         if guard is not None:
@@ -239,6 +249,146 @@ def test_the_pacs_delivering_association_is_served_and_ends(glab: GuardLab) -> N
     lines = (glab.work / "guard-state" / "audit.jsonl").read_text().splitlines()
     ended = [json.loads(x) for x in lines if '"association-end"' in x and '"upstream"' in x]
     assert len(ended) >= 2
+
+
+def _viewer_association(glab: GuardLab) -> Any:
+
+    from pacsguard.net import NoDelayAE
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(MOVE)
+    ae.add_requested_context(FIND)
+    ae.dimse_timeout = ae.network_timeout = 30
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    assert assoc.is_established
+    return assoc
+
+
+def _study_query(study: str) -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study
+    return query
+
+
+def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> None:
+    """The upstream association that a C-MOVE read raw is handed back to pynetdicom: on
+    one client association a C-MOVE, a C-FIND and a second C-MOVE are all relayed, over
+    one upstream association, with exact counts."""
+
+    study = glab.study()
+    count = glab.instances_of(study)
+    before = glab.pacs.quiet(glab.guard)
+    assoc = _viewer_association(glab)
+    try:
+        for round_ in range(2):
+            finals = [s for s, _ in assoc.send_c_move(_study_query(study), "VIEWERSTORE", MOVE)]
+            assert finals[-1].Status == 0x0000, (round_, hex(finals[-1].Status))
+            assert finals[-1].NumberOfCompletedSuboperations == count
+            assert finals[-1].NumberOfFailedSuboperations == 0
+            if round_ == 0:
+                query = Dataset()
+                query.QueryRetrieveLevel = "STUDY"
+                query.StudyInstanceUID = ""
+                found = [s.Status for s, _ in assoc.send_c_find(query, FIND)]
+                assert found.count(0xFF00) == glab.data.totals.studies and found[-1] == 0
+    finally:
+        assoc.release()
+    seen = glab.pacs.settled(before, {"C-MOVE RQ": 2, "C-FIND RQ": 1})
+    assert (seen["C-MOVE RQ"], seen["C-FIND RQ"]) == (2, 1)
+    # one association from the guard's client leg, two from the PACS delivering the moves
+    assert seen["from PACS to ARCHIVE"] == 1
+
+
+def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> None:
+    """A C-CANCEL from the client mid-move is passed on to the PACS (read raw on the held
+    upstream association); the final response says Cancel, and its completed count is
+    exactly what the destination stored."""
+    from pydicom.uid import AllTransferSyntaxes
+    from pynetdicom import AllStoragePresentationContexts
+
+    from pacsguard.net import NoDelayAE, start_server
+
+    stored: list[str] = []
+
+    def slow(event: Any) -> int:
+        time.sleep(0.25)
+        stored.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    scp = NoDelayAE("SLOWSTORE")
+    for cx in AllStoragePresentationContexts:
+        scp.add_supported_context(str(cx.abstract_syntax), AllTransferSyntaxes)
+    server = start_server(scp, LOOPBACK, glab.slow_store_port, [(evt.EVT_C_STORE, slow)])
+    study = max((glab.study(i) for i in range(len(glab.files))), key=glab.instances_of)
+    count = glab.instances_of(study)
+    assert count >= 4, "the lab needs a study of a few instances"
+    glab.pacs.quiet(glab.guard)
+    cancelled_before = glab.pacs.path.read_text(errors="replace").count("[status: Cancel:")
+    assoc = _viewer_association(glab)
+    try:
+        responses = []
+        for status, _ in assoc.send_c_move(_study_query(study), "SLOWSTORE", MOVE, msg_id=9):
+            responses.append(status)
+            if status.Status == 0xFF00 and len(responses) == 1:
+                assoc.send_c_cancel(9, query_model=MOVE)
+    finally:
+        assoc.release()
+        server.shutdown()
+    final = responses[-1]
+    assert final.Status == 0xFE00, hex(final.Status)
+    assert 0 < final.NumberOfCompletedSuboperations == len(stored) < count
+    assert final.NumberOfFailedSuboperations == 0
+    # dcmqrscp does not log the C-CANCEL-RQ itself, only the response it ends the move with
+    glab.pacs.quiet(glab.guard)
+    log = glab.pacs.path.read_text(errors="replace")
+    assert log.count("[status: Cancel:") == cancelled_before + 1
+
+
+def test_a_cancelled_get_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> None:
+    """C-GET on held associations: a C-CANCEL from the client mid-get reaches the PACS, and
+    the completed count is exactly what the client stored."""
+    from pydicom.uid import AllTransferSyntaxes
+    from pynetdicom import build_role
+
+    from pacsguard.net import NoDelayAE
+
+    stored: list[str] = []
+
+    def slow(event: Any) -> int:
+        time.sleep(0.25)
+        stored.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(GET)
+    classes = sorted({str(pydicom.dcmread(f, stop_before_pixels=True).SOPClassUID)
+                      for f in glab.files})  # fmt: skip
+    for uid in classes:
+        ae.add_requested_context(uid, AllTransferSyntaxes[:8])
+    roles: list[Any] = [build_role(uid, scp_role=True) for uid in classes]
+    study = max((glab.study(i) for i in range(len(glab.files))), key=glab.instances_of)
+    count = glab.instances_of(study)
+    glab.pacs.quiet(glab.guard)
+    cancelled_before = glab.pacs.path.read_text(errors="replace").count("[status: Cancel:")
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS", ext_neg=roles,
+                         evt_handlers=[(evt.EVT_C_STORE, slow)])  # fmt: skip
+    assert assoc.is_established
+    try:
+        responses = []
+        for status, _ in assoc.send_c_get(_study_query(study), GET, msg_id=11):
+            responses.append(status)
+            if status.Status == 0xFF00 and len(responses) == 1:
+                assoc.send_c_cancel(11, query_model=GET)
+    finally:
+        assoc.release()
+    final = responses[-1]
+    assert final.Status == 0xFE00, hex(final.Status)
+    assert 0 < final.NumberOfCompletedSuboperations == len(stored) < count
+    assert final.NumberOfFailedSuboperations == 0
+    glab.pacs.quiet(glab.guard)
+    log = glab.pacs.path.read_text(errors="replace")
+    assert log.count("[status: Cancel:") == cancelled_before + 1
 
 
 def test_a_client_may_store_only_when_allowed(glab: GuardLab) -> None:
@@ -329,7 +479,6 @@ def test_tls_client_certificate_maps_to_a_client(glab: GuardLab) -> None:
 def _tls_move(glab: GuardLab, port: int, name: str | None, study: str) -> list[Any]:
     """C-MOVE from a pynetdicom client (DCMTK 3.6.7's movescu and getscu have no TLS) with
     the client certificate of ``name``; the responses, or [] when the association failed."""
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
     from pacsguard.net import NoDelayAE, client_context
 
@@ -484,6 +633,7 @@ def test_research_answers_are_deidentified_and_match_deid(
     assert get_ok(got), got.output
     retrieved = sorted((tmp_path / "get").iterdir())
     assert retrieved
+    assert f"Number of Completed Suboperations : {len(retrieved)}" in got.output
     for path in retrieved:
         ds = pydicom.dcmread(path)
         assert str(ds.StudyInstanceUID) == study
@@ -537,7 +687,7 @@ def _hold(port: int, results: list[str], hold: float, spans: list[tuple[float, f
     ae = AE("FLOODER")
     ae.add_requested_context(VERIFICATION)
     pdus: list[Any] = []
-    handlers = [(evt.EVT_PDU_RECV, lambda e: pdus.append(e.pdu))]
+    handlers: list[Any] = [(evt.EVT_PDU_RECV, lambda e: pdus.append(e.pdu))]
     assoc = ae.associate(LOOPBACK, port, ae_title="PACS", evt_handlers=handlers)
     if assoc.is_established:
         results.append("accepted")

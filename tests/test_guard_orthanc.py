@@ -165,6 +165,7 @@ def test_research_retrieve_from_orthanc_is_clean(olab: OrthancLab, tmp_path: Pat
     assert get_ok(got), got.output
     files = list(tmp_path.iterdir())
     assert files
+    assert f"Number of Completed Suboperations : {len(files)}" in got.output
     for path in files:
         assert str(pydicom.dcmread(path, stop_before_pixels=True).StudyInstanceUID) == pseudonyms[0]
         text = path.read_bytes().decode("latin-1")

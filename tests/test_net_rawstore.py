@@ -13,7 +13,7 @@ from typing import Any
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import evt
 from pynetdicom.dimse_messages import C_STORE_RQ, C_STORE_RSP
 from pynetdicom.dimse_primitives import C_STORE
@@ -40,10 +40,10 @@ def _instances(folder: Path, count: int, odd_uid: bool = False) -> list[Path]:
     for index in range(count):
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID = CTImageStorage
-        uid = generate_uid()
+        uid: str = generate_uid()
         if odd_uid:  # odd lengths are padded with a NUL on the wire
             uid = f"1.2.826.0.1.3680043.10.1000.{index}" + ("" if index % 2 else ".1")
-        meta.MediaStorageSOPInstanceUID = uid
+        meta.MediaStorageSOPInstanceUID = UID(uid)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         ds = Dataset()
         ds.file_meta = meta
@@ -95,6 +95,85 @@ def test_command_sets_equal_pynetdicoms() -> None:
         assert mine[element.tag].value == element.value, element.keyword
 
 
+def _theirs(message_class: Any, primitive: Any) -> Dataset:
+    message = message_class()
+    message.primitive_to_message(primitive)
+    return message.command_set  # type: ignore[no-any-return]
+
+
+def _same(ours: bytes, theirs: Dataset) -> None:
+    mine = decode(BytesIO(ours), True, True)
+    assert {e.tag for e in mine} == {e.tag for e in theirs}
+    for element in theirs:
+        value = mine[element.tag].value
+        if element.VR == "AE":
+            value, expected = str(value).strip(), str(element.value).strip()
+        elif element.keyword == "CommandDataSetType":  # any value but 0x0101: a data set
+            value, expected = value == 0x0101, element.value == 0x0101
+        else:
+            expected = element.value
+        assert value == expected, element.keyword
+
+
+def test_retrieve_and_find_commands_equal_pynetdicoms() -> None:
+    """The hand-encoded C-FIND, C-MOVE, C-GET and C-CANCEL requests and the C-FIND, C-GET
+    and C-MOVE responses hold exactly the elements and values pynetdicom encodes."""
+    from pynetdicom.dimse_messages import (
+        C_CANCEL_RQ,
+        C_FIND_RQ,
+        C_FIND_RSP,
+        C_GET_RQ,
+        C_GET_RSP,
+        C_MOVE_RQ,
+        C_MOVE_RSP,
+    )
+    from pynetdicom.dimse_primitives import C_CANCEL, C_FIND, C_GET, C_MOVE
+
+    from pacsguard.net.rawstore import (
+        C_GET_RSP_FIELD,
+        C_MOVE_RSP_FIELD,
+        cancel_command,
+        find_command,
+        find_response,
+        get_command,
+        move_command,
+        retrieve_response,
+    )
+
+    FIND, MOVE, GET = (f"1.2.840.10008.5.1.4.1.2.2.{n}" for n in (1, 2, 3))  # Study Root
+    identifier = BytesIO(b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY ")
+    kind: Any
+    message: Any
+    for kind, message, command in (
+        (C_FIND(), C_FIND_RQ, find_command(str(FIND), 9)),
+        (C_GET(), C_GET_RQ, get_command(str(GET), 9)),
+    ):
+        kind.MessageID, kind.Priority, kind.Identifier = 9, 0, identifier
+        kind.AffectedSOPClassUID = FIND if isinstance(kind, C_FIND) else GET
+        _same(command, _theirs(message, kind))
+    move = C_MOVE()
+    move.MessageID, move.Priority, move.Identifier = 9, 0, identifier
+    move.AffectedSOPClassUID, move.MoveDestination = MOVE, "STORE"  # odd: padded
+    _same(move_command(str(MOVE), 9, "STORE"), _theirs(C_MOVE_RQ, move))
+    cancel = C_CANCEL()
+    cancel.MessageIDBeingRespondedTo = 9
+    _same(cancel_command(9), _theirs(C_CANCEL_RQ, cancel))
+    for status, with_data in ((0xFF00, True), (0x0000, False), (0xA700, False)):
+        found = C_FIND()
+        found.MessageIDBeingRespondedTo, found.Status = 9, status
+        found.AffectedSOPClassUID = FIND
+        found.Identifier = identifier if with_data else None
+        _same(find_response(str(FIND), 9, status, with_data), _theirs(C_FIND_RSP, found))
+    for field, kind, message, model in (
+        (C_GET_RSP_FIELD, C_GET(), C_GET_RSP, GET),
+        (C_MOVE_RSP_FIELD, C_MOVE(), C_MOVE_RSP, MOVE),
+    ):
+        kind.MessageIDBeingRespondedTo, kind.Status, kind.AffectedSOPClassUID = 9, 0xFF00, model
+        kind.NumberOfRemainingSuboperations, kind.NumberOfCompletedSuboperations = 4, 3
+        kind.NumberOfFailedSuboperations, kind.NumberOfWarningSuboperations = 1, 0
+        _same(retrieve_response(field, str(model), 9, 0xFF00, 4, 3, 1, 0), _theirs(message, kind))
+
+
 @pytest.mark.parametrize("max_pdu", [0, 7, 16384, 16390])
 def test_p_data_framing_within_the_peers_maximum(max_pdu: int) -> None:
     data = os.urandom(50_000)
@@ -134,7 +213,7 @@ def test_raw_store_to_storescp_is_byte_identical(tmp_path: Path) -> None:
         ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
         assoc = ae.associate(LOOPBACK, port, ae_title="ANY")
         assert assoc.is_established and RawStore.usable(assoc)
-        context = assoc.accepted_contexts[0].context_id
+        context = int(assoc.accepted_contexts[0].context_id or 0)
         raw = RawStore(assoc).__enter__()
         for index, path in enumerate(files):
             uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
@@ -182,7 +261,7 @@ def test_raw_store_reports_failures_and_a_lost_peer(tmp_path: Path) -> None:
         ae.network_timeout = 10
         ae.add_requested_context(CTImageStorage, [ExplicitVRLittleEndian])
         assoc = ae.associate(LOOPBACK, port, ae_title="RECV")
-        context = assoc.accepted_contexts[0].context_id
+        context = int(assoc.accepted_contexts[0].context_id or 0)
         with RawStore(assoc) as raw:
             assert raw.send(context, CTImageStorage, "1.2.3", data, 1) == 0xA700
             with pytest.raises(AssociationLost):

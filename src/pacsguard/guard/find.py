@@ -3,13 +3,23 @@ de-identification, the per-query cap and the per-client response rate."""
 
 from __future__ import annotations
 
+import contextlib
+import ssl
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
+from pynetdicom.dsutils import decode, encode
 
 from pacsguard.guard.links import LinkError
 from pacsguard.guard.research import RETRIEVE_AE, RefusedKey, key_names
+from pacsguard.net.rawstore import (
+    CONTROL_COMMAND_LAST,
+    CONTROL_DATA,
+    CONTROL_DATA_LAST,
+    find_response,
+    p_data_pdus,
+)
 
 if TYPE_CHECKING:
     from pacsguard.guard.proxy import Guard, Session
@@ -33,6 +43,78 @@ def handler(guard: Guard) -> Callable[[Any], Iterator[Result]]:
         yield from _find(guard, session, event)
 
     return on_find
+
+
+class _Request:
+    """What the handler reads of pynetdicom's C-FIND event, for ``serve_raw``."""
+
+    def __init__(self, assoc: Any, request: Any, syntax: Any) -> None:
+        self.assoc, self.request, self._syntax = assoc, request, syntax
+        self._identifier: Dataset | None = None
+
+    @property
+    def identifier(self) -> Dataset:
+        if self._identifier is None:
+            s = self._syntax
+            self._identifier = decode(self.request.Identifier, s.is_implicit_VR,
+                                      s.is_little_endian, s.is_deflated)  # fmt: skip
+        return self._identifier
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.request.MessageID in self.assoc.dimse.cancel_req
+
+
+def serve_raw(guard: Guard, assoc: Any, req: Any, context: Any) -> bool:
+    """Serve a C-FIND on a plain client association, writing each response straight onto
+    the socket (pynetdicom's service would encode the command set with pydicom and hand each
+    PDU to its DUL thread). The DUL only reads meanwhile: this thread is the only writer.
+    Over TLS (one SSL object may not be written and read by two threads) it returns False
+    and pynetdicom serves the request with the same handler."""
+    sock = getattr(assoc.dul.socket, "socket", None)
+    if sock is None or isinstance(sock, ssl.SSLSocket):
+        return False
+    syntax = context.transfer_syntax[0]
+    model, message_id = str(req.AffectedSOPClassUID), int(req.MessageID)
+    peer_max = int(assoc.requestor.maximum_length or 0)
+    cx = int(context.context_id)
+
+    def write(status: int, data: bytes | None) -> None:
+        command = find_response(model, message_id, status, data is not None)
+        pieces = p_data_pdus(cx, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command, peer_max)
+        if data is not None:
+            pieces += p_data_pdus(cx, CONTROL_DATA, CONTROL_DATA_LAST, data, peer_max)
+        sock.sendall(b"".join(pieces))
+
+    results = handler(guard)(_Request(assoc, req, syntax))
+    final = 0x0000  # a handler that stops without a final status: Success (as pynetdicom)
+    try:
+        for status, found in results:
+            if not assoc.is_established:
+                return True
+            if status not in PENDING:
+                final = status
+                break
+            data = None
+            if found is not None:
+                data = encode(found, syntax.is_implicit_VR, syntax.is_little_endian,
+                              syntax.is_deflated)  # fmt: skip
+            if not data:
+                final = 0xC312  # the response identifier could not be encoded
+                break
+            write(status, data)
+    except OSError:
+        return True  # the client went away: its association ends as pynetdicom sees it
+    except Exception:
+        final = 0xC311  # as pynetdicom answers a handler that raised
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:  # the handler's own accounting, if it stopped early
+            close()
+        assoc.dimse.cancel_req.pop(message_id, None)
+    with contextlib.suppress(OSError):
+        write(final, None)
+    return True
 
 
 def _find(guard: Guard, session: Session, event: Any) -> Iterator[Result]:
@@ -113,14 +195,16 @@ def _relay(
     assert client is not None and state is not None
     cap = client.limits.max_responses_per_query
     try:
-        upstream = guard.link(session)
+        upstream = guard.link(session, handed_back=False)
+        link = session.upstream
+        assert link is not None
     except LinkError:
         done.update(outcome="failure", status=UNABLE_TO_PROCESS, reason="upstream")
         yield UNABLE_TO_PROCESS, None
         return
     message = guard.next_message_id()
     model = event.request.AffectedSOPClassUID
-    replies = upstream.send_c_find(query, model, msg_id=message)
+    replies = link.find(query, str(model), message)
     stop: tuple[int, str] | None = None
     final = UNABLE_TO_PROCESS
     for status_ds, response in replies:
@@ -137,14 +221,14 @@ def _relay(
         elif not state.responses.take():
             stop = (OUT_OF_RESOURCES, "response-rate")
         if stop is not None:
-            upstream.send_c_cancel(message, query_model=model)
+            link.cancel(message, str(model))
             continue
         try:
             answer = _answer(guard, session, response, asked)
         except Exception:
             # fail closed: a response that cannot be cleaned ends the query
             stop = (UNABLE_TO_PROCESS, "deid-failed")
-            upstream.send_c_cancel(message, query_model=model)
+            link.cancel(message, str(model))
             continue
         record["responses"] += 1
         yield status, answer

@@ -8,18 +8,29 @@ from __future__ import annotations
 import contextlib
 import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, cast
 
+from pydicom.dataset import Dataset
 from pydicom.filewriter import write_file_meta_info
 from pydicom.uid import UID
 from pynetdicom import build_context, build_role, evt
-from pynetdicom.dsutils import create_file_meta
+from pynetdicom.dsutils import create_file_meta, decode, encode
 from pynetdicom.presentation import PresentationContext
 
-from pacsguard.net.rawstore import AssociationLost, RawStore
+from pacsguard.net.rawstore import (
+    C_FIND_RSP_FIELD,
+    C_MOVE_RSP_FIELD,
+    AssociationLost,
+    Held,
+    RawStore,
+    cancel_command,
+    find_command,
+    move_command,
+)
 from pacsguard.net.sockets import NoDelayAE, settle
 
 MAX_CONTEXTS = 128
@@ -130,6 +141,17 @@ def _ae(calling_ae: str, timeout: float) -> NoDelayAE:
     return ae
 
 
+@dataclass
+class MoveStatus:
+    """The parts of a C-MOVE-RSP the relay reads (named as pynetdicom's status Dataset)."""
+
+    Status: int
+    NumberOfRemainingSuboperations: int | None
+    NumberOfCompletedSuboperations: int | None
+    NumberOfFailedSuboperations: int | None
+    NumberOfWarningSuboperations: int | None
+
+
 def _status(value: Any) -> int:
     return int(getattr(value, "Status", 0xC000)) if value is not None else 0xC000
 
@@ -163,11 +185,15 @@ class UpstreamLink:
         ]
         self._on_store = on_store
         self.assoc: Any = None
+        self._hold: Held | None = None  # kept between requests
+        self._held: Held | None = None  # while a C-MOVE or C-FIND is in progress on it
+        self._held_context = 0
 
-    def get(self) -> Any:
+    def open(self) -> Any:
+        """The association, opened if there is none (held or not, as it was)."""
         if self.assoc is not None and self.assoc.is_established:
-            settle(self.assoc)  # the previous operation may have just returned
             return self.assoc
+        self.close(abort=True)
         assoc = self._ae.associate(
             *self.address,
             ae_title=self.called_ae,
@@ -180,7 +206,138 @@ class UpstreamLink:
         self.assoc = assoc
         return assoc
 
+    def get(self) -> Any:
+        """The association for pynetdicom's own requests (handed back if it was held)."""
+        assoc = self.open()
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.__exit__(None, None, None)
+            if not assoc.is_established:
+                assoc = self.open()
+        settle(assoc)  # the previous operation may have just returned
+        return assoc
+
+    def holding(self) -> Held | None:
+        """The association held for raw requests, and kept held between them (its DUL and
+        reactor idle, no pynetdicom polling): opened or reopened as needed. Reopened too if
+        the PACS sent something unasked (a release, an abort, a late response). None where
+        it cannot be held."""
+        assoc = self.open()
+        hold = self._hold
+        if hold is not None and (hold.lost or hold.unsolicited()):
+            self.close(abort=True)
+            assoc, hold = self.open(), None
+        if hold is None:
+            if not Held.usable(assoc):
+                return None
+            try:
+                hold = Held(assoc).__enter__()
+            except AssociationLost:
+                return None
+            self._hold = hold
+        return hold
+
+    def find(self, query: Dataset, model: str, message_id: int) -> Iterator[tuple[Any, Any]]:
+        """A C-FIND: (status, identifier Dataset or None) for each response, read straight
+        off the held association (pynetdicom's ``send_c_find`` where it cannot be held)."""
+        held = self.holding()
+        if held is None:
+            yield from self.get().send_c_find(query, model, msg_id=message_id)
+            return
+        context, identifier = self._request(model, query)
+        finished = False
+        try:
+            held.send(context, find_command(model, message_id), identifier)
+            syntax = self.assoc._accepted_cx[context].transfer_syntax[0]
+            while True:
+                message = held.message()
+                if (message.number(0x0100) != C_FIND_RSP_FIELD
+                        or message.number(0x0120) != message_id):  # fmt: skip
+                    continue  # not a response to this request
+                status = message.number(0x0900)
+                if status is None:
+                    held.lost = True
+                    raise AssociationLost("a C-FIND response without a status")
+                found = None
+                if message.data is not None:
+                    found = decode(BytesIO(message.data), syntax.is_implicit_VR,
+                                   syntax.is_little_endian, syntax.is_deflated)  # fmt: skip
+                pending = status in (0xFF00, 0xFF01)
+                finished = not pending
+                yield MoveStatus(status, None, None, None, None), found
+                if not pending:
+                    return
+        except AssociationLost:
+            yield MoveStatus(0xC000, None, None, None, None), None
+        finally:
+            self._held = None
+            if not finished:  # left mid-way: the rest of its responses are not wanted here
+                held.lost = True
+
+    def _request(self, model: str, query: Dataset) -> tuple[int, bytes]:
+        """(the context ID for ``model`` as SCU, ``query`` encoded for it)"""
+        context = self.assoc._get_valid_context(model, "", "scu")
+        syntax = context.transfer_syntax[0]
+        identifier = encode(
+            query, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
+        )
+        if identifier is None:
+            raise ValueError("the identifier cannot be encoded")
+        self._held, self._held_context = self._hold, int(context.context_id)
+        return int(context.context_id), identifier
+
+    def move(
+        self, query: Dataset, destination: str, model: str, message_id: int
+    ) -> Iterator[tuple[Any, Dataset | None]]:
+        """A C-MOVE on the association: its responses (``MoveStatus``), read straight off
+        the held association, so that no pending response costs a pynetdicom decode;
+        pynetdicom's own ``send_c_move`` where it cannot be held."""
+        held = self.holding()
+        if held is None:
+            yield from self.get().send_c_move(query, destination, model, msg_id=message_id)
+            return
+        context, identifier = self._request(model, query)
+        finished = False
+        try:
+            held.send(context, move_command(model, message_id, destination), identifier)
+            while True:
+                message = held.message()
+                if (
+                    message.number(0x0100) != C_MOVE_RSP_FIELD
+                    or message.number(0x0120) != message_id
+                ):
+                    continue  # not a response to this request
+                if 0x0900 not in message.fields:
+                    held.lost = True
+                    raise AssociationLost("a C-MOVE response without a status")
+                status = MoveStatus(
+                    message.number(0x0900) or 0,
+                    message.number(0x1020),
+                    message.number(0x1021),
+                    message.number(0x1022),
+                    message.number(0x1023),
+                )
+                finished = status.Status not in (0xFF00, 0xFF01)
+                yield status, None
+                if finished:
+                    return
+        finally:
+            self._held = None
+            if not finished:
+                held.lost = True
+
+    def cancel(self, message_id: int, model: str) -> None:
+        """C-CANCEL the request ``message_id`` (a C-MOVE or C-GET in progress)."""
+        held = self._held
+        if held is not None:
+            held.send(self._held_context, cancel_command(message_id))
+        elif self.assoc is not None:
+            self.assoc.send_c_cancel(message_id, query_model=model)
+
     def close(self, *, abort: bool = False) -> None:
+        hold, self._hold, self._held = self._hold, None, None
+        if hold is not None:
+            hold.__exit__(None, None, None)  # handed back (aborted if it was lost)
         assoc, self.assoc = self.assoc, None
         if assoc is not None and assoc.is_established:
             try:
@@ -210,6 +367,7 @@ class DestinationLink:
         self._raw: RawStore | None = None
         self._plain = False  # pynetdicom's own sending, from the first instance it must
         self._message = 0
+        self._outstanding: str | None = None  # the instance whose response is not read yet
 
     def _context(self, item: Spooled) -> int | None:
         if self.assoc is None or not self.assoc.is_established:
@@ -246,13 +404,54 @@ class DestinationLink:
 
     def send(self, item: Spooled, originator_ae: str, originator_id: int) -> int:
         """C-STORE one instance; the destination's status (a failure if unsent)."""
+        done = self.submit(item, originator_ae, originator_id) + self.flush()
+        return done[-1][1]
+
+    def submit(
+        self, item: Spooled, originator_ae: str, originator_id: int
+    ) -> list[tuple[str, int]]:
+        """C-STORE one instance, reading its response only at the next ``submit`` or
+        ``flush`` (the destination stores it while the next one arrives); the instances
+        whose statuses are known now, with them (SOP Instance UID, status)."""
+        done = self.flush()
+        self._message = self._message % 65535 + 1
+        raw = self._raw
+        if raw is not None and self._context(item) is not None:
+            data = item.dataset()
+            if data is not None:
+                try:
+                    raw.submit(
+                        self._context(item) or 0, item.sop_class, item.sop_instance, data,
+                        self._message, originator_ae=originator_ae, originator_id=originator_id,
+                    )  # fmt: skip
+                except AssociationLost:
+                    self._raw = None
+                    self.assoc = None  # the next instance opens a new association
+                    return [*done, (item.sop_instance, 0xA700)]
+                self._outstanding = item.sop_instance
+                return done
+        return [*done, (item.sop_instance, self._send_now(item, originator_ae, originator_id))]
+
+    def flush(self) -> list[tuple[str, int]]:
+        """The status of the instance submitted last, if it is still to be read."""
+        uid, self._outstanding = self._outstanding, None
+        raw = self._raw
+        if uid is None or raw is None:
+            return []
+        try:
+            return [(uid, raw.collect())]
+        except AssociationLost:
+            self._raw = None
+            self.assoc = None
+            return [(uid, 0xA700)]
+
+    def _send_now(self, item: Spooled, originator_ae: str, originator_id: int) -> int:
         context = self._context(item)
         if context is None:
             self._open(item)
             context = self._context(item)
             if context is None:
                 return 0x0122  # the destination accepts no context for this instance
-        self._message = self._message % 65535 + 1
         raw = self._raw
         data = item.dataset() if raw is not None else None
         if raw is not None and data is not None:
@@ -284,6 +483,7 @@ class DestinationLink:
         self._open(item)
 
     def close(self) -> None:
+        self._outstanding = None  # flush() first to count it
         assoc, self.assoc = self.assoc, None
         raw, self._raw = self._raw, None
         if raw is not None:

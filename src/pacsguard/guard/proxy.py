@@ -52,13 +52,18 @@ OUT_OF_RESOURCES = 0xA700
 
 
 def _supported_contexts() -> list[PresentationContext]:
-    from pydicom.uid import AllTransferSyntaxes
+    from pydicom.uid import UID, AllTransferSyntaxes, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     contexts = [build_context(str(cx.abstract_syntax)) for cx in VerificationPresentationContexts]
     contexts += [build_context(str(cx.abstract_syntax)) for cx in QueryRetrievePresentationContexts]
+    # pynetdicom accepts the first of these that the client proposes. A C-GET's instances
+    # come as the PACS sends them, most often Explicit VR Little Endian: accepted first, no
+    # instance needs re-encoding for the client (Implicit first, every one did).
+    first: list[str | UID] = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+    syntaxes = first + [uid for uid in AllTransferSyntaxes if uid not in first]
     for cx in AllStoragePresentationContexts:
         # C-GET: the client proposes to take the SCP role for the storage classes it wants
-        item = build_context(str(cx.abstract_syntax), list(AllTransferSyntaxes))
+        item = build_context(str(cx.abstract_syntax), syntaxes)
         item.scu_role, item.scp_role = True, True
         contexts.append(item)
     return contexts
@@ -168,6 +173,7 @@ class Guard:
                     evt_handlers=handlers,
                     server_class=GuardServer,
                     retrieve=lambda assoc, req, cx: retrieve.serve(self, assoc, req, cx),
+                    find=lambda assoc, req, cx: find.serve_raw(self, assoc, req, cx),
                 )
                 assert isinstance(server, GuardServer)
                 server.tls_context = context  # the handshake runs on the connection's thread
@@ -318,8 +324,9 @@ class Guard:
             seconds=round(time.monotonic() - session.started, 3),
         )
 
-    def link(self, session: Session) -> Any:
-        """The session's upstream association (opened on first use); raises ``LinkError``."""
+    def link(self, session: Session, *, handed_back: bool = True) -> Any:
+        """The session's upstream association (opened on first use); raises ``LinkError``.
+        ``handed_back``: for pynetdicom's own requests (not held, see ``UpstreamLink``)."""
         if session.upstream is None:
             requestor = session.assoc.requestor
             up = self.config.upstream
@@ -334,7 +341,7 @@ class Guard:
                 lambda event: self._on_upstream_store(session, event),
             )
         session.busy = True
-        return session.upstream.get()
+        return session.upstream.get() if handed_back else session.upstream.open()
 
     # -- services --------------------------------------------------------------------------
 
@@ -420,22 +427,28 @@ class Guard:
         self.operation(session, "store", outcome=outcome(status), status=status, instances=1)
         return status
 
-    def _serve_delivery(self, _context_id: int, request: Any, transfer_syntax: str) -> int:
-        return self._deliver_request(request, transfer_syntax)
+    def _serve_delivery(
+        self, _context_id: int, request: Any, transfer_syntax: str
+    ) -> int | tuple[int, Any]:
+        job = self._move_of(request)
+        if job is None:
+            return OUT_OF_RESOURCES  # not part of any move in progress: refused
+        return job.deliver_then(request, transfer_syntax)  # type: ignore[no-any-return]
 
     def _deliver_move(self, event: Any) -> int:
-        return self._deliver_request(event.request, str(event.context.transfer_syntax))
+        job = self._move_of(event.request)
+        if job is None:
+            return OUT_OF_RESOURCES
+        return int(job.deliver_request(event.request, str(event.context.transfer_syntax)))
 
-    def _deliver_request(self, request: Any, transfer_syntax: str) -> int:
-        """A C-STORE from the PACS: an instance of one of the guard's own C-MOVEs."""
+    def _move_of(self, request: Any) -> Any:
+        """The guard's own C-MOVE that a C-STORE from the PACS belongs to, or None."""
         message = getattr(request, "MoveOriginatorMessageID", None)
         with self._lock:
             job = self.moves.get(int(message)) if message is not None else None
             if job is None and message is None and len(self.moves) == 1:
                 job = next(iter(self.moves.values()))
-        if job is None:
-            return OUT_OF_RESOURCES  # not part of any move in progress: refused
-        return int(job.deliver_request(request, transfer_syntax))
+        return job
 
     def _on_upstream_store(self, session: Session, event: Any) -> int:
         job = session.get_job

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
@@ -73,10 +73,51 @@ class RetrieveJob:
         self.events: queue.Queue[tuple[str, Any]] = queue.Queue(QUEUE_DEPTH)
         self.open = True
         self.message = guard.next_message_id()  # of the upstream request
+        # set for a plain C-MOVE: each instance is relayed on the thread that received it
+        # (no hand-over), under ``lock``, which also guards the destination link
+        self.relay_now: Callable[[Spooled], None] | None = None
+        self.lock = threading.Lock()
+        self.in_flight = 0  # instances answered to the PACS, their relay not yet done
+        self.upstream_total = 0  # sub-operations in all, as the PACS's pending responses say
+        self.landed = threading.Condition()
 
     def deliver(self, event: Any) -> int:
         """A C-STORE event from the PACS (see ``deliver_request``)."""
         return self.deliver_request(event.request, str(event.context.transfer_syntax))
+
+    def deliver_then(
+        self, request: Any, transfer_syntax: str
+    ) -> int | tuple[int, Callable[[], None]]:
+        """A C-STORE request from the PACS, on the thread that received it: for a plain
+        C-MOVE, (Success, the relay of the instance, to run once the PACS has its answer:
+        the PACS reads its next instance meanwhile); otherwise as ``deliver_request``.
+        The destination's status is counted for the client, never told to the PACS."""
+        relay_now = self.relay_now
+        if relay_now is None or not self.open:
+            return self.deliver_request(request, transfer_syntax)
+        item = received(request, transfer_syntax, self.guard.spool_dir, in_memory=True)
+        with self.landed:
+            self.in_flight += 1
+
+        def relay() -> None:
+            try:
+                with self.lock:
+                    if self.open:
+                        relay_now(item)
+                    else:
+                        item.discard()
+            finally:
+                with self.landed:
+                    self.in_flight -= 1
+                    self.landed.notify_all()
+
+        return SUCCESS, relay
+
+    def settle(self, timeout: float) -> None:
+        """Wait until every instance answered to the PACS has been relayed (the PACS
+        sends its final response once it has the answer to its last C-STORE)."""
+        with self.landed:
+            self.landed.wait_for(lambda: self.in_flight == 0, timeout)
 
     def deliver_request(self, request: Any, transfer_syntax: str) -> int:
         """A C-STORE request from the PACS: kept as received, then queued for relay."""
@@ -94,7 +135,11 @@ class RetrieveJob:
         """Run the upstream request on its own thread; its responses go on the queue."""
         try:
             for status, _identifier in replies():
-                self.events.put(("rsp", status))
+                if int(getattr(status, "Status", UNABLE_TO_PROCESS)) in PENDING:
+                    # only the total is read from a pending response: no hand-over for it
+                    self.upstream_total = max(self.upstream_total, _total(status))
+                else:
+                    self.events.put(("rsp", status))
         except Exception:
             self.events.put(("error", None))
         finally:
@@ -190,12 +235,21 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             return
         query = translated.upstream
     try:
-        upstream = guard.link(session)
+        upstream = guard.link(session, handed_back=False)
     except LinkError:
         finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
         return
 
+    if not is_move and session.upstream is not None:
+        from pacsguard.guard import getrelay
+
+        result = getrelay.relay(guard, session, assoc, req, context, query, session.upstream)
+        if result is not None:  # done on held associations
+            _conclude(guard, session, assoc, service, record, *result, finish)
+            return
+
     job = RetrieveJob(guard, in_memory=is_move and not session.research)
+    counts = Counts()
     message = job.message
     model = req.AffectedSOPClassUID
     link: DestinationLink | None = None
@@ -209,21 +263,38 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             guard.config.upstream.timeout,
             guard.spool_dir,
         )
+        if not session.research:
+
+            def relay_now(item: Spooled) -> None:
+                assert link is not None
+                try:
+                    done = link.submit(item, session.requester.calling_ae, int(req.MessageID))
+                except (LinkError, ValueError, RuntimeError, OSError):
+                    done = [(item.sop_instance, UNABLE_TO_PROCESS)]
+                finally:
+                    item.discard()
+                for uid, status in done:
+                    _tally(counts, session, uid, status)
+
+            job.relay_now = relay_now
         with guard._lock:
             guard.moves[message] = job
 
-        def replies() -> Iterator[tuple[Dataset, Dataset | None]]:
-            return upstream.send_c_move(query, guard.config.move_ae_title, model, msg_id=message)  # type: ignore[no-any-return]
+        link_up = session.upstream
+        assert link_up is not None
+
+        def replies() -> Iterator[tuple[Any, Dataset | None]]:
+            return link_up.move(query, guard.config.move_ae_title, str(model), message)
 
     else:
         session.get_job = job
 
-        def replies() -> Iterator[tuple[Dataset, Dataset | None]]:
-            return upstream.send_c_get(query, model, msg_id=message)  # type: ignore[no-any-return]
+        def replies() -> Iterator[tuple[Any, Dataset | None]]:
+            assert session.upstream is not None
+            return session.upstream.get().send_c_get(query, model, msg_id=message)  # type: ignore[no-any-return]
 
     thread = threading.Thread(target=job.pump, args=(replies,), daemon=True, name="guard-pump")
     thread.start()
-    counts = Counts()
     status: int = UNABLE_TO_PROCESS
     reason: str | None = "relay"
     try:
@@ -231,13 +302,23 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
     finally:
         if thread.is_alive():  # the relay stopped early: stop the PACS too
             with contextlib.suppress(Exception):
-                upstream.send_c_cancel(message, query_model=model)
+                _cancel(session, upstream, message, model)
         job.close(thread)
         with guard._lock:
             guard.moves.pop(message, None)
         session.get_job = None
         if link is not None:
-            link.close()
+            with job.lock:
+                link.close()
+    _conclude(guard, session, assoc, service, record, status, reason, counts, finish)
+
+
+def _conclude(
+    guard: Guard, session: Session, assoc: Any, service: str, record: dict[str, Any],
+    status: int, reason: str | None, counts: Counts, finish: Callable[..., None],
+) -> None:  # fmt: skip
+    """The final response to the client and the audit line (just the audit line when the
+    client has gone)."""
     if not assoc.is_established:
         done = counts.completed + counts.warning
         guard.operation(
@@ -264,12 +345,24 @@ def _relay(
     cancelled = False
     upstream_final: int | None = None
     store_ids = iter(range(1, 1 << 30))
-    last_pending = 0.0
+    last_pending, last_done = 0.0, 0
     while True:
         if not cancelled and req.MessageID in assoc.dimse.cancel_req:
             cancelled = True
             with contextlib.suppress(Exception):
-                upstream.send_c_cancel(job.message, query_model=req.AffectedSOPClassUID)
+                _cancel(session, upstream, job.message, req.AffectedSOPClassUID)
+        now = time.monotonic()
+        if (
+            not cancelled
+            and counts.done != last_done
+            and now - last_pending >= PENDING_EVERY
+            and assoc.is_established
+        ):
+            counts.upstream_total = max(counts.upstream_total, job.upstream_total)
+            snapshot = replace(counts, failed_uids=[])  # a delivering thread counts on
+            last_done = snapshot.done
+            send(0xFF00, snapshot)
+            last_pending = now
         try:
             kind, value = job.events.get(timeout=0.05)
         except queue.Empty:
@@ -280,36 +373,25 @@ def _relay(
             item: Spooled = value
             store_id = next(store_ids) % 65535 + 1
             status = _forward(job.guard, session, assoc, item, link, req, store_id)
-            if status == SUCCESS:
-                counts.completed += 1
-            elif 0xB000 <= status <= 0xBFFF:
-                counts.warning += 1
-            else:
-                counts.failed += 1
-                if not session.research:
-                    counts.failed_uids.append(item.sop_instance)
-            now = time.monotonic()
-            if not cancelled and assoc.is_established and now - last_pending >= PENDING_EVERY:
-                send(0xFF00, counts)
-                last_pending = now
+            _tally(counts, session, item.sop_instance, status)
         elif kind == "rsp":
-            code = int(getattr(value, "Status", UNABLE_TO_PROCESS))
-            total = sum(
-                int(getattr(value, name, 0) or 0)
-                for name in (
-                    "NumberOfRemainingSuboperations",
-                    "NumberOfCompletedSuboperations",
-                    "NumberOfFailedSuboperations",
-                    "NumberOfWarningSuboperations",
-                )
-            )
-            if code in PENDING:
-                counts.upstream_total = max(counts.upstream_total, total)
-            else:
-                upstream_final = code
-                counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
+            upstream_final = int(getattr(value, "Status", UNABLE_TO_PROCESS))
+            counts.upstream_failed = int(getattr(value, "NumberOfFailedSuboperations", 0) or 0)
         elif kind in ("done", "error"):
             break
+    job.settle(job.guard.config.upstream.timeout)
+    counts.upstream_total = max(counts.upstream_total, job.upstream_total)
+    with job.lock:  # the last instance relayed on a delivering thread: its status too
+        if link is not None:
+            for uid, status in link.flush():
+                _tally(counts, session, uid, status)
+    return final_status(counts, cancelled, upstream_final)
+
+
+def final_status(
+    counts: Counts, cancelled: bool, upstream_final: int | None
+) -> tuple[int, str | None]:
+    """The final status for the client, and why (counts.failed takes in the PACS's own)."""
     counts.failed += counts.upstream_failed
     if cancelled:
         return CANCEL, "cancelled"
@@ -322,6 +404,36 @@ def _relay(
     if counts.failed or counts.warning:
         return WARNING, None
     return SUCCESS, None
+
+
+def _total(status: Any) -> int:
+    return sum(
+        int(getattr(status, name, 0) or 0)
+        for name in (
+            "NumberOfRemainingSuboperations",
+            "NumberOfCompletedSuboperations",
+            "NumberOfFailedSuboperations",
+            "NumberOfWarningSuboperations",
+        )
+    )
+
+
+def _tally(counts: Counts, session: Session, uid: str, status: int) -> None:
+    if status == SUCCESS:
+        counts.completed += 1
+    elif 0xB000 <= status <= 0xBFFF:
+        counts.warning += 1
+    else:
+        counts.failed += 1
+        if not session.research:
+            counts.failed_uids.append(uid)
+
+
+def _cancel(session: Session, upstream: Any, message: int, model: Any) -> None:
+    if session.upstream is not None:
+        session.upstream.cancel(message, str(model))
+    else:
+        upstream.send_c_cancel(message, query_model=model)
 
 
 def _forward(

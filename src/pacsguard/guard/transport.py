@@ -10,36 +10,170 @@ served by the guard's ``retrieve.serve``, on the association's own thread.
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import select
+import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.association import Association
-from pynetdicom.dimse_primitives import C_GET, C_MOVE
+from pynetdicom.dimse_primitives import C_FIND, C_GET, C_MOVE
 from pynetdicom.transport import RequestHandler
 
 from pacsguard.net.rawstore import StoreServer, serve_taken_over
 from pacsguard.net.sockets import BulkRecvSocket, NoDelayServer, SharedContexts
 
 RetrieveServer = Callable[[Any, Any, Any], None]
+FindServer = Callable[[Any, Any, Any], bool]  # False: not served (pynetdicom's service then)
+# How long an idle association's DUL waits in select() and its reactor on its Event before
+# looking at pynetdicom's timers and flags; data and work wake them at once.
+IDLE_WAIT = 0.02
+
+
+class _Waking(queue.Queue[Any]):
+    """A queue whose ``put`` also rings a bell (wakes whoever waits for work)."""
+
+    def __init__(self, ring: Callable[[], None]) -> None:
+        super().__init__()
+        self._ring = ring
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        self._ring()
+
+
+def _waking(old: queue.Queue[Any], ring: Callable[[], None]) -> _Waking:
+    new = _Waking(ring)
+    while not old.empty():
+        new.put(old.get_nowait())
+    return new
+
+
+class WakingSocket(BulkRecvSocket):
+    """The guard's accepted sockets: pynetdicom's DUL polls its socket every 1 ms (and
+    its association reactor sleeps 1 ms a turn), which costs a request up to a millisecond
+    at each of the four hand-overs of a C-FIND, more on a loaded machine. Here the DUL
+    waits in ``select`` for the peer's data or for something to send (a byte on a socket
+    pair, rung by its outgoing queue), so either is taken at once."""
+
+    _wake: tuple[socket.socket, socket.socket] | None = None
+
+    def arm(self) -> None:
+        pair = socket.socketpair()
+        for end in pair:
+            end.setblocking(False)
+        self._wake = pair
+
+    def ring(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            with contextlib.suppress(OSError):  # full: it is rung already
+                wake[1].send(b"\0")
+
+    def disarm(self) -> None:
+        wake, self._wake = self._wake, None
+        for end in wake or ():
+            end.close()
+
+    @property
+    def ready(self) -> bool:
+        wake = self._wake
+        sock = self.socket
+        if self.holder is not None or wake is None:
+            return bool(BulkRecvSocket.ready.fget(self))  # type: ignore[attr-defined]
+        if sock is None or self._is_connected is False:
+            time.sleep(0.001)
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        try:
+            got, _, _ = select.select([sock, wake[0]], [], [], IDLE_WAIT)
+        except (OSError, ValueError):
+            self.event_queue.put("Evt17")  # the connection closed, as pynetdicom says it
+            return False
+        if wake[0] in got:
+            with contextlib.suppress(OSError):
+                while wake[0].recv(4096):
+                    pass
+        return sock in got
 
 
 class GuardAssociation(Association):
     """An acceptor association whose C-MOVE and C-GET requests go to the relay."""
 
     retrieve_server: RetrieveServer | None = None
+    find_server: FindServer | None = None
     store_server: StoreServer | None = None  # set at EVT_REQUESTED for a PACS's deliveries
+
+    work: threading.Event | None = None  # set when a request, release or abort is queued
 
     def _run_reactor(self) -> None:
         serve = self.store_server
-        if serve is None:
+        if serve is not None:
+            serve_taken_over(self, serve)  # the socket read and answered here, PDU by PDU
+            self._kill = True
+        elif self.work is not None:
+            self._waking_reactor(self.work)
+        else:
             super()._run_reactor()
-            return
-        serve_taken_over(self, serve)  # the socket read and answered here, PDU by PDU
-        self._kill = True
+        sock = self.dul.socket
+        if isinstance(sock, WakingSocket):
+            sock.disarm()
+
+    def _waking_reactor(self, work: threading.Event) -> None:
+        """pynetdicom's acceptor reactor (``Association._run_reactor``), waiting on ``work``
+        instead of sleeping 1 ms a turn."""
+        self._is_paused = False
+        while not self._kill:
+            work.wait(IDLE_WAIT)
+            work.clear()
+            self._is_paused = True
+            self._reactor_checkpoint.wait()
+            self._is_paused = False
+            context_id, msg = self.dimse.get_msg(block=False)
+            if msg:
+                self._serve_request(msg, int(context_id or 0))
+                if not self.dimse.msg_queue.empty():
+                    work.set()
+            if self.is_established and self.acse.is_release_requested():
+                self.acse.send_release(is_response=True)
+                self.is_released = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_RELEASED, {})
+                self.kill()
+                return
+            if self.acse.is_aborted():
+                self.dul.receive_pdu(wait=False)  # EVT_ACSE_RECV fires for subscribers
+                self.is_aborted = True
+                self.is_established = False
+                evt.trigger(self, evt.EVT_ABORTED, {})
+                self.kill()
+                return
+            if not self.dul.is_alive():
+                self.kill()
+                return
+            if self.dul.idle_timer_expired():
+                if self.network_timeout_response == "A-RELEASE":
+                    self._is_paused = True
+                    self._reactor_checkpoint.wait()
+                    self.release()
+                    self._is_paused = False
+                else:
+                    self.abort()
+                self.kill()
+                return
 
     def _serve_request(self, msg: Any, context_id: int) -> None:
+        finder = self.find_server
+        if finder is not None and isinstance(msg, C_FIND) and msg.is_valid_request:
+            context = self._accepted_cx.get(context_id)
+            if context is not None and finder(self, msg, context):
+                return
         server = self.retrieve_server
         if server is None or not isinstance(msg, C_MOVE | C_GET) or not msg.is_valid_request:
             super()._serve_request(msg, context_id)
@@ -59,7 +193,7 @@ class GuardAssociation(Association):
             self.dimse.cancel_req = {}
 
 
-def _handler_for(retrieve: RetrieveServer) -> type[RequestHandler]:
+def _handler_for(retrieve: RetrieveServer, find: FindServer | None) -> type[RequestHandler]:
     class GuardRequestHandler(RequestHandler):
         def _create_association(self) -> Association:
             assoc = super()._create_association()
@@ -68,7 +202,18 @@ def _handler_for(retrieve: RetrieveServer) -> type[RequestHandler]:
             assoc.__class__ = GuardAssociation
             assert isinstance(assoc, GuardAssociation)
             assoc.retrieve_server = retrieve
-            assoc.dul.socket.__class__ = BulkRecvSocket  # same object, reads whole PDUs
+            assoc.find_server = find
+            sock = assoc.dul.socket
+            sock.__class__ = WakingSocket  # same object: whole-PDU reads, woken at once
+            assert isinstance(sock, WakingSocket)
+            sock.arm()
+            dul = assoc.dul
+            dul.to_provider_queue = _waking(dul.to_provider_queue, sock.ring)
+            dul._run_loop_delay = 0.0  # it waits in select() instead
+            work = threading.Event()
+            assoc.work = work
+            dul.to_user_queue = _waking(dul.to_user_queue, work.set)
+            assoc.dimse.msg_queue = _waking(assoc.dimse.msg_queue, work.set)
             return assoc
 
     return GuardRequestHandler
@@ -87,6 +232,7 @@ class GuardServer(NoDelayServer):
         evt_handlers: list[Any] | None = None,
         *,
         retrieve: RetrieveServer,
+        find: FindServer | None = None,
     ) -> None:
         super().__init__(
             ae,
@@ -95,6 +241,6 @@ class GuardServer(NoDelayServer):
             contexts,
             ssl_context,
             evt_handlers=evt_handlers,
-            request_handler=_handler_for(retrieve),
+            request_handler=_handler_for(retrieve, find),
         )
         self.contexts = SharedContexts(self.contexts)

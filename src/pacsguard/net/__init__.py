@@ -30,10 +30,15 @@ Audit (``pacsguard.net.audit``)
 Raw C-STORE relaying (``pacsguard.net.rawstore``)
     ``RawStore(assoc)``: a negotiated requestor association taken over, each C-STORE-RQ's
     dataset framed as P-DATA-TF PDUs and written with one ``sendall``, the response read off
-    the socket. ``serve_taken_over(assoc, serve)``: an acceptor association read and answered
-    PDU by PDU (C-STORE, C-ECHO, release). ``serve_stores_on_arrival``: C-STOREs answered on
-    pynetdicom's DUL thread. ``BulkRecvSocket`` and ``SharedContexts`` (sockets): whole-PDU
-    reads, and no per-association deep copy of an acceptor's supported contexts.
+    the socket (``submit``/``collect``: the response read at the next request).
+    ``serve_taken_over(assoc, serve)``: an acceptor association read and answered PDU by PDU
+    (C-STORE, C-ECHO, release; ``serve`` may return (status, then): ``then()`` runs once the
+    response is out). ``serve_stores_on_arrival``: C-STOREs answered on pynetdicom's DUL
+    thread. ``Held(assoc)``: an established association read and written by one thread for
+    a while (reactor paused, DUL not reading: ``BulkRecvSocket.holder``), then handed back;
+    ``Message``, and hand-encoded C-FIND/C-MOVE/C-GET/C-CANCEL requests and responses.
+    ``BulkRecvSocket`` and ``SharedContexts`` (sockets): whole-PDU reads, and no
+    per-association deep copy of an acceptor's supported contexts.
 Configuration (``pacsguard.net.config``)
     ``load_toml(path)`` and ``Section``: typed getters that raise ``ConfigError`` naming the
     file, the table and the key; unknown keys are errors (a typo never silently drops a

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,9 @@ CONTROL_DATA_LAST = 0x02
 UNLIMITED_FRAGMENT = 4 * 1024 * 1024  # when the peer sets no maximum (0)
 UNABLE_TO_PROCESS = 0xC000
 MAX_RESPONSE_PDU = 1 << 20
+# A send buffer that takes a whole instance: ``sendall`` returns once the kernel holds it,
+# and the peer reads it while this thread goes on (a relay answers its own sender meanwhile).
+SEND_BUFFER = 4 * 1024 * 1024
 
 
 def _element(group_element: int, value: bytes) -> bytes:
@@ -91,12 +96,15 @@ def store_response(sop_class: str, sop_instance: str, message_id: int, status: i
     return _element(0x0000, struct.pack("<I", len(body))) + body
 
 
-def p_data_pdus(context_id: int, control: int, last: int, data: bytes, max_pdu: int) -> list[bytes]:
+def p_data_pdus(
+    context_id: int, control: int, last: int, data: bytes, max_pdu: int
+) -> list[bytes | memoryview]:
     """``data`` as P-DATA-TF PDUs of one PDV each; ``last`` is the control header of the
-    final fragment. ``max_pdu``: the peer's Maximum Length Received (0: no limit)."""
+    final fragment. ``max_pdu``: the peer's Maximum Length Received (0: no limit). The
+    fragments are views of ``data`` (``b"".join`` makes the one copy)."""
     size = max_pdu - 6 if max_pdu > 6 else UNLIMITED_FRAGMENT
     view = memoryview(data)
-    pieces: list[bytes] = []
+    pieces: list[bytes | memoryview] = []
     start = 0
     while True:
         fragment = view[start : start + size]
@@ -104,7 +112,7 @@ def p_data_pdus(context_id: int, control: int, last: int, data: bytes, max_pdu: 
         header = last if start >= len(view) else control
         pieces.append(struct.pack(">BBIIBB", 0x04, 0x00, len(fragment) + 6,
                                   len(fragment) + 2, context_id, header))  # fmt: skip
-        pieces.append(bytes(fragment))
+        pieces.append(fragment)
         if start >= len(view):
             return pieces
 
@@ -127,6 +135,7 @@ class RawStore:
         self.max_pdu = int(peer.maximum_length or 0)
         self.alive = False
         self._sock: Any = None
+        self._outstanding: int | None = None
 
     @staticmethod
     def usable(assoc: Any) -> bool:
@@ -151,6 +160,8 @@ class RawStore:
             self._finish()
             raise AssociationLost("pynetdicom's reactor did not stop")
         self._sock = assoc.dul.socket.socket
+        with contextlib.suppress(OSError):  # the kernel caps it (net.core.wmem_max)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         self.alive = True
         return self
 
@@ -171,8 +182,28 @@ class RawStore:
     ) -> int:
         """Send one C-STORE-RQ and return the status of the peer's C-STORE-RSP; raises
         ``AssociationLost`` (the association is then closed)."""
+        self.submit(context_id, sop_class, sop_instance, dataset, message_id,
+                    originator_ae=originator_ae, originator_id=originator_id)  # fmt: skip
+        return self.collect()
+
+    def submit(
+        self,
+        context_id: int,
+        sop_class: str,
+        sop_instance: str,
+        dataset: bytes,
+        message_id: int,
+        *,
+        originator_ae: str | None = None,
+        originator_id: int | None = None,
+    ) -> None:
+        """Write one C-STORE-RQ; its response is read by ``collect`` (before the next
+        ``submit``: one request outstanding, the default asynchronous operations window).
+        Raises ``AssociationLost`` (the association is then closed)."""
         if not self.alive:
             raise AssociationLost("the association is closed")
+        if self._outstanding is not None:
+            raise RuntimeError("collect the previous response first")
         command = store_command(
             sop_class, sop_instance, message_id, originator_ae=originator_ae,
             originator_id=originator_id,
@@ -182,6 +213,22 @@ class RawStore:
         pieces += p_data_pdus(context_id, CONTROL_DATA, CONTROL_DATA_LAST, dataset, self.max_pdu)
         try:
             self._sock.sendall(b"".join(pieces))
+        except OSError as exc:
+            self._abort()
+            raise AssociationLost(str(exc) or type(exc).__name__) from None
+        self._outstanding = message_id
+
+    @property
+    def outstanding(self) -> bool:
+        return self._outstanding is not None
+
+    def collect(self) -> int:
+        """The status of the C-STORE-RSP to the last ``submit``; raises ``AssociationLost``
+        (the association is then closed)."""
+        message_id, self._outstanding = self._outstanding, None
+        if message_id is None:
+            raise RuntimeError("no request outstanding")
+        try:
             while True:
                 fields = self._command()
                 if fields.get(0x0100) == 0x8001 and fields.get(0x0120) == message_id:
@@ -269,7 +316,27 @@ def _us_elements(command: bytes) -> dict[int, int]:
     return fields
 
 
-StoreServer = Callable[[int, Any, str], int]  # (context ID, C_STORE request, syntax) -> status
+# (context ID, C_STORE request, syntax) -> status, or (status, then): ``then()`` runs once
+# the C-STORE-RSP is written (a relay answers its sender first and forwards meanwhile)
+StoreServer = Callable[[int, Any, str], "int | tuple[int, Callable[[], None]]"]
+
+
+def _served(serve: StoreServer, context_id: int, request: Any, context: Any) -> tuple[int, Any]:
+    """(status, what to run after the response or None); a failure status, never an
+    exception."""
+    try:
+        if context is None:
+            raise LookupError("no such presentation context")
+        answer = serve(context_id, request, str(context.transfer_syntax[0]))
+    except Exception:
+        return UNABLE_TO_PROCESS, None
+    return answer if isinstance(answer, tuple) else (answer, None)
+
+
+def _then(then: Callable[[], None] | None) -> None:
+    if then is not None:
+        with contextlib.suppress(Exception):  # it accounts for its own failures
+            then()
 
 
 class _StoresOnArrival(queue.Queue[Any]):
@@ -286,13 +353,7 @@ class _StoresOnArrival(queue.Queue[Any]):
             super().put(item, block, timeout)
             return
         assoc = self._assoc
-        context = assoc._accepted_cx.get(context_id)
-        try:
-            if context is None:
-                raise LookupError("no such presentation context")
-            status = self._serve(context_id, message, str(context.transfer_syntax[0]))
-        except Exception:
-            status = UNABLE_TO_PROCESS  # a failure status, never an exception in the DUL
+        status, then = _served(self._serve, context_id, message, assoc._accepted_cx.get(context_id))
         command = store_response(
             str(message.AffectedSOPClassUID), str(message.AffectedSOPInstanceUID),
             int(message.MessageID or 0), status,
@@ -300,6 +361,7 @@ class _StoresOnArrival(queue.Queue[Any]):
         pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
                              int(assoc.requestor.maximum_length or 0))  # fmt: skip
         assoc.dul.socket.send(b"".join(pieces))
+        _then(then)
 
 
 def serve_stores_on_arrival(assoc: Any, serve: StoreServer) -> None:
@@ -409,7 +471,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
     dul.kill_dul()
     dul.join(timeout=5.0)
     taken = RawStore.__new__(RawStore)  # for its abort/finish; it owns no reader state
-    taken.assoc, taken.alive, taken.max_pdu = assoc, True, 0
+    taken.assoc, taken.alive, taken.max_pdu, taken._outstanding = assoc, True, 0, None
     taken._sock = getattr(dul.socket, "socket", None)
     if dul.is_alive() or taken._sock is None or dul.state_machine.current_state != "Sta6":
         taken._abort()
@@ -420,8 +482,8 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
     limit = int(assoc.acceptor.maximum_length or 0)
     taken._sock.settimeout(assoc.network_timeout or 60.0)
     reader = _Reader(taken._sock)
-    command: list[bytes] = []
-    data: list[bytes] = []
+    command: list[memoryview] = []
+    data: list[memoryview] = []
     fields: dict[int, bytes] | None = None
     try:
         if assoc.acse.is_release_requested() or assoc.acse.is_aborted():
@@ -454,7 +516,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
                 if item_length < 2 or offset + 4 + item_length > len(body):
                     raise ValueError("a malformed PDV item")
                 context_id, control = body[offset + 4], body[offset + 5]
-                value = bytes(body[offset + 6 : offset + 4 + item_length])
+                value = body[offset + 6 : offset + 4 + item_length]  # a view: joined once
                 offset += 4 + item_length
                 if control & 0x01:
                     command.append(value)
@@ -506,15 +568,293 @@ def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes],
     if _number(fields.get(0x0100)) != C_STORE_RQ_FIELD:
         raise ValueError("a request this association does not serve")
     request = TakenRequest(fields, data)
-    context = taken.assoc._accepted_cx.get(context_id)
-    try:
-        if context is None:
-            raise LookupError("no such presentation context")
-        status = serve(context_id, request, str(context.transfer_syntax[0]))
-    except Exception:
-        status = UNABLE_TO_PROCESS
+    status, then = _served(serve, context_id, request, taken.assoc._accepted_cx.get(context_id))
     response = store_response(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
                               request.MessageID or 0, status)  # fmt: skip
     pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
                          peer_max)  # fmt: skip
     taken._sock.sendall(b"".join(pieces))
+    _then(then)
+
+
+# -- an association held for a while, then handed back ---------------------------------------
+
+C_MOVE_RQ_FIELD, C_MOVE_RSP_FIELD, C_CANCEL_RQ_FIELD = 0x0021, 0x8021, 0x0FFF
+
+
+def move_command(sop_class: str, message_id: int, destination: str, priority: int = 0) -> bytes:
+    """The command set of a C-MOVE-RQ with its identifier (PS3.7 9.3.4.1), encoded."""
+    title = destination.strip().encode("ascii")[:16]
+    title += b" " if len(title) % 2 else b""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_MOVE_RQ_FIELD)),
+            _element(0x0110, _us(message_id)),
+            _element(0x0600, title),  # Move Destination
+            _element(0x0700, _us(priority)),
+            _element(0x0800, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+C_FIND_RQ_FIELD, C_FIND_RSP_FIELD = 0x0020, 0x8020
+
+
+def find_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
+    """The command set of a C-FIND-RQ with its identifier (PS3.7 9.3.2.1), encoded."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_FIND_RQ_FIELD)),
+            _element(0x0110, _us(message_id)),
+            _element(0x0700, _us(priority)),
+            _element(0x0800, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def find_response(sop_class: str, message_id: int, status: int, with_data: bool) -> bytes:
+    """The command set of a C-FIND-RSP (PS3.7 9.3.2.2), encoded; ``with_data``: an
+    identifier follows (pending responses)."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_FIND_RSP_FIELD)),
+            _element(0x0120, _us(message_id)),
+            _element(0x0800, _us(0x0000 if with_data else NO_DATA_SET)),
+            _element(0x0900, _us(status)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def cancel_command(message_id: int) -> bytes:
+    """The command set of a C-CANCEL-RQ (PS3.7 9.3.2.3) for the request ``message_id``."""
+    body = _element(0x0100, _us(C_CANCEL_RQ_FIELD)) + _element(0x0120, _us(message_id))
+    body += _element(0x0800, _us(NO_DATA_SET))
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+class Message:
+    """One DIMSE message read off the wire: its command elements and its data set."""
+
+    def __init__(self, context_id: int, fields: dict[int, bytes], data: bytes | None) -> None:
+        self.context_id = context_id
+        self.fields = fields
+        self.data = data
+
+    def number(self, element: int) -> int | None:
+        """A US element of the command set (``None`` if absent)."""
+        return _number(self.fields.get(element))
+
+    def text(self, element: int) -> str:
+        """A UI or AE element of the command set, unpadded ('' if absent)."""
+        return _text(self.fields.get(element, b""))
+
+
+class Held:
+    """An established association whose socket this thread reads and writes for a while:
+    ``with Held(assoc) as held: held.send(...); held.message()``. pynetdicom's association
+    reactor is paused and its DUL reads nothing meanwhile (``BulkRecvSocket.holder``); on
+    leaving, both carry on where they were, so the association serves pynetdicom's own
+    requests again. Only whole messages are read, so nothing is left half read. A lost
+    association (``AssociationLost``) is aborted on leaving."""
+
+    def __init__(self, assoc: Any) -> None:
+        self.assoc = assoc
+        self.wrapper = assoc.dul.socket
+        peer = assoc.acceptor if assoc.is_requestor else assoc.requestor
+        mine = assoc.requestor if assoc.is_requestor else assoc.acceptor
+        self.peer_max = int(peer.maximum_length or 0)
+        self.limit = int(mine.maximum_length or 0)
+        self.lost = False
+        self._pdvs: list[tuple[int, int, memoryview]] = []
+        self._paused = False
+        self._writing = threading.Lock()  # a C-CANCEL may come from another thread
+
+    @staticmethod
+    def usable(assoc: Any) -> bool:
+        wrapper = getattr(assoc.dul, "socket", None)
+        return (
+            assoc.is_established
+            and hasattr(type(wrapper), "holder")
+            and getattr(wrapper, "socket", None) is not None
+            and assoc.dul.event_queue.empty()
+            and assoc.dul.to_user_queue.empty()
+        )
+
+    def __enter__(self) -> Held:
+        assoc = self.assoc
+        if assoc.is_requestor:  # its reactor runs on its own thread: pause it
+            from pacsguard.net.sockets import settle
+
+            settle(assoc)
+            assoc._reactor_checkpoint.clear()
+            self._paused = True
+            deadline = time.monotonic() + 5.0
+            while not assoc._is_paused and assoc.is_established and time.monotonic() < deadline:
+                time.sleep(0.0001)
+        seen = threading.Event()
+        self.wrapper.holder = seen
+        ring = getattr(self.wrapper, "ring", None)
+        if ring is not None:  # a DUL that waits in select(): woken to see the hold
+            ring()
+        if not seen.wait(5.0) or not assoc.is_established or not assoc.dul.to_user_queue.empty():
+            self.__exit__(None, None, None)
+            raise AssociationLost("the association could not be held")
+        self._sock = self.wrapper.socket
+        self._reader = _Reader(self._sock)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wrapper.holder = None
+        if self._paused:
+            self._paused = False
+            self.assoc._reactor_checkpoint.set()
+        if self.lost:
+            with contextlib.suppress(Exception):
+                self.assoc.abort()
+
+    def send(self, context_id: int, command: bytes, dataset: bytes | None = None) -> None:
+        pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
+                             self.peer_max)  # fmt: skip
+        if dataset is not None:
+            pieces += p_data_pdus(context_id, CONTROL_DATA, CONTROL_DATA_LAST, dataset,
+                                  self.peer_max)  # fmt: skip
+        try:
+            with self._writing:
+                self._sock.sendall(b"".join(pieces))
+        except OSError as exc:
+            self.lost = True
+            raise AssociationLost(str(exc) or type(exc).__name__) from None
+
+    @property
+    def sock(self) -> Any:
+        return self._sock
+
+    def unsolicited(self) -> bool:
+        """Something to read although no request is in progress (a release or abort from
+        the peer, or the rest of an abandoned exchange)."""
+        import select
+
+        if self._pdvs:
+            return True
+        try:
+            return bool(select.select([self._sock], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
+
+    def buffered(self) -> bool:
+        """Part of a message already read (a P-DATA-TF PDU can carry several)."""
+        return bool(self._pdvs)
+
+    def message(self) -> Message:
+        """The next whole DIMSE message; ``AssociationLost`` if the peer released or aborted
+        or the association failed (it is then aborted on leaving)."""
+        try:
+            return self._message()
+        except (OSError, ValueError, AssociationLost, struct.error) as exc:
+            self.lost = True
+            raise AssociationLost(str(exc) or type(exc).__name__) from None
+
+    def _message(self) -> Message:
+        command: list[memoryview] = []
+        data: list[memoryview] = []
+        fields: dict[int, bytes] | None = None
+        while True:
+            if not self._pdvs:
+                self._read_pdvs()
+            context_id, control, value = self._pdvs.pop(0)
+            if control & 0x01:
+                if fields is not None:
+                    raise ValueError("a command inside a data set")
+                command.append(value)
+                if control & 0x02:
+                    fields = _elements(b"".join(command))
+                    if _number(fields.get(0x0800)) == NO_DATA_SET:
+                        return Message(context_id, fields, None)
+                continue
+            if fields is None:
+                raise ValueError("a data set without its command")
+            data.append(value)
+            if control & 0x02:
+                return Message(context_id, fields, b"".join(data))
+
+    def _read_pdvs(self) -> None:
+        kind, body = self._reader.pdu(self.limit)
+        if kind in (0x05, 0x07):
+            raise AssociationLost("released or aborted by the peer")
+        if kind != 0x04:
+            raise ValueError("an unexpected PDU")
+        offset = 0
+        while offset < len(body):
+            (item_length,) = struct.unpack(">I", body[offset : offset + 4])
+            if item_length < 2 or offset + 4 + item_length > len(body):
+                raise ValueError("a malformed PDV item")
+            self._pdvs.append(
+                (body[offset + 4], body[offset + 5], body[offset + 6 : offset + 4 + item_length])
+            )
+            offset += 4 + item_length
+
+
+C_GET_RQ_FIELD, C_GET_RSP_FIELD, C_STORE_RSP_FIELD = 0x0010, 0x8010, 0x8001
+
+
+def get_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
+    """The command set of a C-GET-RQ with its identifier (PS3.7 9.3.3.1), encoded."""
+    body = b"".join(
+        [
+            _element(0x0002, _uid(sop_class)),
+            _element(0x0100, _us(C_GET_RQ_FIELD)),
+            _element(0x0110, _us(message_id)),
+            _element(0x0700, _us(priority)),
+            _element(0x0800, _us(0x0000)),
+        ]
+    )
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def retrieve_response(
+    field: int,
+    sop_class: str,
+    message_id: int,
+    status: int,
+    remaining: int | None,
+    completed: int,
+    failed: int,
+    warning: int,
+) -> bytes:
+    """The command set of a C-GET-RSP or C-MOVE-RSP without an identifier (PS3.7 9.3.3.2,
+    9.3.4.2), encoded; ``remaining`` only where the status allows it (pending, cancel)."""
+    parts = [
+        _element(0x0002, _uid(sop_class)),
+        _element(0x0100, _us(field)),
+        _element(0x0120, _us(message_id)),
+        _element(0x0800, _us(NO_DATA_SET)),
+        _element(0x0900, _us(status)),
+    ]
+    if remaining is not None:
+        parts.append(_element(0x1020, _us(min(remaining, 0xFFFF))))
+    for element, value in ((0x1021, completed), (0x1022, failed), (0x1023, warning)):
+        parts.append(_element(element, _us(min(value, 0xFFFF))))
+    body = b"".join(parts)
+    return _element(0x0000, struct.pack("<I", len(body))) + body
+
+
+def readable(helds: list[Held], timeout: float) -> list[Held]:
+    """Those of ``helds`` with a message (part) to read within ``timeout`` seconds."""
+    import select
+    import ssl
+
+    ready = [h for h in helds if h.buffered()]
+    if ready:
+        return ready
+    by_socket = {h._sock: h for h in helds}
+    got, _, _ = select.select(list(by_socket), [], [], timeout)
+    ready = [by_socket[s] for s in got]
+    ready += [h for h in helds if h not in ready and isinstance(h._sock, ssl.SSLSocket)
+              and h._sock.pending()]  # fmt: skip
+    return ready

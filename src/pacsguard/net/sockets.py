@@ -34,11 +34,30 @@ def nodelay(sock: socket.socket) -> socket.socket:
     return sock
 
 
+HELD_POLL = 0.005  # how often a held association's DUL looks whether the hold has ended
+
+
 class BulkRecvSocket(AssociationSocket):
     """``recv(n)`` straight into one buffer of ``n`` bytes. pynetdicom reads a PDU 4,096
     bytes at a time, each read a new bytes object appended to a bytearray: a 0.5 MB
     instance is ~130 reads and copies, taking the GIL each time. Same contract: blocks
-    until ``n`` bytes are read, or returns what came before the peer closed."""
+    until ``n`` bytes are read, or returns what came before the peer closed.
+
+    ``holder``: while it is set (an Event), the DUL reads nothing from this socket (it
+    reports no data, and sets the Event to say it has seen the hold), so another thread may
+    read it for a while; see ``net.rawstore.Held``. Unset (the default), ``ready`` is
+    pynetdicom's own."""
+
+    holder: threading.Event | None = None
+
+    @property
+    def ready(self) -> bool:
+        holder = self.holder
+        if holder is not None:
+            holder.set()
+            time.sleep(HELD_POLL)  # the DUL's 1 ms poll would only take the GIL meanwhile
+            return False
+        return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
 
     def recv(self, nr_bytes: int) -> bytearray:
         sock = self.socket
