@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from pynetdicom import _config
 
 from pacsguard.core.io import fsync_dir
 from pacsguard.core.keys import read_secret
@@ -36,6 +35,8 @@ from pacsguard.gateway.folder import FolderSender
 from pacsguard.gateway.outcome import Failure, http_failure, store_failure
 from pacsguard.gateway.queue import Item, Queue
 from pacsguard.net import AuditLog, NoDelayAE, client_context
+from pacsguard.net.part10 import dataset_offset
+from pacsguard.net.rawstore import AssociationLost, RawStore
 
 LOG = logging.getLogger("pacsguard.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
@@ -62,21 +63,40 @@ def _ok_store_status(code: int) -> bool:
 
 @dataclass
 class _Open:
-    """One worker thread's association, kept between batches."""
+    """One worker thread's association, kept between batches, taken over by ``RawStore``
+    once established: pynetdicom negotiates it, and from then on each instance's data set
+    is framed straight onto its socket."""
 
     assoc: Any
+    raw: RawStore
     pairs: frozenset[tuple[str, str]]  # the (SOP class, transfer syntax) pairs it requested
     used: float
+    message_id: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.raw.alive
+
+    def context(self, item: Item) -> int | None:
+        for cx in self.assoc.accepted_contexts:
+            syntax = cx.transfer_syntax[0]
+            if cx.abstract_syntax == item.sop_class and syntax == item.transfer_syntax:
+                return int(cx.context_id)
+        return None
+
+    def next_message(self) -> int:
+        self.message_id = self.message_id % 65535 + 1
+        return self.message_id
 
 
 class DicomSender:
     """Each worker thread keeps its association open between batches (``KEEP_ALIVE``
     seconds idle at most), so a steady stream does not pay an association per instance;
     a batch that needs a context it did not request opens a new one asking for both. Each
-    file is sent as stored (no decoding), so the destination must accept its syntax."""
+    file's data set is sent as stored (its bytes, never decoded: ``RawStore``), so the
+    destination must accept its syntax."""
 
     def __init__(self, dest: Destination, calling_ae: str) -> None:
-        _config.STORE_SEND_CHUNKED_DATASET = True
         self.dest = dest
         self.calling_ae = dest.calling_ae or calling_ae
         self.tls = None
@@ -93,16 +113,16 @@ class DicomSender:
         """Release this thread's association, if it holds one."""
         current: _Open | None = getattr(self._local, "open", None)
         self._local.open = None
-        if current is not None and current.assoc.is_established:
+        if current is not None:
             with contextlib.suppress(Exception):
-                current.assoc.release()
+                current.raw.release()
 
-    def _associate(self, pairs: frozenset[tuple[str, str]]) -> tuple[Any, bool]:
-        """An established association that requested ``pairs`` (reused: True), or a new
-        attempt (established or not)."""
+    def _associate(self, pairs: frozenset[tuple[str, str]]) -> tuple[_Open | Any, bool]:
+        """This thread's open association if it requested ``pairs`` (reused: True), else a
+        new one taken over (an ``_Open``), or pynetdicom's failed attempt."""
         current: _Open | None = getattr(self._local, "open", None)
-        if current is not None and current.assoc.is_established and pairs <= current.pairs:
-            return current.assoc, True
+        if current is not None and current.alive and pairs <= current.pairs:
+            return current, True
         wanted = pairs
         if current is not None and len(current.pairs | pairs) <= MAX_CONTEXTS:
             wanted = current.pairs | pairs
@@ -119,9 +139,15 @@ class DicomSender:
             ae_title=self.dest.ae_title or "ANY-SCP",
             tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
         )
-        if assoc.is_established:
-            self._local.open = _Open(assoc, wanted, time.monotonic())
-        return assoc, False
+        if not assoc.is_established:
+            return assoc, False
+        try:
+            raw = RawStore(assoc).__enter__()
+        except AssociationLost:
+            return assoc, False  # no longer established: reported as no association
+        opened = _Open(assoc, raw, wanted, time.monotonic())
+        self._local.open = opened
+        return opened, False
 
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
         pairs: dict[tuple[str, str], None] = {}
@@ -132,43 +158,53 @@ class DicomSender:
                 break
             pairs[key] = None
             batch.append(item)
-        assoc, reused = self._associate(frozenset(pairs))
-        if not assoc.is_established:
+        opened, reused = self._associate(frozenset(pairs))
+        if not isinstance(opened, _Open):
+            assoc = opened
             if assoc.rejected_contexts and not assoc.accepted_contexts:
                 return [(item, _refused_context(item)) for item in batch]
             # pynetdicom reports a refused connection as an abort: one reason for both
             why = Failure("association rejected" if assoc.is_rejected else "no association")
             return [(item, why) for item in batch]
-        results = self._send_on(assoc, batch, spool)
-        if reused and results and results[0][1] is not None and not assoc.is_established:
+        results = self._send_on(opened, batch, spool)
+        if reused and results and results[0][1] is not None and not opened.alive:
             # the kept association died while idle (the peer closed it): once more, fresh
             self.release()
             return self.send(items, spool)
-        if assoc.is_established:
-            self._local.open = _Open(assoc, self._local.open.pairs, time.monotonic())
+        if opened.alive:
+            opened.used = time.monotonic()
         else:
             self._local.open = None
         return results
 
-    def _send_on(self, assoc: Any, batch: list[Item], spool: Path) -> list[Result]:
+    def _send_on(self, opened: _Open, batch: list[Item], spool: Path) -> list[Result]:
         results: list[Result] = []
         for index, item in enumerate(batch):
-            if not assoc.is_established:
+            if not opened.alive:
                 results += [(i, Failure("association lost")) for i in batch[index:]]
                 break
-            try:
-                status = assoc.send_c_store(spool / item.spool)
-            except ValueError:  # the destination refused this (class, syntax) context
+            context = opened.context(item)
+            if context is None:  # the destination refused this (class, syntax) context
                 results.append((item, _refused_context(item)))
                 continue
-            except (OSError, RuntimeError) as exc:
-                failure = Failure(f"send failed ({type(exc).__name__})")
+            try:
+                data = (spool / item.spool).read_bytes()
+            except OSError as exc:
+                results.append((item, Failure(f"spool file unreadable ({type(exc).__name__})")))
+                continue
+            start = dataset_offset(data)
+            if start is None:
+                results.append((item, Failure("spool file is not a DICOM file", permanent=True)))
+                continue
+            try:
+                code = opened.raw.send(
+                    context, item.sop_class, item.uid, data[start:], opened.next_message()
+                )
+            except AssociationLost:
+                failure = Failure("association lost")
                 results += [(i, failure) for i in batch[index:]]
                 break
-            code = int(getattr(status, "Status", -1)) if status else -1
-            if code < 0:
-                results.append((item, Failure("no response")))
-            elif _ok_store_status(code):
+            if _ok_store_status(code):
                 results.append((item, None))
             else:
                 results.append((item, store_failure(code)))

@@ -23,7 +23,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
+from pydicom.dataset import FileDataset
+from pydicom.filereader import read_partial
 
 from pacsguard.core.errors import OutputError
 from pacsguard.core.keys import ProjectKey
@@ -39,7 +40,7 @@ OUT_OF_RESOURCES = 0xA700
 DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "Modality"]
+LAST_HEADER_TAG = 0x00080060  # Modality: the row needs SOP Class, SOP Instance, Modality
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,7 @@ class Receiver:
         spool_file = output.relative_to(self.spool).as_posix()
         live = bool(self.queue.live_spool_files({spool_file}))
         try:
-            header = pydicom.dcmread(output, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+            header = _read_row_fields(output)
             meta = header.file_meta
             uid = str(header.get("SOPInstanceUID", "") or "")
             klass = str(header.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))
@@ -219,6 +220,13 @@ class Receiver:
         with contextlib.suppress(OSError, sqlite3.Error):
             self.queue.refuse(calling_ae, source, status, reason)
         return Received(status, reason)
+
+
+def _read_row_fields(output: Path) -> FileDataset:
+    """The written file's meta and its header up to Modality, no further (the row's
+    fields come from the bytes that will be sent, not from the request)."""
+    with output.open("rb") as handle:
+        return read_partial(handle, stop_when=lambda tag, vr, length: tag > LAST_HEADER_TAG)
 
 
 def _errname(exc: BaseException) -> str:
