@@ -252,6 +252,11 @@ def run_tmpfs(files: list[Path], work: Path) -> dict[str, Any]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median time (the upper one of an even number)."""
+    return sorted(runs, key=lambda r: float(r["seconds"]))[len(runs) // 2]
+
+
 def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
@@ -271,6 +276,12 @@ def main() -> None:
         type=int,
         default=1,
         help="concurrent storescu associations (the files split between them)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the rows this many times, alternating; medians are reported",
     )
     parser.add_argument(
         "--max-pdu",
@@ -300,23 +311,41 @@ def main() -> None:
         # diagnostic: the gateway under strace -c, its fsyncs counted (slower: not a timing)
         "gateway-syncs": lambda: run_gateway(files, work, count_syncs=True),
     }
-    results: dict[str, dict[str, Any]] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {}
     print(
         f"{len(files)} CT instances, {megabytes:.0f} MB, {SENDERS} storescu association(s) at"
-        " once; DCMTK and Orthanc with TCP_NODELAY=1"
+        f" once, {args.rounds} round(s); DCMTK and Orthanc with TCP_NODELAY=1"
     )
-    for name in args.only.split(","):
-        results[name] = runs[name]()
-        seconds = results[name]["seconds"]
-        print(f"  {name:<14} {seconds:7.2f} s  {len(files) / seconds:7.1f} inst/s  "
-              f"{megabytes / seconds:6.1f} MB/s", flush=True)  # fmt: skip
+    for number in range(args.rounds):  # rows alternate, so that a busy spell hits them all
+        for name in args.only.split(","):
+            result = runs[name]()
+            rounds.setdefault(name, []).append(result)
+            seconds = result["seconds"]
+            print(f"  {number + 1}: {name:<14} {seconds:7.2f} s  {len(files) / seconds:7.1f} inst/s"
+                  f"  {megabytes / seconds:6.1f} MB/s  (load {os.getloadavg()[0]:.1f})",
+                  flush=True)  # fmt: skip
+    results = {name: median_run(runs_) for name, runs_ in rounds.items()}
     direct = results.get("direct", {}).get("seconds")
     if direct:
-        print("\nend-to-end time relative to direct storescu -> Orthanc (lower is better):")
+        print(
+            "\nend-to-end time relative to direct storescu -> Orthanc (medians over the rounds;"
+            " lower is better):"
+        )
         for name, result in results.items():
-            print(f"  {name:<14} {result['seconds'] / direct:5.2f}x")
+            each = ""
+            if args.rounds > 1 and "direct" in rounds:
+                pairs = zip(rounds[name], rounds["direct"], strict=True)
+                each = "  rounds: " + ", ".join(
+                    f"{r['seconds'] / d['seconds']:.2f}x" for r, d in pairs
+                )
+            seconds = result["seconds"]
+            print(
+                f"  {name:<14} {seconds / direct:5.2f}x  {len(files) / seconds:6.1f} inst/s{each}"
+            )
     for row in ("gateway", "gateway-tmpfs"):
-        report_latency(row, results.get(row))
+        if row in rounds:  # every round's instances together
+            pooled = sorted(x for r in rounds[row] for x in r["latency"])
+            report_latency(row, {**results[row], "latency": pooled})
     if "gateway-syncs" in results:
         syncs = results["gateway-syncs"]["syncs"]
         total = sum(syncs.values())
@@ -324,7 +353,14 @@ def main() -> None:
             f"gateway-syncs: {total} sync calls ({syncs}), {total / len(files):.2f} per instance"
             " (receive and forward, queue commits included)"
         )
-    (work / "gateway-bench.json").write_text(json.dumps(results, indent=1))
+    for runs_ in rounds.values():
+        for result in runs_:
+            if isinstance(result.get("latency"), list):
+                lat = sorted(result["latency"])
+                result["latency"] = (
+                    {q: percentile(lat, q) for q in (0.5, 0.95, 0.99)} if lat else {}
+                )
+    (work / "gateway-bench.json").write_text(json.dumps(rounds, indent=1))
 
 
 def report_latency(row: str, gateway: dict[str, Any] | None) -> None:

@@ -41,6 +41,10 @@ from pacsguard.net.rawstore import AssociationLost, RawStore
 LOG = logging.getLogger("pacsguard.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
 KEEP_ALIVE = 5.0  # seconds an idle association is kept (peers close theirs after ~30 s)
+# Seconds a confirmed delivery may wait for its mark: marks are committed in groups, so a
+# steady stream does not pay a queue sync per instance (a crash before the commit only
+# resends, which the de-identified SOP Instance UID makes idempotent at the destination).
+CONFIRM_DELAY = 0.25
 UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 Result = tuple[Item, Failure | None]  # None: confirmed
@@ -333,7 +337,9 @@ def backoff(attempts: int, initial: float, ceiling: float) -> float:
 
 
 class DestinationWorkers:
-    """``concurrency`` threads draining one destination's queue."""
+    """``concurrency`` threads draining one destination's queue. A confirmed delivery
+    stays claimed until its mark is committed (``_flush``: a batch's worth, or after
+    ``CONFIRM_DELAY``), and its spool file is discarded only after that."""
 
     def __init__(
         self,
@@ -350,8 +356,11 @@ class DestinationWorkers:
         self.spool = config.spool
         self.dead_dir = config.dead_letter / dest.name
         self._claimed: set[int] = set()
+        self._confirmed: list[tuple[Item, float]] = []  # (delivery, confirmed at), unmarked
+        self._confirmed_since = 0.0  # monotonic time the oldest unmarked one came
         self._lock = threading.Lock()
         self._wake = threading.Condition()
+        self._woken = False  # a notify that came while no worker was waiting is not lost
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, name=f"forward-{dest.name}-{n}", daemon=True)
@@ -364,6 +373,7 @@ class DestinationWorkers:
 
     def notify(self) -> None:
         with self._wake:
+            self._woken = True
             self._wake.notify_all()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -372,6 +382,7 @@ class DestinationWorkers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._flush(force=True)
         self._settle(idle=True)
 
     def _claim(self) -> list[Item]:
@@ -381,8 +392,49 @@ class DestinationWorkers:
         return items
 
     def _release(self, items: Sequence[Item]) -> None:
+        """Claims end, except those of confirmed deliveries still to be marked."""
         with self._lock:
-            self._claimed.difference_update(i.instance_id for i in items)
+            held = {item.instance_id for item, _ in self._confirmed}
+            self._claimed.difference_update(
+                i.instance_id for i in items if i.instance_id not in held
+            )
+
+    def _confirm(self, items: Sequence[Item], when: float) -> None:
+        with self._lock:
+            if not self._confirmed:
+                self._confirmed_since = time.monotonic()
+            self._confirmed += [(item, when) for item in items]
+            full = len(self._confirmed) >= self.dest.batch
+        if full:
+            self._flush(force=True)
+
+    def _flush_in(self) -> float | None:
+        """Seconds until the unmarked confirmations are due to be committed (None: none)."""
+        with self._lock:
+            if not self._confirmed:
+                return None
+            return max(0.0, self._confirmed_since + CONFIRM_DELAY - time.monotonic())
+
+    def _flush(self, force: bool = False) -> None:
+        """Commit the marks of confirmed deliveries (all of them, or once they are due),
+        then discard the spool files of instances every destination has confirmed."""
+        due = self._flush_in()
+        if due is None or (due > 0 and not force):
+            return
+        with self._lock:
+            confirmed, self._confirmed = self._confirmed, []
+        try:
+            complete = self.queue.sent_at(confirmed)
+        except Exception:  # still queued in the database: sent again, idempotently
+            LOG.exception("confirmations for %s not recorded", self.dest.name)
+            complete, confirmed = [], []
+        finally:
+            with self._lock:
+                self._claimed.difference_update(i.instance_id for i, _ in confirmed)
+        for item in complete:
+            self.discard(item.spool)
+        for item, when in confirmed:
+            self.on_sent(item, when - item.received_at)
 
     def _loop(self) -> None:
         try:
@@ -409,6 +461,7 @@ class DestinationWorkers:
                 self._stop.wait(1.0)
             finally:
                 self._release(items)
+            self._flush()
             self._settle(idle=False, changed=True)
 
     def _settle(self, idle: bool, changed: bool = False) -> None:
@@ -419,11 +472,18 @@ class DestinationWorkers:
                 LOG.exception("summary of %s not written (tried again)", self.dest.name)
 
     def _idle(self) -> None:
+        self._flush()
         self._settle(idle=True)
-        due = self.queue.next_due(self.dest.name)
-        wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
+        flush_in = self._flush_in()
+        if flush_in is not None:  # what is due is held until then (new arrivals notify)
+            wait = max(0.01, flush_in)
+        else:
+            due = self.queue.next_due(self.dest.name)
+            wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
         with self._wake:
-            self._wake.wait(wait)
+            if not self._woken:
+                self._wake.wait(wait)
+            self._woken = False
 
     def _deliver(self, items: list[Item]) -> None:
         try:
@@ -434,10 +494,7 @@ class DestinationWorkers:
         now = time.time()
         done = [item for item, error in results if error is None]
         if done:
-            for item in self.queue.sent(done, now):
-                self.discard(item.spool)
-            for item in done:
-                self.on_sent(item, now - item.received_at)
+            self._confirm(done, now)
         failures = [(item, error) for item, error in results if error is not None]
         dead = permanent = 0
         for item, error in failures:

@@ -209,15 +209,20 @@ class Queue:
         """Mark deliveries confirmed; returns the items whose instance is now complete
         (every destination confirmed), so that their spool files can go."""
         now = time.time() if now is None else now
+        return self.sent_at([(item, now) for item in items])
+
+    def sent_at(self, confirmed: Sequence[tuple[Item, float]]) -> list[Item]:
+        """As ``sent``, each delivery with the time its destination confirmed it; one
+        transaction for them all."""
         complete: list[Item] = []
         with self._tx() as db:
-            for item in items:
+            for item, when in confirmed:
                 db.execute(
                     "UPDATE deliveries SET state = 'sent', sent_at = ?, last_error = NULL"
                     " WHERE instance_id = ? AND destination = ?",
-                    (now, item.instance_id, item.destination),
+                    (when, item.instance_id, item.destination),
                 )
-                if self._finish_if_complete(db, item.instance_id, now):
+                if self._finish_if_complete(db, item.instance_id, when):
                     complete.append(item)
         return complete
 

@@ -170,14 +170,22 @@ class Receiver:
     ) -> Received:  # fmt: skip
         relative = output.relative_to(slot.deid.output).as_posix()
         spool_file = output.relative_to(self.spool).as_posix()
-        live = bool(self.queue.live_spool_files({spool_file}))
+
+        def live() -> bool:
+            """An earlier, unfinished instance names the same file (a resend); when the
+            queue cannot say, the file stays (the start-up sweep removes it if unnamed)."""
+            try:
+                return bool(self.queue.live_spool_files({spool_file}))
+            except sqlite3.Error:
+                return True
+
         try:
             header = _read_row_fields(output)
             meta = header.file_meta
             uid = str(header.get("SOPInstanceUID", "") or "")
             klass = str(header.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))
             if sop_class is not None and klass != sop_class:
-                if not live:
+                if not live():
                     output.unlink(missing_ok=True)
                 return self._refuse(
                     calling_ae,
@@ -195,16 +203,16 @@ class Receiver:
             ]
             instance_id = self.committer.commit(output, new, routed)
         except (OSError, sqlite3.Error) as exc:
-            if not live:
+            if not live():
                 output.unlink(missing_ok=True)
             return self._refuse(calling_ae, source, f"queue cannot be written ({_errname(exc)})")
         except Exception as exc:  # a header the engine wrote but we cannot read back: refuse
-            if not live:
+            if not live():
                 output.unlink(missing_ok=True)
             return self._refuse(
                 calling_ae, source, f"spooled file unreadable ({type(exc).__name__})"
             )
-        if not routed and not live:
+        if not routed and not live():
             output.unlink(missing_ok=True)
         study = relative.split("/")[1] if relative.count("/") >= 3 else None
         return Received(SUCCESS, None, uid, instance_id, klass, study)
