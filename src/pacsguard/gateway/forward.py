@@ -382,8 +382,7 @@ class DestinationWorkers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._flush(force=True)
-        self._settle(idle=True)
+        self._settle(idle=True, changed=self._flush(force=True))
 
     def _claim(self) -> list[Item]:
         with self._lock:
@@ -415,12 +414,13 @@ class DestinationWorkers:
                 return None
             return max(0.0, self._confirmed_since + CONFIRM_DELAY - time.monotonic())
 
-    def _flush(self, force: bool = False) -> None:
+    def _flush(self, force: bool = False) -> bool:
         """Commit the marks of confirmed deliveries (all of them, or once they are due),
-        then discard the spool files of instances every destination has confirmed."""
+        then discard the spool files of instances every destination has confirmed; True
+        if marks were committed (a summary of the destination is then out of date)."""
         due = self._flush_in()
         if due is None or (due > 0 and not force):
-            return
+            return False
         with self._lock:
             confirmed, self._confirmed = self._confirmed, []
         try:
@@ -435,6 +435,7 @@ class DestinationWorkers:
             self.discard(item.spool)
         for item, when in confirmed:
             self.on_sent(item, when - item.received_at)
+        return bool(confirmed)
 
     def _loop(self) -> None:
         try:
@@ -472,8 +473,7 @@ class DestinationWorkers:
                 LOG.exception("summary of %s not written (tried again)", self.dest.name)
 
     def _idle(self) -> None:
-        self._flush()
-        self._settle(idle=True)
+        self._settle(idle=True, changed=self._flush())
         flush_in = self._flush_in()
         if flush_in is not None:  # what is due is held until then (new arrivals notify)
             wait = max(0.01, flush_in)
