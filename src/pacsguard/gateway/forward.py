@@ -45,7 +45,6 @@ KEEP_ALIVE = 5.0  # seconds an idle association is kept (peers close theirs afte
 # steady stream does not pay a queue sync per instance (a crash before the commit only
 # resends, which the de-identified SOP Instance UID makes idempotent at the destination).
 CONFIRM_DELAY = 0.25
-UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
 
 Result = tuple[Item, Failure | None]  # None: confirmed
 
