@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -107,8 +109,11 @@ class Receiver:
                 (self.spool / spool_file).unlink(missing_ok=True)
 
     def sweep(self) -> int:
-        """At start-up, before serving: remove working copies and spool files that no
-        committed row names (a crash between spooling and committing: never acknowledged)."""
+        """At start-up, before serving: drop the rows whose spool file is not the one they
+        committed (a crash after the commit, before the file's sync: never acknowledged),
+        then remove working copies and spool files that no committed row names (a crash
+        between spooling and committing: never acknowledged)."""
+        self.queue.forget(self.unintact())
         live = self.queue.live_spool_files()
         removed = 0
         for path in self.incoming.iterdir():
@@ -124,6 +129,29 @@ class Receiver:
                 with contextlib.suppress(OSError):
                     path.rmdir()  # only empty folders go
         return removed
+
+    def unintact(self) -> list[int]:
+        """Unfinished instances whose spool file matches none of the rows that name it
+        (size and SHA-256). A file replaced by a later reception of the same instance is
+        synced before its rename, so it is always some row's whole file: only a file whose
+        sync never finished can match none."""
+        by_file: dict[str, list[tuple[int, int, str | None]]] = {}
+        for instance_id, spool_file, size, sha256 in self.queue.live_files():
+            by_file.setdefault(spool_file, []).append((instance_id, size, sha256))
+        drop: list[int] = []
+        for spool_file, rows in by_file.items():
+            if any(sha256 is None for _, _, sha256 in rows):
+                continue  # committed before rows carried a digest: synced first, trusted
+            path = self.spool / spool_file
+            try:
+                with path.open("rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            except OSError:
+                size, digest = -1, ""
+            if not any(size == s and digest == d for _, s, d in rows):
+                drop += [instance_id for instance_id, _, _ in rows]
+        return drop
 
     def receive(
         self, data: bytes | memoryview, calling_ae: str, source: str, sop_class: str | None = None
@@ -159,14 +187,14 @@ class Receiver:
                     reason = outcome.reason or "refused by the de-identification engine"
                     self._record_quarantine(calling_ae, source, reason)
                     return Received(CANNOT_UNDERSTAND, reason)
-                return self._commit(slot, outcome.output, outcome.size, calling_ae, source,
-                                    sop_class)  # fmt: skip
+                return self._commit(slot, outcome.output, outcome.size, outcome.sha256,
+                                    calling_ae, source, sop_class)  # fmt: skip
         finally:
             self._free.put(slot)
 
     def _commit(
-        self, slot: Slot, output: Path, size: int, calling_ae: str, source: str,
-        sop_class: str | None,
+        self, slot: Slot, output: Path, size: int, sha256: str | None, calling_ae: str,
+        source: str, sop_class: str | None,
     ) -> Received:  # fmt: skip
         relative = output.relative_to(slot.deid.output).as_posix()
         spool_file = output.relative_to(self.spool).as_posix()
@@ -180,6 +208,9 @@ class Receiver:
                 return True
 
         try:
+            if sha256 is None:  # the start-up check needs it: a row may be durable first
+                with output.open("rb") as handle:
+                    sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
             header = _read_row_fields(output)
             meta = header.file_meta
             uid = str(header.get("SOPInstanceUID", "") or "")
@@ -196,7 +227,7 @@ class Receiver:
             modality = str(header.get("Modality", "") or "")
             new = NewInstance(
                 uid, klass, str(meta.TransferSyntaxUID), modality, relative,
-                spool_file, size, calling_ae, source,
+                spool_file, size, calling_ae, source, sha256,
             )  # fmt: skip
             routed = [
                 d.name for d in self.config.destinations if d.accepts(calling_ae, modality, klass)
