@@ -74,6 +74,7 @@ def wait_count(spec: orthanc.OrthancSpec, want: int, timeout: float = 3600) -> f
 
 SENDERS = 1  # concurrent storescu processes (associations), set by --senders
 MAX_PDU: int | None = None  # the gateway's max_pdu, set by --max-pdu (None: its default)
+CONCURRENCY = 2  # the destination's forwarding associations, set by --concurrency
 SYNC_CALLS = "fsync,fdatasync,syncfs,sync,msync"
 
 
@@ -159,9 +160,14 @@ def run_router(files: list[Path], work: Path, anonymize: bool) -> dict[str, Any]
 
 
 def run_gateway(
-    files: list[Path], work: Path, state: Path | None = None, count_syncs: bool = False
+    files: list[Path],
+    work: Path,
+    state: Path | None = None,
+    count_syncs: bool = False,
+    source: Path | None = None,
 ) -> dict[str, Any]:
-    """``state``: where the spool and queue live (default on the work disk);
+    """``source``: another checkout's ``src`` to run the gateway from (an A/B in one
+    sitting); ``state``: where the spool and queue live (default on the work disk);
     ``count_syncs``: run the gateway under ``strace -c`` (seccomp-filtered to the sync
     calls, so the others run untraced) to count its fsyncs."""
     sink, sink_server = fresh_orthanc("sink", work)
@@ -179,7 +185,7 @@ def run_gateway(
         'options = ["retain-long-modified-dates"]\n'
         '[[gateway.allow]]\nae_title = "MODALITY1"\nhost = "127.0.0.1"\n'
         '[[destination]]\nname = "research"\ntype = "dicom"\nae_title = "ORTHANC"\n'
-        f'host = "127.0.0.1"\nport = {sink.dicom_port}\nconcurrency = 2\nbatch = 32\n'
+        f'host = "127.0.0.1"\nport = {sink.dicom_port}\nconcurrency = {CONCURRENCY}\nbatch = 32\n'
     )
     if MAX_PDU is not None:
         text = config.read_text()
@@ -192,16 +198,19 @@ def run_gateway(
     if count_syncs:
         argv = ["strace", "-f", "-qq", "--seccomp-bpf", "-c", "-o", str(counts),
                 "-e", f"trace={SYNC_CALLS}", *argv]  # fmt: skip
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "PYTHONPATH": str(source)} if source is not None else None
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         while not listening(port):
             if process.poll() is not None:
                 raise SystemExit(f"gateway exited; see {gw / 'gateway.log'}")
             time.sleep(0.05)
+        cpu_start = process_cpu(process.pid)
         start = time.perf_counter()
         storescu(port, "PGGATE", files, work / "gateway-storescu.log")
         received = time.perf_counter()
         end = wait_count(sink, len(files))
+        cpu = process_cpu(process.pid) - cpu_start
         db = sqlite3.connect((state or gw / "state") / "queue.sqlite")
         latencies = sorted(
             row[0]
@@ -212,7 +221,7 @@ def run_gateway(
         )
         db.close()
         result = {"seconds": end - start, "receive_seconds": received - start,
-                  "latency": latencies}  # fmt: skip
+                  "latency": latencies, "cpu_seconds": cpu}  # fmt: skip
     finally:
         stop_gateway(process, count_syncs)
         log.close()
@@ -220,6 +229,14 @@ def run_gateway(
     if count_syncs:
         result["syncs"] = sync_counts(counts)
     return result
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process so far (its threads included), from /proc:
+    the gateway's own cost per instance, which the machine's load inflates far less than
+    its wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_gateway(process: subprocess.Popen[bytes], traced: bool) -> None:
@@ -252,6 +269,11 @@ def run_tmpfs(files: list[Path], work: Path) -> dict[str, Any]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median time (the upper one of an even number)."""
+    return sorted(runs, key=lambda r: float(r["seconds"]))[len(runs) // 2]
+
+
 def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
@@ -273,14 +295,33 @@ def main() -> None:
         help="concurrent storescu associations (the files split between them)",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="a checkout's src folder: adds the row gateway-baseline, run from it",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="the gateway's forwarding associations to Orthanc (default: 2, or --senders)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the rows this many times, alternating; medians are reported",
+    )
+    parser.add_argument(
         "--max-pdu",
         type=int,
         default=None,
         help="the gateway's max_pdu (default: the gateway's own default)",
     )
     args = parser.parse_args()
-    global SENDERS, MAX_PDU
+    global SENDERS, MAX_PDU, CONCURRENCY
     SENDERS, MAX_PDU = max(1, args.senders), args.max_pdu
+    CONCURRENCY = args.concurrency or max(2, SENDERS)
     os.environ["TCP_NODELAY"] = "1"  # inherited by every Orthanc and DCMTK server started here
     work = args.workdir.resolve()
     corpus = work / f"corpus-{args.files}-{args.rows}"
@@ -300,23 +341,47 @@ def main() -> None:
         # diagnostic: the gateway under strace -c, its fsyncs counted (slower: not a timing)
         "gateway-syncs": lambda: run_gateway(files, work, count_syncs=True),
     }
-    results: dict[str, dict[str, Any]] = {}
+    if args.baseline is not None:  # the same gateway row, run from the other source tree
+        runs["gateway-baseline"] = lambda: run_gateway(files, work, source=args.baseline)
+    rounds: dict[str, list[dict[str, Any]]] = {}
     print(
         f"{len(files)} CT instances, {megabytes:.0f} MB, {SENDERS} storescu association(s) at"
-        " once; DCMTK and Orthanc with TCP_NODELAY=1"
+        f" once, {args.rounds} round(s), the gateway forwarding on {CONCURRENCY};"
+        " DCMTK and Orthanc with TCP_NODELAY=1"
     )
-    for name in args.only.split(","):
-        results[name] = runs[name]()
-        seconds = results[name]["seconds"]
-        print(f"  {name:<14} {seconds:7.2f} s  {len(files) / seconds:7.1f} inst/s  "
-              f"{megabytes / seconds:6.1f} MB/s", flush=True)  # fmt: skip
+    for number in range(args.rounds):  # rows alternate, so that a busy spell hits them all
+        for name in args.only.split(","):
+            result = runs[name]()
+            rounds.setdefault(name, []).append(result)
+            seconds = result["seconds"]
+            cpu = ""
+            if "cpu_seconds" in result:
+                cpu = f"  gateway CPU {result['cpu_seconds'] * 1000 / len(files):5.1f} ms/inst"
+            print(f"  {number + 1}: {name:<16} {seconds:7.2f} s  {len(files) / seconds:7.1f} inst/s"
+                  f"  {megabytes / seconds:6.1f} MB/s{cpu}  (load {os.getloadavg()[0]:.1f})",
+                  flush=True)  # fmt: skip
+    results = {name: median_run(runs_) for name, runs_ in rounds.items()}
     direct = results.get("direct", {}).get("seconds")
     if direct:
-        print("\nend-to-end time relative to direct storescu -> Orthanc (lower is better):")
+        print(
+            "\nend-to-end time relative to direct storescu -> Orthanc (medians over the rounds;"
+            " lower is better):"
+        )
         for name, result in results.items():
-            print(f"  {name:<14} {result['seconds'] / direct:5.2f}x")
-    for row in ("gateway", "gateway-tmpfs"):
-        report_latency(row, results.get(row))
+            each = ""
+            if args.rounds > 1 and "direct" in rounds:
+                pairs = zip(rounds[name], rounds["direct"], strict=True)
+                each = "  rounds: " + ", ".join(
+                    f"{r['seconds'] / d['seconds']:.2f}x" for r, d in pairs
+                )
+            seconds = result["seconds"]
+            print(
+                f"  {name:<16} {seconds / direct:5.2f}x  {len(files) / seconds:6.1f} inst/s{each}"
+            )
+    for row in ("gateway", "gateway-tmpfs", "gateway-baseline"):
+        if row in rounds:  # every round's instances together
+            pooled = sorted(x for r in rounds[row] for x in r["latency"])
+            report_latency(row, {**results[row], "latency": pooled})
     if "gateway-syncs" in results:
         syncs = results["gateway-syncs"]["syncs"]
         total = sum(syncs.values())
@@ -324,7 +389,14 @@ def main() -> None:
             f"gateway-syncs: {total} sync calls ({syncs}), {total / len(files):.2f} per instance"
             " (receive and forward, queue commits included)"
         )
-    (work / "gateway-bench.json").write_text(json.dumps(results, indent=1))
+    for runs_ in rounds.values():
+        for result in runs_:
+            if isinstance(result.get("latency"), list):
+                lat = sorted(result["latency"])
+                result["latency"] = (
+                    {q: percentile(lat, q) for q in (0.5, 0.95, 0.99)} if lat else {}
+                )
+    (work / "gateway-bench.json").write_text(json.dumps(rounds, indent=1))
 
 
 def report_latency(row: str, gateway: dict[str, Any] | None) -> None:

@@ -5,16 +5,23 @@ durable=False)``) and hands its output and row to ``GroupCommit.commit``, which 
 until *that* instance is durable and its row committed, or raises. One thread takes every
 instance waiting when it wakes: a group of one is synced by its own file and folder
 fsyncs, a larger group by one ``syncfs`` of the spool's filesystem (every file and folder
-of the group in one flush), then all their rows go in one SQLite transaction (one WAL
-sync). While a group is being synced the next one gathers, so the more senders, the fewer
-syncs per instance; a lone sender pays what it paid before (file, folder, commit).
+of the group in one flush), and all their rows go in one SQLite transaction (one WAL
+sync). The files' sync and the rows' commit run at the same time (a lone sender waits for
+the longer of the two, not for both in a row); nobody is answered before both are done.
+A row may therefore become durable before its file: each row carries its file's size and
+SHA-256, and the start-up sweep drops a row whose file does not match (``Receiver.sweep``:
+such an instance was never acknowledged); a sync that fails after its rows were committed
+removes them at once. While a group is being synced the next one gathers, so the more
+senders, the fewer syncs per instance.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +56,7 @@ class GroupCommit:
         self._pending: list[_Pending] = []
         self._wake = threading.Condition()
         self._closed = False
+        self._syncer = ThreadPoolExecutor(1, thread_name_prefix="gateway-sync")
         self._thread = threading.Thread(target=self._loop, name="gateway-commit", daemon=True)
         self._thread.start()
 
@@ -71,6 +79,7 @@ class GroupCommit:
             self._closed = True
             self._wake.notify()
         self._thread.join(30)
+        self._syncer.shutdown(wait=False)
 
     def _loop(self) -> None:
         while True:
@@ -83,10 +92,17 @@ class GroupCommit:
             self._run(group)
 
     def _run(self, group: list[_Pending]) -> None:
+        synced = self._syncer.submit(self._sync, group)
+        ids: list[int] = []
         try:
-            self._sync(group)
             ids = self.queue.add_many([(p.new, p.routed) for p in group])
+            synced.result()
         except BaseException as exc:  # every waiter hears it; none is told Success
+            with contextlib.suppress(BaseException):
+                synced.result()  # not answered while its sync may still be running
+            if ids:  # committed, but their files may not be durable: never acknowledged
+                with contextlib.suppress(Exception):  # else the start-up sweep drops them
+                    self.queue.forget(ids)
             for pending in group:
                 pending.error = exc
                 pending.done.set()

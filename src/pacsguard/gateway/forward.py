@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
-from pynetdicom import _config
 
 from pacsguard.core.io import fsync_dir
 from pacsguard.core.keys import read_secret
@@ -36,11 +35,16 @@ from pacsguard.gateway.folder import FolderSender
 from pacsguard.gateway.outcome import Failure, http_failure, store_failure
 from pacsguard.gateway.queue import Item, Queue
 from pacsguard.net import AuditLog, NoDelayAE, client_context
+from pacsguard.net.part10 import dataset_offset
+from pacsguard.net.rawstore import AssociationLost, RawStore
 
 LOG = logging.getLogger("pacsguard.gateway")
 MAX_CONTEXTS = 128  # PS3.8: presentation context IDs are odd numbers 1-255
 KEEP_ALIVE = 5.0  # seconds an idle association is kept (peers close theirs after ~30 s)
-UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2")
+# Seconds a confirmed delivery may wait for its mark: marks are committed in groups, so a
+# steady stream does not pay a queue sync per instance (a crash before the commit only
+# resends, which the de-identified SOP Instance UID makes idempotent at the destination).
+CONFIRM_DELAY = 0.25
 
 Result = tuple[Item, Failure | None]  # None: confirmed
 
@@ -62,21 +66,40 @@ def _ok_store_status(code: int) -> bool:
 
 @dataclass
 class _Open:
-    """One worker thread's association, kept between batches."""
+    """One worker thread's association, kept between batches, taken over by ``RawStore``
+    once established: pynetdicom negotiates it, and from then on each instance's data set
+    is framed straight onto its socket."""
 
     assoc: Any
+    raw: RawStore
     pairs: frozenset[tuple[str, str]]  # the (SOP class, transfer syntax) pairs it requested
     used: float
+    message_id: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.raw.alive
+
+    def context(self, item: Item) -> int | None:
+        for cx in self.assoc.accepted_contexts:
+            syntax = cx.transfer_syntax[0]
+            if cx.abstract_syntax == item.sop_class and syntax == item.transfer_syntax:
+                return int(cx.context_id)
+        return None
+
+    def next_message(self) -> int:
+        self.message_id = self.message_id % 65535 + 1
+        return self.message_id
 
 
 class DicomSender:
     """Each worker thread keeps its association open between batches (``KEEP_ALIVE``
     seconds idle at most), so a steady stream does not pay an association per instance;
     a batch that needs a context it did not request opens a new one asking for both. Each
-    file is sent as stored (no decoding), so the destination must accept its syntax."""
+    file's data set is sent as stored (its bytes, never decoded: ``RawStore``), so the
+    destination must accept its syntax."""
 
     def __init__(self, dest: Destination, calling_ae: str) -> None:
-        _config.STORE_SEND_CHUNKED_DATASET = True
         self.dest = dest
         self.calling_ae = dest.calling_ae or calling_ae
         self.tls = None
@@ -93,16 +116,16 @@ class DicomSender:
         """Release this thread's association, if it holds one."""
         current: _Open | None = getattr(self._local, "open", None)
         self._local.open = None
-        if current is not None and current.assoc.is_established:
+        if current is not None:
             with contextlib.suppress(Exception):
-                current.assoc.release()
+                current.raw.release()
 
-    def _associate(self, pairs: frozenset[tuple[str, str]]) -> tuple[Any, bool]:
-        """An established association that requested ``pairs`` (reused: True), or a new
-        attempt (established or not)."""
+    def _associate(self, pairs: frozenset[tuple[str, str]]) -> tuple[_Open | Any, bool]:
+        """This thread's open association if it requested ``pairs`` (reused: True), else a
+        new one taken over (an ``_Open``), or pynetdicom's failed attempt."""
         current: _Open | None = getattr(self._local, "open", None)
-        if current is not None and current.assoc.is_established and pairs <= current.pairs:
-            return current.assoc, True
+        if current is not None and current.alive and pairs <= current.pairs:
+            return current, True
         wanted = pairs
         if current is not None and len(current.pairs | pairs) <= MAX_CONTEXTS:
             wanted = current.pairs | pairs
@@ -119,9 +142,15 @@ class DicomSender:
             ae_title=self.dest.ae_title or "ANY-SCP",
             tls_args=(self.tls, None) if self.tls is not None else None,  # type: ignore[arg-type]
         )
-        if assoc.is_established:
-            self._local.open = _Open(assoc, wanted, time.monotonic())
-        return assoc, False
+        if not assoc.is_established:
+            return assoc, False
+        try:
+            raw = RawStore(assoc).__enter__()
+        except AssociationLost:
+            return assoc, False  # no longer established: reported as no association
+        opened = _Open(assoc, raw, wanted, time.monotonic())
+        self._local.open = opened
+        return opened, False
 
     def send(self, items: Sequence[Item], spool: Path) -> list[Result]:
         pairs: dict[tuple[str, str], None] = {}
@@ -132,43 +161,53 @@ class DicomSender:
                 break
             pairs[key] = None
             batch.append(item)
-        assoc, reused = self._associate(frozenset(pairs))
-        if not assoc.is_established:
+        opened, reused = self._associate(frozenset(pairs))
+        if not isinstance(opened, _Open):
+            assoc = opened
             if assoc.rejected_contexts and not assoc.accepted_contexts:
                 return [(item, _refused_context(item)) for item in batch]
             # pynetdicom reports a refused connection as an abort: one reason for both
             why = Failure("association rejected" if assoc.is_rejected else "no association")
             return [(item, why) for item in batch]
-        results = self._send_on(assoc, batch, spool)
-        if reused and results and results[0][1] is not None and not assoc.is_established:
+        results = self._send_on(opened, batch, spool)
+        if reused and results and results[0][1] is not None and not opened.alive:
             # the kept association died while idle (the peer closed it): once more, fresh
             self.release()
             return self.send(items, spool)
-        if assoc.is_established:
-            self._local.open = _Open(assoc, self._local.open.pairs, time.monotonic())
+        if opened.alive:
+            opened.used = time.monotonic()
         else:
             self._local.open = None
         return results
 
-    def _send_on(self, assoc: Any, batch: list[Item], spool: Path) -> list[Result]:
+    def _send_on(self, opened: _Open, batch: list[Item], spool: Path) -> list[Result]:
         results: list[Result] = []
         for index, item in enumerate(batch):
-            if not assoc.is_established:
+            if not opened.alive:
                 results += [(i, Failure("association lost")) for i in batch[index:]]
                 break
-            try:
-                status = assoc.send_c_store(spool / item.spool)
-            except ValueError:  # the destination refused this (class, syntax) context
+            context = opened.context(item)
+            if context is None:  # the destination refused this (class, syntax) context
                 results.append((item, _refused_context(item)))
                 continue
-            except (OSError, RuntimeError) as exc:
-                failure = Failure(f"send failed ({type(exc).__name__})")
+            try:
+                data = (spool / item.spool).read_bytes()
+            except OSError as exc:
+                results.append((item, Failure(f"spool file unreadable ({type(exc).__name__})")))
+                continue
+            start = dataset_offset(data)
+            if start is None:
+                results.append((item, Failure("spool file is not a DICOM file", permanent=True)))
+                continue
+            try:
+                code = opened.raw.send(
+                    context, item.sop_class, item.uid, data[start:], opened.next_message()
+                )
+            except AssociationLost:
+                failure = Failure("association lost")
                 results += [(i, failure) for i in batch[index:]]
                 break
-            code = int(getattr(status, "Status", -1)) if status else -1
-            if code < 0:
-                results.append((item, Failure("no response")))
-            elif _ok_store_status(code):
+            if _ok_store_status(code):
                 results.append((item, None))
             else:
                 results.append((item, store_failure(code)))
@@ -297,7 +336,9 @@ def backoff(attempts: int, initial: float, ceiling: float) -> float:
 
 
 class DestinationWorkers:
-    """``concurrency`` threads draining one destination's queue."""
+    """``concurrency`` threads draining one destination's queue. A confirmed delivery
+    stays claimed until its mark is committed (``_flush``: a batch's worth, or after
+    ``CONFIRM_DELAY``), and its spool file is discarded only after that."""
 
     def __init__(
         self,
@@ -314,8 +355,11 @@ class DestinationWorkers:
         self.spool = config.spool
         self.dead_dir = config.dead_letter / dest.name
         self._claimed: set[int] = set()
+        self._confirmed: list[tuple[Item, float]] = []  # (delivery, confirmed at), unmarked
+        self._confirmed_since = 0.0  # monotonic time the oldest unmarked one came
         self._lock = threading.Lock()
         self._wake = threading.Condition()
+        self._woken = False  # a notify that came while no worker was waiting is not lost
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._loop, name=f"forward-{dest.name}-{n}", daemon=True)
@@ -328,6 +372,7 @@ class DestinationWorkers:
 
     def notify(self) -> None:
         with self._wake:
+            self._woken = True
             self._wake.notify_all()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -336,7 +381,7 @@ class DestinationWorkers:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._settle(idle=True)
+        self._settle(idle=True, changed=self._flush(force=True))
 
     def _claim(self) -> list[Item]:
         with self._lock:
@@ -345,8 +390,51 @@ class DestinationWorkers:
         return items
 
     def _release(self, items: Sequence[Item]) -> None:
+        """Claims end, except those of confirmed deliveries still to be marked."""
         with self._lock:
-            self._claimed.difference_update(i.instance_id for i in items)
+            held = {item.instance_id for item, _ in self._confirmed}
+            self._claimed.difference_update(
+                i.instance_id for i in items if i.instance_id not in held
+            )
+
+    def _confirm(self, items: Sequence[Item], when: float) -> None:
+        with self._lock:
+            if not self._confirmed:
+                self._confirmed_since = time.monotonic()
+            self._confirmed += [(item, when) for item in items]
+            full = len(self._confirmed) >= self.dest.batch
+        if full:
+            self._flush(force=True)
+
+    def _flush_in(self) -> float | None:
+        """Seconds until the unmarked confirmations are due to be committed (None: none)."""
+        with self._lock:
+            if not self._confirmed:
+                return None
+            return max(0.0, self._confirmed_since + CONFIRM_DELAY - time.monotonic())
+
+    def _flush(self, force: bool = False) -> bool:
+        """Commit the marks of confirmed deliveries (all of them, or once they are due),
+        then discard the spool files of instances every destination has confirmed; True
+        if marks were committed (a summary of the destination is then out of date)."""
+        due = self._flush_in()
+        if due is None or (due > 0 and not force):
+            return False
+        with self._lock:
+            confirmed, self._confirmed = self._confirmed, []
+        try:
+            complete = self.queue.sent_at(confirmed)
+        except Exception:  # still queued in the database: sent again, idempotently
+            LOG.exception("confirmations for %s not recorded", self.dest.name)
+            complete, confirmed = [], []
+        finally:
+            with self._lock:
+                self._claimed.difference_update(i.instance_id for i, _ in confirmed)
+        for item in complete:
+            self.discard(item.spool)
+        for item, when in confirmed:
+            self.on_sent(item, when - item.received_at)
+        return bool(confirmed)
 
     def _loop(self) -> None:
         try:
@@ -373,6 +461,7 @@ class DestinationWorkers:
                 self._stop.wait(1.0)
             finally:
                 self._release(items)
+            self._flush()
             self._settle(idle=False, changed=True)
 
     def _settle(self, idle: bool, changed: bool = False) -> None:
@@ -383,11 +472,17 @@ class DestinationWorkers:
                 LOG.exception("summary of %s not written (tried again)", self.dest.name)
 
     def _idle(self) -> None:
-        self._settle(idle=True)
-        due = self.queue.next_due(self.dest.name)
-        wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
+        self._settle(idle=True, changed=self._flush())
+        flush_in = self._flush_in()
+        if flush_in is not None:  # what is due is held until then (new arrivals notify)
+            wait = max(0.01, flush_in)
+        else:
+            due = self.queue.next_due(self.dest.name)
+            wait = 1.0 if due is None else max(0.01, min(1.0, due - time.time()))
         with self._wake:
-            self._wake.wait(wait)
+            if not self._woken:
+                self._wake.wait(wait)
+            self._woken = False
 
     def _deliver(self, items: list[Item]) -> None:
         try:
@@ -398,10 +493,7 @@ class DestinationWorkers:
         now = time.time()
         done = [item for item, error in results if error is None]
         if done:
-            for item in self.queue.sent(done, now):
-                self.discard(item.spool)
-            for item in done:
-                self.on_sent(item, now - item.received_at)
+            self._confirm(done, now)
         failures = [(item, error) for item, error in results if error is not None]
         dead = permanent = 0
         for item, error in failures:

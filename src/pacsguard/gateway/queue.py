@@ -31,7 +31,8 @@ CREATE TABLE IF NOT EXISTS instances (
     calling_ae TEXT NOT NULL,
     source TEXT NOT NULL,
     received_at REAL NOT NULL,
-    done_at REAL
+    done_at REAL,
+    sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     instance_id INTEGER NOT NULL REFERENCES instances(id),
@@ -83,6 +84,7 @@ class NewInstance:
     size: int
     calling_ae: str
     source: str
+    sha256: str | None = None  # of the spool file: checked at start-up (``unintact``)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ class Queue:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(instances)")}
+        if "sha256" not in columns:  # a queue from before the column: its rows are unchecked
+            self._db.execute("ALTER TABLE instances ADD COLUMN sha256 TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -148,9 +153,10 @@ class Queue:
             for new, destinations in group:
                 cursor = db.execute(
                     "INSERT INTO instances (uid, sop_class, transfer_syntax, modality, relative,"
-                    " spool, size, calling_ae, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    " spool, size, calling_ae, source, received_at, sha256)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (new.uid, new.sop_class, new.transfer_syntax, new.modality, new.relative,
-                     new.spool, new.size, new.calling_ae, new.source, now),
+                     new.spool, new.size, new.calling_ae, new.source, now, new.sha256),
                 )  # fmt: skip
                 instance_id = int(cursor.lastrowid or 0)
                 routed = list(dict.fromkeys(destinations))
@@ -163,6 +169,19 @@ class Queue:
                     db.execute("UPDATE instances SET done_at = ? WHERE id = ?", (now, instance_id))
                 ids.append(instance_id)
         return ids
+
+    def forget(self, instance_ids: Sequence[int]) -> None:
+        """Remove instances and their deliveries: rows committed for files that were never
+        made durable (so never acknowledged)."""
+        with self._tx() as db:
+            for instance_id in instance_ids:
+                db.execute("DELETE FROM deliveries WHERE instance_id = ?", (instance_id,))
+                db.execute("DELETE FROM instances WHERE id = ?", (instance_id,))
+
+    def live_files(self) -> list[tuple[int, str, int, str | None]]:
+        """(id, spool file, size, SHA-256) of every unfinished instance."""
+        rows = self._rows("SELECT id, spool, size, sha256 FROM instances WHERE done_at IS NULL")
+        return [(int(i), str(spool), int(size), sha) for i, spool, size, sha in rows]
 
     def quarantine(self, calling_ae: str, source: str, reason: str) -> None:
         with self._tx() as db:
@@ -209,15 +228,20 @@ class Queue:
         """Mark deliveries confirmed; returns the items whose instance is now complete
         (every destination confirmed), so that their spool files can go."""
         now = time.time() if now is None else now
+        return self.sent_at([(item, now) for item in items])
+
+    def sent_at(self, confirmed: Sequence[tuple[Item, float]]) -> list[Item]:
+        """As ``sent``, each delivery with the time its destination confirmed it; one
+        transaction for them all."""
         complete: list[Item] = []
         with self._tx() as db:
-            for item in items:
+            for item, when in confirmed:
                 db.execute(
                     "UPDATE deliveries SET state = 'sent', sent_at = ?, last_error = NULL"
                     " WHERE instance_id = ? AND destination = ?",
-                    (now, item.instance_id, item.destination),
+                    (when, item.instance_id, item.destination),
                 )
-                if self._finish_if_complete(db, item.instance_id, now):
+                if self._finish_if_complete(db, item.instance_id, when):
                     complete.append(item)
         return complete
 

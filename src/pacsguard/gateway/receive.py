@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -23,7 +25,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import pydicom
+from pydicom.dataset import FileDataset
+from pydicom.filereader import read_partial
 
 from pacsguard.core.errors import OutputError
 from pacsguard.core.keys import ProjectKey
@@ -39,7 +42,7 @@ OUT_OF_RESOURCES = 0xA700
 DOES_NOT_MATCH_SOP_CLASS = 0xA900
 CANNOT_UNDERSTAND = 0xC000
 NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
-HEADER_TAGS = ["SOPClassUID", "SOPInstanceUID", "Modality"]
+LAST_HEADER_TAG = 0x00080060  # Modality: the row needs SOP Class, SOP Instance, Modality
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,11 @@ class Receiver:
                 (self.spool / spool_file).unlink(missing_ok=True)
 
     def sweep(self) -> int:
-        """At start-up, before serving: remove working copies and spool files that no
-        committed row names (a crash between spooling and committing: never acknowledged)."""
+        """At start-up, before serving: drop the rows whose spool file is not the one they
+        committed (a crash after the commit, before the file's sync: never acknowledged),
+        then remove working copies and spool files that no committed row names (a crash
+        between spooling and committing: never acknowledged)."""
+        self.queue.forget(self.unintact())
         live = self.queue.live_spool_files()
         removed = 0
         for path in self.incoming.iterdir():
@@ -123,6 +129,29 @@ class Receiver:
                 with contextlib.suppress(OSError):
                     path.rmdir()  # only empty folders go
         return removed
+
+    def unintact(self) -> list[int]:
+        """Unfinished instances whose spool file matches none of the rows that name it
+        (size and SHA-256). A file replaced by a later reception of the same instance is
+        synced before its rename, so it is always some row's whole file: only a file whose
+        sync never finished can match none."""
+        by_file: dict[str, list[tuple[int, int, str | None]]] = {}
+        for instance_id, spool_file, size, sha256 in self.queue.live_files():
+            by_file.setdefault(spool_file, []).append((instance_id, size, sha256))
+        drop: list[int] = []
+        for spool_file, rows in by_file.items():
+            if any(sha256 is None for _, _, sha256 in rows):
+                continue  # committed before rows carried a digest: synced first, trusted
+            path = self.spool / spool_file
+            try:
+                with path.open("rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            except OSError:
+                size, digest = -1, ""
+            if not any(size == s and digest == d for _, s, d in rows):
+                drop += [instance_id for instance_id, _, _ in rows]
+        return drop
 
     def receive(
         self, data: bytes | memoryview, calling_ae: str, source: str, sop_class: str | None = None
@@ -158,25 +187,36 @@ class Receiver:
                     reason = outcome.reason or "refused by the de-identification engine"
                     self._record_quarantine(calling_ae, source, reason)
                     return Received(CANNOT_UNDERSTAND, reason)
-                return self._commit(slot, outcome.output, outcome.size, calling_ae, source,
-                                    sop_class)  # fmt: skip
+                return self._commit(slot, outcome.output, outcome.size, outcome.sha256,
+                                    calling_ae, source, sop_class)  # fmt: skip
         finally:
             self._free.put(slot)
 
     def _commit(
-        self, slot: Slot, output: Path, size: int, calling_ae: str, source: str,
-        sop_class: str | None,
+        self, slot: Slot, output: Path, size: int, sha256: str | None, calling_ae: str,
+        source: str, sop_class: str | None,
     ) -> Received:  # fmt: skip
         relative = output.relative_to(slot.deid.output).as_posix()
         spool_file = output.relative_to(self.spool).as_posix()
-        live = bool(self.queue.live_spool_files({spool_file}))
+
+        def live() -> bool:
+            """An earlier, unfinished instance names the same file (a resend); when the
+            queue cannot say, the file stays (the start-up sweep removes it if unnamed)."""
+            try:
+                return bool(self.queue.live_spool_files({spool_file}))
+            except sqlite3.Error:
+                return True
+
         try:
-            header = pydicom.dcmread(output, stop_before_pixels=True, specific_tags=HEADER_TAGS)
+            if sha256 is None:  # the start-up check needs it: a row may be durable first
+                with output.open("rb") as handle:
+                    sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
+            header = _read_row_fields(output)
             meta = header.file_meta
             uid = str(header.get("SOPInstanceUID", "") or "")
             klass = str(header.get("SOPClassUID", "") or meta.get("MediaStorageSOPClassUID", ""))
             if sop_class is not None and klass != sop_class:
-                if not live:
+                if not live():
                     output.unlink(missing_ok=True)
                 return self._refuse(
                     calling_ae,
@@ -187,23 +227,23 @@ class Receiver:
             modality = str(header.get("Modality", "") or "")
             new = NewInstance(
                 uid, klass, str(meta.TransferSyntaxUID), modality, relative,
-                spool_file, size, calling_ae, source,
+                spool_file, size, calling_ae, source, sha256,
             )  # fmt: skip
             routed = [
                 d.name for d in self.config.destinations if d.accepts(calling_ae, modality, klass)
             ]
             instance_id = self.committer.commit(output, new, routed)
         except (OSError, sqlite3.Error) as exc:
-            if not live:
+            if not live():
                 output.unlink(missing_ok=True)
             return self._refuse(calling_ae, source, f"queue cannot be written ({_errname(exc)})")
         except Exception as exc:  # a header the engine wrote but we cannot read back: refuse
-            if not live:
+            if not live():
                 output.unlink(missing_ok=True)
             return self._refuse(
                 calling_ae, source, f"spooled file unreadable ({type(exc).__name__})"
             )
-        if not routed and not live:
+        if not routed and not live():
             output.unlink(missing_ok=True)
         study = relative.split("/")[1] if relative.count("/") >= 3 else None
         return Received(SUCCESS, None, uid, instance_id, klass, study)
@@ -219,6 +259,13 @@ class Receiver:
         with contextlib.suppress(OSError, sqlite3.Error):
             self.queue.refuse(calling_ae, source, status, reason)
         return Received(status, reason)
+
+
+def _read_row_fields(output: Path) -> FileDataset:
+    """The written file's meta and its header up to Modality, no further (the row's
+    fields come from the bytes that will be sent, not from the request)."""
+    with output.open("rb") as handle:
+        return read_partial(handle, stop_when=lambda tag, vr, length: tag > LAST_HEADER_TAG)
 
 
 def _errname(exc: BaseException) -> str:

@@ -1,8 +1,10 @@
 """The C-STORE SCP: plain and TLS listeners, the allow-list, truthful responses, audit.
 
-The received bytes are handed on as they came (``encoded_dataset``: no decoding here) and
-the response is whatever ``Receiver.receive`` decided: Success once the de-identified
-instance is durable and its row committed, a failure status otherwise.
+pynetdicom negotiates each association (allow-list, contexts, TLS); once it is established
+its socket is read and answered raw (``net.rawserver``): each C-STORE-RQ's data set goes to
+``Receiver.receive`` as the bytes that came, behind a File Meta header built from the
+request, and the C-STORE-RSP carries whatever the receiver decided: Success once the
+de-identified instance is durable and its row committed, a failure status otherwise.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from pacsguard.net import (
     dicom_audit_message,
     start_server,
 )
+from pacsguard.net.part10 import file_prefix
 from pacsguard.net.policy import peer_of
+from pacsguard.net.rawserver import RawStoreServer, take_over_stores
 from pacsguard.net.sockets import NoDelayServer
 from pacsguard.net.tls import server_context
 
@@ -73,6 +77,7 @@ class StoreSCP:
     def _handlers(self, service: str) -> list[Any]:
         return [
             *self.policy.handlers(self.audit, service),
+            (evt.EVT_REQUESTED, self._on_requested, [service]),
             (evt.EVT_ESTABLISHED, self._on_established, [service]),
             (evt.EVT_RELEASED, self._on_closed, ["released"]),
             (evt.EVT_ABORTED, self._on_closed, ["aborted"]),
@@ -85,7 +90,12 @@ class StoreSCP:
         cfg = self.config
         self.servers.append(
             start_server(
-                self.ae, cfg.host, cfg.port, self._handlers("dicom"), ae_title=cfg.ae_title
+                self.ae,
+                cfg.host,
+                cfg.port,
+                self._handlers("dicom"),
+                ae_title=cfg.ae_title,
+                server_class=RawStoreServer,
             )
         )
         if cfg.tls is not None:
@@ -104,6 +114,7 @@ class StoreSCP:
                     tls=context,
                     on_tls_refused=self._on_tls_refused,
                     ae_title=cfg.ae_title,
+                    server_class=RawStoreServer,
                 )
             )
 
@@ -135,7 +146,22 @@ class StoreSCP:
             self._tallies[id(event.assoc)] = AssociationTally(peer, service)
         self.audit.write("association-accepted", service=service, peer=peer)
 
+    def _on_requested(self, event: Any, service: str) -> None:
+        assoc = event.assoc
+
+        def serve(context_id: int, request: Any, syntax: str) -> int:
+            sop_class = str(request.AffectedSOPClassUID)
+            data = request.DataSet.getvalue()
+            prefix = file_prefix(sop_class, str(request.AffectedSOPInstanceUID), syntax)
+            code, _ = self._store(assoc, service, sop_class, prefix + data)
+            return code
+
+        take_over_stores(assoc, serve)
+
     def _on_closed(self, event: Any, how: str) -> None:
+        if how == "connection-closed":  # a taken-over association ends here only
+            how = "released" if event.assoc.is_released else how
+            how = "aborted" if event.assoc.is_aborted else how
         with self._lock:
             tally = self._tallies.pop(id(event.assoc), None)
         if tally is None:
@@ -164,21 +190,30 @@ class StoreSCP:
         return 0
 
     def _tally(self, event: Any) -> AssociationTally:
+        return self._tally_of(event.assoc)
+
+    def _tally_of(self, assoc: Any) -> AssociationTally:
         with self._lock:
-            tally = self._tallies.get(id(event.assoc))
-        return tally or AssociationTally(peer_of(event.assoc).describe(), "dicom")
+            tally = self._tallies.get(id(assoc))
+        return tally or AssociationTally(peer_of(assoc).describe(), "dicom")
 
     def _on_store(self, event: Any, service: str) -> int | Dataset:
-        calling = str(event.assoc.requestor.ae_title).strip()
+        """An association pynetdicom serves itself (not taken over)."""
         sop_class = str(event.request.AffectedSOPClassUID)
         try:
             data = event.encoded_dataset(include_meta=True)
         except Exception:
             self._tally(event).count("C-STORE", sop_class, "0xC000")
             return _status(0xC000, "the data set could not be read")
+        return _status(*self._store(event.assoc, service, sop_class, data))
+
+    def _store(
+        self, assoc: Any, service: str, sop_class: str, data: bytes
+    ) -> tuple[int, str | None]:
+        calling = str(assoc.requestor.ae_title).strip()
         result = self.receiver.receive(data, calling, service, sop_class=sop_class)
         outcome = "success" if result.ok else f"0x{result.status:04X}"
-        self._tally(event).count("C-STORE", sop_class, outcome, study=result.study)
+        self._tally_of(assoc).count("C-STORE", sop_class, outcome, study=result.study)
         if result.ok:
             self.on_stored()
-        return _status(result.status, result.reason)
+        return result.status, result.reason

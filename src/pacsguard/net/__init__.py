@@ -39,6 +39,11 @@ Raw C-STORE relaying (``pacsguard.net.rawstore``)
     ``Message``, and hand-encoded C-FIND/C-MOVE/C-GET/C-CANCEL requests and responses.
     ``BulkRecvSocket`` and ``SharedContexts`` (sockets): whole-PDU reads, and no
     per-association deep copy of an acceptor's supported contexts.
+    ``rawserver.RawStoreServer`` (a ``server_class`` for ``start_server``) with
+    ``take_over_stores(assoc, serve)`` at EVT_REQUESTED: a C-STORE SCP whose established
+    associations are served by ``serve_taken_over``. ``part10.file_prefix`` (the File Meta
+    of a received data set, as pynetdicom builds it) and ``part10.dataset_offset`` (where a
+    file's data set begins, the meta walked).
 Configuration (``pacsguard.net.config``)
     ``load_toml(path)`` and ``Section``: typed getters that raise ``ConfigError`` naming the
     file, the table and the key; unknown keys are errors (a typo never silently drops a

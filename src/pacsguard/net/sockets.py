@@ -162,10 +162,12 @@ def start_server(
     tls: ssl.SSLContext | None = None,
     on_tls_refused: TlsRefused | None = None,
     ae_title: str | None = None,
+    server_class: type[NoDelayServer] = NoDelayServer,
 ) -> NoDelayServer:
-    """Start a non-blocking association server (stop it with ``server.shutdown()``)."""
+    """Start a non-blocking association server (stop it with ``server.shutdown()``);
+    ``server_class``: a ``NoDelayServer`` subclass (``rawserver.RawStoreServer``)."""
     server = ae.make_server(
-        (host, port), ae_title=ae_title, evt_handlers=list(handlers), server_class=NoDelayServer
+        (host, port), ae_title=ae_title, evt_handlers=list(handlers), server_class=server_class
     )
     assert isinstance(server, NoDelayServer)
     server.tls_context = tls
