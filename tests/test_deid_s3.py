@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -69,10 +70,13 @@ class S3:
             skip_instance_cache=True,
         )
         self.buckets = 0
+        self.run = uuid.uuid4().hex[:8]
 
     def bucket(self) -> str:
         self.buckets += 1
-        name = f"bucket-{self.buckets:03d}"
+        # moto keeps its buckets per process, not per server: another module's peer in the
+        # same test worker has made bucket-001 already
+        name = f"bucket-{self.run}-{self.buckets:03d}"
         self.fs.mkdir(name)
         return name
 
@@ -92,6 +96,7 @@ class S3:
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
+    import s3fs
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -106,8 +111,12 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
                 patch.delenv(name)
             for name, value in peer.env.items():
                 patch.setenv(name, value)
+            # fsspec keeps one filesystem per process and settings, made from the environment
+            # it first saw: an earlier module's peer (another port) must not be reused
+            s3fs.S3FileSystem.clear_instance_cache()
             yield peer
     finally:
+        s3fs.S3FileSystem.clear_instance_cache()
         server.stop()
 
 

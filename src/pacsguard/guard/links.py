@@ -6,21 +6,19 @@ decoded on the way through."""
 from __future__ import annotations
 
 import contextlib
-import struct
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydicom.dataset import Dataset
-from pydicom.filewriter import write_file_meta_info
-from pydicom.uid import UID
 from pynetdicom import build_context, build_role, evt
-from pynetdicom.dsutils import create_file_meta, decode, encode
+from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext
 
+from pacsguard.net.part10 import dataset_offset, file_prefix
 from pacsguard.net.rawstore import (
     C_FIND_RSP_FIELD,
     C_MOVE_RSP_FIELD,
@@ -76,28 +74,19 @@ class Spooled:
 
 
 def _write(folder: Path, item: Spooled, data: bytes) -> Path:
-    meta = create_file_meta(
-        sop_class_uid=UID(item.sop_class),
-        sop_instance_uid=UID(item.sop_instance),
-        transfer_syntax=UID(item.transfer_syntax),
-    )
     path = folder / f"{uuid.uuid4().hex}.dcm"
     with path.open("wb") as handle:
-        handle.write(b"\x00" * 128 + b"DICM")
-        write_file_meta_info(cast(Any, handle), meta, enforce_standard=True)  # only .write()
+        handle.write(file_prefix(item.sop_class, item.sop_instance, item.transfer_syntax))
         handle.write(data)
     return path
 
 
 def dataset_bytes(path: Path) -> bytes | None:
-    """The bytes after a Part 10 file's meta, found by its (0002,0000) group length."""
-    with path.open("rb") as handle:
-        head = handle.read(144)
-        if len(head) < 144 or head[128:132] != b"DICM" or head[132:138] != b"\x02\x00\x00\x00UL":
-            return None
-        (length,) = struct.unpack("<I", head[140:144])
-        handle.seek(144 + length)
-        return handle.read()
+    """The bytes after a Part 10 file's meta (``net.part10.dataset_offset``: the meta walked,
+    not its group length trusted)."""
+    data = path.read_bytes()
+    offset = dataset_offset(data)
+    return None if offset is None else data[offset:]
 
 
 def spool(event: Any, folder: Path, *, in_memory: bool = False) -> Spooled:
