@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import random
+import struct
 from pathlib import Path
 
 import pydicom
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -196,3 +198,79 @@ def test_layout_of_nodes_sees_a_change_the_walk_would_see() -> None:
     assert rawpath.layout_of(header, len(data)) == walked
     header.elements[-1].tag += 1  # a node that disagrees with the bytes
     assert rawpath.layout_of(header, len(data)) != walked
+
+
+# --- the gate's walk: element headers read inline are read as ``header`` reads them ---
+def _walk_outcome(data: bytes, whole: bool) -> object:
+    """Everything a walk tells: its nodes, anomalies and pixel offset, or its error."""
+    try:
+        header = grammar.parse(data, whole=whole)
+    except (grammar.GrammarError, grammar.NeedMore) as exc:
+        return (type(exc).__name__, str(exc))
+    return (header.syntax, header.implicit, header.elements, header.anomalies, header.pixel_offset)
+
+
+def _same_walk(data: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    for whole in (True, False):
+        inline = _walk_outcome(data, whole)
+        with monkeypatch.context() as patch:
+            patch.setattr(grammar._Walk, "inline", False)
+            plain = _walk_outcome(data, whole)
+        assert inline == plain
+
+
+_VR_CHOICES = [*sorted(grammar.VRS), "XX", "ob", "\x00\x00"]
+_TAGS = [0x00080005, 0x00080016, 0x00081030, 0x00100010, 0x00100020, 0x00020010, 0x00080000,
+         0x00090010, 0x00091001, 0x00090005, 0x00091100, 0x00030010, 0x00280010, 0x00281050,
+         0x00400275, 0x0008FFFF, 0x7FE00010, 0x7FE00008, 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD,
+         0x00181310, 0x00200032, 0x00101010]  # fmt: skip
+
+
+@st.composite
+def _element_bytes(draw: st.DrawFn) -> bytes:
+    tag = draw(st.sampled_from(_TAGS) | st.integers(0, 0xFFFFFFFF))
+    vr = draw(st.sampled_from(_VR_CHOICES)).encode("latin-1")
+    value = draw(st.sampled_from([b"", b"AB", b"Doe^Jane", b"12.5", b"\x00\x01", b"x\x01y", b"A"]))
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+    long = vr.decode("latin-1") in grammar.LONG_VRS
+    length = draw(st.sampled_from([len(value), 0xFFFFFFFF, len(value) + 7, 0]))
+    if long:
+        return head + vr + b"\x00\x00" + struct.pack("<I", length) + value
+    return head + vr + struct.pack("<H", length & 0xFFFF) + value
+
+
+@settings(
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(elements=st.lists(_element_bytes(), max_size=12), cut=st.integers(0, 12))
+def test_inline_element_headers_read_as_header_reads_them(
+    elements: list[bytes], cut: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meta = _saved(Dataset(), implicit=False)
+    body = b"".join(elements)
+    data = meta + (body[: len(body) - cut] if cut < len(body) else body)
+    _same_walk(data, monkeypatch)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seed=st.integers(0, 2**32 - 1), pick=st.integers(0, 10**6))
+def test_inline_walk_is_the_plain_walk_on_mutants(
+    sample_corpus: tuple[Path, AnswerKey], seed: int, pick: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = sample_corpus
+    files = sorted(root.rglob("*.dcm"))
+    data = files[pick % len(files)].read_bytes()
+    rng = random.Random(seed)
+    pool = strategies(("Doe^Jane", "PID12345"))
+    try:
+        mutant = pool[rng.randrange(len(pool))].mutate(uniquify(data, 1), rng).data
+    except NotApplicable:
+        mutant = data
+    _same_walk(mutant, monkeypatch)
+    for path in local_test_files()[pick % 7 :: 7]:
+        _same_walk(path.read_bytes(), monkeypatch)
