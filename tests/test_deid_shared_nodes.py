@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+import re
 import struct
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from conftest import local_test_files
-from pacsguard.deid import grammar, rawpath
+from pacsguard.deid import grammar, postcheck, rawpath
+from pacsguard.deid.identity import Identity, gather
 from pacsguard.sample import AnswerKey
 from pacsguard.sample.mutate import NotApplicable, strategies, uniquify
 
@@ -274,3 +276,62 @@ def test_inline_walk_is_the_plain_walk_on_mutants(
     _same_walk(mutant, monkeypatch)
     for path in local_test_files()[pick % 7 :: 7]:
         _same_walk(path.read_bytes(), monkeypatch)
+
+
+# --- the post-write check: the quick search is the reference search -------------------
+def _reference_residue(header: grammar.Header, identity: Identity) -> postcheck.Residue | None:
+    """The post-write check as it is meant: each needle in turn, its bounded pattern
+    searched case-insensitively in the header; the first match names the residue."""
+    extent = header.pixel_offset if header.pixel_offset is not None else len(header.buf)
+    data = postcheck._PLACEHOLDER.sub(lambda m: b" " * len(m.group(0)), header.buf[:extent])
+    for needle in postcheck.compile_identity(identity):
+        match = re.search(needle.pattern, data, re.IGNORECASE)
+        if match is not None:
+            return postcheck.Residue(needle.kind, postcheck._tag_at(header.elements, match.start()))
+    return None
+
+
+_WORDS = st.text(alphabet=st.sampled_from("abcdeXYZéÉÿ0123456789 -'./^_,\\@+()"), max_size=16)
+_ENCODINGS = st.sampled_from(["utf-8", "latin-1", "utf-16-le"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=_WORDS,
+    patient_id=_WORDS,
+    birth=st.sampled_from(["", "19360405", "20011231"]),
+    planted=st.lists(st.tuples(_WORDS, st.sampled_from(["name", "id", "birth", ""]), _WORDS,
+                               _ENCODINGS, st.booleans()), max_size=4),
+)  # fmt: skip
+def test_post_check_quick_search_is_the_reference_search(
+    name: str, patient_id: str, birth: str, planted: list[tuple[str, str, str, str, bool]]
+) -> None:
+    source = Dataset()
+    source.add_new(0x00100010, "PN", name)
+    source.add_new(0x00100020, "LO", patient_id)
+    if birth:
+        source.add_new(0x00100030, "DA", birth)
+    identity = gather(grammar.parse(_saved(source, implicit=False), whole=True))
+    written = Dataset()
+    written.add_new(0x00090010, "LO", "ACME 1.0")
+    for offset, (before, what, after, encoding, upper) in enumerate(planted):
+        value = {"name": name, "id": patient_id, "birth": birth}.get(what, "[NAME]")
+        text = before + (value.upper() if upper else value) + after
+        written.add_new(0x00091010 + offset, "OB", text.encode(encoding, "replace"))
+    written.add_new(0x00100010, "PN", "PSEUDONYM^X")
+    header = grammar.parse(_saved(written, implicit=False), whole=True)
+    assert postcheck.check_header(header, identity) == _reference_residue(header, identity)
+
+
+def test_post_check_quick_search_finds_the_leftmost_residue() -> None:
+    """Two plantings of the same name: the residue is the first, as the reference's."""
+    source = Dataset()
+    source.add_new(0x00100010, "PN", "Zygmuntowicz^Jan")
+    identity = gather(grammar.parse(_saved(source, implicit=False), whole=True))
+    written = Dataset()
+    written.add_new(0x00081030, "LO", "x-ZYGMUNTOWICZ-y")
+    written.add_new(0x00204000, "LT", "zygmuntowiczi zygmuntowicz")
+    header = grammar.parse(_saved(written, implicit=False), whole=True)
+    residue = postcheck.check_header(header, identity)
+    assert residue == _reference_residue(header, identity)
+    assert residue is not None and residue.tag == 0x00081030

@@ -333,15 +333,17 @@ class Worker:
     def _checked(self, item: InputItem, done: ItemResult, identity: Identity) -> ItemResult:
         """The independent post-write check, then the output's size and SHA-256."""
         assert done.tmp is not None
-        residue = postcheck.check_file(Path(done.tmp), identity)
+        with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
+            residue = postcheck.check_handle(handle, identity)
+            if residue is None:  # the whole file as written, read back from its start
+                handle.seek(0)
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                size = os.fstat(handle.fileno()).st_size
         if residue is not None:
             with contextlib.suppress(OSError):
                 os.unlink(done.tmp)  # noqa: PTH108
             reason = residue.reason if isinstance(residue, postcheck.Residue) else str(residue)
             return self._quarantine(item, reason)
-        with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            size = os.fstat(handle.fileno()).st_size
         outcome = replace(done.outcome, size=size, sha256=digest)
         return ItemResult(outcome, size, done.mapping, tmp=done.tmp, path=done.path)
 
