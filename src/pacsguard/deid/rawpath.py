@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import functools
 import io
+import operator
 import struct
 from dataclasses import dataclass, field
 from typing import cast
@@ -111,6 +112,9 @@ REWRITTEN: dict[str, frozenset[Act]] = {
     **{vr: COMMON_ACTS | {Act.CLEAN} for vr in MULTI_TEXT_VRS | SINGLE_TEXT_VRS},
 }
 DECODED_FOR = frozenset({Act.UID, Act.SHIFT, Act.CLEAN, Act.ACCESSION})  # PN: never decoded
+
+
+_first = operator.itemgetter(0)  # sort (tag, bytes) pairs by tag, stable
 
 
 class Declined(Exception):
@@ -549,7 +553,7 @@ class _Rewrite:
         body = self.level(elements, 0, Mode.NORMAL, top=True)
         self._sweep()
         body.extend(_markers(self.transformer, self.implicit))
-        body.sort(key=lambda pair: pair[0])
+        body.sort(key=_first)
         sop_uid, sop_class = self.naming[3], self.naming[4]
         if not sop_uid or "\\" in sop_uid + sop_class:
             raise Declined("SOP Instance UID")
@@ -577,7 +581,8 @@ class _Rewrite:
         out: list[tuple[int, bytes]] = []
         kept_blocks: set[tuple[int, int]] = set()
         creators: dict[tuple[int, int], _Element] = {}
-        by_tag = {e.tag: e for e in elements}
+        by_tag = self.top if top else None  # the top level's elements by tag, or built below
+        memo, buf, uids = self.memo, self.buf, self.uids
         for element in elements:
             tag = element.tag
             group, number = tag >> 16, tag & 0xFFFF
@@ -587,13 +592,26 @@ class _Rewrite:
                     continue
                 if number < 0x0010:
                     continue
+                if by_tag is None:
+                    by_tag = {e.tag: e for e in elements}
                 decision = self._private(element, by_tag.get((group << 16) | (number >> 8)), mode)
                 if decision.act is not Act.REMOVE:
                     if self.implicit:  # its VR depends on pydicom's private dictionary
                         raise Declined("private attribute kept in implicit VR")
                     kept_blocks.add((group, number >> 8))
             elif top and tag not in NAMING_TAGS:
-                encoded = self._memoised(element)
+                effects = memo.get(buf[element.start : element.end])
+                if effects is None:
+                    encoded = self._memoised(element)
+                else:  # _memoised's hit, inline: most of a series' header
+                    encoded, raw_swept, new_swept, touched = effects
+                    if raw_swept:
+                        self.raw_swept.extend(raw_swept)
+                    if new_swept:
+                        self.new_swept.extend(new_swept)
+                    for original, new in touched:
+                        if original not in uids:
+                            uids[original] = new
                 if encoded is not None:
                     out.append((tag, encoded))
                 continue
@@ -607,7 +625,7 @@ class _Rewrite:
         for (group, block), creator in creators.items():
             if (group, block) in kept_blocks:
                 out.append((creator.tag, self._copy(creator, depth, exact=True)))
-        out.sort(key=lambda pair: pair[0])
+        out.sort(key=_first)
         return out
 
     def _memoised(self, element: _Element) -> bytes | None:
