@@ -23,7 +23,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from conftest import local_test_files
-from pacsguard.deid import grammar, postcheck, rawpath
+from pacsguard.deid import grammar, identity, postcheck, rawpath
 from pacsguard.deid.identity import Identity, gather
 from pacsguard.sample import AnswerKey
 from pacsguard.sample.mutate import NotApplicable, strategies, uniquify
@@ -335,3 +335,79 @@ def test_post_check_quick_search_finds_the_leftmost_residue() -> None:
     residue = postcheck.check_header(header, identity)
     assert residue == _reference_residue(header, identity)
     assert residue is not None and residue.tag == 0x00081030
+
+
+# --- identity gathering: one pass over the gate's nodes, as a recursive walk reads them -
+def _reference_gather(header: grammar.Header, institution: bool) -> Identity:
+    """``gather`` as first written: a recursive walk, each dataset's own character sets."""
+    kinds = identity._tag_kinds(institution)
+    found: dict[str, set[str]] = {"name": set(), "id": set(), "date": set(), "place": set()}
+
+    def walk(nodes: list[grammar.Node], charsets: list[str]) -> None:
+        charsets = identity._declared(header.buf, nodes, charsets)
+        for node in nodes:
+            if node.items is not None:
+                for item in node.items:
+                    walk(item, charsets)
+                continue
+            raw = header.buf[node.value : node.end]
+            kind = kinds.get(node.tag)
+            if kind is None:
+                if node.vr in identity.FREE_TEXT_VRS and identity._MAYBE_SHAPED.search(raw):
+                    found["id"] |= identity._shaped_cached(raw)
+                continue
+            found[kind] |= identity._tokens(raw, tuple(charsets), kind)
+
+    walk(header.elements, [])
+    return Identity(*(frozenset(found[k]) for k in ("name", "id", "date", "place")))
+
+
+def _same_identity(data: bytes) -> None:
+    try:
+        header = grammar.parse(data, whole=True)
+    except grammar.GrammarError:
+        return
+    for institution in (True, False):
+        assert gather(header, institution=institution) == _reference_gather(header, institution)
+
+
+def test_gather_is_the_recursive_walk_on_the_sample_corpus(
+    sample_corpus: tuple[Path, AnswerKey],
+) -> None:
+    root, _ = sample_corpus
+    for path in sorted(root.rglob("*.dcm")):
+        _same_identity(path.read_bytes())
+    for path in local_test_files():
+        _same_identity(path.read_bytes())
+
+
+_NESTED_CHARSETS = st.sampled_from(["", "", "ISO_IR 100", "ISO_IR 192", "ISO_IR 144", "ISO_IR 126"])
+
+
+@st.composite
+def _datasets(draw: st.DrawFn) -> Dataset:
+    return _dataset(draw, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ds=_datasets(),
+    names=st.lists(_WORDS.map(lambda w: w + "é"), min_size=1, max_size=3),
+    top=st.sampled_from(["ISO_IR 144", "ISO_IR 126", ""]),
+    charsets=st.lists(_NESTED_CHARSETS, min_size=1, max_size=3),
+)
+def test_gather_is_the_recursive_walk_on_made_headers(
+    ds: Dataset, names: list[str], top: str, charsets: list[str]
+) -> None:
+    if top:  # the top level's, which items that declare none inherit
+        ds.SpecificCharacterSet = top
+    item = ds
+    for depth, (name, charset) in enumerate(zip(names, charsets * 3, strict=False)):
+        inner = Dataset()
+        if charset:
+            inner.SpecificCharacterSet = charset
+        inner.add_new(0x00100010, "PN", name.encode("utf-8"))
+        inner.add_new(0x00081030, "LO", ("call +33 6 12 34 56 78 " + name).encode("utf-8"))
+        item.add_new(0x00101002 if depth == 0 else 0x00081110, "SQ", Sequence([inner]))
+        item = inner
+    _same_identity(_saved(ds, implicit=False))
