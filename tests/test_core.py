@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pacsguard.core.errors import KeyFileError
 from pacsguard.core.io import atomic_write_bytes, iter_inputs
@@ -160,3 +165,26 @@ def test_manifest_json_is_valid_sorted_and_one_line_per_list_entry() -> None:
     assert json.loads(text) == payload
     assert '    {"path": "a/b.dcm", "size": 3},\n    {"path": "é", "size": null}\n' in text
     assert text.index('"counts"') < text.index('"files"') < text.index('"none"')
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=3, unique=True),
+    values=st.lists(st.text(max_size=12), min_size=1, max_size=6),
+)
+def test_remembered_pseudonyms_are_the_keyed_digest_of_their_own_key(
+    keys: list[bytes], values: list[str]
+) -> None:
+    """Digests are remembered between files: each answer is still HMAC-SHA256 under the
+    key it was asked with, whatever was asked before under another key."""
+    for _ in range(2):
+        for key in keys:
+            pseudo = Pseudonymizer(ProjectKey(key))
+            for value in values:
+                message = b"patient-id\x00" + normalise(value).encode("utf-8")
+                digest = hmac.new(key, message, hashlib.sha256).digest()
+                expected = "PG" + base64.b32encode(digest).decode("ascii")[:16]
+                assert pseudo.patient_id(value) == expected
+                assert pseudo.digest("patient-id", normalise(value)) == digest
+                uid = hmac.new(key, b"uid\x00" + value.strip(" \x00").encode(), hashlib.sha256)
+                assert pseudo.uid(value) == "2.25." + str(int.from_bytes(uid.digest()[:16], "big"))

@@ -49,8 +49,7 @@ class Pseudonymizer:
 
     def token(self, domain: str, value: str, length: int = 16) -> str:
         """Upper-case base32 text of the digest, ``length`` characters (no padding)."""
-        text = base64.b32encode(self.digest(domain, normalise(value))).decode("ascii")
-        return text[:length]
+        return _token(self.key.material, domain, normalise(value))[:length]
 
     def patient_id(self, patient_id: str) -> str:
         """``PG`` + 16 base32 characters (80 bits): valid for LO, readable, stable."""
@@ -83,11 +82,20 @@ class Pseudonymizer:
         return offset
 
 
-def _digest(material: bytes, domain: str, value: str) -> bytes:
+def _hmac(material: bytes, domain: str, value: str) -> bytes:
     message = domain.encode("ascii") + b"\x00" + value.encode("utf-8")
     return hmac.new(material, message, hashlib.sha256).digest()
 
 
+# Pure: every file of a patient asks for the same few (UIDs, each new, bypass it).
+_digest = lru_cache(maxsize=1 << 14)(_hmac)
+
+
+@lru_cache(maxsize=1 << 14)
+def _token(material: bytes, domain: str, value: str) -> str:
+    return base64.b32encode(_digest(material, domain, value)).decode("ascii")
+
+
 @lru_cache(maxsize=1 << 16)
 def _uid(material: bytes, uid: str) -> str:
-    return "2.25." + str(int.from_bytes(_digest(material, "uid", uid)[:16], "big"))
+    return "2.25." + str(int.from_bytes(_hmac(material, "uid", uid)[:16], "big"))

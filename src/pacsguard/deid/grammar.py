@@ -125,8 +125,10 @@ def dictionary_vrs(tag: int) -> frozenset[str] | None:
 
 
 class _Walk:
+    inline = True  # element headers of Explicit VR Little Endian read in the loop (tests: off)
+
     def __init__(self, buf: bytes, implicit: bool, little: bool, prefix: bool = False) -> None:
-        self.buf, self.implicit, self.prefix = buf, implicit, prefix
+        self.buf, self.implicit, self.prefix, self.little = buf, implicit, prefix, little
         order = "<" if little else ">"
         self.tag_s = struct.Struct(order + "HH")
         self.u16, self.u32 = struct.Struct(order + "H"), struct.Struct(order + "I")
@@ -175,22 +177,37 @@ class _Walk:
             raise GrammarError(f"sequences nested deeper than {MAX_DEPTH} levels")
         nodes: list[Node] = []
         last = -1
+        buf = self.buf
+        fast = self.inline and not implicit and self.little
         while pos < end:
-            try:
-                tag, vr, length, start = self.header(pos, end, implicit)
-            except GrammarError as exc:
-                if not nodes:
-                    raise
-                previous = tag_text(nodes[-1].tag)
-                raise GrammarError(
-                    f"no valid element follows {previous}: its length is probably corrupt ({exc})"
-                ) from None
-            if tag == ITEM_END:
-                if not in_item or length != 0:
-                    raise GrammarError(f"a stray item delimiter at {pos}")
-                return nodes, start
-            if tag >> 16 == 0xFFFE:
-                raise GrammarError(f"an item tag {tag_text(tag)} outside a sequence at {pos}")
+            known = None
+            if fast and pos + 12 <= end:
+                group, number, raw_vr, length = _EXPLICIT_LE.unpack_from(buf, pos)
+                if group != 0xFFFE:
+                    known = _VR_BYTES.get(raw_vr)
+            if known is not None:
+                tag, (vr, long) = (group << 16) | number, known
+                if long:
+                    length, start = _U32_LE.unpack_from(buf, pos + 8)[0], pos + 12
+                else:
+                    start = pos + 8
+            else:
+                try:
+                    tag, vr, length, start = self.header(pos, end, implicit)
+                except GrammarError as exc:
+                    if not nodes:
+                        raise
+                    previous = tag_text(nodes[-1].tag)
+                    raise GrammarError(
+                        f"no valid element follows {previous}: its length is probably corrupt "
+                        f"({exc})"
+                    ) from None
+                if tag == ITEM_END:
+                    if not in_item or length != 0:
+                        raise GrammarError(f"a stray item delimiter at {pos}")
+                    return nodes, start
+                if tag >> 16 == 0xFFFE:
+                    raise GrammarError(f"an item tag {tag_text(tag)} outside a sequence at {pos}")
             if not path and stop_at_pixels and tag in PIXEL_TAGS:
                 self.check_order(path, tag, last)
                 return nodes, pos
@@ -215,9 +232,13 @@ class _Walk:
                         start, after, after, path, tag, implicit or vr == "UN"
                     )
                     node.vr = "SQ"
-            self.check_order(path, tag, last)
-            self.check_element(path, node, length)
-            last = max(last, tag)
+            if tag <= last:
+                self.check_order(path, tag, last)
+            else:
+                last = tag
+            rule = _element_rule(tag, node.vr, node.items is not None)
+            if rule is not None:
+                self.check_value(path, node, rule)
             nodes.append(node)
             pos = after
         if in_item:
@@ -277,41 +298,63 @@ class _Walk:
         elif tag < last:
             self.flag(path, tag, f"{tag_text(tag)} is out of order (tags must ascend)")
 
-    def check_element(self, path: tuple[tuple[int, int], ...], node: Node, length: int) -> None:
-        tag, vr = node.tag, node.vr
-        group, number = tag >> 16, tag & 0xFFFF
-        if group == 0x0002:
-            self.flag(path, tag, f"File Meta attribute {tag_text(tag)} inside the dataset")
+    def check_value(
+        self, path: tuple[tuple[int, int], ...], node: Node, rule: tuple[str | None, str]
+    ) -> None:
+        """Flag what ``_element_rule`` found, or a value its VR does not allow."""
+        reason, vr = rule
+        if reason is not None:
+            self.flag(path, node.tag, reason)
             return
-        if group & 1:
-            if group in (0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF):
-                self.flag(path, tag, f"{tag_text(tag)} is in a group no private data may use")
-                return
-            if number == 0:
-                allowed: frozenset[str] | None = frozenset({"UL"})
-            elif number < 0x0010 or 0x0100 <= number < 0x1000:
-                self.flag(path, tag, f"{tag_text(tag)} is not a valid private tag")
-                return
-            elif number <= 0x00FF:
-                allowed = frozenset({"LO"})
-            else:
-                allowed = None  # a private data element: any VR
+        unit = UNIT.get(vr)
+        if unit is not None:
+            problem = (
+                f"a length not a multiple of {unit}" if (node.end - node.value) % unit else None
+            )
+        elif vr in TEXT_VRS and node.end > node.value:
+            problem = value_problem(self.buf[node.value : node.end], vr)
         else:
-            allowed = dictionary_vrs(tag)
-            if allowed is None:
-                self.flag(path, tag, f"{tag_text(tag)} is not in the DICOM dictionary")
-                return
-        if vr == "UN" and node.items is None and allowed is not None:
-            vr = sorted(allowed)[0]  # UN keeps the dictionary's rules for its bytes
-        elif allowed is not None and vr not in allowed and not (vr == "SQ" and "UN" in allowed):
-            expected = " or ".join(sorted(allowed))
-            self.flag(path, tag, f"VR {vr} on {tag_text(tag)}, expected {expected}")
             return
-        if node.items is not None:
-            return
-        reason = value_problem(self.buf[node.value : node.end], vr)
-        if reason:
-            self.flag(path, tag, f"{tag_text(tag)} ({vr}): {reason}")
+        if problem:
+            self.flag(path, node.tag, f"{tag_text(node.tag)} ({vr}): {problem}")
+
+
+_EXPLICIT_LE = struct.Struct("<HH2sH")
+_U32_LE = struct.Struct("<I")
+_VR_BYTES = {vr.encode(): (vr, vr in LONG_VRS) for vr in VRS}
+
+
+@functools.lru_cache(maxsize=1 << 16)  # (tag, VR, sequence): bounded even on garbage
+def _element_rule(tag: int, vr: str, sequence: bool) -> tuple[str | None, str] | None:
+    """What the grammar says of an element from its tag and VR alone: (the anomaly's
+    reason, "") when it is not allowed there; (None, the VR its bytes must suit) when its
+    value is to be checked; None when there is nothing more to check (a sequence)."""
+    group, number = tag >> 16, tag & 0xFFFF
+    if group == 0x0002:
+        return f"File Meta attribute {tag_text(tag)} inside the dataset", ""
+    if group & 1:
+        if group in (0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF):
+            return f"{tag_text(tag)} is in a group no private data may use", ""
+        if number == 0:
+            allowed: frozenset[str] | None = frozenset({"UL"})
+        elif number < 0x0010 or 0x0100 <= number < 0x1000:
+            return f"{tag_text(tag)} is not a valid private tag", ""
+        elif number <= 0x00FF:
+            allowed = frozenset({"LO"})
+        else:
+            allowed = None  # a private data element: any VR
+    else:
+        allowed = dictionary_vrs(tag)
+        if allowed is None:
+            return f"{tag_text(tag)} is not in the DICOM dictionary", ""
+    if vr == "UN" and not sequence and allowed is not None:
+        vr = sorted(allowed)[0]  # UN keeps the dictionary's rules for its bytes
+    elif allowed is not None and vr not in allowed and not (vr == "SQ" and "UN" in allowed):
+        expected = " or ".join(sorted(allowed))
+        return f"VR {vr} on {tag_text(tag)}, expected {expected}", ""
+    if sequence:
+        return None
+    return None, vr
 
 
 @functools.lru_cache(maxsize=1 << 15)  # pure in its bytes: series repeat their values

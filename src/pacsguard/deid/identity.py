@@ -19,7 +19,6 @@ import functools
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from pydicom.charset import convert_encodings, decode_bytes
@@ -97,20 +96,31 @@ def decodings(raw: bytes, charsets: list[str]) -> set[str]:
 def gather(header: Header, *, institution: bool = True) -> Identity:
     """The identity tokens of every identity element of ``header``, at any depth."""
     kinds = _tag_kinds(institution)
+    buf = header.buf
     names: set[str] = set()
     ids: set[str] = set()
     dates: set[str] = set()
     places: set[str] = set()
-    for node, charsets in _walk(header.buf, header.elements, []):
-        if node.items is not None:
-            continue
-        kind = kinds.get(node.tag)
-        if kind is None:
-            if node.vr in FREE_TEXT_VRS:
-                ids |= _shaped(header.buf[node.value : node.end])
-            continue
-        tokens = _tokens(header.buf[node.value : node.end], tuple(charsets), kind)
-        {"name": names, "id": ids, "date": dates}.get(kind, places).update(tokens)
+    into = {"name": names, "id": ids, "date": dates, "place": places}
+    # Each dataset with the character sets in force there: its own, else its parent's.
+    pending: list[tuple[list[Node], list[str]]] = [(header.elements, [])]
+    while pending:
+        nodes, charsets = pending.pop()
+        charsets = _declared(buf, nodes, charsets)
+        for node in nodes:
+            if node.items is not None:
+                pending.extend((item, charsets) for item in node.items)
+                continue
+            kind = kinds.get(node.tag)
+            if kind is None:
+                if node.vr in FREE_TEXT_VRS:
+                    raw = buf[node.value : node.end]
+                    if _MAYBE_SHAPED.search(raw):
+                        ids |= _shaped_cached(raw)
+                continue
+            into.get(kind, places).update(
+                _tokens(buf[node.value : node.end], tuple(charsets), kind)
+            )
     return Identity(frozenset(names), frozenset(ids), frozenset(dates), frozenset(places))
 
 
@@ -119,12 +129,6 @@ FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN", "UN"})
 # number): found in any text of the input, they are identity wherever no attribute names them.
 _SHAPE_FINDERS = (find_nir, find_ins, find_email, find_phone)
 _MAYBE_SHAPED = re.compile(rb"[0-9]{2}|@")
-
-
-def _shaped(raw: bytes) -> frozenset[str]:
-    if not _MAYBE_SHAPED.search(raw):
-        return frozenset()
-    return _shaped_cached(raw)
 
 
 @functools.lru_cache(maxsize=1 << 14)  # keyed by the exact bytes: slices repeat their text
@@ -137,15 +141,13 @@ def _shaped_cached(raw: bytes) -> frozenset[str]:
     return frozenset(found)
 
 
-def _walk(buf: bytes, nodes: list[Node], charsets: list[str]) -> Iterator[tuple[Node, list[str]]]:
+def _declared(buf: bytes, nodes: list[Node], charsets: list[str]) -> list[str]:
+    """The character sets a dataset declares (0008,0005), else those it inherits."""
     own = next((n for n in nodes if n.tag == CHARSET_TAG and n.items is None), None)
     if own is not None:
         declared = buf[own.value : own.end].decode("latin-1").strip(" \x00")
-        charsets = [c.strip() for c in declared.split("\\")] if declared else charsets
-    for node in nodes:
-        yield node, charsets
-        for item in node.items or []:
-            yield from _walk(buf, item, charsets)
+        return [c.strip() for c in declared.split("\\")] if declared else charsets
+    return charsets
 
 
 @functools.lru_cache(maxsize=1 << 14)  # keyed by the exact bytes, charsets and kind

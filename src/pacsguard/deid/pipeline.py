@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pydicom.config
 
@@ -230,10 +230,21 @@ class Worker:
                     grammar_tail(header, _file_reader(handle.fileno()), size)
                 else:  # deflated: the inflated dataset
                     grammar_tail(header, _bytes_reader(header.buf), len(header.buf))
-        else:
-            buf = item.read_bytes()
-            header = grammar.parse(buf, whole=True)
-            grammar_tail(header, _bytes_reader(header.buf), len(header.buf))
+                return self._gated(item, header, buf, (handle, size))
+        buf = item.read_bytes()
+        header = grammar.parse(buf, whole=True)
+        grammar_tail(header, _bytes_reader(header.buf), len(header.buf))
+        return self._gated(item, header, buf, None)
+
+    def _gated(
+        self,
+        item: InputItem,
+        header: grammar.Header,
+        buf: bytes,
+        opened: tuple[BinaryIO, int] | None,
+    ) -> ItemResult:
+        """A file the grammar let through: ``opened`` is the input, open, and its size
+        (None for a member of an archive, read whole into ``buf``)."""
         drops = self._gate(header)
         identity = gather(header, institution=self.institution)
         known = identity.known()
@@ -244,8 +255,8 @@ class Worker:
                 "drop --no-pixel-cleaning to clean them, or give --keep-burned-in to keep them"
             )
         raw_ok = self.raw_ok and not (risk and self.cleaning)
-        if item.member is None and raw_ok and not drops and header.buf is buf:
-            done = self._rewrite_raw(item, buf, known)
+        if opened is not None and raw_ok and not drops and header.buf is buf:
+            done = self._rewrite_raw(item, header, opened, known)
             if done is not None:
                 if risk:  # only "keep" lets an image at risk take this path
                     done.outcome = replace(done.outcome, details={"pixels": "kept at risk"})
@@ -324,41 +335,49 @@ class Worker:
     def _checked(self, item: InputItem, done: ItemResult, identity: Identity) -> ItemResult:
         """The independent post-write check, then the output's size and SHA-256."""
         assert done.tmp is not None
-        residue = postcheck.check_file(Path(done.tmp), identity)
+        with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
+            residue = postcheck.check_handle(handle, identity)
+            if residue is None:  # the whole file as written, read back from its start
+                handle.seek(0)
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                size = os.fstat(handle.fileno()).st_size
         if residue is not None:
             with contextlib.suppress(OSError):
                 os.unlink(done.tmp)  # noqa: PTH108
             reason = residue.reason if isinstance(residue, postcheck.Residue) else str(residue)
             return self._quarantine(item, reason)
-        with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            size = os.fstat(handle.fileno()).st_size
         outcome = replace(done.outcome, size=size, sha256=digest)
         return ItemResult(outcome, size, done.mapping, tmp=done.tmp, path=done.path)
 
-    def _rewrite_raw(self, item: InputItem, prefix: bytes, known: KnownValues) -> ItemResult | None:
-        """The byte-level rewriter (``rawpath``); None sends the file down the usual path,
-        which also gives every refusal its proper reason."""
-        with item.path.open("rb", buffering=0) as handle:
-            size = os.fstat(handle.fileno()).st_size
-            layout = rawpath.layout(prefix, size)
-            if layout is None or (layout.has_rows and layout.pixel_offset >= size):
+    def _rewrite_raw(
+        self,
+        item: InputItem,
+        header: grammar.Header,
+        opened: tuple[BinaryIO, int],
+        known: KnownValues,
+    ) -> ItemResult | None:
+        """The byte-level rewriter (``rawpath``) on the gated ``header`` of the input
+        ``opened`` (file, size); None sends the file down the usual path, which
+        also gives every refusal its proper reason."""
+        handle, size = opened
+        layout = rawpath.layout_of(header, size)
+        if layout is None or (layout.has_rows and layout.pixel_offset >= size):
+            return None
+        offset, implicit = layout.pixel_offset, rawpath.is_implicit(layout.syntax)
+        if offset < size:
+            end = fastpath.element_end(handle, offset, implicit=implicit, size=size)
+            if end != size:
                 return None
-            offset, implicit = layout.pixel_offset, rawpath.is_implicit(layout.syntax)
-            if offset < size:
-                end = fastpath.element_end(handle, offset, implicit=implicit, size=size)
-                if end != size:
-                    return None
-                native = size - offset - (8 if implicit else 12)
-                if not layout.compressed and (layout.expected_native or 0) > native:
-                    return None
-            result = rawpath.rewrite(prefix[:offset], self.transformer, layout, known)
-            if result is None:
+            native = size - offset - (8 if implicit else 12)
+            if not layout.compressed and (layout.expected_native or 0) > native:
                 return None
-            parts = [result.patient_id, result.study_uid, result.series_uid, result.sop_uid]
-            relative = self._name(parts)
-            tmp = self._temporary(relative, item)
-            self._write_output(tmp, result.header, handle.fileno(), offset, size)
+        result = rawpath.rewrite(header.buf[:offset], self.transformer, layout, known)
+        if result is None:
+            return None
+        parts = [result.patient_id, result.study_uid, result.series_uid, result.sop_uid]
+        relative = self._name(parts)
+        tmp = self._temporary(relative, item)
+        self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
         size = len(result.header) + size - offset
         return ItemResult(outcome, size, result.mapping, tmp=tmp, path="byte-level")

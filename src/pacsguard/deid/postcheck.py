@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pacsguard.deid.grammar import GrammarError, Header, Node, parse, read_header, tag_text
 from pacsguard.deid.identity import Identity, fold
@@ -57,12 +58,34 @@ def _encoded(token: str) -> set[bytes]:
     return {b for b in out if b}
 
 
-def _pattern(raw: bytes, numeric: bool) -> bytes:
-    words = [re.escape(w) for w in re.split(rb"[ ]+", raw) if w]
-    body = rb"[\s^,_\x00]+".join(words)
+_SEPARATORS = rb"[\s^,_\x00]+"
+
+
+def _bounds(numeric: bool) -> tuple[bytes, bytes]:
+    """What may not stand before a token (a class) and after it (a lookahead)."""
     if numeric:
-        return rb"(?<![0-9.])" + body + rb"(?![0-9]|\.[0-9])"
-    return rb"(?<![" + _LETTER + rb"0-9])" + body + rb"(?![" + _LETTER + rb"0-9])"
+        return rb"[0-9.]", rb"(?![0-9]|\.[0-9])"
+    return rb"[" + _LETTER + rb"0-9]", rb"(?![" + _LETTER + rb"0-9])"
+
+
+def _pattern(raw: bytes, numeric: bool) -> bytes:
+    """The token's bounded pattern, searched case-insensitively in the header (the
+    meaning of a residue; ``_fast_pattern`` is the same search, made quick)."""
+    words = [re.escape(w) for w in re.split(rb"[ ]+", raw) if w]
+    before, after = _bounds(numeric)
+    return rb"(?<!" + before + rb")" + _SEPARATORS.join(words) + after
+
+
+def _fast_pattern(raw: bytes, numeric: bool) -> bytes:
+    """``_pattern``'s search as a case-sensitive one in the lowered header: the words
+    lowered (ASCII, as ``re.IGNORECASE`` folds bytes and ``bytes.lower`` lowers them), and
+    the look behind moved past the first word, so that the pattern starts with a literal
+    the regex engine scans for. ``W(?<!CW)`` is ``(?<!C)W``: the W just matched ends the
+    look-behind's window, which then tests only the byte before W (none at the start)."""
+    words = [re.escape(w) for w in re.split(rb"[ ]+", raw.lower()) if w]
+    before, after = _bounds(numeric)
+    first = words[0] + rb"(?<!" + before + words[0] + rb")"
+    return _SEPARATORS.join([first, *words[1:]]) + after
 
 
 @dataclass(frozen=True)
@@ -74,10 +97,11 @@ class Needle:
     needles, instead of a search of the header per needle. None: a plain byte search."""
 
     needle: bytes
-    pattern: bytes  # compiled only when the needle is found (``_compiled``)
+    pattern: bytes  # the reference search: case-insensitive, in the header
     kind: str
     anchor: bytes | None = None
     numeric: bool = False
+    fast: bytes = b""  # the same search in the lowered header, compiled when needed
 
 
 def _anchor(first: bytes, numeric: bool) -> bytes | None:
@@ -108,14 +132,44 @@ def compile_identity(identity: Identity) -> tuple[Needle, ...]:
                 key = raw.lower()
                 if key not in needles:
                     needles[key] = Needle(
-                        first, _pattern(raw, numeric), kind, _anchor(first, numeric), numeric
+                        first,
+                        _pattern(raw, numeric),
+                        kind,
+                        _anchor(first, numeric),
+                        numeric,
+                        _fast_pattern(raw, numeric),
                     )
     return tuple(sorted(needles.values(), key=lambda n: -len(n.pattern)))
 
 
+@dataclass(frozen=True)
+class _Index:
+    """An identity's needles by what must be in the header for each to match: its anchor
+    among the header's words (or digit runs), or, anchorless, its bytes anywhere."""
+
+    needles: tuple[Needle, ...]
+    words: dict[bytes, list[int]]
+    numbers: dict[bytes, list[int]]
+    plain: dict[bytes, list[int]]
+
+
+@functools.lru_cache(maxsize=64)
+def _index(identity: Identity) -> _Index:
+    needles = compile_identity(identity)
+    words: dict[bytes, list[int]] = {}
+    numbers: dict[bytes, list[int]] = {}
+    plain: dict[bytes, list[int]] = {}
+    for position, needle in enumerate(needles):
+        if needle.anchor is None:
+            plain.setdefault(needle.needle, []).append(position)
+        else:
+            (numbers if needle.numeric else words).setdefault(needle.anchor, []).append(position)
+    return _Index(needles, words, numbers, plain)
+
+
 @functools.lru_cache(maxsize=4096)
 def _compiled(pattern: bytes) -> re.Pattern[bytes]:
-    return re.compile(pattern, re.IGNORECASE)
+    return re.compile(pattern)
 
 
 def check_header(header: Header, identity: Identity) -> Residue | GrammarError | None:
@@ -129,15 +183,16 @@ def check_header(header: Header, identity: Identity) -> Residue | GrammarError |
     # that offsets still name their element; any other bracketed text is searched.
     data = _PLACEHOLDER.sub(lambda m: b" " * len(m.group(0)), header.buf[:extent])
     lowered = data.lower()
-    words = set(_WORD.findall(lowered))
-    numbers = set(_DIGITS.findall(lowered))
-    for needle in compile_identity(identity):
-        if needle.anchor is not None:
-            if needle.anchor not in (numbers if needle.numeric else words):
-                continue
-        elif needle.needle not in lowered:
-            continue
-        match = _compiled(needle.pattern).search(data, 0, extent)
+    index = _index(identity)
+    # The needles that can match, in their order: the first that does names the residue.
+    found = [p for w in index.words.keys() & set(_WORD.findall(lowered)) for p in index.words[w]]
+    found += [
+        p for n in index.numbers.keys() & set(_DIGITS.findall(lowered)) for p in index.numbers[n]
+    ]
+    found += [p for needle, at in index.plain.items() if needle in lowered for p in at]
+    for position in sorted(found):
+        needle = index.needles[position]
+        match = _compiled(needle.fast).search(lowered)
         if match is not None:
             return Residue(needle.kind, _tag_at(header.elements, match.start()))
     return None
@@ -154,9 +209,14 @@ def check_bytes(data: bytes, identity: Identity) -> Residue | GrammarError | Non
 
 def check_file(path: Path, identity: Identity) -> Residue | GrammarError | None:
     """``check_header`` on the written file at ``path``; its pixels are not read."""
+    with path.open("rb") as handle:
+        return check_handle(handle, identity)
+
+
+def check_handle(handle: BinaryIO, identity: Identity) -> Residue | GrammarError | None:
+    """``check_file`` on a written file open from its start (read up to its pixels)."""
     try:
-        with path.open("rb") as handle:
-            header, _ = read_header(handle, os.fstat(handle.fileno()).st_size)
+        header, _ = read_header(handle, os.fstat(handle.fileno()).st_size)
     except GrammarError as exc:
         return GrammarError(f"post-write check: the output does not parse ({exc})")
     return check_header(header, identity)

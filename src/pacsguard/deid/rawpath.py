@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import functools
 import io
+import operator
 import struct
 from dataclasses import dataclass, field
 from typing import cast
@@ -46,6 +47,7 @@ from pacsguard.deid.engine import (
     may_hit,
     patient_key,
 )
+from pacsguard.deid.grammar import Header
 from pacsguard.deid.options import PIXEL_OPTIONS
 from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private, references_only
 from pacsguard.deid.text import (
@@ -110,6 +112,9 @@ REWRITTEN: dict[str, frozenset[Act]] = {
     **{vr: COMMON_ACTS | {Act.CLEAN} for vr in MULTI_TEXT_VRS | SINGLE_TEXT_VRS},
 }
 DECODED_FOR = frozenset({Act.UID, Act.SHIFT, Act.CLEAN, Act.ACCESSION})  # PN: never decoded
+
+
+_first = operator.itemgetter(0)  # sort (tag, bytes) pairs by tag, stable
 
 
 class Declined(Exception):
@@ -548,7 +553,7 @@ class _Rewrite:
         body = self.level(elements, 0, Mode.NORMAL, top=True)
         self._sweep()
         body.extend(_markers(self.transformer, self.implicit))
-        body.sort(key=lambda pair: pair[0])
+        body.sort(key=_first)
         sop_uid, sop_class = self.naming[3], self.naming[4]
         if not sop_uid or "\\" in sop_uid + sop_class:
             raise Declined("SOP Instance UID")
@@ -576,7 +581,8 @@ class _Rewrite:
         out: list[tuple[int, bytes]] = []
         kept_blocks: set[tuple[int, int]] = set()
         creators: dict[tuple[int, int], _Element] = {}
-        by_tag = {e.tag: e for e in elements}
+        by_tag = self.top if top else None  # the top level's elements by tag, or built below
+        memo, buf, uids = self.memo, self.buf, self.uids
         for element in elements:
             tag = element.tag
             group, number = tag >> 16, tag & 0xFFFF
@@ -586,13 +592,26 @@ class _Rewrite:
                     continue
                 if number < 0x0010:
                     continue
+                if by_tag is None:
+                    by_tag = {e.tag: e for e in elements}
                 decision = self._private(element, by_tag.get((group << 16) | (number >> 8)), mode)
                 if decision.act is not Act.REMOVE:
                     if self.implicit:  # its VR depends on pydicom's private dictionary
                         raise Declined("private attribute kept in implicit VR")
                     kept_blocks.add((group, number >> 8))
             elif top and tag not in NAMING_TAGS:
-                encoded = self._memoised(element)
+                effects = memo.get(buf[element.start : element.end])
+                if effects is None:
+                    encoded = self._memoised(element)
+                else:  # _memoised's hit, inline: most of a series' header
+                    encoded, raw_swept, new_swept, touched = effects
+                    if raw_swept:
+                        self.raw_swept.extend(raw_swept)
+                    if new_swept:
+                        self.new_swept.extend(new_swept)
+                    for original, new in touched:
+                        if original not in uids:
+                            uids[original] = new
                 if encoded is not None:
                     out.append((tag, encoded))
                 continue
@@ -606,7 +625,7 @@ class _Rewrite:
         for (group, block), creator in creators.items():
             if (group, block) in kept_blocks:
                 out.append((creator.tag, self._copy(creator, depth, exact=True)))
-        out.sort(key=lambda pair: pair[0])
+        out.sort(key=_first)
         return out
 
     def _memoised(self, element: _Element) -> bytes | None:
@@ -902,7 +921,7 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         syntax, pos = file_meta(prefix)
     except Declined:
         return None
-    parser, values = _parser(prefix, is_implicit(syntax)), dict[str, int | None]()
+    parser = _parser(prefix, is_implicit(syntax))
     elements: list[_Element] = []
     end, last = len(prefix), -1
     while pos < end:
@@ -916,14 +935,79 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         if tag <= last or tag >> 16 < 0x0008:
             return None  # unsorted, or a File Meta group inside the dataset
         last = tag
-        if tag in IMAGE_TAGS:
-            values[IMAGE_TAGS[tag]] = _image_value(prefix, element)
         elements.append(element)
         pos = element.end
     else:
         if end < size:
             return None  # the header runs past what was read
         pos = size
+    return _layout(prefix, syntax, pos, elements)
+
+
+def layout_of(header: Header, size: int) -> Layout | None:
+    """``layout(header.buf, size)``, read from the strict grammar's top-level nodes of
+    the same bytes instead of walking them again. Where the two readings could part (an
+    anomaly, a dataset not in its syntax's encoding, another pixel tag first, an
+    undefined length), it walks the bytes as ``layout`` does."""
+    buf = header.buf
+    try:
+        syntax, pos = file_meta(buf)
+    except Declined:
+        return None
+    implicit = is_implicit(syntax)
+    stop = header.pixel_offset
+    if (
+        header.anomalies
+        or header.implicit != implicit
+        or not header.little
+        or (stop is not None and buf[stop : stop + 4] != PIXEL_DATA_LE)
+        or (stop is None and len(buf) != size)
+    ):
+        return layout(buf, size)
+    parser: _Parser | None = None
+    elements: list[_Element] = []
+    last = -1
+    for node in header.elements:
+        tag, value, end = node.tag, node.value, node.end
+        if tag <= last or tag >> 16 < 0x0008:
+            return None  # unsorted, or a File Meta group inside the dataset
+        last = tag
+        if implicit:
+            length = _UINT.unpack_from(buf, pos + 4)[0]
+            if value != pos + 8 or end != value + length:  # undefined, or not these bytes
+                parser = parser or _parser(buf, implicit)
+                element = _walked(parser, pos, len(buf))
+            else:
+                vr, ambiguous = _implicit_vr(tag)
+                element = _Element(tag, vr, pos, value, end, ambiguous=ambiguous)
+        else:
+            raw_vr, length = _HEAD.unpack_from(buf, pos)[2:]
+            vr, long = _VR_INFO.get(raw_vr, ("", False))
+            if long:
+                length = _UINT.unpack_from(buf, pos + 8)[0]
+            if not vr or value != pos + (12 if long else 8) or end != value + length:
+                parser = parser or _parser(buf, implicit)  # undefined, or not these bytes
+                element = _walked(parser, pos, len(buf))
+            else:
+                element = _Element(tag, vr, pos, value, end)
+        if element is None or element.end != end:
+            return layout(buf, size)
+        elements.append(element)
+        pos = end
+    if stop is not None and pos != stop:
+        return layout(buf, size)
+    return _layout(buf, syntax, size if stop is None else pos, elements)
+
+
+def _walked(parser: _Parser, pos: int, end: int) -> _Element | None:
+    try:
+        return parser.element(pos, end)
+    except Declined:
+        return None
+
+
+def _layout(buf: bytes, syntax: str, pixel_offset: int, elements: list[_Element]) -> Layout:
+    values = {IMAGE_TAGS[e.tag]: _image_value(buf, e) for e in elements if e.tag in IMAGE_TAGS}
     expected = None
     rows, cols, allocated = (values.get(k) for k in ("Rows", "Columns", "BitsAllocated"))
     if rows is not None and cols is not None and allocated is not None:
@@ -931,7 +1015,7 @@ def layout(prefix: bytes, size: int) -> Layout | None:
         samples = values.get("SamplesPerPixel") or 1
         expected = (rows * cols * allocated * samples * frames + 7) // 8
     compressed = _compressed(syntax)
-    return Layout(pos, compressed, "Rows" in values, expected, syntax, tuple(elements))
+    return Layout(pixel_offset, compressed, "Rows" in values, expected, syntax, tuple(elements))
 
 
 def _image_value(buf: bytes, element: _Element) -> int | None:
