@@ -131,11 +131,20 @@ def test_associations_are_taken_over_answered_and_audited(
     assert assoc.is_established
     try:
         statuses = [int(assoc.send_c_store(path).Status) for path in files]
-        refused = int(assoc.send_c_store(mislabelled).Status)
+        refusal = assoc.send_c_store(mislabelled)
+        refused = int(refusal.Status)
+        comment = str(refusal.get("ErrorComment", ""))
         echo = int(assoc.send_c_echo().Status)
     finally:
         assoc.release()
     assert statuses == [0, 0, 0] and refused == 0xA900 and echo == 0
+    # the reason, as pynetdicom's own path gives it: words of ours, no value of the data set
+    assert (
+        comment
+        and len(comment) <= 64
+        and str(ds.PatientName)
+        and str(ds.PatientName) not in comment
+    )
     assert len(taken) == 1 and isinstance(taken[0], rawserver.RawStoreAssociation)
     wait_for(lambda: len(list(out.rglob("*.dcm"))) == 3, 30)
     audit = gateway.config.audit_log

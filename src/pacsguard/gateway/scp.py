@@ -30,6 +30,7 @@ from pacsguard.net import (
 from pacsguard.net.part10 import file_prefix
 from pacsguard.net.policy import peer_of
 from pacsguard.net.rawserver import RawStoreServer, take_over_stores
+from pacsguard.net.rawstore import StoreAnswer
 from pacsguard.net.sockets import NoDelayServer
 from pacsguard.net.tls import server_context
 
@@ -149,12 +150,12 @@ class StoreSCP:
     def _on_requested(self, event: Any, service: str) -> None:
         assoc = event.assoc
 
-        def serve(context_id: int, request: Any, syntax: str) -> int:
+        def serve(context_id: int, request: Any, syntax: str) -> StoreAnswer:
             sop_class = str(request.AffectedSOPClassUID)
             data = request.DataSet.getvalue()
             prefix = file_prefix(sop_class, str(request.AffectedSOPInstanceUID), syntax)
-            code, _ = self._store(assoc, service, sop_class, prefix + data)
-            return code
+            code, comment = self._store(assoc, service, sop_class, prefix + data)
+            return StoreAnswer(code, comment)
 
         take_over_stores(assoc, serve)
 

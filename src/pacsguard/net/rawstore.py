@@ -25,6 +25,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import evt
@@ -54,6 +55,13 @@ def _us(value: int) -> bytes:
     return struct.pack("<H", value)
 
 
+def _lo(text: str) -> bytes:
+    """An LO value of the command set: the default repertoire, no backslash (a value
+    delimiter), at most 64 characters, padded with a space to even length."""
+    raw = text.encode("ascii", "replace").replace(b"\\", b"/")[:64]
+    return raw + b" " if len(raw) % 2 else raw
+
+
 def store_command(
     sop_class: str,
     sop_instance: str,
@@ -81,8 +89,11 @@ def store_command(
     return _element(0x0000, struct.pack("<I", len(body))) + body
 
 
-def store_response(sop_class: str, sop_instance: str, message_id: int, status: int) -> bytes:
-    """The command set of a C-STORE-RSP (PS3.7 9.3.1.2), encoded."""
+def store_response(
+    sop_class: str, sop_instance: str, message_id: int, status: int, comment: str | None = None
+) -> bytes:
+    """The command set of a C-STORE-RSP (PS3.7 9.3.1.2), encoded; ``comment``: its Error
+    Comment (0000,0902), on a failure only."""
     body = b"".join(
         [
             _element(0x0002, _uid(sop_class)),
@@ -90,6 +101,7 @@ def store_response(sop_class: str, sop_instance: str, message_id: int, status: i
             _element(0x0120, _us(message_id)),  # Message ID Being Responded To
             _element(0x0800, _us(0x0101)),  # Command Data Set Type: none
             _element(0x0900, _us(status)),
+            _element(0x0902, _lo(comment)) if comment and status != 0 else b"",
             _element(0x1000, _uid(sop_instance)),
         ]
     )
@@ -318,19 +330,33 @@ def _us_elements(command: bytes) -> dict[int, int]:
 
 # (context ID, C_STORE request, syntax) -> status, or (status, then): ``then()`` runs once
 # the C-STORE-RSP is written (a relay answers its sender first and forwards meanwhile)
-StoreServer = Callable[[int, Any, str], "int | tuple[int, Callable[[], None]]"]
+@dataclass(frozen=True)
+class StoreAnswer:
+    """What a store server answers: the status, the Error Comment of a failure (no value
+    of the data set in it), and what to run once the response is out."""
+
+    status: int
+    comment: str | None = None
+    then: Callable[[], None] | None = None
 
 
-def _served(serve: StoreServer, context_id: int, request: Any, context: Any) -> tuple[int, Any]:
-    """(status, what to run after the response or None); a failure status, never an
-    exception."""
+# serve(context ID, request, transfer syntax) -> a status, (status, then), or a StoreAnswer
+StoreServer = Callable[[int, Any, str], "int | tuple[int, Callable[[], None]] | StoreAnswer"]
+
+
+def _served(serve: StoreServer, context_id: int, request: Any, context: Any) -> StoreAnswer:
+    """The answer to one C-STORE-RQ: a failure status, never an exception."""
     try:
         if context is None:
             raise LookupError("no such presentation context")
         answer = serve(context_id, request, str(context.transfer_syntax[0]))
     except Exception:
-        return UNABLE_TO_PROCESS, None
-    return answer if isinstance(answer, tuple) else (answer, None)
+        return StoreAnswer(UNABLE_TO_PROCESS)
+    if isinstance(answer, StoreAnswer):
+        return answer
+    return (
+        StoreAnswer(answer[0], then=answer[1]) if isinstance(answer, tuple) else StoreAnswer(answer)
+    )
 
 
 def _then(then: Callable[[], None] | None) -> None:
@@ -353,15 +379,15 @@ class _StoresOnArrival(queue.Queue[Any]):
             super().put(item, block, timeout)
             return
         assoc = self._assoc
-        status, then = _served(self._serve, context_id, message, assoc._accepted_cx.get(context_id))
+        answer = _served(self._serve, context_id, message, assoc._accepted_cx.get(context_id))
         command = store_response(
             str(message.AffectedSOPClassUID), str(message.AffectedSOPInstanceUID),
-            int(message.MessageID or 0), status,
+            int(message.MessageID or 0), answer.status, answer.comment,
         )  # fmt: skip
         pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
                              int(assoc.requestor.maximum_length or 0))  # fmt: skip
         assoc.dul.socket.send(b"".join(pieces))
-        _then(then)
+        _then(answer.then)
 
 
 def serve_stores_on_arrival(assoc: Any, serve: StoreServer) -> None:
@@ -568,13 +594,13 @@ def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes],
     if _number(fields.get(0x0100)) != C_STORE_RQ_FIELD:
         raise ValueError("a request this association does not serve")
     request = TakenRequest(fields, data)
-    status, then = _served(serve, context_id, request, taken.assoc._accepted_cx.get(context_id))
+    answer = _served(serve, context_id, request, taken.assoc._accepted_cx.get(context_id))
     response = store_response(request.AffectedSOPClassUID, request.AffectedSOPInstanceUID,
-                              request.MessageID or 0, status)  # fmt: skip
+                              request.MessageID or 0, answer.status, answer.comment)  # fmt: skip
     pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
                          peer_max)  # fmt: skip
     taken._sock.sendall(b"".join(pieces))
-    _then(then)
+    _then(answer.then)
 
 
 # -- an association held for a while, then handed back ---------------------------------------
