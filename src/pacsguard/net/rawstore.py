@@ -630,10 +630,15 @@ C_FIND_RQ_FIELD, C_FIND_RSP_FIELD = 0x0020, 0x8020
 
 def find_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
     """The command set of a C-FIND-RQ with its identifier (PS3.7 9.3.2.1), encoded."""
+    return _query_command(C_FIND_RQ_FIELD, sop_class, message_id, priority)
+
+
+def _query_command(field: int, sop_class: str, message_id: int, priority: int) -> bytes:
+    """A request's command set whose identifier follows (C-FIND-RQ, C-GET-RQ)."""
     body = b"".join(
         [
             _element(0x0002, _uid(sop_class)),
-            _element(0x0100, _us(C_FIND_RQ_FIELD)),
+            _element(0x0100, _us(field)),
             _element(0x0110, _us(message_id)),
             _element(0x0700, _us(priority)),
             _element(0x0800, _us(0x0000)),
@@ -831,16 +836,7 @@ C_GET_RQ_FIELD, C_GET_RSP_FIELD, C_STORE_RSP_FIELD = 0x0010, 0x8010, 0x8001
 
 def get_command(sop_class: str, message_id: int, priority: int = 0) -> bytes:
     """The command set of a C-GET-RQ with its identifier (PS3.7 9.3.3.1), encoded."""
-    body = b"".join(
-        [
-            _element(0x0002, _uid(sop_class)),
-            _element(0x0100, _us(C_GET_RQ_FIELD)),
-            _element(0x0110, _us(message_id)),
-            _element(0x0700, _us(priority)),
-            _element(0x0800, _us(0x0000)),
-        ]
-    )
-    return _element(0x0000, struct.pack("<I", len(body))) + body
+    return _query_command(C_GET_RQ_FIELD, sop_class, message_id, priority)
 
 
 def retrieve_response(
