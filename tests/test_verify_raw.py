@@ -115,7 +115,7 @@ def test_whole_runs_alike_in_process_and_in_workers(
     fast = [verify(root, ocr=False, mapping=mapping, jobs=1)]
     monkeypatch.setattr(scan, "SERIAL_S", 0.0)
     fast.append(verify(root, ocr=False, mapping=mapping, jobs=2))
-    monkeypatch.setattr(scan, "_check_raw", lambda item, job, name: None)
+    monkeypatch.setattr(scan, "_check_raw", lambda item, job, name, data=None: None)
     slow = verify(root, ocr=False, mapping=mapping, jobs=1)
     assert slow.identifiers
     for report in fast:

@@ -27,6 +27,7 @@ from pacsguard.net import (
     dicom_audit_message,
     start_server,
 )
+from pacsguard.net.audit import INSTANCES_TRANSFERRED
 from pacsguard.net.part10 import file_prefix
 from pacsguard.net.policy import peer_of
 from pacsguard.net.rawserver import RawStoreServer, take_over_stores
@@ -176,7 +177,7 @@ class StoreSCP:
         de-identified Study Instance UIDs, life cycle 7 (de-identification)."""
         failed = any(o != "success" for (_, _, o) in tally.counts)
         message = dicom_audit_message(
-            event=("110104", "DICOM Instances Transferred"),
+            event=INSTANCES_TRANSFERRED,
             outcome=4 if failed or how == "aborted" else 0,
             source=tally.peer,
             destination={"ae": self.config.ae_title, "address": self.config.host},

@@ -125,16 +125,17 @@ def _explicit_little(syntax: str) -> bool:
     )
 
 
-def read_raw(item: InputItem) -> RawHeader:
-    """The header of ``item``; raises :class:`Declined` (or a grammar error) when pydicom
-    must read the file instead."""
-    if item.member is None and item.remote is None:
+def read_raw(item: InputItem, data: bytes | None = None) -> RawHeader:
+    """The header of ``item`` (``data``: its bytes, when already read); raises
+    :class:`Declined` (or a grammar error) when pydicom must read the file instead."""
+    if data is None and item.member is None and item.remote is None:
         with item.path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             header, buf = read_header(handle, size)
             fd = handle.fileno()
             return _accept(header, buf, size, lambda at, count: os.pread(fd, count, at))
-    data = item.read_bytes()
+    if data is None:
+        data = item.read_bytes()
     return _accept(parse(data, whole=True), data, len(data), lambda at, n: data[at : at + n])
 
 

@@ -82,9 +82,10 @@ def _remote_manifest(url: str) -> str | None:
     return remote.read_bytes(found).decode("utf-8") if remote.size(found) is not None else None
 
 
-def read_dicom(item: InputItem) -> Dataset | None:
-    """The dataset, or None when the file is not DICOM; raises when DICOM but unreadable."""
-    data = item.read_bytes()
+def read_dicom(item: InputItem, data: bytes | None = None) -> Dataset | None:
+    """The dataset, or None when the file is not DICOM; raises when DICOM but unreadable.
+    ``data``: its bytes, when already read."""
+    data = item.read_bytes() if data is None else data
     if data[128:132] == b"DICM":
         ds = pydicom.dcmread(io.BytesIO(data))  # a broken element raises when it is checked
         if not str(ds.get("SOPInstanceUID", "") or "").strip():
@@ -295,13 +296,22 @@ def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
 def check_item(item: InputItem, job: Job) -> ItemResult:
     """One input checked: never raises (a file that cannot be read is a finding)."""
     name = relative_label(item, job.root, run_state(job).base)
+    data = None
+    if item.member is not None or item.remote is not None:
+        # one read of a zip member or an object, whichever reading decides (a plain file is
+        # read in place by each, the header alone by the byte reading)
+        try:
+            data = item.read_bytes()
+        except Exception as exc:
+            finding = Finding(name, "file", "unreadable", exc.__class__.__name__)
+            return ItemResult(name, True, [finding])
     if job.raw:
-        result = _check_raw(item, job, name)
+        result = _check_raw(item, job, name, data)
         if result is not None:
             return result
     try:
         with quiet():
-            ds = read_dicom(item)
+            ds = read_dicom(item, data)
     except UnreadableError as exc:
         return ItemResult(name, True, [Finding(name, "file", "unreadable", str(exc))])
     except Exception as exc:  # a DICOM file we cannot parse is not proven clean
@@ -331,13 +341,15 @@ def check_item(item: InputItem, job: Job) -> ItemResult:
     )
 
 
-def _check_raw(item: InputItem, job: Job, name: str) -> ItemResult | None:
+def _check_raw(
+    item: InputItem, job: Job, name: str, data: bytes | None = None
+) -> ItemResult | None:
     """The findings from the header's bytes; None when pydicom must read the file (any
     doubt, any error: that reading then decides, as it always did)."""
     state = run_state(job)
     try:
         with quiet():
-            header = read_raw(item)
+            header = read_raw(item, data)
             if job.ocr and state.at_risk(header):
                 return None  # the pixels are read: pydicom reads the whole file
             groups = tuple(
