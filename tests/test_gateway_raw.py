@@ -93,9 +93,9 @@ def node(
     taken: list[Any] = []
     real = rawstore.serve_taken_over
 
-    def counted(assoc: Any, serve: Any) -> None:
+    def counted(assoc: Any, serve: Any, on_echo: Any = None) -> None:
         taken.append(assoc)
-        real(assoc, serve)
+        real(assoc, serve, on_echo)
 
     monkeypatch.setattr(rawserver, "serve_taken_over", counted)
     (port,) = free_ports(1)
@@ -155,9 +155,9 @@ def test_associations_are_taken_over_answered_and_audited(
 
     record = wait_for(closed, 30)
     assert record["closed"] == "released"
-    counts = {(o["operation"], o["outcome"]): o["count"] for o in record["operations"]
-              if o["operation"] == "C-STORE"}  # fmt: skip
-    assert counts == {("C-STORE", "success"): 3, ("C-STORE", "0xA900"): 1}
+    counts = {(o["operation"], o["outcome"]): o["count"] for o in record["operations"]}
+    assert counts == {("C-STORE", "success"): 3, ("C-STORE", "0xA900"): 1,
+                      ("C-ECHO", "success"): 1}  # fmt: skip
 
 
 def test_confirmations_are_committed_in_groups_and_spool_files_outlive_their_marks(

@@ -158,7 +158,7 @@ class StoreSCP:
             code, comment = self._store(assoc, service, sop_class, prefix + data)
             return StoreAnswer(code, comment)
 
-        take_over_stores(assoc, serve)
+        take_over_stores(assoc, serve, on_echo=lambda: self._echoed(assoc))
 
     def _on_closed(self, event: Any, how: str) -> None:
         if how == "connection-closed":  # a taken-over association ends here only
@@ -188,8 +188,11 @@ class StoreSCP:
             handle.write(message + "\n")
 
     def _on_echo(self, event: Any) -> int:
-        self._tally(event).count("C-ECHO", str(VERIFICATION), "success")
+        self._echoed(event.assoc)
         return 0
+
+    def _echoed(self, assoc: Any) -> None:
+        self._tally_of(assoc).count("C-ECHO", str(VERIFICATION), "success")
 
     def _tally(self, event: Any) -> AssociationTally:
         return self._tally_of(event.assoc)

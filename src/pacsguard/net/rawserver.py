@@ -13,6 +13,7 @@ C-STORE-RSP written at once. An association with no store server bound is pynetd
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from pynetdicom import AE
@@ -27,13 +28,14 @@ class RawStoreAssociation(Association):
     """An acceptor association served by ``serve_taken_over`` once it is established."""
 
     store_server: StoreServer | None = None
+    on_echo: Callable[[], None] | None = None
 
     def _run_reactor(self) -> None:
         serve = self.store_server
         if serve is None:
             super()._run_reactor()
             return
-        serve_taken_over(self, serve)
+        serve_taken_over(self, serve, self.on_echo)
         self._kill = True
 
 
@@ -72,13 +74,17 @@ class RawStoreServer(NoDelayServer):
         self.contexts = SharedContexts(self.contexts)
 
 
-def take_over_stores(assoc: Any, serve: StoreServer) -> bool:
+def take_over_stores(
+    assoc: Any, serve: StoreServer, on_echo: Callable[[], None] | None = None
+) -> bool:
     """Call at EVT_REQUESTED: this association's C-STOREs go to ``serve(context ID,
     request, transfer syntax) -> status`` (``request.DataSet.getvalue()``: the data set's
     bytes as received), whether pynetdicom's DUL read them before the takeover or the
-    takeover reads them. False when the association is not a ``RawStoreServer``'s."""
+    takeover reads them; each C-ECHO it answers is told to ``on_echo`` (pynetdicom's
+    EVT_C_ECHO handlers never see them). False when the association is not a
+    ``RawStoreServer``'s."""
     if not isinstance(assoc, RawStoreAssociation):
         return False
     serve_stores_on_arrival(assoc, serve)
-    assoc.store_server = serve
+    assoc.store_server, assoc.on_echo = serve, on_echo
     return True

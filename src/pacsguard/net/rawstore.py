@@ -480,7 +480,9 @@ class _Reader:
         return kind, self.exact(length)
 
 
-def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
+def serve_taken_over(
+    assoc: Any, serve: StoreServer, on_echo: Callable[[], None] | None = None
+) -> None:
     """Run an established acceptor association (a PACS delivering instances) on its own
     thread, instead of pynetdicom's reactor: the DUL thread is stopped once the
     A-ASSOCIATE-AC is out, what it had already read is finished through pynetdicom's DIMSE
@@ -514,7 +516,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
     try:
         if assoc.acse.is_release_requested() or assoc.acse.is_aborted():
             raise AssociationLost("released before any instance")
-        _answer_queued(taken, peer_max)  # what the DUL read whole before the takeover
+        _answer_queued(taken, peer_max, on_echo)  # what the DUL read whole before the takeover
         while True:
             kind, body = reader.pdu(limit)
             if kind == 0x05:  # A-RELEASE-RQ
@@ -534,7 +536,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
                 pdu = P_DATA_TF()
                 pdu.decode(struct.pack(">BBI", 0x04, 0x00, len(body)) + bytes(body))
                 assoc.dimse.receive_primitive(pdu.to_primitive())
-                _answer_queued(taken, peer_max)
+                _answer_queued(taken, peer_max, on_echo)
                 continue
             offset = 0
             while offset < len(body):
@@ -550,7 +552,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
                         fields = _elements(b"".join(command))
                         command = []
                         if _number(fields.get(0x0800)) == NO_DATA_SET:
-                            _answer_without_data(taken, fields, context_id, peer_max)
+                            _answer_without_data(taken, fields, context_id, peer_max, on_echo)
                             fields = None
                     continue
                 if fields is None:
@@ -564,7 +566,7 @@ def serve_taken_over(assoc: Any, serve: StoreServer) -> None:
             taken._abort()
 
 
-def _answer_queued(taken: RawStore, peer_max: int) -> None:
+def _answer_queued(taken: RawStore, peer_max: int, on_echo: Callable[[], None] | None) -> None:
     """Messages pynetdicom decoded before the takeover (its DUL thread may have read a whole
     request, under load, before it was stopped): a C-ECHO-RQ is answered like one read
     here; anything else this association does not serve (C-STOREs were served on arrival)."""
@@ -573,6 +575,8 @@ def _answer_queued(taken: RawStore, peer_max: int) -> None:
         context_id, message = pending.get_nowait()
         if not isinstance(message, C_ECHO) or message.MessageIDBeingRespondedTo is not None:
             raise ValueError("a message other than C-STORE or C-ECHO")
+        if on_echo is not None:
+            on_echo()
         response = _echo_response(int(message.MessageID or 0))
         pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
                              peer_max)  # fmt: skip
@@ -580,9 +584,11 @@ def _answer_queued(taken: RawStore, peer_max: int) -> None:
 
 
 def _answer_without_data(taken: RawStore, fields: dict[int, bytes], context_id: int,
-                         peer_max: int) -> None:  # fmt: skip
+                         peer_max: int, on_echo: Callable[[], None] | None) -> None:  # fmt: skip
     if _number(fields.get(0x0100)) != C_ECHO_RQ_FIELD:
         raise ValueError("a request this association does not serve")
+    if on_echo is not None:
+        on_echo()
     response = _echo_response(_number(fields.get(0x0110)) or 0)
     pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, response,
                          peer_max)  # fmt: skip
