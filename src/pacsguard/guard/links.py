@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import build_context, build_role, evt
-from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext
 
 from pacsguard.net.part10 import dataset_offset, file_prefix
+from pacsguard.net.rawquery import Encoded, encoded
 from pacsguard.net.rawstore import (
     C_FIND_RSP_FIELD,
     C_MOVE_RSP_FIELD,
@@ -32,6 +31,10 @@ from pacsguard.net.rawstore import (
 from pacsguard.net.sockets import NoDelayAE, settle
 
 MAX_CONTEXTS = 128
+# the Query/Retrieve FIND information models (Patient Root, Study Root, Patient/Study Only)
+QUERY_MODELS = frozenset(
+    {"1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.3.1"}
+)
 
 
 class LinkError(Exception):
@@ -159,6 +162,7 @@ class UpstreamLink:
         requested: list[PresentationContext],
         roles: dict[str, Any],
         on_store: Callable[[Any], int],
+        accepted: Sequence[PresentationContext] = (),
     ) -> None:
         self.address = (host, port)
         self.called_ae = called_ae
@@ -168,6 +172,15 @@ class UpstreamLink:
             build_context(str(cx.abstract_syntax), list(cx.transfer_syntax))
             for cx in requested[:MAX_CONTEXTS]
         ]
+        # A query model's context again, with only the transfer syntax the guard accepted
+        # from the client: the PACS may prefer another of the client's, and a query and its
+        # responses in the client's own syntax go through as bytes (find.py)
+        for cx in accepted:
+            if len(self._contexts) >= MAX_CONTEXTS:
+                break
+            if str(cx.abstract_syntax) in QUERY_MODELS and cx.transfer_syntax:
+                self._contexts.insert(0, build_context(str(cx.abstract_syntax),
+                                                       [cx.transfer_syntax[0]]))  # fmt: skip
         self._roles: list[Any] = [
             build_role(uid, scu_role=bool(item.scu_role), scp_role=bool(item.scp_role))
             for uid, item in roles.items()
@@ -177,6 +190,7 @@ class UpstreamLink:
         self._hold: Held | None = None  # kept between requests
         self._held: Held | None = None  # while a C-MOVE or C-FIND is in progress on it
         self._held_context = 0
+        self._chosen: dict[tuple[str, str], Any] = {}  # (model, syntax) -> its context
 
     def open(self) -> Any:
         """The association, opened if there is none (held or not, as it was)."""
@@ -193,6 +207,7 @@ class UpstreamLink:
         if not assoc.is_established:
             raise LinkError("the upstream PACS refused or did not answer the association")
         self.assoc = assoc
+        self._chosen = {}
         return assoc
 
     def get(self) -> Any:
@@ -226,18 +241,23 @@ class UpstreamLink:
             self._hold = hold
         return hold
 
-    def find(self, query: Dataset, model: str, message_id: int) -> Iterator[tuple[Any, Any]]:
-        """A C-FIND: (status, identifier Dataset or None) for each response, read straight
-        off the held association (pynetdicom's ``send_c_find`` where it cannot be held)."""
+    def find(
+        self, query: Dataset | Encoded, model: str, message_id: int
+    ) -> Iterator[tuple[Any, Any]]:
+        """A C-FIND: (status, identifier or None) for each response, read straight off the
+        held association, the identifier as it came (``Encoded``); pynetdicom's
+        ``send_c_find`` where it cannot be held (a decoded Dataset then)."""
         held = self.holding()
         if held is None:
+            if isinstance(query, Encoded):
+                query = query.dataset()
             yield from self.get().send_c_find(query, model, msg_id=message_id)
             return
         context, identifier = self._request(model, query)
         finished = False
         try:
             held.send(context, find_command(model, message_id), identifier)
-            syntax = self.assoc._accepted_cx[context].transfer_syntax[0]
+            syntax = str(self.assoc._accepted_cx[context].transfer_syntax[0])
             while True:
                 message = held.message()
                 if (message.number(0x0100) != C_FIND_RSP_FIELD
@@ -247,10 +267,7 @@ class UpstreamLink:
                 if status is None:
                     held.lost = True
                     raise AssociationLost("a C-FIND response without a status")
-                found = None
-                if message.data is not None:
-                    found = decode(BytesIO(message.data), syntax.is_implicit_VR,
-                                   syntax.is_little_endian, syntax.is_deflated)  # fmt: skip
+                found = None if message.data is None else Encoded(message.data, syntax)
                 pending = status in (0xFF00, 0xFF01)
                 finished = not pending
                 yield MoveStatus(status, None, None, None, None), found
@@ -263,13 +280,19 @@ class UpstreamLink:
             if not finished:  # left mid-way: the rest of its responses are not wanted here
                 held.lost = True
 
-    def _request(self, model: str, query: Dataset) -> tuple[int, bytes]:
-        """(the context ID for ``model`` as SCU, ``query`` encoded for it)"""
-        context = self.assoc._get_valid_context(model, "", "scu")
-        syntax = context.transfer_syntax[0]
-        identifier = encode(
-            query, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
-        )
+    def _request(self, model: str, query: Dataset | Encoded) -> tuple[int, bytes]:
+        """(the context ID for ``model`` as SCU, ``query`` encoded for it: as it came where
+        it came in that context's transfer syntax)"""
+        wanted = query.syntax if isinstance(query, Encoded) else ""
+        context = self._chosen.get((model, wanted))
+        if context is None:
+            context = self.assoc._get_valid_context(model, wanted, "scu")
+            self._chosen[(model, wanted)] = context
+        syntax = str(context.transfer_syntax[0])
+        if isinstance(query, Encoded) and query.syntax == syntax:
+            identifier: bytes | None = query.data
+        else:
+            identifier = encoded(query.dataset() if isinstance(query, Encoded) else query, syntax)
         if identifier is None:
             raise ValueError("the identifier cannot be encoded")
         self._held, self._held_context = self._hold, int(context.context_id)

@@ -174,6 +174,7 @@ class Guard:
                     server_class=GuardServer,
                     retrieve=lambda assoc, req, cx: retrieve.serve(self, assoc, req, cx),
                     find=lambda assoc, req, cx: find.serve_raw(self, assoc, req, cx),
+                    held=lambda assoc: find.serve_held(self, assoc),
                 )
                 assert isinstance(server, GuardServer)
                 server.tls_context = context  # the handshake runs on the connection's thread
@@ -339,6 +340,7 @@ class Guard:
                 list(requestor.requested_contexts),
                 dict(requestor.role_selection),
                 lambda event: self._on_upstream_store(session, event),
+                list(session.assoc.accepted_contexts),
             )
         session.busy = True
         return session.upstream.get() if handed_back else session.upstream.open()

@@ -49,6 +49,9 @@ class BulkRecvSocket(AssociationSocket):
     pynetdicom's own."""
 
     holder: threading.Event | None = None
+    # Whole PDUs that another thread read off the socket while it held it and hands back
+    # (``unread``): the DUL reads them first, as if they had just arrived.
+    pushback: bytearray | None = None
 
     @property
     def ready(self) -> bool:
@@ -57,7 +60,14 @@ class BulkRecvSocket(AssociationSocket):
             holder.set()
             time.sleep(HELD_POLL)  # the DUL's 1 ms poll would only take the GIL meanwhile
             return False
+        if self.pushback:
+            return True
         return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
+
+    def unread(self, data: bytes) -> None:
+        """Hand back whole PDUs read while the socket was held (call before the hold ends)."""
+        if data:
+            self.pushback = (self.pushback or bytearray()) + data
 
     def recv(self, nr_bytes: int) -> bytearray:
         sock = self.socket
@@ -65,6 +75,11 @@ class BulkRecvSocket(AssociationSocket):
         buffer = bytearray(nr_bytes)
         view = memoryview(buffer)
         got = 0
+        pushback = self.pushback
+        if pushback:
+            got = min(nr_bytes, len(pushback))
+            view[:got] = pushback[:got]
+            del pushback[:got]
         while got < nr_bytes:
             count = sock.recv_into(view[got:], nr_bytes - got)
             if not count:
