@@ -300,6 +300,113 @@ def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> N
     assert seen["from PACS to ARCHIVE"] == 1
 
 
+def _finds_of(glab: GuardLab, client: str) -> list[dict[str, Any]]:
+    lines = (glab.guard.config.state / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r for r in records if r.get("service") == "find" and r.get("client") == client]
+
+
+def test_finds_read_as_bytes_keep_every_check(
+    glab: GuardLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On one open plain association, every C-FIND is read and answered on the held path
+    (none reaches pynetdicom's C-FIND service: ``serve_raw`` counts them) and every check
+    holds there: Retrieve AE Title is the guard's, the audit has the level, the keys and
+    the count, a level the client may not use is refused without reaching the PACS, and a
+    C-ECHO between the queries is handed back to pynetdicom and answered."""
+    from pacsguard.guard import find as guard_find
+    from pacsguard.net import NoDelayAE
+
+    through_pynetdicom: list[int] = []
+    original = guard_find.serve_raw
+
+    def counted(*args: Any) -> bool:
+        through_pynetdicom.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(guard_find, "serve_raw", counted)
+    before = glab.pacs.quiet(glab.guard)
+    for calling, level, allowed in (("VIEWER", "STUDY", True), ("FINDER", "SERIES", False)):
+        ae = NoDelayAE(calling)
+        ae.add_requested_context(FIND)
+        ae.add_requested_context(VERIFICATION)
+        assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+        assert assoc.is_established
+        try:
+            for round_ in range(3):
+                query = Dataset()
+                query.QueryRetrieveLevel = level
+                query.RetrieveAETitle = ""
+                query.StudyInstanceUID = ""
+                answers = list(assoc.send_c_find(query, FIND))
+                statuses = [s.Status for s, _ in answers]
+                if allowed:
+                    assert statuses.count(0xFF00) == glab.data.totals.studies, statuses
+                    assert statuses[-1] == 0x0000
+                    found = [ds for s, ds in answers if s.Status == 0xFF00]
+                    assert {str(ds.RetrieveAETitle) for ds in found} == {"PACS"}
+                else:
+                    assert statuses == [0x0124]
+                if round_ == 1:
+                    assert assoc.send_c_echo().Status == (0 if allowed else 0x0124)
+        finally:
+            assoc.release()
+        assert not assoc.is_established
+    assert through_pynetdicom == []
+    viewer = _finds_of(glab, "viewer")[-3:]
+    assert [(r["level"], r["keys"], r["responses"], r["outcome"]) for r in viewer] == [
+        ("STUDY", ["RetrieveAETitle", "StudyInstanceUID"], glab.data.totals.studies, "success")
+    ] * 3
+    finder = _finds_of(glab, "finder")[-3:]
+    assert [(r["level"], r["outcome"], r["reason"]) for r in finder] == [
+        ("SERIES", "refused", "level")
+    ] * 3
+    seen = glab.pacs.settled(before, {"C-FIND RQ": 3})
+    assert seen["C-FIND RQ"] == 3  # the viewer's; none of the finder's
+    assert seen["C-ECHO RQ"] == 1  # the viewer's echo, relayed; the finder may not echo
+
+
+def test_a_cancel_on_the_held_path_stops_the_query(glab: GuardLab) -> None:
+    """A C-CANCEL-RQ written right behind its C-FIND-RQ is read by the held path before any
+    response is relayed: the client gets Cancel and nothing else, the PACS is told, and the
+    audit says cancelled, with no response counted."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from pacsguard.net import NoDelayAE
+    from pacsguard.net.rawquery import encoded
+    from pacsguard.net.rawstore import Held, cancel_command, find_command
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(FIND, [ImplicitVRLittleEndian])
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    context = assoc.accepted_contexts[0]
+    identifier = encoded(query, str(context.transfer_syntax[0]))
+    statuses = []
+    try:
+        with Held(assoc) as held:
+            held.send(context.context_id, find_command(FIND, 7), identifier)
+            held.send(context.context_id, cancel_command(7))
+            while not statuses or statuses[-1] in (0xFF00, 0xFF01):
+                message = held.message()
+                assert message.number(0x0120) == 7
+                statuses.append(message.number(0x0900))
+        # the association carries on: the next query is answered in full
+        after = [s.Status for s, _ in assoc.send_c_find(query, FIND)]
+    finally:
+        assoc.release()
+    assert statuses == [0xFE00]
+    assert after.count(0xFF00) == glab.data.totals.studies and after[-1] == 0
+    cancelled, complete = _finds_of(glab, "viewer")[-2:]
+    assert (cancelled["outcome"], cancelled["reason"], cancelled["responses"]) == (
+        "cancelled", "cancelled", 0,
+    )  # fmt: skip
+    assert complete["responses"] == glab.data.totals.studies
+
+
 def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> None:
     """A C-CANCEL from the client mid-move is passed on to the PACS (read raw on the held
     upstream association); the final response says Cancel, and its completed count is

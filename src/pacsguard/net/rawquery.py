@@ -5,7 +5,7 @@ top-level tags (the keys used, for the policy and the audit), the Query/Retrieve
 and, in a response, Retrieve AE Title replaced by its own. ``Identifier`` walks the
 top-level elements of an Implicit or Explicit VR Little Endian data set; anything it does
 not walk exactly (another transfer syntax, an undefined length, unsorted or truncated
-elements, a group length, an unknown explicit VR) makes it decline (``None``), and the
+elements, a group length, an unknown or UN explicit VR) makes it decline (``None``), and the
 caller takes pydicom's decoded path, which stays the reference.
 """
 
@@ -65,13 +65,14 @@ class Identifier:
         return None
 
     def text(self, tag: int) -> str | None:
-        """A single-valued text element's value, unpadded ('' if absent); None where it is
-        not plain ASCII or holds several values (the decoded path then decides)."""
+        """A single-valued text element's value as it came ('' if absent); None where it
+        holds anything but printable ASCII (a null, a control character) or several values:
+        the decoded path then decides what it means."""
         element = self.find(tag)
         if element is None:
             return ""
         raw = self.data[element.value : element.end]
-        if b"\\" in raw or not raw.isascii():
+        if b"\\" in raw or not all(0x20 <= byte < 0x7F for byte in raw):
             return None
         return raw.decode("ascii")
 
@@ -105,6 +106,8 @@ def _walk(data: bytes, implicit: bool) -> list[Element] | None:
                 (length,) = _UINT.unpack_from(data, pos + 8)
                 value = pos + 12
             elif vr not in SHORT_VRS:
+                return None
+            if vr == b"UN":  # pydicom's reading replaces it by a known VR: decoded path
                 return None
         tag = (group << 16) | number
         if tag <= last or number == 0 or group in (0x0002, 0xFFFE) or group < 0x0008:
