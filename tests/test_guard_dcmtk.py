@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -176,7 +178,7 @@ def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
         guard.start()
         yield GuardLab(
             work, data, files, archive, viewer_store, research_store, guard, ports["guard"],
-            ports["tls"], pki, key_file, PacsLog(archive.log), ports["slow_store"],
+            ports["tls"], pki, key_file, PacsLog(archive.log, guard.drain), ports["slow_store"],
         )  # fmt: skip
     finally:
         if guard is not None:
@@ -272,9 +274,8 @@ def _study_query(study: str) -> Dataset:
 
 
 def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> None:
-    """The upstream association that a C-MOVE read raw is handed back to pynetdicom: on
-    one client association a C-MOVE, a C-FIND and a second C-MOVE are all relayed, over
-    one upstream association, with exact counts."""
+    """On one client association a C-MOVE, a C-FIND and a second C-MOVE are all relayed,
+    with exact counts, the second C-MOVE on the first one's pooled upstream association."""
 
     study = glab.study()
     count = glab.instances_of(study)
@@ -296,8 +297,9 @@ def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> N
         assoc.release()
     seen = glab.pacs.settled(before, {"C-MOVE RQ": 2, "C-FIND RQ": 1})
     assert (seen["C-MOVE RQ"], seen["C-FIND RQ"]) == (2, 1)
-    # one association from the guard's client leg, two from the PACS delivering the moves
-    assert seen["from PACS to ARCHIVE"] == 1
+    # from the guard's client leg, two pooled associations: one for the C-MOVE model (the
+    # second move reuses the first's), one for the C-FIND model
+    assert seen["from PACS to ARCHIVE"] == 2
 
 
 def _finds_of(glab: GuardLab, client: str) -> list[dict[str, Any]]:
@@ -405,6 +407,148 @@ def test_a_cancel_on_the_held_path_stops_the_query(glab: GuardLab) -> None:
         "cancelled", "cancelled", 0,
     )  # fmt: skip
     assert complete["responses"] == glab.data.totals.studies
+
+
+def _pacs_children(glab: GuardLab) -> list[int]:
+    """dcmqrscp's children: one per association it serves."""
+    pid = glab.archive.server.process.pid
+    return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _pool(glab: GuardLab) -> Any:
+    pool = glab.guard.pool
+    assert pool is not None
+    return pool
+
+
+def test_pooled_associations_are_reused_and_a_dropped_one_replaced(
+    glab: GuardLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clinical C-FINDs from successive client associations share one upstream association.
+    One that the PACS dropped meanwhile is found before use and replaced; one whose loss only
+    a request shows (the check before use disabled here) is replaced by sending the query
+    again: the client's query never fails."""
+    from pacsguard.net.rawstore import Held
+
+    pool = _pool(glab)
+    glab.guard.drain()
+    query = ("QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+    opened = pool.opened
+    for _ in range(3):
+        run = find("VIEWER", glab.port, *query)
+        assert find_ok(run) and find_responses(run) == glab.data.totals.studies, run.output
+    assert pool.opened == opened + 1
+    (child,) = _pacs_children(glab)  # the pooled association, idle
+    for check_before_use in (True, False):
+        if not check_before_use:
+            monkeypatch.setattr(Held, "unsolicited", lambda self: False)
+        os.kill(child, signal.SIGKILL)
+        time.sleep(0.2)
+        run = find("VIEWER", glab.port, *query)
+        assert find_ok(run) and find_responses(run) == glab.data.totals.studies, run.output
+        (replaced,) = _pacs_children(glab)  # a new association, on the same pooled link
+        assert replaced != child and pool.opened == opened + 1
+        child = replaced
+
+
+def test_a_pooled_association_carries_nothing_from_one_client_to_the_next(
+    glab: GuardLab,
+) -> None:
+    """What one client's query leaves behind never reaches another client: a query capped
+    by the guard (the rest cancelled and drained upstream) leaves the association clean and
+    it is reused; a client that aborts right behind its query leaves the PACS's responses on
+    the way, and that association is aborted, never pooled. The next client
+    gets exactly its own responses, to its own keys."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from pacsguard.net import NoDelayAE
+    from pacsguard.net.rawquery import encoded
+    from pacsguard.net.rawstore import Held, find_command
+
+    pool = _pool(glab)
+    glab.guard.drain()
+    opened = pool.opened
+    capped = find("CAPPED", glab.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+    assert find_responses(capped) == 2
+    after = find("VIEWER", glab.port, "QueryRetrieveLevel=STUDY", "PatientID")
+    assert find_ok(after) and find_responses(after) == glab.data.totals.studies
+    # findscu -v prints its request, then each response: the key once more per response
+    assert after.count(r"\(0010,0020\) LO") == glab.data.totals.studies + 1
+    assert after.count(r"\(0020,000d\) UI") == 0
+    assert pool.opened == opened + 1  # reused after the capped query
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(FIND, [ImplicitVRLittleEndian])
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    context = assoc.accepted_contexts[0]
+    with Held(assoc) as held:
+        held.send(context.context_id, find_command(FIND, 5),
+                  encoded(query, str(context.transfer_syntax[0])))  # fmt: skip
+        held.sock.sendall(struct.pack(">BBIBBBB", 0x07, 0x00, 4, 0, 0, 0, 0))  # A-ABORT
+        held.lost = True  # the guard reads the abort as its first response comes
+    assert not assoc.is_established
+    deadline = time.monotonic() + 5
+    while glab.guard._sessions and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mine = Dataset()
+    mine.QueryRetrieveLevel = "STUDY"
+    mine.PatientID = ""
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(FIND, [ImplicitVRLittleEndian])
+    other = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    try:
+        answers = list(other.send_c_find(mine, FIND, msg_id=5))
+    finally:
+        other.release()
+    found = [ds for status, ds in answers if status.Status == 0xFF00]
+    assert answers[-1][0].Status == 0 and len(found) == glab.data.totals.studies
+    assert all("PatientID" in ds and "StudyInstanceUID" not in ds for ds in found)
+    assert pool.opened == opened + 2  # the aborted client's association was not pooled
+
+
+def test_idle_pooled_associations_are_released(
+    glab: GuardLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle pooled association is released after the pool's idle timeout (the PACS sees
+    it end: dcmqrscp's child writes its log as it exits), and at the guard's shutdown."""
+    pool = _pool(glab)
+    glab.guard.drain()
+    monkeypatch.setattr(pool, "idle_timeout", 0.3)
+    before = glab.pacs.requests()
+    run = find("VIEWER", glab.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+    assert find_ok(run)
+    assert len(_pacs_children(glab)) == 1
+    deadline = time.monotonic() + 5
+    while (_pacs_children(glab) or (glab.pacs.requests() - before)["C-FIND RQ"] < 1) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert _pacs_children(glab) == []
+    assert (glab.pacs.requests() - before)["C-FIND RQ"] == 1
+    assert not any(pool._idle.values())
+
+    (port,) = free_ports(1)
+    config = {
+        "ae_title": "PACS", "host": LOOPBACK, "port": port, "state": str(tmp_path / "state"),
+        "upstream": {"ae_title": "ARCHIVE", "host": LOOPBACK, "port": glab.archive.port},
+        "client": [{"name": "viewer", "ae_title": "VIEWER", "host": LOOPBACK, "allow": ["find"]}],
+    }  # fmt: skip
+    second = Guard(parse_config({"guard": config}, tmp_path / "guard.toml"))
+    second.start()
+    try:
+        run = find("VIEWER", port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+        assert find_ok(run)
+        assert len(_pacs_children(glab)) == 1
+    finally:
+        second.stop()
+    deadline = time.monotonic() + 5
+    while _pacs_children(glab) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pacs_children(glab) == []
 
 
 def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
-from pacsguard.guard.links import LinkError
+from pacsguard.guard.links import LinkError, UpstreamLink
 from pacsguard.guard.research import CHARSET, QUERY_LEVEL, RETRIEVE_AE, RefusedKey, key_names
 from pacsguard.net.rawquery import Encoded, Identifier, encoded, encoded_element, key_name
 from pacsguard.net.rawstore import (
@@ -290,57 +290,83 @@ def _relay(
     record: dict[str, Any],
     done: dict[str, Any],
 ) -> Iterator[Result]:
-    client = session.client
-    state = session.state
-    assert client is not None and state is not None
-    cap = client.limits.max_responses_per_query
+    model = event.request.AffectedSOPClassUID
+    syntax: str | None = getattr(event, "syntax", None)  # None: pynetdicom encodes
+    pool = guard.pool if not session.research else None
+    link: UpstreamLink | None = None
     try:
-        upstream = guard.link(session, handed_back=False)
-        link = session.upstream
-        assert link is not None
+        if pool is not None:
+            link = pool.take(str(model), syntax or "")
+            upstream = link.open()
+        else:
+            upstream = guard.link(session, handed_back=False)
+            link = session.upstream
+            assert link is not None
     except LinkError:
+        if pool is not None and link is not None:
+            pool.give(link)
         done.update(outcome="failure", status=UNABLE_TO_PROCESS, reason="upstream")
         yield UNABLE_TO_PROCESS, None
         return
-    message = guard.next_message_id()
+    try:
+        yield from _responses(guard, session, event, link, query, asked, record, done, syntax)
+    finally:
+        if pool is not None:
+            pool.give(link)  # aborted instead if the query did not finish cleanly
+    if not upstream.is_established and done.get("status") in PENDING:
+        done.update(outcome="failure", status=UNABLE_TO_PROCESS)
+    final = done["status"]
+    if final != 0:
+        yield final, None
+
+
+def _responses(
+    guard: Guard, session: Session, event: Any, link: UpstreamLink, query: Dataset | Encoded,
+    asked: tuple[Any, ...], record: dict[str, Any], done: dict[str, Any], syntax: str | None,
+) -> Iterator[Result]:  # fmt: skip
+    """The PACS's pending responses, checked and made ready for the client; the outcome
+    in ``done``. The upstream exchange is over when it returns."""
+    state = session.state
+    client = session.client
+    assert state is not None and client is not None
+    cap = client.limits.max_responses_per_query
     model = event.request.AffectedSOPClassUID
-    syntax: str | None = getattr(event, "syntax", None)  # None: pynetdicom encodes
+    message = guard.next_message_id()
     replies = link.find(query, str(model), message)
     stop: tuple[int, str] | None = None
     final = UNABLE_TO_PROCESS
-    for status_ds, response in replies:
-        status = int(getattr(status_ds, "Status", UNABLE_TO_PROCESS))
-        if status not in PENDING:
-            final = status
-            break
-        if stop is not None:
-            continue  # draining after our C-CANCEL
-        if event.is_cancelled:
-            stop = (CANCEL, "cancelled")
-        elif record["responses"] >= cap:
-            stop = (OUT_OF_RESOURCES, "response-cap")
-        elif not state.responses.take():
-            stop = (OUT_OF_RESOURCES, "response-rate")
-        if stop is not None:
-            link.cancel(message, str(model))
-            continue
-        try:
-            answer = _answer(guard, session, response, asked, syntax)
-        except Exception:
-            # fail closed: a response that cannot be cleaned ends the query
-            stop = (UNABLE_TO_PROCESS, "deid-failed")
-            link.cancel(message, str(model))
-            continue
-        record["responses"] += 1
-        yield status, answer
+    try:
+        for status_ds, response in replies:
+            status = int(getattr(status_ds, "Status", UNABLE_TO_PROCESS))
+            if status not in PENDING:
+                final = status
+                break
+            if stop is not None:
+                continue  # draining after our C-CANCEL
+            if event.is_cancelled:
+                stop = (CANCEL, "cancelled")
+            elif record["responses"] >= cap:
+                stop = (OUT_OF_RESOURCES, "response-cap")
+            elif not state.responses.take():
+                stop = (OUT_OF_RESOURCES, "response-rate")
+            if stop is not None:
+                link.cancel(message, str(model))
+                continue
+            try:
+                answer = _answer(guard, session, response, asked, syntax)
+            except Exception:
+                # fail closed: a response that cannot be cleaned ends the query
+                stop = (UNABLE_TO_PROCESS, "deid-failed")
+                link.cancel(message, str(model))
+                continue
+            record["responses"] += 1
+            yield status, answer
+    finally:
+        replies.close()  # its own accounting of the link, before the link is given back
     if stop is not None:
         final = stop[0]
         done["reason"] = stop[1]
-    if not upstream.is_established and final in PENDING:
-        final = UNABLE_TO_PROCESS
     done.update(outcome=_name(final), status=final)
-    if final != 0:
-        yield final, None
 
 
 def _answer(

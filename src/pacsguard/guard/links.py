@@ -6,13 +6,16 @@ decoded on the way through."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, build_role, evt
 from pynetdicom.presentation import PresentationContext
 
@@ -191,6 +194,7 @@ class UpstreamLink:
         self._held: Held | None = None  # while a C-MOVE or C-FIND is in progress on it
         self._held_context = 0
         self._chosen: dict[tuple[str, str], Any] = {}  # (model, syntax) -> its context
+        self.served = 0  # requests answered in full on this link
 
     def open(self) -> Any:
         """The association, opened if there is none (held or not, as it was)."""
@@ -243,42 +247,59 @@ class UpstreamLink:
 
     def find(
         self, query: Dataset | Encoded, model: str, message_id: int
-    ) -> Iterator[tuple[Any, Any]]:
+    ) -> Generator[tuple[Any, Any], None, None]:
         """A C-FIND: (status, identifier or None) for each response, read straight off the
         held association, the identifier as it came (``Encoded``); pynetdicom's
-        ``send_c_find`` where it cannot be held (a decoded Dataset then)."""
-        held = self.holding()
-        if held is None:
-            if isinstance(query, Encoded):
-                query = query.dataset()
-            yield from self.get().send_c_find(query, model, msg_id=message_id)
-            return
-        context, identifier = self._request(model, query)
-        finished = False
-        try:
-            held.send(context, find_command(model, message_id), identifier)
-            syntax = str(self.assoc._accepted_cx[context].transfer_syntax[0])
-            while True:
-                message = held.message()
-                if (message.number(0x0100) != C_FIND_RSP_FIELD
-                        or message.number(0x0120) != message_id):  # fmt: skip
-                    continue  # not a response to this request
-                status = message.number(0x0900)
-                if status is None:
+        ``send_c_find`` where it cannot be held (a decoded Dataset then). An association
+        that served before (kept, or pooled) may have been dropped by the PACS since in a
+        way only a request shows: lost before the PACS said anything, the query is sent
+        once more on a new association."""
+        retry = self.served > 0
+        while True:
+            try:
+                held = self.holding()
+            except LinkError:
+                yield MoveStatus(0xC000, None, None, None, None), None
+                return
+            if held is None:
+                if isinstance(query, Encoded):
+                    query = query.dataset()
+                yield from self.get().send_c_find(query, model, msg_id=message_id)
+                return
+            context, identifier = self._request(model, query)
+            finished = heard = False
+            try:
+                held.send(context, find_command(model, message_id), identifier)
+                syntax = str(self.assoc._accepted_cx[context].transfer_syntax[0])
+                while True:
+                    message = held.message()
+                    heard = True
+                    if (message.number(0x0100) != C_FIND_RSP_FIELD
+                            or message.number(0x0120) != message_id):  # fmt: skip
+                        continue  # not a response to this request
+                    status = message.number(0x0900)
+                    if status is None:
+                        held.lost = True
+                        raise AssociationLost("a C-FIND response without a status")
+                    found = None if message.data is None else Encoded(message.data, syntax)
+                    pending = status in (0xFF00, 0xFF01)
+                    finished = not pending
+                    if finished:
+                        self.served += 1
+                    yield MoveStatus(status, None, None, None, None), found
+                    if not pending:
+                        return
+            except AssociationLost:
+                if retry and not heard:
+                    retry = False
+                    self.close(abort=True)
+                    continue
+                yield MoveStatus(0xC000, None, None, None, None), None
+                return
+            finally:
+                self._held = None
+                if not finished:  # left mid-way: the rest of its responses are not wanted here
                     held.lost = True
-                    raise AssociationLost("a C-FIND response without a status")
-                found = None if message.data is None else Encoded(message.data, syntax)
-                pending = status in (0xFF00, 0xFF01)
-                finished = not pending
-                yield MoveStatus(status, None, None, None, None), found
-                if not pending:
-                    return
-        except AssociationLost:
-            yield MoveStatus(0xC000, None, None, None, None), None
-        finally:
-            self._held = None
-            if not finished:  # left mid-way: the rest of its responses are not wanted here
-                held.lost = True
 
     def _request(self, model: str, query: Dataset | Encoded) -> tuple[int, bytes]:
         """(the context ID for ``model`` as SCU, ``query`` encoded for it: as it came where
@@ -330,6 +351,8 @@ class UpstreamLink:
                     message.number(0x1023),
                 )
                 finished = status.Status not in (0xFF00, 0xFF01)
+                if finished:
+                    self.served += 1
                 yield status, None
                 if finished:
                     return
@@ -346,6 +369,14 @@ class UpstreamLink:
         elif self.assoc is not None:
             self.assoc.send_c_cancel(message_id, query_model=model)
 
+    def reusable(self) -> bool:
+        """Established, and nothing left over from the last request (a request left
+        mid-way, a message the PACS sent unasked): another client may use it."""
+        assoc, hold = self.assoc, self._hold
+        if assoc is None or not assoc.is_established or self._held is not None:
+            return False
+        return hold is None or not (hold.lost or hold.unsolicited())
+
     def close(self, *, abort: bool = False) -> None:
         hold, self._hold, self._held = self._hold, None, None
         if hold is not None:
@@ -357,6 +388,94 @@ class UpstreamLink:
             except Exception:
                 with contextlib.suppress(Exception):
                     assoc.abort()
+
+
+def refuse_store(_event: Any) -> int:
+    return 0xA700  # a pooled association takes no C-STORE (a C-GET's are its session's)
+
+
+class UpstreamPool:
+    """Upstream associations for clinical C-FIND and C-MOVE, shared by client associations
+    one at a time: a client association's query no longer waits for an association to the
+    PACS (a findscu run opened one for its one query). Links are kept per (query model,
+    transfer syntax); each proposes only that model, in that syntax first (so that a
+    C-FIND goes through as bytes), then both uncompressed little-endian syntaxes, and
+    takes no C-STORE (a C-GET stays on its client's own upstream association, whose
+    store handler is bound to the client). A link goes back to the pool only if it
+    finished its request cleanly (``UpstreamLink.reusable``); any other is aborted, so no
+    state of one client's request (responses still coming, a cancel) meets the next
+    client. Idle links are released after ``idle_timeout`` seconds, at ``drain`` and at
+    ``close``; one the PACS dropped meanwhile is found at the next use and replaced."""
+
+    MAX_IDLE = 4  # per key: more idle links than concurrent clients are released at once
+
+    def __init__(self, make: Callable[[list[Any], list[Any]], UpstreamLink],
+                 idle_timeout: float) -> None:  # fmt: skip
+        self._make = make
+        self.idle_timeout = idle_timeout
+        self._idle: dict[tuple[str, str], list[tuple[float, UpstreamLink]]] = {}
+        self._keys: dict[int, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.opened = 0  # links made, for the report and the tests
+        self._reaper = threading.Thread(target=self._reap, name="guard-pool", daemon=True)
+        self._reaper.start()
+
+    def take(self, model: str, syntax: str) -> UpstreamLink:
+        """An idle link for ``model`` (its association open, or opened at first use)."""
+        key = (model, syntax)
+        with self._lock:
+            idle = self._idle.get(key)
+            link = idle.pop()[1] if idle else None
+        if link is None:
+            syntaxes = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
+            first = [build_context(model, [syntax])] if syntax else []
+            link = self._make([build_context(model, syntaxes)], first)
+            with self._lock:
+                self.opened += 1
+        with self._lock:
+            self._keys[id(link)] = key
+        return link
+
+    def give(self, link: UpstreamLink) -> None:
+        """Back to the pool once its request is over (aborted instead if not reusable)."""
+        with self._lock:
+            key = self._keys.pop(id(link), None)
+            keep = key is not None and not self._closed.is_set()
+        if not keep or not link.reusable():
+            link.close(abort=True)
+            return
+        assert key is not None
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            idle.append((time.monotonic(), link))
+            extra = idle[: max(0, len(idle) - self.MAX_IDLE)]
+            del idle[: len(extra)]
+        for _, old in extra:
+            old.close()
+
+    def drain(self) -> None:
+        """Release every idle link now."""
+        with self._lock:
+            links = [link for idle in self._idle.values() for _, link in idle]
+            self._idle.clear()
+        for link in links:
+            link.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.drain()
+
+    def _reap(self) -> None:
+        period = max(0.05, min(1.0, self.idle_timeout / 2))
+        while not self._closed.wait(period):
+            deadline = time.monotonic() - self.idle_timeout
+            with self._lock:
+                old = [link for idle in self._idle.values() for t, link in idle if t < deadline]
+                for key, idle in self._idle.items():
+                    self._idle[key] = [(t, link) for t, link in idle if t >= deadline]
+            for link in old:
+                link.close()
 
 
 class DestinationLink:
