@@ -106,13 +106,18 @@ class WakingSocket(BulkRecvSocket):
         sock = self.socket
         if wake is None:
             return bool(BulkRecvSocket.ready.fget(self))  # type: ignore[attr-defined]
+        # The DUL acts on one event a turn, after this call: with an event still queued (the
+        # PDU just read, behind the connection's own Evt5), no wait here, or each new
+        # association waited IDLE_WAIT before its A-ASSOCIATE-RQ was acted on
+        idle = IDLE_WAIT if self.event_queue.empty() else 0.0
         holder = self.holder
         if holder is not None:
             # seen only once every event read before the hold is acted on (nothing of the
             # peer's is then half-way through pynetdicom); woken when the hold ends
-            if self.event_queue.empty():
-                holder.set()
-            self._wait_for_ring(IDLE_WAIT)  # rung when the hold ends or something is to send
+            if not idle:
+                return False
+            holder.set()
+            self._wait_for_ring(idle)  # rung when the hold ends or something is to send
             return False
         if self.pushback:
             return True
@@ -122,7 +127,7 @@ class WakingSocket(BulkRecvSocket):
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
         try:
-            got, _, _ = select.select([sock, wake[0]], [], [], IDLE_WAIT)
+            got, _, _ = select.select([sock, wake[0]], [], [], idle)
         except (OSError, ValueError):
             self.event_queue.put("Evt17")  # the connection closed, as pynetdicom says it
             return False
