@@ -379,9 +379,14 @@ class UpstreamLink:
 
     def close(self, *, abort: bool = False) -> None:
         hold, self._hold, self._held = self._hold, None, None
+        assoc, self.assoc = self.assoc, None
         if hold is not None:
             hold.__exit__(None, None, None)  # handed back (aborted if it was lost)
-        assoc, self.assoc = self.assoc, None
+            if assoc is not None:
+                # pynetdicom's release() takes a reactor still waking from the hold's pause
+                # for a paused one, and the reactor then takes the A-RELEASE-RP: release()
+                # waited out its ACSE timeout (30 s; seen when an idle pooled link was let go)
+                settle(assoc)
         if assoc is not None and assoc.is_established:
             try:
                 assoc.abort() if abort else assoc.release()
