@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -176,7 +178,7 @@ def glab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GuardLab]:
         guard.start()
         yield GuardLab(
             work, data, files, archive, viewer_store, research_store, guard, ports["guard"],
-            ports["tls"], pki, key_file, PacsLog(archive.log), ports["slow_store"],
+            ports["tls"], pki, key_file, PacsLog(archive.log, guard.drain), ports["slow_store"],
         )  # fmt: skip
     finally:
         if guard is not None:
@@ -272,9 +274,8 @@ def _study_query(study: str) -> Dataset:
 
 
 def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> None:
-    """The upstream association that a C-MOVE read raw is handed back to pynetdicom: on
-    one client association a C-MOVE, a C-FIND and a second C-MOVE are all relayed, over
-    one upstream association, with exact counts."""
+    """On one client association a C-MOVE, a C-FIND and a second C-MOVE are all relayed,
+    with exact counts, the second C-MOVE on the first one's pooled upstream association."""
 
     study = glab.study()
     count = glab.instances_of(study)
@@ -296,8 +297,258 @@ def test_one_client_association_moves_finds_and_moves_again(glab: GuardLab) -> N
         assoc.release()
     seen = glab.pacs.settled(before, {"C-MOVE RQ": 2, "C-FIND RQ": 1})
     assert (seen["C-MOVE RQ"], seen["C-FIND RQ"]) == (2, 1)
-    # one association from the guard's client leg, two from the PACS delivering the moves
-    assert seen["from PACS to ARCHIVE"] == 1
+    # from the guard's client leg, two pooled associations: one for the C-MOVE model (the
+    # second move reuses the first's), one for the C-FIND model
+    assert seen["from PACS to ARCHIVE"] == 2
+
+
+def _finds_of(glab: GuardLab, client: str) -> list[dict[str, Any]]:
+    lines = (glab.guard.config.state / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    return [r for r in records if r.get("service") == "find" and r.get("client") == client]
+
+
+def test_finds_read_as_bytes_keep_every_check(
+    glab: GuardLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On one open plain association, every C-FIND is read and answered on the held path
+    (none reaches pynetdicom's C-FIND service: ``serve_raw`` counts them) and every check
+    holds there: Retrieve AE Title is the guard's, the audit has the level, the keys and
+    the count, a level the client may not use is refused without reaching the PACS, and a
+    C-ECHO between the queries is handed back to pynetdicom and answered."""
+    from pacsguard.guard import find as guard_find
+    from pacsguard.net import NoDelayAE
+
+    through_pynetdicom: list[int] = []
+    original = guard_find.serve_raw
+
+    def counted(*args: Any) -> bool:
+        through_pynetdicom.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(guard_find, "serve_raw", counted)
+    before = glab.pacs.quiet(glab.guard)
+    for calling, level, allowed in (("VIEWER", "STUDY", True), ("FINDER", "SERIES", False)):
+        ae = NoDelayAE(calling)
+        ae.add_requested_context(FIND)
+        ae.add_requested_context(VERIFICATION)
+        assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+        assert assoc.is_established
+        try:
+            for round_ in range(3):
+                query = Dataset()
+                query.QueryRetrieveLevel = level
+                query.RetrieveAETitle = ""
+                query.StudyInstanceUID = ""
+                answers = list(assoc.send_c_find(query, FIND))
+                statuses = [s.Status for s, _ in answers]
+                if allowed:
+                    assert statuses.count(0xFF00) == glab.data.totals.studies, statuses
+                    assert statuses[-1] == 0x0000
+                    found = [ds for s, ds in answers if s.Status == 0xFF00]
+                    assert {str(ds.RetrieveAETitle) for ds in found} == {"PACS"}
+                else:
+                    assert statuses == [0x0124]
+                if round_ == 1:
+                    assert assoc.send_c_echo().Status == (0 if allowed else 0x0124)
+        finally:
+            assoc.release()
+        assert not assoc.is_established
+    assert through_pynetdicom == []
+    viewer = _finds_of(glab, "viewer")[-3:]
+    assert [(r["level"], r["keys"], r["responses"], r["outcome"]) for r in viewer] == [
+        ("STUDY", ["RetrieveAETitle", "StudyInstanceUID"], glab.data.totals.studies, "success")
+    ] * 3
+    finder = _finds_of(glab, "finder")[-3:]
+    assert [(r["level"], r["outcome"], r["reason"]) for r in finder] == [
+        ("SERIES", "refused", "level")
+    ] * 3
+    seen = glab.pacs.settled(before, {"C-FIND RQ": 3})
+    assert seen["C-FIND RQ"] == 3  # the viewer's; none of the finder's
+    assert seen["C-ECHO RQ"] == 1  # the viewer's echo, relayed; the finder may not echo
+
+
+def test_a_cancel_on_the_held_path_stops_the_query(glab: GuardLab) -> None:
+    """A C-CANCEL-RQ written right behind its C-FIND-RQ is read by the held path before any
+    response is relayed: the client gets Cancel and nothing else, the PACS is told, and the
+    audit says cancelled, with no response counted."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from pacsguard.net import NoDelayAE
+    from pacsguard.net.rawquery import encoded
+    from pacsguard.net.rawstore import Held, cancel_command, find_command
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(FIND, [ImplicitVRLittleEndian])
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    context = assoc.accepted_contexts[0]
+    identifier = encoded(query, str(context.transfer_syntax[0]))
+    statuses = []
+    try:
+        with Held(assoc) as held:
+            held.send(context.context_id, find_command(FIND, 7), identifier)
+            held.send(context.context_id, cancel_command(7))
+            while not statuses or statuses[-1] in (0xFF00, 0xFF01):
+                message = held.message()
+                assert message.number(0x0120) == 7
+                statuses.append(message.number(0x0900))
+        # the association carries on: the next query is answered in full
+        after = [s.Status for s, _ in assoc.send_c_find(query, FIND)]
+    finally:
+        assoc.release()
+    assert statuses == [0xFE00]
+    assert after.count(0xFF00) == glab.data.totals.studies and after[-1] == 0
+    cancelled, complete = _finds_of(glab, "viewer")[-2:]
+    assert (cancelled["outcome"], cancelled["reason"], cancelled["responses"]) == (
+        "cancelled", "cancelled", 0,
+    )  # fmt: skip
+    assert complete["responses"] == glab.data.totals.studies
+
+
+def _pacs_children(glab: GuardLab) -> list[int]:
+    """dcmqrscp's children: one per association it serves."""
+    pid = glab.archive.server.process.pid
+    return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _pool(glab: GuardLab) -> Any:
+    pool = glab.guard.pool
+    assert pool is not None
+    return pool
+
+
+def test_pooled_associations_are_reused_and_a_dropped_one_replaced(
+    glab: GuardLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Clinical C-FINDs from successive client associations share one upstream association.
+    One that the PACS dropped meanwhile is found before use and replaced; one whose loss only
+    a request shows (the check before use disabled here) is replaced by sending the query
+    again: the client's query never fails."""
+    from pacsguard.net.rawstore import Held
+
+    pool = _pool(glab)
+    glab.guard.drain()
+    query = ("QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+    opened = pool.opened
+    for _ in range(3):
+        run = find("VIEWER", glab.port, *query)
+        assert find_ok(run) and find_responses(run) == glab.data.totals.studies, run.output
+    assert pool.opened == opened + 1
+    (child,) = _pacs_children(glab)  # the pooled association, idle
+    for check_before_use in (True, False):
+        if not check_before_use:
+            monkeypatch.setattr(Held, "unsolicited", lambda self: False)
+        os.kill(child, signal.SIGKILL)
+        time.sleep(0.2)
+        run = find("VIEWER", glab.port, *query)
+        assert find_ok(run) and find_responses(run) == glab.data.totals.studies, run.output
+        (replaced,) = _pacs_children(glab)  # a new association, on the same pooled link
+        assert replaced != child and pool.opened == opened + 1
+        child = replaced
+
+
+def test_a_pooled_association_carries_nothing_from_one_client_to_the_next(
+    glab: GuardLab,
+) -> None:
+    """What one client's query leaves behind never reaches another client: a query capped
+    by the guard (the rest cancelled and drained upstream) leaves the association clean and
+    it is reused; a client that aborts right behind its query leaves the PACS's responses on
+    the way, and that association is aborted, never pooled. The next client
+    gets exactly its own responses, to its own keys."""
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from pacsguard.net import NoDelayAE
+    from pacsguard.net.rawquery import encoded
+    from pacsguard.net.rawstore import Held, find_command
+
+    pool = _pool(glab)
+    glab.guard.drain()
+    opened = pool.opened
+    capped = find("CAPPED", glab.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+    assert find_responses(capped) == 2
+    after = find("VIEWER", glab.port, "QueryRetrieveLevel=STUDY", "PatientID")
+    assert find_ok(after) and find_responses(after) == glab.data.totals.studies
+    # findscu -v prints its request, then each response: the key once more per response
+    assert after.count(r"\(0010,0020\) LO") == glab.data.totals.studies + 1
+    assert after.count(r"\(0020,000d\) UI") == 0
+    assert pool.opened == opened + 1  # reused after the capped query
+
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(FIND, [ImplicitVRLittleEndian])
+    assoc = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = ""
+    context = assoc.accepted_contexts[0]
+    with Held(assoc) as held:
+        held.send(context.context_id, find_command(FIND, 5),
+                  encoded(query, str(context.transfer_syntax[0])))  # fmt: skip
+        held.sock.sendall(struct.pack(">BBIBBBB", 0x07, 0x00, 4, 0, 0, 0, 0))  # A-ABORT
+        held.lost = True  # the guard reads the abort as its first response comes
+    assert not assoc.is_established
+    deadline = time.monotonic() + 5
+    while glab.guard._sessions and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mine = Dataset()
+    mine.QueryRetrieveLevel = "STUDY"
+    mine.PatientID = ""
+    ae = NoDelayAE("VIEWER")
+    ae.add_requested_context(FIND, [ImplicitVRLittleEndian])
+    other = ae.associate(LOOPBACK, glab.port, ae_title="PACS")
+    try:
+        answers = list(other.send_c_find(mine, FIND, msg_id=5))
+    finally:
+        other.release()
+    found = [ds for status, ds in answers if status.Status == 0xFF00]
+    assert answers[-1][0].Status == 0 and len(found) == glab.data.totals.studies
+    assert all("PatientID" in ds and "StudyInstanceUID" not in ds for ds in found)
+    assert pool.opened == opened + 2  # the aborted client's association was not pooled
+
+
+def test_idle_pooled_associations_are_released(
+    glab: GuardLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle pooled association is released after the pool's idle timeout (the PACS sees
+    it end: dcmqrscp's child writes its log as it exits), and at the guard's shutdown."""
+    pool = _pool(glab)
+    glab.guard.drain()
+    monkeypatch.setattr(pool, "idle_timeout", 0.3)
+    before = glab.pacs.requests()
+    run = find("VIEWER", glab.port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+    assert find_ok(run)
+    assert len(_pacs_children(glab)) == 1
+    deadline = time.monotonic() + 5
+    while (_pacs_children(glab) or (glab.pacs.requests() - before)["C-FIND RQ"] < 1) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert _pacs_children(glab) == []
+    assert (glab.pacs.requests() - before)["C-FIND RQ"] == 1
+    assert not any(pool._idle.values())
+
+    (port,) = free_ports(1)
+    config = {
+        "ae_title": "PACS", "host": LOOPBACK, "port": port, "state": str(tmp_path / "state"),
+        "upstream": {"ae_title": "ARCHIVE", "host": LOOPBACK, "port": glab.archive.port},
+        "client": [{"name": "viewer", "ae_title": "VIEWER", "host": LOOPBACK, "allow": ["find"]}],
+    }  # fmt: skip
+    second = Guard(parse_config({"guard": config}, tmp_path / "guard.toml"))
+    second.start()
+    try:
+        run = find("VIEWER", port, "QueryRetrieveLevel=STUDY", "StudyInstanceUID")
+        assert find_ok(run)
+        assert len(_pacs_children(glab)) == 1
+    finally:
+        second.stop()
+    deadline = time.monotonic() + 5
+    while _pacs_children(glab) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pacs_children(glab) == []
 
 
 def test_a_cancelled_move_stops_at_the_pacs_with_exact_counts(glab: GuardLab) -> None:

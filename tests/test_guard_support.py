@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,15 @@ def rejected(run: Run) -> bool:
 
 
 class PacsLog:
-    """What dcmqrscp logged: the associations and the DIMSE requests it received."""
+    """What dcmqrscp logged: the associations and the DIMSE requests it received.
 
-    def __init__(self, path: Path) -> None:
+    dcmqrscp's children write their log lines when they exit, at the end of each of its
+    associations: ``drain`` (the guard's) releases the guard's idle pooled associations to
+    the PACS first, wherever a test reads what the PACS has seen."""
+
+    def __init__(self, path: Path, drain: Callable[[], None] | None = None) -> None:
         self.path = path
+        self.drain = drain
 
     def requests(self) -> Counter[str]:
         lines = self.path.read_text(errors="replace").splitlines()
@@ -126,6 +132,8 @@ class PacsLog:
         deadline = time.monotonic() + wait
         size = -1
         while time.monotonic() < deadline:
+            if self.drain is not None:
+                self.drain()
             busy = bool(guard._sessions)
             now = self.path.stat().st_size
             if not busy and now == size:
@@ -140,6 +148,8 @@ class PacsLog:
         """The delta since ``before``, once it reaches ``want`` (or after ``wait``)."""
         deadline = time.monotonic() + wait
         while True:
+            if self.drain is not None:
+                self.drain()
             delta = self.requests() - before
             if all(delta[k] >= v for k, v in want.items()) or time.monotonic() > deadline:
                 return delta

@@ -41,6 +41,9 @@ class Upstream:
     port: int
     calling_ae_title: str
     timeout: float = 30.0
+    # idle pooled associations (clinical C-FIND and C-MOVE) are released after this many
+    # seconds; 0: no pool, every client association opens its own
+    pool_idle_timeout: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -218,7 +221,7 @@ def parse_config(data: dict[str, Any], file: Path) -> GuardConfig:
     up = guard.table("upstream")
     upstream = Upstream(
         up.ae_title("ae_title"), _host(up), _port(up), up.ae_title("calling_ae_title", ae_title),
-        up.number("timeout", 30.0, low=POSITIVE),
+        up.number("timeout", 30.0, low=POSITIVE), up.number("pool_idle_timeout", 15.0),
     )  # fmt: skip
     up.done()
 

@@ -6,19 +6,21 @@ decoded on the way through."""
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import build_context, build_role, evt
-from pynetdicom.dsutils import decode, encode
 from pynetdicom.presentation import PresentationContext
 
 from pacsguard.net.part10 import dataset_offset, file_prefix
+from pacsguard.net.rawquery import Encoded, encoded
 from pacsguard.net.rawstore import (
     C_FIND_RSP_FIELD,
     C_MOVE_RSP_FIELD,
@@ -32,6 +34,10 @@ from pacsguard.net.rawstore import (
 from pacsguard.net.sockets import NoDelayAE, settle
 
 MAX_CONTEXTS = 128
+# the Query/Retrieve FIND information models (Patient Root, Study Root, Patient/Study Only)
+QUERY_MODELS = frozenset(
+    {"1.2.840.10008.5.1.4.1.2.1.1", "1.2.840.10008.5.1.4.1.2.2.1", "1.2.840.10008.5.1.4.1.2.3.1"}
+)
 
 
 class LinkError(Exception):
@@ -159,6 +165,7 @@ class UpstreamLink:
         requested: list[PresentationContext],
         roles: dict[str, Any],
         on_store: Callable[[Any], int],
+        accepted: Sequence[PresentationContext] = (),
     ) -> None:
         self.address = (host, port)
         self.called_ae = called_ae
@@ -168,6 +175,15 @@ class UpstreamLink:
             build_context(str(cx.abstract_syntax), list(cx.transfer_syntax))
             for cx in requested[:MAX_CONTEXTS]
         ]
+        # A query model's context again, with only the transfer syntax the guard accepted
+        # from the client: the PACS may prefer another of the client's, and a query and its
+        # responses in the client's own syntax go through as bytes (find.py)
+        for cx in accepted:
+            if len(self._contexts) >= MAX_CONTEXTS:
+                break
+            if str(cx.abstract_syntax) in QUERY_MODELS and cx.transfer_syntax:
+                self._contexts.insert(0, build_context(str(cx.abstract_syntax),
+                                                       [cx.transfer_syntax[0]]))  # fmt: skip
         self._roles: list[Any] = [
             build_role(uid, scu_role=bool(item.scu_role), scp_role=bool(item.scp_role))
             for uid, item in roles.items()
@@ -177,6 +193,8 @@ class UpstreamLink:
         self._hold: Held | None = None  # kept between requests
         self._held: Held | None = None  # while a C-MOVE or C-FIND is in progress on it
         self._held_context = 0
+        self._chosen: dict[tuple[str, str], Any] = {}  # (model, syntax) -> its context
+        self.served = 0  # requests answered in full on this link
 
     def open(self) -> Any:
         """The association, opened if there is none (held or not, as it was)."""
@@ -193,6 +211,7 @@ class UpstreamLink:
         if not assoc.is_established:
             raise LinkError("the upstream PACS refused or did not answer the association")
         self.assoc = assoc
+        self._chosen = {}
         return assoc
 
     def get(self) -> Any:
@@ -226,50 +245,75 @@ class UpstreamLink:
             self._hold = hold
         return hold
 
-    def find(self, query: Dataset, model: str, message_id: int) -> Iterator[tuple[Any, Any]]:
-        """A C-FIND: (status, identifier Dataset or None) for each response, read straight
-        off the held association (pynetdicom's ``send_c_find`` where it cannot be held)."""
-        held = self.holding()
-        if held is None:
-            yield from self.get().send_c_find(query, model, msg_id=message_id)
-            return
-        context, identifier = self._request(model, query)
-        finished = False
-        try:
-            held.send(context, find_command(model, message_id), identifier)
-            syntax = self.assoc._accepted_cx[context].transfer_syntax[0]
-            while True:
-                message = held.message()
-                if (message.number(0x0100) != C_FIND_RSP_FIELD
-                        or message.number(0x0120) != message_id):  # fmt: skip
-                    continue  # not a response to this request
-                status = message.number(0x0900)
-                if status is None:
+    def find(
+        self, query: Dataset | Encoded, model: str, message_id: int
+    ) -> Generator[tuple[Any, Any], None, None]:
+        """A C-FIND: (status, identifier or None) for each response, read straight off the
+        held association, the identifier as it came (``Encoded``); pynetdicom's
+        ``send_c_find`` where it cannot be held (a decoded Dataset then). An association
+        that served before (kept, or pooled) may have been dropped by the PACS since in a
+        way only a request shows: lost before the PACS said anything, the query is sent
+        once more on a new association."""
+        retry = self.served > 0
+        while True:
+            try:
+                held = self.holding()
+            except LinkError:
+                yield MoveStatus(0xC000, None, None, None, None), None
+                return
+            if held is None:
+                if isinstance(query, Encoded):
+                    query = query.dataset()
+                yield from self.get().send_c_find(query, model, msg_id=message_id)
+                return
+            context, identifier = self._request(model, query)
+            finished = heard = False
+            try:
+                held.send(context, find_command(model, message_id), identifier)
+                syntax = str(self.assoc._accepted_cx[context].transfer_syntax[0])
+                while True:
+                    message = held.message()
+                    heard = True
+                    if (message.number(0x0100) != C_FIND_RSP_FIELD
+                            or message.number(0x0120) != message_id):  # fmt: skip
+                        continue  # not a response to this request
+                    status = message.number(0x0900)
+                    if status is None:
+                        held.lost = True
+                        raise AssociationLost("a C-FIND response without a status")
+                    found = None if message.data is None else Encoded(message.data, syntax)
+                    pending = status in (0xFF00, 0xFF01)
+                    finished = not pending
+                    if finished:
+                        self.served += 1
+                    yield MoveStatus(status, None, None, None, None), found
+                    if not pending:
+                        return
+            except AssociationLost:
+                if retry and not heard:
+                    retry = False
+                    self.close(abort=True)
+                    continue
+                yield MoveStatus(0xC000, None, None, None, None), None
+                return
+            finally:
+                self._held = None
+                if not finished:  # left mid-way: the rest of its responses are not wanted here
                     held.lost = True
-                    raise AssociationLost("a C-FIND response without a status")
-                found = None
-                if message.data is not None:
-                    found = decode(BytesIO(message.data), syntax.is_implicit_VR,
-                                   syntax.is_little_endian, syntax.is_deflated)  # fmt: skip
-                pending = status in (0xFF00, 0xFF01)
-                finished = not pending
-                yield MoveStatus(status, None, None, None, None), found
-                if not pending:
-                    return
-        except AssociationLost:
-            yield MoveStatus(0xC000, None, None, None, None), None
-        finally:
-            self._held = None
-            if not finished:  # left mid-way: the rest of its responses are not wanted here
-                held.lost = True
 
-    def _request(self, model: str, query: Dataset) -> tuple[int, bytes]:
-        """(the context ID for ``model`` as SCU, ``query`` encoded for it)"""
-        context = self.assoc._get_valid_context(model, "", "scu")
-        syntax = context.transfer_syntax[0]
-        identifier = encode(
-            query, syntax.is_implicit_VR, syntax.is_little_endian, syntax.is_deflated
-        )
+    def _request(self, model: str, query: Dataset | Encoded) -> tuple[int, bytes]:
+        """(the context ID for ``model`` as SCU, ``query`` encoded for it: as it came where
+        it came in that context's transfer syntax)"""
+        wanted = query.syntax if isinstance(query, Encoded) else ""
+        context = self._chosen.get((model, wanted))
+        if context is None:
+            context = self.assoc._get_valid_context(model, wanted, "scu")
+            self._chosen[(model, wanted)] = context
+        syntax = str(context.transfer_syntax[0])
+        if isinstance(query, Encoded) and query.syntax == syntax:
+            identifier: bytes | None = query.data
+        else:
+            identifier = encoded(query.dataset() if isinstance(query, Encoded) else query, syntax)
         if identifier is None:
             raise ValueError("the identifier cannot be encoded")
         self._held, self._held_context = self._hold, int(context.context_id)
@@ -307,6 +351,8 @@ class UpstreamLink:
                     message.number(0x1023),
                 )
                 finished = status.Status not in (0xFF00, 0xFF01)
+                if finished:
+                    self.served += 1
                 yield status, None
                 if finished:
                     return
@@ -323,17 +369,118 @@ class UpstreamLink:
         elif self.assoc is not None:
             self.assoc.send_c_cancel(message_id, query_model=model)
 
+    def reusable(self) -> bool:
+        """Established, and nothing left over from the last request (a request left
+        mid-way, a message the PACS sent unasked): another client may use it."""
+        assoc, hold = self.assoc, self._hold
+        if assoc is None or not assoc.is_established or self._held is not None:
+            return False
+        return hold is None or not (hold.lost or hold.unsolicited())
+
     def close(self, *, abort: bool = False) -> None:
         hold, self._hold, self._held = self._hold, None, None
+        assoc, self.assoc = self.assoc, None
         if hold is not None:
             hold.__exit__(None, None, None)  # handed back (aborted if it was lost)
-        assoc, self.assoc = self.assoc, None
+            if assoc is not None:
+                # pynetdicom's release() takes a reactor still waking from the hold's pause
+                # for a paused one, and the reactor then takes the A-RELEASE-RP: release()
+                # waited out its ACSE timeout (30 s; seen when an idle pooled link was let go)
+                settle(assoc)
         if assoc is not None and assoc.is_established:
             try:
                 assoc.abort() if abort else assoc.release()
             except Exception:
                 with contextlib.suppress(Exception):
                     assoc.abort()
+
+
+def refuse_store(_event: Any) -> int:
+    return 0xA700  # a pooled association takes no C-STORE (a C-GET's are its session's)
+
+
+class UpstreamPool:
+    """Upstream associations for clinical C-FIND and C-MOVE, shared by client associations
+    one at a time: a client association's query no longer waits for an association to the
+    PACS (a findscu run opened one for its one query). Links are kept per (query model,
+    transfer syntax); each proposes only that model, in that syntax first (so that a
+    C-FIND goes through as bytes), then both uncompressed little-endian syntaxes, and
+    takes no C-STORE (a C-GET stays on its client's own upstream association, whose
+    store handler is bound to the client). A link goes back to the pool only if it
+    finished its request cleanly (``UpstreamLink.reusable``); any other is aborted, so no
+    state of one client's request (responses still coming, a cancel) meets the next
+    client. Idle links are released after ``idle_timeout`` seconds, at ``drain`` and at
+    ``close``; one the PACS dropped meanwhile is found at the next use and replaced."""
+
+    MAX_IDLE = 4  # per key: more idle links than concurrent clients are released at once
+
+    def __init__(self, make: Callable[[list[Any], list[Any]], UpstreamLink],
+                 idle_timeout: float) -> None:  # fmt: skip
+        self._make = make
+        self.idle_timeout = idle_timeout
+        self._idle: dict[tuple[str, str], list[tuple[float, UpstreamLink]]] = {}
+        self._keys: dict[int, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self.opened = 0  # links made, for the report and the tests
+        self._reaper = threading.Thread(target=self._reap, name="guard-pool", daemon=True)
+        self._reaper.start()
+
+    def take(self, model: str, syntax: str) -> UpstreamLink:
+        """An idle link for ``model`` (its association open, or opened at first use)."""
+        key = (model, syntax)
+        with self._lock:
+            idle = self._idle.get(key)
+            link = idle.pop()[1] if idle else None
+        if link is None:
+            syntaxes = [str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)]
+            first = [build_context(model, [syntax])] if syntax else []
+            link = self._make([build_context(model, syntaxes)], first)
+            with self._lock:
+                self.opened += 1
+        with self._lock:
+            self._keys[id(link)] = key
+        return link
+
+    def give(self, link: UpstreamLink) -> None:
+        """Back to the pool once its request is over (aborted instead if not reusable)."""
+        with self._lock:
+            key = self._keys.pop(id(link), None)
+            keep = key is not None and not self._closed.is_set()
+        if not keep or not link.reusable():
+            link.close(abort=True)
+            return
+        assert key is not None
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            idle.append((time.monotonic(), link))
+            extra = idle[: max(0, len(idle) - self.MAX_IDLE)]
+            del idle[: len(extra)]
+        for _, old in extra:
+            old.close()
+
+    def drain(self) -> None:
+        """Release every idle link now."""
+        with self._lock:
+            links = [link for idle in self._idle.values() for _, link in idle]
+            self._idle.clear()
+        for link in links:
+            link.close()
+
+    def close(self) -> None:
+        self._closed.set()
+        self.drain()
+
+    def _reap(self) -> None:
+        period = max(0.05, min(1.0, self.idle_timeout / 2))
+        while not self._closed.wait(period):
+            deadline = time.monotonic() - self.idle_timeout
+            with self._lock:
+                old = [link for idle in self._idle.values() for t, link in idle if t < deadline]
+                for key, idle in self._idle.items():
+                    self._idle[key] = [(t, link) for t, link in idle if t >= deadline]
+            for link in old:
+                link.close()
 
 
 class DestinationLink:

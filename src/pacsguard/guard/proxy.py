@@ -30,7 +30,7 @@ from pacsguard.guard.access import REJECT_LIMIT, decide
 from pacsguard.guard.config import Client, GuardConfig
 from pacsguard.guard.errors import GuardError
 from pacsguard.guard.limits import ClientState
-from pacsguard.guard.links import LinkError, UpstreamLink, spool
+from pacsguard.guard.links import LinkError, UpstreamLink, UpstreamPool, refuse_store, spool
 from pacsguard.guard.report import AUDIT_FILE, DICOM_AUDIT_FILE
 from pacsguard.guard.research import ResearchView
 from pacsguard.guard.transport import GuardAssociation, GuardServer
@@ -134,12 +134,21 @@ class Guard:
         self.ae.network_timeout = config.upstream.timeout
         self.ae.connection_timeout = config.upstream.timeout
         self.addresses: list[tuple[str, int]] = []
+        self.pool: UpstreamPool | None = None  # clinical C-FIND/C-MOVE upstream associations
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
         from pacsguard.guard import find, retrieve
 
+        up = self.config.upstream
+        if up.pool_idle_timeout > 0 and self.pool is None:
+
+            def make(requested: list[Any], first: list[Any]) -> UpstreamLink:
+                return UpstreamLink(up.host, up.port, up.ae_title, up.calling_ae_title,
+                                    up.timeout, requested, {}, refuse_store, first)  # fmt: skip
+
+            self.pool = UpstreamPool(make, up.pool_idle_timeout)
         self._find = find.handler(self)
         handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
@@ -174,6 +183,7 @@ class Guard:
                     server_class=GuardServer,
                     retrieve=lambda assoc, req, cx: retrieve.serve(self, assoc, req, cx),
                     find=lambda assoc, req, cx: find.serve_raw(self, assoc, req, cx),
+                    held=lambda assoc: find.serve_held(self, assoc),
                 )
                 assert isinstance(server, GuardServer)
                 server.tls_context = context  # the handshake runs on the connection's thread
@@ -207,6 +217,8 @@ class Guard:
             with contextlib.suppress(Exception):
                 session.assoc.abort()
             self._end(session)
+        if self.pool is not None:
+            self.pool.close()
         if self.research is not None:
             self.research.close()
         with contextlib.suppress(Exception):
@@ -324,6 +336,11 @@ class Guard:
             seconds=round(time.monotonic() - session.started, 3),
         )
 
+    def drain(self) -> None:
+        """Release the idle pooled upstream associations now."""
+        if self.pool is not None:
+            self.pool.drain()
+
     def link(self, session: Session, *, handed_back: bool = True) -> Any:
         """The session's upstream association (opened on first use); raises ``LinkError``.
         ``handed_back``: for pynetdicom's own requests (not held, see ``UpstreamLink``)."""
@@ -339,6 +356,7 @@ class Guard:
                 list(requestor.requested_contexts),
                 dict(requestor.role_selection),
                 lambda event: self._on_upstream_store(session, event),
+                list(session.assoc.accepted_contexts),
             )
         session.busy = True
         return session.upstream.get() if handed_back else session.upstream.open()

@@ -27,6 +27,7 @@ from pydicom.tag import BaseTag, Tag
 from pacsguard.core.keys import ProjectKey
 from pacsguard.guard.config import Research
 from pacsguard.guard.mapping import MAPPING_FILE, Mapping
+from pacsguard.net.rawquery import key_name as raw_key_name
 
 PATIENT_ID = Tag(0x0010, 0x0020)
 QUERY_LEVEL = Tag(0x0008, 0x0052)
@@ -67,7 +68,7 @@ class ResearchQuery:
 
 def key_name(element: DataElement) -> str:
     """The keyword of a key (or its tag for a private or unknown one): never its value."""
-    return element.keyword or f"({element.tag.group:04X},{element.tag.element:04X})"
+    return raw_key_name(int(element.tag))
 
 
 def key_names(ds: Dataset) -> list[str]:

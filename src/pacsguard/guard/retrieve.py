@@ -25,7 +25,14 @@ from pydicom.dataset import Dataset
 from pynetdicom.dimse_primitives import C_GET, C_MOVE
 from pynetdicom.dsutils import decode, encode
 
-from pacsguard.guard.links import DestinationLink, LinkError, Spooled, received, spooled_file
+from pacsguard.guard.links import (
+    DestinationLink,
+    LinkError,
+    Spooled,
+    UpstreamLink,
+    received,
+    spooled_file,
+)
 from pacsguard.guard.research import RefusedKey, key_names
 
 if TYPE_CHECKING:
@@ -234,12 +241,36 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
             finish(SUCCESS, Counts(), outcome="success", reason="unknown-pseudonym")
             return
         query = translated.upstream
+    # a clinical C-MOVE takes a pooled upstream association (its instances come back on
+    # the PACS's own associations); a C-GET's come on its own, to this client: its session's
+    pool = guard.pool if is_move and not session.research else None
+    link_up: UpstreamLink | None = None
     try:
-        upstream = guard.link(session, handed_back=False)
+        if pool is not None:
+            link_up = pool.take(str(req.AffectedSOPClassUID), "")
+            upstream = link_up.open()
+        else:
+            upstream = guard.link(session, handed_back=False)
+            link_up = session.upstream
     except LinkError:
+        if pool is not None and link_up is not None:
+            pool.give(link_up)
         finish(UNABLE_TO_PROCESS, outcome="failure", reason="upstream")
         return
+    try:
+        _retrieve(guard, session, assoc, req, context, query, is_move, service, record, link_up,
+                  upstream, destination, send, finish)  # fmt: skip
+    finally:
+        if pool is not None and link_up is not None:
+            pool.give(link_up)  # aborted instead if the move did not finish cleanly
 
+
+def _retrieve(
+    guard: Guard, session: Session, assoc: Any, req: Any, context: Any, query: Dataset,
+    is_move: bool, service: str, record: dict[str, Any], link_up: UpstreamLink | None,
+    upstream: Any, destination: Any, send: Callable[..., None], finish: Callable[..., None],
+) -> None:  # fmt: skip
+    """The relay of one checked C-MOVE or C-GET, on the upstream link ``link_up``."""
     if not is_move and session.upstream is not None:
         from pacsguard.guard import getrelay
 
@@ -280,11 +311,11 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
         with guard._lock:
             guard.moves[message] = job
 
-        link_up = session.upstream
         assert link_up is not None
+        moving = link_up
 
         def replies() -> Iterator[tuple[Any, Dataset | None]]:
-            return link_up.move(query, guard.config.move_ae_title, str(model), message)
+            return moving.move(query, guard.config.move_ae_title, str(model), message)
 
     else:
         session.get_job = job
@@ -298,11 +329,11 @@ def serve(guard: Guard, assoc: Any, req: Any, context: Any) -> None:
     status: int = UNABLE_TO_PROCESS
     reason: str | None = "relay"
     try:
-        status, reason = _relay(session, assoc, req, job, counts, send, link, upstream)
+        status, reason = _relay(session, assoc, req, job, counts, send, link, link_up, upstream)
     finally:
         if thread.is_alive():  # the relay stopped early: stop the PACS too
             with contextlib.suppress(Exception):
-                _cancel(session, upstream, message, model)
+                _cancel(link_up, upstream, message, model)
         job.close(thread)
         with guard._lock:
             guard.moves.pop(message, None)
@@ -339,6 +370,7 @@ def _relay(
     counts: Counts,
     send: Callable[[int, Counts | None], None],
     link: DestinationLink | None,
+    link_up: UpstreamLink | None,
     upstream: Any,
 ) -> tuple[int, str | None]:
     """Relay until the PACS's final response; (the final status for the client, reason)."""
@@ -350,7 +382,7 @@ def _relay(
         if not cancelled and req.MessageID in assoc.dimse.cancel_req:
             cancelled = True
             with contextlib.suppress(Exception):
-                _cancel(session, upstream, job.message, req.AffectedSOPClassUID)
+                _cancel(link_up, upstream, job.message, req.AffectedSOPClassUID)
         now = time.monotonic()
         if (
             not cancelled
@@ -429,9 +461,9 @@ def _tally(counts: Counts, session: Session, uid: str, status: int) -> None:
             counts.failed_uids.append(uid)
 
 
-def _cancel(session: Session, upstream: Any, message: int, model: Any) -> None:
-    if session.upstream is not None:
-        session.upstream.cancel(message, str(model))
+def _cancel(link: UpstreamLink | None, upstream: Any, message: int, model: Any) -> None:
+    if link is not None:
+        link.cancel(message, str(model))
     else:
         upstream.send_c_cancel(message, query_model=model)
 

@@ -886,3 +886,10 @@ def readable(helds: list[Held], timeout: float) -> list[Held]:
     ready += [h for h in helds if h not in ready and isinstance(h._sock, ssl.SSLSocket)
               and h._sock.pending()]  # fmt: skip
     return ready
+
+
+# the command-set and PDU readers, for the guard's held client associations
+command_elements = _elements
+command_number = _number
+command_text = _text
+PduReader = _Reader

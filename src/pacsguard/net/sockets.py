@@ -34,7 +34,9 @@ def nodelay(sock: socket.socket) -> socket.socket:
     return sock
 
 
-HELD_POLL = 0.005  # how often a held association's DUL looks whether the hold has ended
+# how long a held association's DUL waits, between looks at its outgoing queue, for the hold
+# to end (the end of the hold wakes it at once)
+HELD_POLL = 0.05
 
 
 class BulkRecvSocket(AssociationSocket):
@@ -48,16 +50,43 @@ class BulkRecvSocket(AssociationSocket):
     read it for a while; see ``net.rawstore.Held``. Unset (the default), ``ready`` is
     pynetdicom's own."""
 
-    holder: threading.Event | None = None
+    _holder: threading.Event | None = None
+    _unheld: threading.Event | None = None
+    # Whole PDUs that another thread read off the socket while it held it and hands back
+    # (``unread``): the DUL reads them first, as if they had just arrived.
+    pushback: bytearray | None = None
+
+    @property
+    def holder(self) -> threading.Event | None:
+        return self._holder
+
+    @holder.setter
+    def holder(self, value: threading.Event | None) -> None:
+        if self._unheld is None:
+            self._unheld = threading.Event()
+        self._holder = value
+        if value is None:
+            self._unheld.set()  # the DUL, waiting in ready, carries on at once
+        else:
+            self._unheld.clear()
 
     @property
     def ready(self) -> bool:
         holder = self.holder
         if holder is not None:
             holder.set()
-            time.sleep(HELD_POLL)  # the DUL's 1 ms poll would only take the GIL meanwhile
+            unheld = self._unheld
+            if unheld is not None:  # the DUL's 1 ms poll would only take the GIL meanwhile
+                unheld.wait(HELD_POLL)
             return False
+        if self.pushback:
+            return True
         return bool(AssociationSocket.ready.fget(self))  # type: ignore[attr-defined]
+
+    def unread(self, data: bytes) -> None:
+        """Hand back whole PDUs read while the socket was held (call before the hold ends)."""
+        if data:
+            self.pushback = (self.pushback or bytearray()) + data
 
     def recv(self, nr_bytes: int) -> bytearray:
         sock = self.socket
@@ -65,6 +94,11 @@ class BulkRecvSocket(AssociationSocket):
         buffer = bytearray(nr_bytes)
         view = memoryview(buffer)
         got = 0
+        pushback = self.pushback
+        if pushback:
+            got = min(nr_bytes, len(pushback))
+            view[:got] = pushback[:got]
+            del pushback[:got]
         while got < nr_bytes:
             count = sock.recv_into(view[got:], nr_bytes - got)
             if not count:
