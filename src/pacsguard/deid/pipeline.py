@@ -67,6 +67,7 @@ from pacsguard.deid.streaming import Planner
 from pacsguard.deid.text import KnownValues, identity_tags
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
+IN_FLIGHT = 3  # batches in flight per worker process (``_Pool``)
 RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memory
 RAW_PREFIX = 1 << 20  # headers longer than this take the usual path
 SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
@@ -666,7 +667,7 @@ def deidentify(
 
     ``progress(done, total)`` follows the run: the inputs are streamed from the walk, never
     listed whole, so ``total`` is what the walk has found to do so far (final once the walk
-    ends; at once for a run of up to ``streaming.CHUNK`` inputs). A first Ctrl-C (SIGINT,
+    ends; at once for a run of up to ``streaming.FIRST_CHUNK`` inputs). A first Ctrl-C (SIGINT,
     in the main thread) stops it once the files in flight are finished and recorded —
     ``on_interrupt(n)`` says how many — and the report says ``interrupted``; running again
     finishes the job. ``notice`` receives one-line messages for the operator (the Dask
@@ -924,7 +925,7 @@ def _run(
         else:
             executor = _Pool(jobs, worker, commit, started=prefetch.start, stop=stop)
         try:
-            for todo in itertools.chain([first], chunks):
+            for number, todo in enumerate(itertools.chain([first], chunks)):
                 if stop.requested:
                     break
                 for item in todo:
@@ -935,7 +936,8 @@ def _run(
                         for item in todo
                         if item.member is None and item.remote is None
                     )
-                for batch in _batches(todo, _batch_size(executor, todo, jobs)):
+                ahead = number == 0 and not planner.finished  # the walk goes on meanwhile
+                for batch in _batches(todo, _batch_size(executor, todo, jobs, ahead=ahead)):
                     if stop.requested:
                         break
                     executor.submit(batch)
@@ -1001,10 +1003,15 @@ def _as_record(outcome: Outcome) -> dict[str, object]:
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
-def _batch_size(executor: Executor, todo: list[InputItem], jobs: int) -> int:
+def _batch_size(executor: Executor, todo: list[InputItem], jobs: int, *, ahead: bool) -> int:
+    """Files a batch. ``ahead``: the first chunk of a walk that goes on, cut into batches
+    large enough that the pool's window holds most of it, so that the workers have work
+    while the main thread walks the next chunk (small batches would leave them idle)."""
     if isinstance(executor, _Inline):
         return min(BATCH, 8)  # a Ctrl-C waits for one small batch at most
     if isinstance(executor, _Pool):
+        if ahead:
+            return max(1, min(BATCH, -(-len(todo) // (jobs * IN_FLIGHT))))
         return max(1, min(BATCH, len(todo) // (jobs * 32) or 1))  # small runs: visible progress
     return int(executor.batch_size(len(todo)))  # type: ignore[attr-defined]
 
@@ -1155,7 +1162,7 @@ class _Inline:
 
 class _Pool:
     """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
-    At most ``jobs * 3`` batches are in flight: ``submit`` waits for one to finish. Once
+    At most ``jobs * IN_FLIGHT`` batches are in flight: ``submit`` waits for one to finish. Once
     ``stop`` is set, the caller submits no more and ``close`` finishes those in flight."""
 
     def __init__(
@@ -1182,7 +1189,7 @@ class _Pool:
         if not self._forked:
             self._forked = True
             self._started()  # the fork context starts every worker at the first submit
-        while len(self._pending) >= self._jobs * 3 and not self._stop.requested:
+        while len(self._pending) >= self._jobs * IN_FLIGHT and not self._stop.requested:
             finished, self._pending = wait(self._pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 self._commit(future.result())
