@@ -1045,12 +1045,20 @@ def plan_names(
     decision serves a local run (``apply_names``) and a cluster (its workers rename)."""
     claimed: dict[str, Outcome] = {}
     naming = Naming()
+    # Each output's owner as the journal holds it before this commit, asked at once: a
+    # record this loop forgets is an owner it has just claimed the name from, and a
+    # fingerprint owns one output at most, so ``claimed`` answers every later question.
+    owners = journal.owners(
+        r.outcome.output
+        for r in results
+        if r.outcome.status == "output" and r.tmp is not None and r.outcome.output is not None
+    )
     for result in results:
         outcome = result.outcome
         if outcome.status != "output" or result.tmp is None or outcome.output is None:
             naming.named.append(result)
             continue
-        owner = claimed.get(outcome.output) or journal.owner(outcome.output)
+        owner = claimed.get(outcome.output) or owners.get(outcome.output)
         if owner is not None and owner.input != outcome.input:
             naming.drops.append(result.tmp)
             if owner.sha256 == outcome.sha256:
