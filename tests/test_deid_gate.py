@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -218,6 +219,39 @@ def test_the_post_write_check_stands_alone(
     assert not _leaks(out)
     (reason,) = _reasons(out)
     assert reason.startswith("post-write check: an identifying name") and "(0008,0104)" in reason
+
+
+def test_the_post_write_check_reads_back_what_the_byte_path_wrote(
+    sample_corpus: tuple[Path, AnswerKey],
+    project_key: ProjectKey,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The byte-level path's output is checked from the descriptor it was written to
+    (not opened again): a rewriter broken to write the input's own header is caught
+    there, and the input goes to quarantine, its temporary output gone."""
+    import dataclasses
+
+    from pacsguard.deid import rawpath
+
+    ds = _base(sample_corpus[0])
+    src = tmp_path / "src"
+    src.mkdir()
+    _save(ds, src / "a.dcm")
+    broken: list[bool] = []
+    real = rawpath.rewrite
+
+    def leaky(header: bytes, *args: Any, **kwargs: Any) -> rawpath.RawResult | None:
+        result = real(header, *args, **kwargs)
+        broken.append(result is not None)
+        return None if result is None else dataclasses.replace(result, header=header)
+
+    monkeypatch.setattr(rawpath, "rewrite", leaky)
+    out, _ = _run(src, tmp_path, project_key)
+    assert broken == [True], "the byte-level path wrote the file"
+    assert not _leaks(out) and not list(out.rglob(".tmp-*"))
+    (reason,) = _reasons(out)
+    assert reason.startswith("post-write check: an identifying ")
 
 
 def test_post_check_finds_a_name_whatever_the_vr() -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -587,16 +588,24 @@ def test_full_disk_stops_the_run_without_quarantining_inputs(
     from pacsguard.core.errors import OutputError
     from pacsguard.deid import fastpath
 
-    real_copy = fastpath.copy_range
+    real_copy, real_hashed = fastpath.copy_range, fastpath.copy_hashed
     calls = {"n": 0}
 
-    def full_disk(src: int, dst: int, offset: int, count: int) -> None:
+    def fill() -> None:
         calls["n"] += 1
         if calls["n"] > 3:
             raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_disk(src: int, dst: int, offset: int, count: int) -> None:
+        fill()
         real_copy(src, dst, offset, count)
 
+    def full_disk_hashed(src: int, dst: int, offset: int, count: int, *rest: Any) -> None:
+        fill()
+        real_hashed(src, dst, offset, count, *rest)
+
     monkeypatch.setattr(fastpath, "copy_range", full_disk)
+    monkeypatch.setattr(fastpath, "copy_hashed", full_disk_hashed)
     out = tmp_path / "out"
     config = DeidConfig(jobs=jobs, burned_in="keep")
     with pytest.raises(OutputError, match=r"No space left on device.*run the same command again"):
@@ -604,6 +613,7 @@ def test_full_disk_stops_the_run_without_quarantining_inputs(
     quarantine = tmp_path / "out.pacsguard" / "quarantine"
     assert not list(quarantine.iterdir()), "a full disk is not the inputs' fault"
     monkeypatch.setattr(fastpath, "copy_range", real_copy)
+    monkeypatch.setattr(fastpath, "copy_hashed", real_hashed)
     report = deidentify([sample_corpus[0]], out, key=project_key, config=config)
     assert report.quarantine == 0 and report.output == report.inputs
     assert report.duplicates == 0 and len(outputs(out)) == sample_corpus[1].totals.instances

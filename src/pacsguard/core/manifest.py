@@ -53,6 +53,7 @@ CREATE INDEX IF NOT EXISTS outcomes_by_output ON outcomes (output);
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _COLUMNS = "input, fingerprint, status, output, reason, details, size, sha256"
+_NAMES_A_QUERY = 500  # SQLite's older builds allow 999 parameters a statement
 
 
 def _outcome(row: tuple[object, ...]) -> Outcome:
@@ -110,6 +111,22 @@ class Journal:
             (output,),
         ).fetchone()
         return None if row is None else _outcome(row)
+
+    def owners(self, outputs: Iterable[str]) -> dict[str, Outcome]:
+        """``owner`` of each of ``outputs`` that has one, in one query a few hundred names
+        (the committer asks for every output of a commit at once)."""
+        names = sorted(set(outputs))
+        found: dict[str, Outcome] = {}
+        for start in range(0, len(names), _NAMES_A_QUERY):
+            part = names[start : start + _NAMES_A_QUERY]
+            cursor = self._db.execute(
+                f"SELECT {_COLUMNS} FROM outcomes WHERE output IN "  # noqa: S608
+                f"({', '.join('?' * len(part))}) AND status = 'output' ORDER BY rowid",
+                part,
+            )
+            for row in cursor:
+                found.setdefault(str(row[3]), _outcome(row))  # the row ``owner`` would give
+        return found
 
     def __iter__(self) -> Iterator[Outcome]:
         cursor = self._db.execute(f"SELECT {_COLUMNS} FROM outcomes ORDER BY rowid")  # noqa: S608

@@ -77,6 +77,7 @@ from pacsguard.deid.pipeline import (
     ItemResult,
     Naming,
     Worker,
+    Written,
     _Place,
     _place,
     _remote_run,
@@ -155,11 +156,13 @@ class ClusterWorker(Worker):
     def _temporary(self, relative: Path, item: InputItem) -> str:
         return _attempt(super()._temporary(relative, item))
 
-    def _checked(self, item: InputItem, done: ItemResult, identity: Identity) -> ItemResult:
+    def _checked(
+        self, item: InputItem, done: ItemResult, identity: Identity, written: Written | None = None
+    ) -> ItemResult:
         # The batch's sync runs on this worker's one thread, between its batches (a local
         # pool syncs in the client's commit thread, beside the work): started early, the
         # writeback overlaps the next files instead (measured: bench/cluster_breakdown.py).
-        checked = super()._checked(item, done, identity)
+        checked = super()._checked(item, done, identity, written)
         if checked.tmp is not None:
             start_writeback(checked.tmp)
         return checked

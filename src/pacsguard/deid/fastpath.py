@@ -3,9 +3,11 @@
 The fast path reads the header only, checks that the element where reading stopped is a
 top-level Pixel Data (7FE0,0010) that ends exactly at the end of the file, writes the new
 header, then lets the kernel copy the Pixel Data element's bytes (``os.copy_file_range``,
-falling back to ``sendfile`` and plain copies). Pixel data never passes through Python
-objects. Deflated transfer syntaxes, big endian, trailing elements after Pixel Data, zip
-members and files whose pixels must be cleaned take the full path (whole dataset in memory).
+falling back to ``sendfile`` and plain copies). The byte-level path's writer
+(``pipeline.Worker``) copies them through one reused buffer instead (``copy_hashed``), to hash
+them on the way. Deflated transfer syntaxes, big endian, trailing elements after Pixel Data,
+zip members and files whose pixels must be cleaned take the full path (whole dataset in
+memory).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -193,6 +196,44 @@ def copy_range(src: int, dst: int, offset: int, count: int) -> None:
         if n == 0:
             raise OSError("source shrank while copying Pixel Data")
         done += n
+
+
+HASHED_CHUNK = 1 << 20  # bytes per read of ``copy_hashed``: a CT slice in one
+
+
+def copy_hashed(
+    src: int, dst: int, offset: int, count: int, update: Callable[[memoryview], object],
+    buffer: bytearray,
+) -> None:  # fmt: skip
+    """``copy_range``, with every byte copied also given to ``update`` (a digest's): the
+    bytes pass once through ``buffer`` (read, hashed, written), so that the output need not
+    be read back to be hashed. Measured against the kernel copy and a read back of the
+    output for its digest: less CPU a file, one open fewer (bench/README.md)."""
+    view = memoryview(buffer)
+    done = 0
+    while done < count:
+        part = view[: min(count - done, len(view))]
+        n = (
+            os.preadv(src, [part], offset + done)
+            if _PREADV
+            else _pread_into(src, part, offset + done)
+        )
+        if n == 0:
+            raise OSError("source shrank while copying Pixel Data")
+        chunk = part[:n]
+        update(chunk)
+        while chunk:
+            chunk = chunk[os.write(dst, chunk) :]
+        done += n
+
+
+_PREADV = hasattr(os, "preadv")
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    data = os.pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
 
 
 LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})

@@ -67,6 +67,7 @@ from pacsguard.deid.streaming import Planner
 from pacsguard.deid.text import KnownValues, identity_tags
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
+IN_FLIGHT = 3  # batches in flight per worker process (``_Pool``)
 RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memory
 RAW_PREFIX = 1 << 20  # headers longer than this take the usual path
 SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
@@ -145,6 +146,20 @@ class ItemResult:
     path: str = ""  # which way the file went: byte-level, header-only or full read
 
 
+@dataclass(frozen=True)
+class Written:
+    """An output just written by the byte-level path, still open (``fd``, read and
+    write): the SHA-256 of the bytes written, and how many there were."""
+
+    fd: int
+    sha256: str
+    size: int
+
+
+class OutputMismatch(PacsguardError):
+    """The output file is not what was written to it (fail closed: quarantine)."""
+
+
 def load_patient_map(path: Path | None) -> PatientMapping:
     """CSV with columns ``original_patient_id,pseudonym_patient_id[,pseudonym_patient_name]``."""
     if path is None:
@@ -194,6 +209,7 @@ class Worker:
         self.transformer = Transformer(rules, pseudonymizer, load_patient_map(config.patient_map))
         self.output, self.quarantine_dir, self.config = output, quarantine, config
         self._folders: set[str] = set()
+        self._buffer: bytearray | None = None  # the pixels' way through (copy_hashed)
 
     def process_batch(self, items: list[InputItem]) -> list[ItemResult]:
         """Process; the writes are not yet durable nor named (see ``_Committer``)."""
@@ -256,11 +272,12 @@ class Worker:
             )
         raw_ok = self.raw_ok and not (risk and self.cleaning)
         if opened is not None and raw_ok and not drops and header.buf is buf:
-            done = self._rewrite_raw(item, header, opened, known)
-            if done is not None:
+            raw = self._rewrite_raw(item, header, opened, known)
+            if raw is not None:
+                done, written = raw
                 if risk:  # only "keep" lets an image at risk take this path
                     done.outcome = replace(done.outcome, details={"pixels": "kept at risk"})
-                return self._checked(item, done, identity)
+                return self._checked(item, done, identity, written)
         if item.member is None:
             source = fastpath.open_fast(item.path) or fastpath.open_full(item.path)
             if source.pixels is not None and embedded_overlay_bits(source.dataset):
@@ -332,15 +349,36 @@ class Worker:
         hint = "" if unrepairable or self.config.repair else "; --repair drops such elements"
         raise GrammarRefusal(f"not DICOM as the standard allows: {first.reason}{suffix}{hint}")
 
-    def _checked(self, item: InputItem, done: ItemResult, identity: Identity) -> ItemResult:
-        """The independent post-write check, then the output's size and SHA-256."""
+    def _checked(
+        self, item: InputItem, done: ItemResult, identity: Identity, written: Written | None = None
+    ) -> ItemResult:
+        """The independent post-write check, then the output's size and SHA-256.
+
+        ``written``: the output still open, hashed as it was written (``_write_output``):
+        its header is read back from that descriptor and checked the same way, and its
+        size must be what was written; it is closed here. Without it, the file is opened
+        again and hashed whole, as written by the usual path."""
         assert done.tmp is not None
-        with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
-            residue = postcheck.check_handle(handle, identity)
-            if residue is None:  # the whole file as written, read back from its start
-                handle.seek(0)
-                digest = hashlib.file_digest(handle, "sha256").hexdigest()
-                size = os.fstat(handle.fileno()).st_size
+        residue: postcheck.Residue | PacsguardError | None
+        if written is not None:
+            try:
+                os.lseek(written.fd, 0, os.SEEK_SET)
+                with open(written.fd, "rb", buffering=0, closefd=False) as handle:
+                    residue = postcheck.check_handle(handle, identity)
+                size, digest = os.fstat(written.fd).st_size, written.sha256
+            finally:
+                os.close(written.fd)
+            if residue is None and size != written.size:
+                residue = OutputMismatch(
+                    "post-write check: the output's size is not that of the bytes written"
+                )
+        else:
+            with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
+                residue = postcheck.check_handle(handle, identity)
+                if residue is None:  # the whole file as written, read back from its start
+                    handle.seek(0)
+                    digest = hashlib.file_digest(handle, "sha256").hexdigest()
+                    size = os.fstat(handle.fileno()).st_size
         if residue is not None:
             with contextlib.suppress(OSError):
                 os.unlink(done.tmp)  # noqa: PTH108
@@ -355,10 +393,10 @@ class Worker:
         header: grammar.Header,
         opened: tuple[BinaryIO, int],
         known: KnownValues,
-    ) -> ItemResult | None:
+    ) -> tuple[ItemResult, Written] | None:
         """The byte-level rewriter (``rawpath``) on the gated ``header`` of the input
-        ``opened`` (file, size); None sends the file down the usual path, which
-        also gives every refusal its proper reason."""
+        ``opened`` (file, size), and its output still open (``Written``); None sends the
+        file down the usual path, which also gives every refusal its proper reason."""
         handle, size = opened
         layout = rawpath.layout_of(header, size)
         if layout is None or (layout.has_rows and layout.pixel_offset >= size):
@@ -377,10 +415,10 @@ class Worker:
         parts = [result.patient_id, result.study_uid, result.series_uid, result.sop_uid]
         relative = self._name(parts)
         tmp = self._temporary(relative, item)
-        self._write_output(tmp, result.header, handle.fileno(), offset, size)
+        written = self._write_output(tmp, result.header, handle.fileno(), offset, size)
         outcome = Outcome(item.label, item.fingerprint, "output", output=str(relative))
-        size = len(result.header) + size - offset
-        return ItemResult(outcome, size, result.mapping, tmp=tmp, path="byte-level")
+        done = ItemResult(outcome, written.size, result.mapping, tmp=tmp, path="byte-level")
+        return done, written
 
     def _temporary(self, relative: Path, item: InputItem) -> str:
         """The temporary name of an output, beside its final one (folders made once)."""
@@ -390,24 +428,30 @@ class Worker:
             self._folders.add(folder)
         return os.path.join(folder, ".tmp-" + item.fingerprint)  # noqa: PTH118
 
-    @staticmethod
-    def _write_output(tmp: str, header: bytes, source: int, offset: int, size: int) -> None:
+    def _write_output(
+        self, tmp: str, header: bytes, source: int, offset: int, size: int
+    ) -> Written:
         """The header then the source's bytes from ``offset``, into ``tmp`` (not synced:
-        the committer syncs, then renames), with few system calls."""
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        the committer syncs, then renames), with few system calls, hashed as they go; the
+        output is left open for the post-write check (``_checked`` closes it)."""
+        out = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            try:
-                view = memoryview(header)
-                while view:
-                    view = view[os.write(out, view) :]
-                if offset < size:
-                    fastpath.copy_range(source, out, offset, size - offset)
-            finally:
-                os.close(out)
+            digest = hashlib.sha256(header)
+            view = memoryview(header)
+            while view:
+                view = view[os.write(out, view) :]
+            if offset < size:
+                if self._buffer is None:
+                    self._buffer = bytearray(fastpath.HASHED_CHUNK)
+                fastpath.copy_hashed(
+                    source, out, offset, size - offset, digest.update, self._buffer
+                )
         except BaseException:
+            os.close(out)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
+        return Written(out, digest.hexdigest(), len(header) + size - offset)
 
     @staticmethod
     def _name(parts: Sequence[str | None]) -> Path:
@@ -623,7 +667,7 @@ def deidentify(
 
     ``progress(done, total)`` follows the run: the inputs are streamed from the walk, never
     listed whole, so ``total`` is what the walk has found to do so far (final once the walk
-    ends; at once for a run of up to ``streaming.CHUNK`` inputs). A first Ctrl-C (SIGINT,
+    ends; at once for a run of up to ``streaming.FIRST_CHUNK`` inputs). A first Ctrl-C (SIGINT,
     in the main thread) stops it once the files in flight are finished and recorded —
     ``on_interrupt(n)`` says how many — and the report says ``interrupted``; running again
     finishes the job. ``notice`` receives one-line messages for the operator (the Dask
@@ -881,7 +925,7 @@ def _run(
         else:
             executor = _Pool(jobs, worker, commit, started=prefetch.start, stop=stop)
         try:
-            for todo in itertools.chain([first], chunks):
+            for number, todo in enumerate(itertools.chain([first], chunks)):
                 if stop.requested:
                     break
                 for item in todo:
@@ -892,7 +936,8 @@ def _run(
                         for item in todo
                         if item.member is None and item.remote is None
                     )
-                for batch in _batches(todo, _batch_size(executor, todo, jobs)):
+                ahead = number == 0 and not planner.finished  # the walk goes on meanwhile
+                for batch in _batches(todo, _batch_size(executor, todo, jobs, ahead=ahead)):
                     if stop.requested:
                         break
                     executor.submit(batch)
@@ -958,10 +1003,15 @@ def _as_record(outcome: Outcome) -> dict[str, object]:
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
-def _batch_size(executor: Executor, todo: list[InputItem], jobs: int) -> int:
+def _batch_size(executor: Executor, todo: list[InputItem], jobs: int, *, ahead: bool) -> int:
+    """Files a batch. ``ahead``: the first chunk of a walk that goes on, cut into batches
+    large enough that the pool's window holds most of it, so that the workers have work
+    while the main thread walks the next chunk (small batches would leave them idle)."""
     if isinstance(executor, _Inline):
         return min(BATCH, 8)  # a Ctrl-C waits for one small batch at most
     if isinstance(executor, _Pool):
+        if ahead:
+            return max(1, min(BATCH, -(-len(todo) // (jobs * IN_FLIGHT))))
         return max(1, min(BATCH, len(todo) // (jobs * 32) or 1))  # small runs: visible progress
     return int(executor.batch_size(len(todo)))  # type: ignore[attr-defined]
 
@@ -995,12 +1045,20 @@ def plan_names(
     decision serves a local run (``apply_names``) and a cluster (its workers rename)."""
     claimed: dict[str, Outcome] = {}
     naming = Naming()
+    # Each output's owner as the journal holds it before this commit, asked at once: a
+    # record this loop forgets is an owner it has just claimed the name from, and a
+    # fingerprint owns one output at most, so ``claimed`` answers every later question.
+    owners = journal.owners(
+        r.outcome.output
+        for r in results
+        if r.outcome.status == "output" and r.tmp is not None and r.outcome.output is not None
+    )
     for result in results:
         outcome = result.outcome
         if outcome.status != "output" or result.tmp is None or outcome.output is None:
             naming.named.append(result)
             continue
-        owner = claimed.get(outcome.output) or journal.owner(outcome.output)
+        owner = claimed.get(outcome.output) or owners.get(outcome.output)
         if owner is not None and owner.input != outcome.input:
             naming.drops.append(result.tmp)
             if owner.sha256 == outcome.sha256:
@@ -1112,7 +1170,7 @@ class _Inline:
 
 class _Pool:
     """Batches to ``jobs`` forked copies of ``worker``; ``started()`` once they are forked.
-    At most ``jobs * 3`` batches are in flight: ``submit`` waits for one to finish. Once
+    At most ``jobs * IN_FLIGHT`` batches are in flight: ``submit`` waits for one to finish. Once
     ``stop`` is set, the caller submits no more and ``close`` finishes those in flight."""
 
     def __init__(
@@ -1139,7 +1197,7 @@ class _Pool:
         if not self._forked:
             self._forked = True
             self._started()  # the fork context starts every worker at the first submit
-        while len(self._pending) >= self._jobs * 3 and not self._stop.requested:
+        while len(self._pending) >= self._jobs * IN_FLIGHT and not self._stop.requested:
             finished, self._pending = wait(self._pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 self._commit(future.result())
