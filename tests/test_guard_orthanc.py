@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,3 +189,9 @@ def test_scan_sees_orthanc_critical_and_the_guard_protected(
     assert (direct["severity"], direct["access"]) == ("critical", "anonymous")
     assert guarded is not None and guarded["severity"] == "info" and guarded["access"] == "none"
     assert guarded["exposed"]["studies"] is None
+    # the loop closed: the exposed PACS is told to put the guard in front, with a config
+    # for that very address; the guarded address needs none
+    assert any("pacsguard guard" in fix for fix in direct["remediation"])
+    snippet = tomllib.loads(direct["guard_config"])["guard"]
+    assert (snippet["host"], snippet["port"]) == (LOOPBACK, olab.orthanc.dicom_port)
+    assert guarded["guard_config"] is None

@@ -135,6 +135,53 @@ def test_orthanc_remediation_names_the_settings() -> None:
     assert any("orthanc:orthanc" in t for t in graded.remediation)
 
 
+def test_an_exposed_dicom_service_is_told_to_put_the_guard_in_front(tmp_path: Path) -> None:
+    import tomllib
+
+    from pacsguard.guard import parse_config
+    from pacsguard.scan.reports.html import render_html
+
+    for access, find, title in (
+        ("anonymous", "answered", "PACS"),  # the probe's generic title is no client's
+        ("anonymous", "not-offered", "PACS"),
+        ("guessed-ae-title", "answered", "ORTHANC"),  # clients call the title that opened it
+    ):
+        finding = _dicom(access, find)
+        fix = finding.remediation[-1]
+        assert "pacsguard guard" in fix and "127.0.0.1:104" in fix, fix
+        assert ("--ae-title ORTHANC" in fix) == (title == "ORTHANC")
+        assert finding.guard_config is not None
+        config = parse_config(tomllib.loads(finding.guard_config), tmp_path / "guard.toml")
+        assert (config.host, config.port, config.ae_title) == ("127.0.0.1", 104, title)
+        assert config.upstream.port != 104 and config.clients == ()
+        assert finding.to_dict()["guard_config"] == finding.guard_config
+    locked = _dicom("none", None)
+    assert locked.guard_config is None
+    assert not any("pacsguard guard" in fix for fix in locked.remediation)
+    web = Finding("127.0.0.1", 8042, "http", product="orthanc", medical=True)
+    web.http = HttpInfo(open_apis=["orthanc-rest"])
+    web.exposed = Exposure(1, 1, 1, 1)
+    web.access = "anonymous"
+    assert grade(web).guard_config is None  # the guard is a DIMSE proxy, not a web one
+    exposed = _dicom("anonymous", "answered")
+    result = ScanResult("t0", "t1", ["127.0.0.1"], 1, 1, [exposed, locked])
+    page = render_html(result)
+    assert page.count('class="guard-config"') == 1 and "[guard.upstream]" in page
+
+
+def test_the_guard_config_of_a_hostile_ae_title_stays_valid(tmp_path: Path) -> None:
+    import tomllib
+
+    from pacsguard.guard import parse_config
+    from pacsguard.guard.snippet import config_snippet
+
+    for title in ('A"B', "X\\Y", "TOO-LONG-A-TITLE-FOR-DICOM", "LINE\n[guard.upstream]"):
+        text = config_snippet("10.0.0.1", 104, title)
+        config = parse_config(tomllib.loads(text), tmp_path / "guard.toml")
+        assert config.ae_title in (title, "PACS")
+        assert config.upstream.host == "10.0.0.1" and config.clients == ()
+
+
 def test_http_severities() -> None:
     def web(access: str, *, exposed: bool, open_apis: list[str], medical: bool = True) -> str:
         finding = Finding("127.0.0.1", 80, "http", medical=medical)

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from pacsguard.scan.model import Finding, Severity
-from pacsguard.scan.remediation import remediation_for
+from pacsguard.scan.remediation import guard_config_for, remediation_for
 
 LEGACY_TLS = frozenset({"SSLv3", "TLSv1", "TLSv1.1"})
 
@@ -86,6 +86,7 @@ def grade(finding: Finding) -> Finding:
     kept = [i for i in finding.issues if i == "probe-failed"]
     finding.issues = issues + _tls(finding) + kept
     finding.remediation = remediation_for(finding)
+    finding.guard_config = guard_config_for(finding)
     finding.summary = summary(finding)
     return finding
 

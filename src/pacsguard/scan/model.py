@@ -112,6 +112,7 @@ class Finding:
     exposed: Exposure = field(default_factory=Exposure)
     issues: list[str] = field(default_factory=list)
     remediation: list[str] = field(default_factory=list)
+    guard_config: str | None = None  # a starting guard.toml, for an exposed DICOM service
     tls: TlsInfo | None = None
     dicom: DicomInfo | None = None
     http: HttpInfo | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pacsguard.guard.snippet import config_snippet
 from pacsguard.scan.model import Finding
 
 ORTHANC = {
@@ -148,12 +149,58 @@ def _product_fixes(finding: Finding) -> dict[str, str]:
     return PRODUCT_FIXES.get(finding.product or "", {})
 
 
+# DICOM issues that a guard in front closes while the PACS itself cannot be changed.
+GUARDED_ISSUES = frozenset(
+    {"accepts-any-ae-title", "guessable-ae-title", "c-echo-open", "c-find-open", "cleartext-dicom"}
+)
+
+
+def needs_guard(finding: Finding) -> bool:
+    """An exposed DICOM service: one that answered an association without a secret."""
+    dicom = finding.service in ("dicom", "dicom-tls")
+    return dicom and finding.severity != "info" and bool(GUARDED_ISSUES & set(finding.issues))
+
+
+def _called_ae(finding: Finding) -> str | None:
+    """The called AE title clients use, where scan learned it: a guessed title opened the
+    PACS; an anonymous one accepts scan's generic probe title, which no client uses."""
+    guessed = finding.access == "guessed-ae-title" and finding.ae_titles
+    return finding.ae_titles[0] if guessed else None
+
+
+def guard_config_for(finding: Finding) -> str | None:
+    """A starting guard.toml for this host (``pacsguard guard init``'s text), or None."""
+    if not needs_guard(finding):
+        return None
+    return config_snippet(finding.host, finding.port, _called_ae(finding))
+
+
+def _guard_fix(finding: Finding) -> str:
+    title = _called_ae(finding)
+    init = f"pacsguard guard init --pacs {finding.host}:{finding.port}"
+    init = (
+        f"`{init} --ae-title {title}`"
+        if title
+        else f"`{init}` (then set ae_title to the AE title your clients call)"
+    )
+    return (
+        f"Until the {finding.product or 'PACS'} itself can be fixed: put pacsguard guard in "
+        f"front of it. The guard takes over {finding.host}:{finding.port}, the PACS moves to a "
+        "private address only the guard reaches, and only the clients listed in guard.toml "
+        "(calling AE title and address, TLS for those that can) may echo, query or retrieve, "
+        f"each as allowed, audited. Starting config: the report's guard.toml, or {init}."
+    )
+
+
 def remediation_for(finding: Finding) -> list[str]:
-    """The fix text for each issue of the finding (product wording first, generic otherwise)."""
+    """The fix text for each issue of the finding (product wording first, generic otherwise),
+    then, for an exposed DICOM service, putting ``pacsguard guard`` in front."""
     specific = _product_fixes(finding)
     fixes: list[str] = []
     for issue in finding.issues:
         text = specific.get(issue) or GENERIC.get(issue)
         if text and text not in fixes:
             fixes.append(text)
+    if needs_guard(finding):
+        fixes.append(_guard_fix(finding))
     return fixes

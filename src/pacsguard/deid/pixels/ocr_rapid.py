@@ -41,6 +41,12 @@ def _engine() -> Any:
     except ImportError:
         raise PixelCleaningError("OCR engine not available: install rapidocr-onnxruntime") from None
     threads = int(os.environ.get("PACSGUARD_OCR_THREADS", "1"))
+    # OpenCV's own thread pool (one thread a core, started on first use) would outlive a
+    # fork only as locks without threads: a pool worker forked after the parent read a
+    # file with OCR hung in cv2.resize. One thread keeps workers fair and forks safe.
+    import cv2
+
+    cv2.setNumThreads(1)
     return RapidOCR(intra_op_num_threads=threads, inter_op_num_threads=1, print_verbose=False)
 
 

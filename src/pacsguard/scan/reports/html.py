@@ -91,9 +91,15 @@ def _fixes(result: ScanResult) -> str:
         if not finding.remediation:
             continue
         fixes = "".join(f"<li>{escape(text)}</li>" for text in finding.remediation)
+        guard = (
+            f'<details class="guard-config"><summary>guard.toml for {escape(finding.host)}:'
+            f"{finding.port}</summary><pre>{escape(finding.guard_config)}</pre></details>"
+            if finding.guard_config
+            else ""
+        )
         items.append(
             f"<h3>{escape(finding.host)}:{finding.port} ({escape(finding.service)}, "
-            f'{finding.severity})</h3><ul class="fix">{fixes}</ul>'
+            f'{finding.severity})</h3><ul class="fix">{fixes}</ul>{guard}'
         )
     return "".join(items) or "<p>Nothing to fix.</p>"
 
