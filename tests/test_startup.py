@@ -254,3 +254,33 @@ def test_a_prepared_deid_writes_what_an_unprepared_one_writes(tmp_path: Path) ->
         }
     assert trees["prepared"] == trees["plain"]
     assert len(trees["prepared"]) >= 10
+
+
+THREADS_PROBE = """
+import json, sys, threading
+from pacsguard.core.startup import prepare_process
+if sys.argv[1] == "prepared":
+    prepare_process()
+from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
+coders = [coder for coder, _ in _PIXEL_DATA_DECODERS.values()]
+seen = {}
+gate = threading.Barrier(4)
+def read(n):
+    gate.wait()
+    seen[n] = [list(c._available) + sorted(c._unavailable) for c in coders]
+threads = [threading.Thread(target=read, args=(n,)) for n in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(seen[0]) if all(seen[n] == seen[0] for n in seen) else "threads disagree")
+"""
+
+
+def test_threads_reading_the_registry_at_once_see_it_whole() -> None:
+    runs = {
+        mode: subprocess.run(
+            [sys.executable, "-c", THREADS_PROBE, mode], capture_output=True, text=True, check=True
+        ).stdout
+        for mode in ("prepared", "plain")
+    }
+    assert runs["prepared"] == runs["plain"]
+    assert "disagree" not in runs["prepared"]
