@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 PROBE = """
 import json, os, sys
@@ -56,3 +57,230 @@ def test_a_missing_module_still_raises_import_error() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "refused"
+
+
+REGISTRY_PROBE = """
+import hashlib, json, sys
+from pacsguard.core.startup import prepare_process
+if sys.argv[1] == "prepared":
+    prepare_process()
+import pydicom
+import pydicom.config
+after_import = sorted(
+    name for name in ("gdcm", "pylibjpeg", "openjpeg", "libjpeg", "rle", "jpeg_ls",
+                      "pydicom.pixels.decoders.gdcm", "pydicom.pixels.decoders.pylibjpeg",
+                      "pydicom.pixels.decoders.pillow", "pydicom.pixels.encoders.gdcm")
+    if name in sys.modules
+)
+if sys.argv[2] == "codec":
+    import pacsguard.deid.pixels.codec  # removes pydicom's GDCM plugin, adds pacsguard's
+from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
+from pydicom.pixels.encoders.base import _PIXEL_DATA_ENCODERS
+docs = {str(uid): coder.__doc__ for uid, (coder, _) in
+        [*_PIXEL_DATA_DECODERS.items(), *_PIXEL_DATA_ENCODERS.items()]}
+coders = {
+    f"{kind} {uid}": [list(coder._available), sorted(coder._unavailable.items()),
+                      coder.available_plugins, coder.is_available]
+    for kind, table in (("decoder", _PIXEL_DATA_DECODERS), ("encoder", _PIXEL_DATA_ENCODERS))
+    for uid, (coder, _) in table.items()
+}
+handlers = [[h.__name__, bool(h.is_available())] for h in pydicom.config.pixel_data_handlers]
+pixels = {}
+for path in sys.argv[3:]:
+    ds = pydicom.dcmread(path)
+    pixels[path.rsplit("/", 1)[1]] = hashlib.sha256(ds.pixel_array.tobytes()).hexdigest()
+print(json.dumps({"after_import": after_import, "docs": docs, "coders": coders,
+                  "handlers": handlers, "pixels": pixels}))
+"""
+
+COMPRESSED = (
+    "SC_rgb_jpeg_dcmtk.dcm",  # JPEG baseline
+    "JPEG2000.dcm",
+    "MR_small_RLE.dcm",
+    "MR_small_jpeg_ls_lossless.dcm",
+    "SC_rgb_small_odd_jpeg.dcm",
+)
+
+
+def _registry(mode: str, after: str, files: list[str]) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", REGISTRY_PROBE, mode, after, *files],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _compressed() -> list[str]:
+    from conftest import local_test_files
+
+    found = {p.name: str(p) for p in local_test_files()}
+    files = [found[name] for name in COMPRESSED if name in found]
+    assert len(files) >= 3, "pydicom's test files for the compressed syntaxes are missing"
+    return files
+
+
+def test_pixel_plugins_load_on_first_use_as_pydicom_registers_them() -> None:
+    """Prepared, ``import pydicom`` imports no codec library; the registry then holds the
+    same plugins in the same order (pydicom tries them in that order), the docstrings are
+    pydicom's, the older handlers say the same, and the pixels decode the same."""
+    files = _compressed()
+    plain = _registry("plain", "-", files)
+    prepared = _registry("prepared", "-", files)
+    assert prepared["after_import"] == []
+    assert "gdcm" in str(
+        plain["after_import"]
+    )  # what the deferral saves (python-gdcm is a dependency)
+    for part in ("coders", "docs", "handlers", "pixels"):
+        assert prepared[part] == plain[part], part
+    assert len(prepared["pixels"]) == len(files)  # type: ignore[arg-type]
+
+
+def test_a_plugin_removed_before_use_is_never_imported() -> None:
+    """pacsguard's codec removes pydicom's GDCM plugin and adds its own: same registry."""
+    plain = _registry("plain", "codec", [])
+    prepared = _registry("prepared", "codec", [])
+    assert prepared["coders"] == plain["coders"]
+    decoders = {k: v for k, v in prepared["coders"].items() if k.startswith("decoder")}  # type: ignore[attr-defined]
+    assert "'gdcm'" not in str(decoders)
+
+
+def test_a_late_add_plugin_is_pydicom_s_own() -> None:
+    """After the import, ``add_plugin`` registers at once, with pydicom's own checks."""
+    code = (
+        "from pacsguard.core.startup import prepare_process\n"
+        "prepare_process()\n"
+        "import sys\n"
+        "from pydicom.pixels.decoders.base import get_decoder\n"
+        "from pydicom.uid import RLELossless\n"
+        "decoder = get_decoder(RLELossless)\n"
+        "try:\n"
+        "    decoder.add_plugin('pydicom', ('pydicom.pixels.decoders.rle', '_decode_frame'))\n"
+        "except ValueError:\n"
+        "    print('refused')\n"
+        "decoder.remove_plugin('pydicom')\n"
+        "print(list(decoder._available))\n"
+        "try:\n"
+        "    decoder.remove_plugin('pydicom')\n"
+        "except ValueError:\n"
+        "    print('gone')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    plain = subprocess.run(
+        [sys.executable, "-c", code.replace("prepare_process()\n", "")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == plain.stdout
+    assert done.stdout.splitlines()[0] == "refused"
+    assert done.stdout.splitlines()[-1] == "gone"
+
+
+def test_a_kept_module_runs_on_first_use_and_stays_itself() -> None:
+    code = (
+        "import sys\n"
+        "from pacsguard.core.startup import prepare_process\n"
+        "prepare_process()\n"
+        "import pydicom.config\n"
+        "handler = sys.modules['pydicom.pixel_data_handlers.gdcm_handler']\n"
+        "before = type(handler).__name__\n"
+        "import pydicom.pixel_data_handlers.gdcm_handler as again\n"
+        "still = type(handler).__name__\n"
+        "available = handler.is_available()\n"
+        "print(before, still, type(handler).__name__, again is handler, 'gdcm' in sys.modules,"
+        " handler in pydicom.config.pixel_data_handlers, available)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == [
+        "_KeptModule",
+        "_KeptModule",
+        "module",
+        "True",
+        "True",
+        "True",
+        "True",
+    ]
+
+
+def test_without_pixel_plugins_nothing_of_pydicom_is_deferred() -> None:
+    code = (
+        "import sys\n"
+        "from pacsguard.core.startup import prepare_process\n"
+        "prepare_process(pixel_plugins=False)\n"
+        "import pydicom\n"
+        "print('gdcm' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "True"
+
+
+PLAIN_MAIN = """
+import sys
+from pacsguard.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_prepared_deid_writes_what_an_unprepared_one_writes(tmp_path: Path) -> None:
+    """End to end, images cleaned of burned-in text included (codecs and OCR loaded on first
+    need): the console (prepared) and ``main`` in a bare interpreter write the same bytes."""
+    import hashlib
+
+    from pacsguard.sample.generator import generate
+
+    answer = generate(tmp_path / "s", seed=7, patients=1)
+    assert any(b.location == "pixels" for b in answer.burned_in)
+    key = tmp_path / "k"
+    subprocess.run(
+        [sys.executable, "-m", "pacsguard", "key", "new", str(key)], check=True, capture_output=True
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PACSGUARD_KEY_FILE", "PACSGUARD_KEY")}
+    trees = {}
+    for name, start in (("prepared", ["-m", "pacsguard"]), ("plain", ["-c", PLAIN_MAIN])):
+        out = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, *start, "deid", str(tmp_path / "s" / "dicom"), str(out),
+             "--key", str(key), "-j", "2"],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "pixels cleaned" in done.stderr
+        trees[name] = {
+            str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in out.rglob("*.dcm")
+        }
+    assert trees["prepared"] == trees["plain"]
+    assert len(trees["prepared"]) >= 10
+
+
+THREADS_PROBE = """
+import json, sys, threading
+from pacsguard.core.startup import prepare_process
+if sys.argv[1] == "prepared":
+    prepare_process()
+from pydicom.pixels.decoders.base import _PIXEL_DATA_DECODERS
+coders = [coder for coder, _ in _PIXEL_DATA_DECODERS.values()]
+seen = {}
+gate = threading.Barrier(4)
+def read(n):
+    gate.wait()
+    seen[n] = [list(c._available) + sorted(c._unavailable) for c in coders]
+threads = [threading.Thread(target=read, args=(n,)) for n in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(seen[0]) if all(seen[n] == seen[0] for n in seen) else "threads disagree")
+"""
+
+
+def test_threads_reading_the_registry_at_once_see_it_whole() -> None:
+    runs = {
+        mode: subprocess.run(
+            [sys.executable, "-c", THREADS_PROBE, mode], capture_output=True, text=True, check=True
+        ).stdout
+        for mode in ("prepared", "plain")
+    }
+    assert runs["prepared"] == runs["plain"]
+    assert "disagree" not in runs["prepared"]

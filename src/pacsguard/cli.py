@@ -21,6 +21,7 @@ from typer.exceptions import Abort
 
 from pacsguard import __version__
 from pacsguard.core.clihelp import restyle
+from pacsguard.core.cliparse import plain_coercion
 from pacsguard.core.errors import PacsguardError
 from pacsguard.core.startup import prepare_process
 
@@ -115,7 +116,7 @@ def _main(args: list[str]) -> None:
             return
         if command not in COMMANDS:
             _fail(_unknown_command(command))
-        click_app = restyle(typer.main.get_command(build_app(COMMANDS[command][0])))
+        click_app = plain_coercion(restyle(typer.main.get_command(build_app(COMMANDS[command][0]))))
         code = click_app.main(args=args, prog_name="pacsguard", standalone_mode=False)
     except PacsguardError as exc:
         _fail(str(exc))

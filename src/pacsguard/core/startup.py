@@ -4,6 +4,31 @@ pydicom imports, on its own import, modules that a de-identification never uses:
 ``tqdm`` and ``urllib.request`` for downloading its test data (about 100 ms of CPU together).
 They are deferred here with the standard library's ``LazyLoader``: the module object exists,
 and runs on its first attribute access, so nothing changes for code that does use them.
+
+pydicom also sets up, on ``import pydicom``, every pixel codec it might ever use: its decoder
+and encoder registry imports each plugin to ask whether it is available (importing GDCM,
+Pillow and pylibjpeg, which scans every installed package's entry points), and its older
+``pixel_data_handlers`` import the same libraries again. A run whose files need no pixel
+decoding (the byte path, the header path) never asks. ``PixelPlugins`` defers both until
+first use, without changing what pydicom then does:
+
+- the registry (``pydicom.pixels.common.CoderBase``): the plugins that pydicom's own decoder
+  and encoder modules register at their import are noted, in order, and registered by
+  pydicom's own ``add_plugin`` the first time anything reads that coder's plugins (its
+  ``_available``/``_unavailable`` dicts, through which every method goes). A plugin removed
+  before then is dropped from the note, unimported (pacsguard removes pydicom's in-process
+  GDCM plugin: ``deid/pixels/gdcm_fallback.py``). Any later ``add_plugin`` is pydicom's,
+  at once. The coders' docstrings, which list their plugins, are written as pydicom writes
+  them;
+- the older handlers (``pydicom.pixel_data_handlers.gdcm_handler`` and its three siblings for
+  Pillow, pylibjpeg and CharLS): their modules exist at once and run on first use of any
+  of their attributes (``_KeptModule``: unlike 3.11's ``LazyLoader``, reading the import
+  system's own ``__spec__``/``__name__`` does not run them).
+
+``tests/test_startup.py`` checks that a process prepared this way has the same plugins, in
+the same order, as an unprepared one, decodes the same pixels, and fails loudly when pydicom
+changes what this relies on.
+
 Only the command does this, never ``import pacsguard``: a library must not change how its
 caller's process imports.
 """
@@ -15,20 +40,215 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import Any
 
 DEFERRED = ("requests", "tqdm", "urllib.request")
 
+REGISTRY = "pydicom.pixels.common"
+REGISTERING = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
+HANDLERS = tuple(
+    f"pydicom.pixel_data_handlers.{name}_handler"
+    for name in ("gdcm", "pillow", "pylibjpeg", "jpeg_ls")
+)
+# what the import system reads of a module it has made; reading these runs nothing
+_IMPORT_ATTRIBUTES = frozenset(
+    {
+        "__name__",
+        "__spec__",
+        "__loader__",
+        "__package__",
+        "__path__",
+        "__file__",
+        "__cached__",
+        "__dict__",
+        "__class__",
+        "__builtins__",
+    }
+)
+
+
+class _KeptModule(ModuleType):
+    """A module whose code runs on first use of any attribute but the import system's."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _IMPORT_ATTRIBUTES:
+            return super().__getattribute__(name)
+        _run(self)
+        return getattr(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _IMPORT_ATTRIBUTES:
+            super().__setattr__(name, value)
+            return
+        _run(self)
+        setattr(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        _run(self)
+        delattr(self, name)
+
+
+_RUN_LOCK = threading.RLock()
+
+
+def _run(module: ModuleType) -> None:
+    with _RUN_LOCK:
+        if type(module) is not _KeptModule:
+            return  # another thread ran it
+        spec = module.__spec__
+        assert spec is not None
+        object.__setattr__(module, "__class__", ModuleType)
+        loader: Any = spec.loader  # the real one (``_KeepingLoader``)
+        loader.exec_module(module)
+
+
+class _KeepingLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        spec = module.__spec__
+        assert spec is not None
+        spec.loader = module.__loader__ = self.loader  # as LazyLoader leaves them
+        module.__class__ = _KeptModule
+
+
+class _WrappingLoader(importlib.abc.Loader):
+    """The real loader, with ``before``/``after`` around the module's code."""
+
+    def __init__(
+        self, loader: Any, before: Callable[[], None], after: Callable[[ModuleType], None]
+    ) -> None:
+        self.loader, self.before, self.after = loader, before, after
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        made: ModuleType | None = self.loader.create_module(spec)
+        return made
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.before()
+        try:
+            self.loader.exec_module(module)
+        finally:
+            self.after(module)
+
+
+class PixelPlugins:
+    """The registry's deferral (see the module's docstring); one per process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.window = 0  # > 0 while pydicom's decoder or encoder module registers
+        self.labels = False  # the registry's labels alone, for the docstrings
+        self.add: Any = None  # pydicom's own methods
+        self.remove: Any = None
+
+    def patch(self, common: ModuleType) -> None:
+        base = common.CoderBase
+        self.add, self.remove = base.add_plugin, base.remove_plugin
+        plugins = self
+
+        def add_plugin(coder: Any, label: str, import_path: tuple[str, str]) -> None:
+            if plugins.window:
+                with plugins.lock:
+                    coder.__dict__.setdefault("_pacsguard_pending", []).append((label, import_path))
+                return
+            plugins.settle(coder)
+            plugins.add(coder, label, import_path)
+
+        def remove_plugin(coder: Any, label: str) -> None:
+            with plugins.lock:
+                pending = coder.__dict__.get("_pacsguard_pending") or []
+                for entry in pending:
+                    if entry[0] == label:
+                        pending.remove(entry)
+                        return
+            plugins.settle(coder)
+            plugins.remove(coder, label)
+
+        base.add_plugin = add_plugin
+        base.remove_plugin = remove_plugin
+        base._available = self._store("_available")
+        base._unavailable = self._store("_unavailable")
+
+    def _store(self, name: str) -> property:
+        plugins = self
+
+        def get(coder: Any) -> Any:
+            if plugins.labels:
+                found = dict.fromkeys(coder.__dict__[name])
+                if name == "_available":
+                    found.update(
+                        dict.fromkeys(e[0] for e in coder.__dict__.get("_pacsguard_pending", []))
+                    )
+                return found
+            if not plugins.window:
+                plugins.settle(coder)
+            return coder.__dict__[name]
+
+        def set_(coder: Any, value: Any) -> None:
+            coder.__dict__[name] = value
+
+        return property(get, set_)
+
+    def settle(self, coder: Any) -> None:
+        """Register ``coder``'s noted plugins, in order, by pydicom's ``add_plugin`` (which
+        reads the dicts again: that read, in this thread, finds them being settled)."""
+        state = coder.__dict__
+        if not state.get("_pacsguard_pending"):
+            return
+        with self.lock:
+            pending = state.get("_pacsguard_pending")
+            if not pending or state.get("_pacsguard_settling"):
+                return
+            state["_pacsguard_settling"] = True
+            try:
+                while pending:
+                    label, import_path = pending.pop(0)
+                    self.add(coder, label, import_path)
+            finally:
+                state["_pacsguard_settling"] = False
+
+    def opened(self) -> None:
+        self.window += 1
+
+    def registered(self, module: ModuleType) -> None:
+        self.window -= 1
+        builder = next(
+            (getattr(module, n) for n in ("_build_decoder_docstrings", "_build_encoder_docstrings")
+             if hasattr(module, n)),
+            None,
+        )  # fmt: skip
+        if builder is not None:
+            self.labels = True
+            try:
+                builder()  # as pydicom wrote them, with the plugins noted but not yet loaded
+            finally:
+                self.labels = False
+
 
 class _DeferringFinder(importlib.abc.MetaPathFinder):
-    def __init__(self, names: frozenset[str]) -> None:
-        self.names = names
+    """``lazy`` modules by ``LazyLoader``, ``kept`` ones by ``_KeptModule``, ``wrapped`` ones
+    run between their two functions."""
+
+    def __init__(
+        self,
+        lazy: frozenset[str],
+        kept: frozenset[str],
+        wrapped: dict[str, tuple[Callable[[], None], Callable[[ModuleType], None]]],
+    ) -> None:
+        self.lazy, self.kept, self.wrapped = lazy, kept, wrapped
 
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self.names:
+        if fullname not in self.lazy and fullname not in self.kept and fullname not in self.wrapped:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -37,18 +257,32 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
             if spec is None:
                 continue
             if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                spec.loader = importlib.util.LazyLoader(spec.loader)
+                if fullname in self.lazy:
+                    spec.loader = importlib.util.LazyLoader(spec.loader)
+                elif fullname in self.kept:
+                    spec.loader = _KeepingLoader(spec.loader)
+                else:
+                    spec.loader = _WrappingLoader(spec.loader, *self.wrapped[fullname])
             return spec
         return None
 
 
-def prepare_process(deferred: Sequence[str] = DEFERRED) -> None:
-    """Defer ``deferred`` and keep OpenBLAS to one thread (numpy starts one a core at import,
-    about 50 ms; pacsguard does no linear algebra, and its pool has a process a core), unless
+def prepare_process(deferred: Sequence[str] = DEFERRED, *, pixel_plugins: bool = True) -> None:
+    """Defer ``deferred`` and, with ``pixel_plugins``, pydicom's pixel plugins (unless pydicom
+    is imported already), and keep OpenBLAS to one thread (numpy starts one a core at import,
+    about 50 ms; pacsguard does no linear algebra, and its pool has a process a core) unless
     the environment says otherwise. Idempotent."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
         return
-    names = frozenset(n for n in deferred if n not in sys.modules)
-    if names:
-        sys.meta_path.insert(0, _DeferringFinder(names))
+    lazy = frozenset(n for n in deferred if n not in sys.modules)
+    kept: frozenset[str] = frozenset()
+    wrapped: dict[str, tuple[Callable[[], None], Callable[[ModuleType], None]]] = {}
+    if pixel_plugins and not any(n.split(".")[0] == "pydicom" for n in sys.modules):
+        plugins = PixelPlugins()
+        kept = frozenset(HANDLERS)
+        wrapped[REGISTRY] = (lambda: None, plugins.patch)
+        for name in REGISTERING:
+            wrapped[name] = (plugins.opened, plugins.registered)
+    if lazy or kept:
+        sys.meta_path.insert(0, _DeferringFinder(lazy, kept, wrapped))

@@ -59,7 +59,7 @@ from pacsguard.deid.engine import (
 )
 from pacsguard.deid.identity import Identity, gather
 from pacsguard.deid.options import validate_options
-from pacsguard.deid.pixels import clean_pixels, needs_pixel_cleaning, risk_reason
+from pacsguard.deid.pixels.risk import needs_pixel_cleaning, risk_reason
 from pacsguard.deid.plan import Rules
 from pacsguard.deid.policy import Policy, load_policy
 from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
@@ -301,7 +301,11 @@ class Worker:
 
             verify_known = KnownValues.from_dataset(ds)
         result = self.transformer.transform(ds, file_meta=source.file_meta, known=known)
-        cleaned = at_risk and self.cleaning and clean_pixels(result.dataset)
+        cleaned = None
+        if at_risk and self.cleaning:
+            from pacsguard.deid.pixels.clean import clean_pixels  # codecs, OCR: when needed
+
+            cleaned = clean_pixels(result.dataset)
         pixels: dict[str, str] = {}
         if cleaned and cleaned.clean_pixel_data_applied:
             add_method_code(result.dataset, "clean-pixel-data")
