@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 import struct
 import subprocess
 import threading
@@ -12,6 +14,8 @@ from typing import Any
 
 import pydicom
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import evt
@@ -24,7 +28,9 @@ from pacsguard.lab.procs import LOOPBACK, free_ports
 from pacsguard.net.rawstore import (
     AssociationLost,
     RawStore,
+    p_data_frames,
     p_data_pdus,
+    send_pieces,
     serve_stores_on_arrival,
     store_command,
     store_response,
@@ -303,3 +309,52 @@ def test_stores_served_on_arrival_answer_storescu(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     assert output.count("Received Store Response (Success)") == 2, output
     assert "Received Store Response (Error: CannotUnderstand)" in output, output  # 0xC000
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.binary(max_size=70_000),
+    cuts=st.lists(st.integers(min_value=0, max_value=70_000), max_size=8),
+    max_pdu=st.sampled_from([0, 7, 8, 9, 100, 16384, 16390, 65536]),
+)
+def test_frames_of_chunks_equal_the_joined_framing(data: bytes, cuts: list[int],
+                                                   max_pdu: int) -> None:  # fmt: skip
+    """The data set in PDV fragments as they came (any split, empty pieces too) is framed
+    byte for byte as the joined data set: same PDUs, within the maximum, same bytes."""
+    bounds = sorted({min(c, len(data)) for c in cuts})
+    chunks = [data[a:b] for a, b in zip([0, *bounds], [*bounds, len(data)], strict=True)]
+    pieces = p_data_frames(5, 0x00, 0x02, [bytearray(c) for c in chunks], max_pdu)
+    assert b"".join(pieces) == b"".join(p_data_pdus(5, 0x00, 0x02, data, max_pdu))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=40_000), min_size=1, max_size=700),
+    seed=st.integers(min_value=0, max_value=1 << 30),
+)
+def test_send_pieces_writes_every_byte_in_order(sizes: list[int], seed: int) -> None:
+    """More pieces than one sendmsg() takes, partial writes on a small send buffer: the
+    peer reads exactly the pieces joined."""
+    rng = random.Random(seed)
+    pieces: list[Any] = [rng.randbytes(size) for size in sizes]
+    expected = b"".join(pieces)
+    left, right = socket.socketpair()
+    left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    got = bytearray()
+
+    def read() -> None:
+        while len(got) < len(expected):
+            chunk = right.recv(65536)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        send_pieces(left, [memoryview(p) if i % 2 else p for i, p in enumerate(pieces)])
+    finally:
+        reader.join(10)
+        left.close()
+        right.close()
+    assert bytes(got) == expected

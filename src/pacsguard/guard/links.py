@@ -25,6 +25,7 @@ from pacsguard.net.rawstore import (
     C_FIND_RSP_FIELD,
     C_MOVE_RSP_FIELD,
     AssociationLost,
+    Buffer,
     Held,
     RawStore,
     cancel_command,
@@ -49,41 +50,52 @@ IN_MEMORY_LIMIT = 32 * 1024 * 1024  # larger instances are spooled to disk as th
 
 @dataclass
 class Spooled:
-    """One instance as received: its dataset's encoded bytes in memory (``data``) or a file
-    of file meta + those bytes (``path``); never decoded on the way through."""
+    """One instance as received: its dataset's encoded bytes in memory (``data``, or
+    ``fragments``: the same bytes in consecutive pieces, as they came off the wire) or a
+    file of file meta + those bytes (``path``); never decoded on the way through."""
 
     path: Path | None
     sop_class: str
     sop_instance: str
     transfer_syntax: str
     data: bytes | None = None
+    fragments: tuple[Buffer, ...] | None = None
 
     def file(self, folder: Path) -> Path:
         """A DICOM file of the instance (written now if it is held in memory)."""
         if self.path is None:
-            assert self.data is not None
-            self.path = _write(folder, self, self.data)
+            self.path = _write(folder, self, self.pieces() or ())
         return self.path
 
     def dataset(self) -> bytes | None:
         """The encoded dataset (no file meta), or None where the file's meta has no group
         length to find where it ends."""
+        if self.data is None and self.fragments is not None:
+            self.data, self.fragments = b"".join(self.fragments), None
         if self.data is not None:
             return self.data
         assert self.path is not None
         return dataset_bytes(self.path)
 
+    def pieces(self) -> Sequence[Buffer] | None:
+        """The encoded dataset in consecutive pieces, not joined (``RawStore.submit`` sends
+        them as they are); None as ``dataset``."""
+        if self.fragments is not None:
+            return self.fragments
+        data = self.dataset()
+        return None if data is None else (data,)
+
     def discard(self) -> None:
-        self.data = None
+        self.data = self.fragments = None
         if self.path is not None:
             self.path.unlink(missing_ok=True)
 
 
-def _write(folder: Path, item: Spooled, data: bytes) -> Path:
+def _write(folder: Path, item: Spooled, data: Sequence[Buffer]) -> Path:
     path = folder / f"{uuid.uuid4().hex}.dcm"
     with path.open("wb") as handle:
         handle.write(file_prefix(item.sop_class, item.sop_instance, item.transfer_syntax))
-        handle.write(data)
+        handle.writelines(data)
     return path
 
 
@@ -102,18 +114,24 @@ def spool(event: Any, folder: Path, *, in_memory: bool = False) -> Spooled:
 
 def received(request: Any, transfer_syntax: str, folder: Path, *, in_memory: bool) -> Spooled:
     """A C-STORE request's dataset, undecoded: kept in memory (``in_memory``, up to
-    ``IN_MEMORY_LIMIT``) or written as a DICOM file to ``folder``."""
-    data = request.DataSet.getvalue()
+    ``IN_MEMORY_LIMIT``) or written as a DICOM file to ``folder``. A request read by
+    ``net.rawstore`` keeps its fragments as they came (never joined on this path)."""
+    fragments: tuple[Buffer, ...] | None = getattr(request, "fragments", None)
     item = Spooled(
         None,
         str(request.AffectedSOPClassUID),
         str(request.AffectedSOPInstanceUID),
         transfer_syntax,
-        data=data,
     )
-    if not in_memory or len(data) > IN_MEMORY_LIMIT:
-        item.path = _write(folder, item, data)
-        item.data = None
+    if fragments is not None:
+        item.fragments = fragments
+        size = sum(len(fragment) for fragment in fragments)
+    else:
+        item.data = request.DataSet.getvalue()
+        size = len(item.data)
+    if not in_memory or size > IN_MEMORY_LIMIT:
+        item.path = _write(folder, item, item.pieces() or ())
+        item.data = item.fragments = None
     return item
 
 
@@ -504,17 +522,19 @@ class DestinationLink:
         self._plain = False  # pynetdicom's own sending, from the first instance it must
         self._message = 0
         self._outstanding: str | None = None  # the instance whose response is not read yet
+        self._contexts_of: Any = None  # the association ``_contexts`` is of
+        self._contexts: dict[tuple[str, str], int] = {}
 
     def _context(self, item: Spooled) -> int | None:
-        if self.assoc is None or not self.assoc.is_established:
+        assoc = self.assoc
+        if assoc is None or not assoc.is_established:
             return None
-        for cx in self.assoc.accepted_contexts:
-            if (
-                cx.abstract_syntax == item.sop_class
-                and cx.transfer_syntax[0] == item.transfer_syntax
-            ):
-                return int(cx.context_id)
-        return None
+        if self._contexts_of is not assoc:  # (SOP class, transfer syntax) -> context ID
+            self._contexts_of, self._contexts = assoc, {}
+            for cx in assoc.accepted_contexts:
+                key = (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+                self._contexts.setdefault(key, int(cx.context_id))
+        return self._contexts.get((item.sop_class, item.transfer_syntax))
 
     def _open(self, item: Spooled) -> None:
         syntaxes = self._pairs.setdefault(item.sop_class, [])
@@ -552,13 +572,14 @@ class DestinationLink:
         done = self.flush()
         self._message = self._message % 65535 + 1
         raw = self._raw
-        if raw is not None and self._context(item) is not None:
-            data = item.dataset()
+        context = self._context(item) if raw is not None else None
+        if raw is not None and context is not None:
+            data = item.pieces()
             if data is not None:
                 try:
                     raw.submit(
-                        self._context(item) or 0, item.sop_class, item.sop_instance, data,
-                        self._message, originator_ae=originator_ae, originator_id=originator_id,
+                        context, item.sop_class, item.sop_instance, data, self._message,
+                        originator_ae=originator_ae, originator_id=originator_id,
                     )  # fmt: skip
                 except AssociationLost:
                     self._raw = None
@@ -589,7 +610,7 @@ class DestinationLink:
             if context is None:
                 return 0x0122  # the destination accepts no context for this instance
         raw = self._raw
-        data = item.dataset() if raw is not None else None
+        data = item.pieces() if raw is not None else None
         if raw is not None and data is not None:
             try:
                 return raw.send(

@@ -21,15 +21,18 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
+import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
+
+from pacsguard.net.sockets import kernel_timeout
 
 CONTROL_COMMAND_LAST = 0x03
 CONTROL_DATA = 0x00
@@ -129,6 +132,69 @@ def p_data_pdus(
             return pieces
 
 
+Buffer = bytes | bytearray | memoryview
+# iovecs handed to one sendmsg() (the kernel takes at most 1024)
+IOV_BATCH = 512
+
+
+def p_data_frames(
+    context_id: int, control: int, last: int, chunks: Sequence[Buffer], max_pdu: int
+) -> list[Buffer]:
+    """The bytes of ``chunks`` (one data set, in order) as P-DATA-TF PDUs of one PDV each,
+    as ``p_data_pdus`` frames them, without joining the chunks first: the pieces (headers,
+    and views of the chunks; a fragment that spans chunks is several views under one
+    header) are for ``send_pieces``, or ``b"".join``. Each PDU stays within ``max_pdu``
+    (the peer's Maximum Length Received; 0: no limit)."""
+    size = max_pdu - 6 if max_pdu > 6 else UNLIMITED_FRAGMENT
+    views = [memoryview(chunk).cast("B") for chunk in chunks]
+    total = sum(len(view) for view in views)
+    # fragments start at every multiple of ``size`` below ``total``; the one at ``whole``
+    # is the last (the only one that may be short, and the only one that may be empty)
+    whole = (total - 1) // size * size if total else 0
+    full = struct.pack(">BBIIBB", 0x04, 0x00, size + 6, size + 2, context_id, control)
+    tail = struct.pack(">BBIIBB", 0x04, 0x00, total - whole + 6, total - whole + 2, context_id,
+                       last)  # fmt: skip
+    if not total:
+        return [tail]
+    pieces: list[Buffer] = []
+    start = 0  # where ``view`` begins in the data set
+    for view in views:
+        end = start + len(view)
+        cut = start  # the data set's bytes before ``cut`` are in ``pieces``
+        for boundary in range(-(-start // size) * size, end, size):
+            if boundary > cut:
+                pieces.append(view[cut - start : boundary - start])
+            pieces.append(full if boundary < whole else tail)
+            cut = boundary
+        if end > cut:
+            pieces.append(view[cut - start :])
+        start = end
+    return pieces
+
+
+def send_pieces(sock: Any, pieces: list[Buffer]) -> None:
+    """Write ``pieces`` in order, as ``sendall(b"".join(pieces))`` would, without joining
+    them: ``sendmsg`` gathers them (at most ``IOV_BATCH`` a call), and a partial write goes
+    on from where it stopped. A TLS socket (no ``sendmsg``) gets them joined. ``pieces``
+    is consumed."""
+    if isinstance(sock, ssl.SSLSocket) or not hasattr(sock, "sendmsg"):
+        sock.sendall(b"".join(pieces))
+        return
+    index = 0
+    while index < len(pieces):
+        batch = pieces[index : index + IOV_BATCH]
+        sent = sock.sendmsg(batch)
+        if not sent and any(len(piece) for piece in batch):
+            raise OSError("the connection took no bytes")
+        for piece in batch:
+            length = len(piece)
+            if sent < length:
+                pieces[index] = memoryview(piece)[sent:]
+                break
+            sent -= length
+            index += 1
+
+
 class AssociationLost(Exception):
     """The peer aborted or released, or the socket failed or timed out."""
 
@@ -174,6 +240,10 @@ class RawStore:
         self._sock = assoc.dul.socket.socket
         with contextlib.suppress(OSError):  # the kernel caps it (net.core.wmem_max)
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        timeout = self._sock.gettimeout()  # pynetdicom's network timeout, if it set one
+        kernel_timeout(
+            self._sock, timeout if timeout is not None else assoc.network_timeout or 60.0
+        )
         self.alive = True
         return self
 
@@ -186,7 +256,7 @@ class RawStore:
         context_id: int,
         sop_class: str,
         sop_instance: str,
-        dataset: bytes,
+        dataset: Buffer | Sequence[Buffer],
         message_id: int,
         *,
         originator_ae: str | None = None,
@@ -203,7 +273,7 @@ class RawStore:
         context_id: int,
         sop_class: str,
         sop_instance: str,
-        dataset: bytes,
+        dataset: Buffer | Sequence[Buffer],
         message_id: int,
         *,
         originator_ae: str | None = None,
@@ -211,7 +281,9 @@ class RawStore:
     ) -> None:
         """Write one C-STORE-RQ; its response is read by ``collect`` (before the next
         ``submit``: one request outstanding, the default asynchronous operations window).
-        Raises ``AssociationLost`` (the association is then closed)."""
+        ``dataset``: the encoded data set, or its bytes in consecutive chunks (sent as they
+        are, in order, never joined). Raises ``AssociationLost`` (the association is then
+        closed)."""
         if not self.alive:
             raise AssociationLost("the association is closed")
         if self._outstanding is not None:
@@ -220,11 +292,13 @@ class RawStore:
             sop_class, sop_instance, message_id, originator_ae=originator_ae,
             originator_id=originator_id,
         )  # fmt: skip
-        pieces = p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
-                             self.max_pdu)  # fmt: skip
-        pieces += p_data_pdus(context_id, CONTROL_DATA, CONTROL_DATA_LAST, dataset, self.max_pdu)
+        pieces: list[Buffer] = []
+        pieces += p_data_pdus(context_id, CONTROL_COMMAND_LAST, CONTROL_COMMAND_LAST, command,
+                              self.max_pdu)  # fmt: skip
+        chunks = [dataset] if isinstance(dataset, bytes | bytearray | memoryview) else dataset
+        pieces += p_data_frames(context_id, CONTROL_DATA, CONTROL_DATA_LAST, chunks, self.max_pdu)
         try:
-            self._sock.sendall(b"".join(pieces))
+            send_pieces(self._sock, pieces)
         except OSError as exc:
             self._abort()
             raise AssociationLost(str(exc) or type(exc).__name__) from None
@@ -288,7 +362,10 @@ class RawStore:
         assoc._reactor_checkpoint.set()  # the reactor finds the DUL gone and ends
 
     def _exact(self, n: int) -> bytes:
-        return bytes(_Reader(self._sock).exact(n))
+        reader: _Reader | None = getattr(self, "_reader", None)
+        if reader is None or reader.sock is not self._sock:
+            reader = self._reader = _Reader(self._sock)
+        return bytes(reader.exact(n))
 
     def _pdu(self) -> tuple[int, bytes]:
         kind, _reserved, length = struct.unpack(">BBI", self._exact(6))
@@ -404,24 +481,32 @@ C_STORE_RQ_FIELD, C_ECHO_RQ_FIELD = 0x0001, 0x0030
 
 
 class _Encoded:
-    """The ``DataSet`` of a request taken off the wire: ``getvalue()`` as a BytesIO's."""
+    """The ``DataSet`` of a request taken off the wire: ``getvalue()`` as a BytesIO's (the
+    fragments joined at the first call)."""
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
+    def __init__(self, chunks: Sequence[Buffer]) -> None:
+        self._chunks = chunks
+        self._data: bytes | None = None
 
     def getvalue(self) -> bytes:
+        if self._data is None:
+            self._data = b"".join(self._chunks)
         return self._data
 
 
 class TakenRequest:
-    """The parts of a C-STORE-RQ that a ``StoreServer`` reads (as a pynetdicom C_STORE)."""
+    """The parts of a C-STORE-RQ that a ``StoreServer`` reads (as a pynetdicom C_STORE).
+    ``fragments``: the data set's bytes as they came, PDV by PDV (views of the PDUs read,
+    each its own buffer, never reused), for a server that sends them on without joining
+    them (``RawStore.submit`` takes them as they are)."""
 
-    def __init__(self, fields: dict[int, bytes], data: bytes) -> None:
+    def __init__(self, fields: dict[int, bytes], data: Sequence[Buffer]) -> None:
         self.AffectedSOPClassUID = _text(fields.get(0x0002, b""))
         self.AffectedSOPInstanceUID = _text(fields.get(0x1000, b""))
         self.MessageID = _number(fields.get(0x0110))
         self.MoveOriginatorMessageID = _number(fields.get(0x1031))
-        self.DataSet = _Encoded(data)
+        self.fragments = tuple(data)
+        self.DataSet = _Encoded(self.fragments)
 
 
 def _text(value: bytes) -> str:
@@ -497,6 +582,9 @@ def serve_taken_over(
     ):
         time.sleep(0.0002)  # the A-ASSOCIATE-AC is sent by the DUL thread
     dul.kill_dul()
+    ring = getattr(dul.socket, "ring", None)
+    if ring is not None:  # a DUL waiting in select() (the guard's): woken to see the kill
+        ring()
     dul.join(timeout=5.0)
     taken = RawStore.__new__(RawStore)  # for its abort/finish; it owns no reader state
     taken.assoc, taken.alive, taken.max_pdu, taken._outstanding = assoc, True, 0, None
@@ -508,7 +596,7 @@ def serve_taken_over(
         dul.state_machine.do_action(dul.event_queue.get_nowait())
     peer_max = int(assoc.requestor.maximum_length or 0)
     limit = int(assoc.acceptor.maximum_length or 0)
-    taken._sock.settimeout(assoc.network_timeout or 60.0)
+    kernel_timeout(taken._sock, assoc.network_timeout or 60.0)
     reader = _Reader(taken._sock)
     command: list[memoryview] = []
     data: list[memoryview] = []
@@ -559,7 +647,7 @@ def serve_taken_over(
                     raise ValueError("a data set without its command")
                 data.append(value)
                 if control & 0x02:
-                    _answer_store(taken, serve, fields, b"".join(data), context_id, peer_max)
+                    _answer_store(taken, serve, fields, data, context_id, peer_max)
                     fields, data = None, []
     except (OSError, ValueError, AssociationLost, struct.error):
         if taken.alive:
@@ -595,8 +683,8 @@ def _answer_without_data(taken: RawStore, fields: dict[int, bytes], context_id: 
     taken._sock.sendall(b"".join(pieces))
 
 
-def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes], data: bytes,
-                  context_id: int, peer_max: int) -> None:  # fmt: skip
+def _answer_store(taken: RawStore, serve: StoreServer, fields: dict[int, bytes],
+                  data: Sequence[Buffer], context_id: int, peer_max: int) -> None:  # fmt: skip
     if _number(fields.get(0x0100)) != C_STORE_RQ_FIELD:
         raise ValueError("a request this association does not serve")
     request = TakenRequest(fields, data)

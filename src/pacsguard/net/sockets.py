@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,22 @@ def nodelay(sock: socket.socket) -> socket.socket:
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def kernel_timeout(sock: Any, seconds: float) -> None:
+    """Make a plain TCP socket blocking, with ``seconds`` as the kernel's receive and send
+    timeouts (SO_RCVTIMEO, SO_SNDTIMEO) instead of Python's: with a Python timeout every
+    ``recv``/``send`` is a ``poll()`` first, then the call (two system calls, and the wait in
+    the first). A timed-out call raises ``OSError`` (EAGAIN) as Python's raises
+    ``TimeoutError``. A TLS socket keeps Python's timeout (its reads are not one call)."""
+    if isinstance(sock, ssl.SSLSocket) or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        sock.settimeout(seconds)
+        return
+    whole = int(seconds)
+    value = struct.pack("ll", whole, int((seconds - whole) * 1e6))
+    sock.settimeout(None)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
 
 
 # how long a held association's DUL waits, between looks at its outgoing queue, for the hold
