@@ -9,6 +9,7 @@ with the load; CPU time much less; the user-space instruction count not at all:
     python bench/deid_cpu_bench.py CORPUS [--files 300] [--passes 3] [--profile]
     valgrind --tool=cachegrind --cache-sim=no python bench/deid_cpu_bench.py CORPUS \\
         --passes 1 --files N      # run with N and with 0: the difference / N per file
+    SORT=tottime TOP=45 python bench/deid_cpu_bench.py CORPUS --profile   # pstats order, rows
 """
 
 from __future__ import annotations
@@ -68,8 +69,13 @@ def main() -> None:
         if counted:
             shares = ", ".join(f"{k} {v / len(counted):.0%}" for k, v in paths.most_common())
             print(f"{len(counted)} files: {best / len(counted) * 1e6:.0f} us CPU a file ({shares})")
+            memos = {name: getattr(worker, name, None) for name in ("inputs", "outputs")}
+            recalled = ", ".join(f"{n} {m.recalled}" for n, m in memos.items() if m is not None)
+            if recalled:  # walks recalled from the walk memo, warm-up and every pass
+                print(f"walks recalled: {recalled} of {len(items) * args.passes} each")
         if profile is not None:
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(30)
+            order, top = os.environ.get("SORT", "cumulative"), int(os.environ.get("TOP", "30"))
+            pstats.Stats(profile).sort_stats(order).print_stats(top)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -26,11 +26,14 @@ import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from pydicom.datadict import dictionary_VR
 
 from pacsguard.core.errors import PacsguardError
+
+if TYPE_CHECKING:
+    from pacsguard.deid.walkmemo import WalkMemo
 
 UNDEFINED = 0xFFFFFFFF
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -92,6 +95,17 @@ class Node:
     items: list[list[Node]] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Recall:
+    """Where a header stands in a walk memo (``walkmemo``): the ``shape`` it has, its
+    ``version`` there (0 for the header walked, one more for each header recalled), and
+    the leaves whose values differ from those of the version before it."""
+
+    shape: object
+    version: int
+    changed: tuple[Node, ...]
+
+
 @dataclass
 class Header:
     """A file's structure up to its top-level Pixel Data, checked against the grammar."""
@@ -103,6 +117,7 @@ class Header:
     elements: list[Node]
     anomalies: list[Anomaly] = field(default_factory=list)
     pixel_offset: int | None = None  # where top-level Pixel Data starts in ``buf``
+    recall: Recall | None = None  # its place in a walk memo, when it has one
 
     @property
     def clean(self) -> bool:
@@ -443,10 +458,11 @@ def encoding_of(syntax: str) -> tuple[bool, bool, bool]:
     return False, True, False  # every other syntax: Explicit VR Little Endian headers
 
 
-def parse(buf: bytes, *, whole: bool) -> Header:
+def parse(buf: bytes, *, whole: bool, memo: WalkMemo | None = None) -> Header:
     """Check the dataset in ``buf``: a whole file (``whole``), or a prefix of one that
     must reach the top-level Pixel Data. Raises :class:`GrammarError`, or
-    :class:`NeedMore` when a prefix is too short to decide."""
+    :class:`NeedMore` when a prefix is too short to decide. ``memo``: the last clean
+    walk of a header like this one, recalled when the bytes allow (``walkmemo``)."""
     meta = read_meta(buf)
     implicit, little, deflated = encoding_of(meta.syntax)
     if deflated:
@@ -465,11 +481,17 @@ def parse(buf: bytes, *, whole: bool) -> Header:
         and data[start + 4 : start + 6].decode("latin-1") not in VRS
     ):
         implicit = True  # a dataset written implicit under an explicit syntax: read as pydicom does
+    known = None if memo is None or deflated else memo.recall(data, start, implicit, little)
+    if known is not None:
+        nodes, pixel_offset, recall = known
+        return Header(meta.syntax, implicit, little, data, nodes, [], pixel_offset, recall)
     walk = _Walk(data, implicit, little, prefix=not whole)
     nodes, pos = walk.dataset(
         start, len(data), (), implicit=implicit, in_item=False, stop_at_pixels=True
     )
     header = Header(meta.syntax, implicit, little, data, nodes, walk.anomalies)
+    if memo is not None and not deflated and not walk.anomalies and pos < len(data):
+        header.recall = memo.remember(data, start, implicit, little, nodes, pos)
     if pos < len(data):
         header.pixel_offset = pos
     elif not whole:
@@ -528,13 +550,13 @@ def pixel_end(read: Callable[[int, int], bytes], offset: int, header: Header, si
 FIRST_READ = 1 << 16
 
 
-def read_header(handle: BinaryIO, size: int) -> tuple[Header, bytes]:
+def read_header(handle: BinaryIO, size: int, memo: WalkMemo | None = None) -> tuple[Header, bytes]:
     """Parse a file's header from ``handle``, reading no more than it needs (the pixels
     stay on disk); also the bytes read, which hold the header whole."""
     buf = handle.read(min(size, FIRST_READ))
     while True:
         try:
-            return parse(buf, whole=len(buf) >= size), buf
+            return parse(buf, whole=len(buf) >= size, memo=memo), buf
         except NeedMore:
             if len(buf) >= size:
                 raise GrammarError("truncated: the header runs past the end of the file") from None

@@ -19,6 +19,7 @@ import functools
 import re
 import unicodedata
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydicom.charset import convert_encodings, decode_bytes
@@ -122,6 +123,14 @@ def gather(header: Header, *, institution: bool = True) -> Identity:
                 _tokens(buf[node.value : node.end], tuple(charsets), kind)
             )
     return Identity(frozenset(names), frozenset(ids), frozenset(dates), frozenset(places))
+
+
+def gathered_from(institution: bool = True) -> Callable[[Node], bool]:
+    """Whether ``gather`` reads a leaf's value: its tag names identity, it holds free
+    text, or it declares the character set (``walkmemo.Derived`` carries an identity on
+    while no such leaf changes)."""
+    kinds = _tag_kinds(institution)
+    return lambda node: node.tag in kinds or node.vr in FREE_TEXT_VRS or node.tag == CHARSET_TAG
 
 
 FREE_TEXT_VRS = frozenset({"LO", "LT", "SH", "ST", "UT", "UC", "PN", "UN"})

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import pydicom.config
 
@@ -57,7 +57,7 @@ from pacsguard.deid.engine import (
     add_method_code,
     embedded_overlay_bits,
 )
-from pacsguard.deid.identity import Identity, gather
+from pacsguard.deid.identity import Identity, gather, gathered_from
 from pacsguard.deid.options import validate_options
 from pacsguard.deid.pixels.risk import needs_pixel_cleaning, risk_reason
 from pacsguard.deid.plan import Rules
@@ -65,6 +65,7 @@ from pacsguard.deid.policy import Policy, load_policy
 from pacsguard.deid.profile import load_cid7050, load_iod_types, load_safe_private, load_table
 from pacsguard.deid.streaming import Planner
 from pacsguard.deid.text import KnownValues, identity_tags
+from pacsguard.deid.walkmemo import Derived, WalkMemo
 
 BATCH = 64  # files per worker task; one filesystem sync and one journal fsync each
 IN_FLIGHT = 3  # batches in flight per worker process (``_Pool``)
@@ -210,6 +211,18 @@ class Worker:
         self.output, self.quarantine_dir, self.config = output, quarantine, config
         self._folders: set[str] = set()
         self._buffer: bytearray | None = None  # the pixels' way through (copy_hashed)
+        # the last clean walk of an input and of an output: a series' next slice is
+        # recognised, not walked again (``walkmemo``: the same verdicts as the walk)
+        self.inputs, self.outputs = WalkMemo(), WalkMemo()
+        institution = self.institution
+        self.identity: Derived[Identity] = Derived(
+            lambda header, _: gather(header, institution=institution),
+            gathered_from(institution),
+        )
+        self.layout: Derived[rawpath.Layout | None] = Derived(
+            lambda header, key: rawpath.layout_of(header, cast(tuple[int, str], key)[0]),
+            rawpath.layout_reads,
+        )  # the key: the file's size and its transfer syntax (in the File Meta, not walked)
 
     def process_batch(self, items: list[InputItem]) -> list[ItemResult]:
         """Process; the writes are not yet durable nor named (see ``_Committer``)."""
@@ -234,7 +247,7 @@ class Worker:
             with item.path.open("rb", buffering=0) as handle:
                 size = os.fstat(handle.fileno()).st_size
                 try:
-                    header, buf = grammar.read_header(handle, size)
+                    header, buf = grammar.read_header(handle, size, self.inputs)
                 except grammar.GrammarError:
                     if item.path.suffix.lower() == ".zip":
                         raise fastpath.UnreadableError(
@@ -262,7 +275,7 @@ class Worker:
         """A file the grammar let through: ``opened`` is the input, open, and its size
         (None for a member of an archive, read whole into ``buf``)."""
         drops = self._gate(header)
-        identity = gather(header, institution=self.institution)
+        identity = self.identity(header)
         known = identity.known()
         risk = burned_in_risk(header)
         if risk and not self.cleaning and self.config.burned_in == "quarantine":
@@ -368,7 +381,7 @@ class Worker:
             try:
                 os.lseek(written.fd, 0, os.SEEK_SET)
                 with open(written.fd, "rb", buffering=0, closefd=False) as handle:
-                    residue = postcheck.check_handle(handle, identity)
+                    residue = postcheck.check_handle(handle, identity, self.outputs)
                 size, digest = os.fstat(written.fd).st_size, written.sha256
             finally:
                 os.close(written.fd)
@@ -378,7 +391,7 @@ class Worker:
                 )
         else:
             with open(done.tmp, "rb") as handle:  # noqa: PTH123 - hot path
-                residue = postcheck.check_handle(handle, identity)
+                residue = postcheck.check_handle(handle, identity, self.outputs)
                 if residue is None:  # the whole file as written, read back from its start
                     handle.seek(0)
                     digest = hashlib.file_digest(handle, "sha256").hexdigest()
@@ -402,7 +415,7 @@ class Worker:
         ``opened`` (file, size), and its output still open (``Written``); None sends the
         file down the usual path, which also gives every refusal its proper reason."""
         handle, size = opened
-        layout = rawpath.layout_of(header, size)
+        layout = self.layout(header, (size, header.syntax))
         if layout is None or (layout.has_rows and layout.pixel_offset >= size):
             return None
         offset, implicit = layout.pixel_offset, rawpath.is_implicit(layout.syntax)

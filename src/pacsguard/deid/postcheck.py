@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from pacsguard.deid.grammar import GrammarError, Header, Node, parse, read_header, tag_text
 from pacsguard.deid.identity import Identity, fold
+from pacsguard.deid.walkmemo import WalkMemo
 
 _PLACEHOLDER = re.compile(rb"\[(?:NAME|ID|DATE|ADDR|PHONE|EMAIL|NIR)\]")
 ENCODINGS = ("utf-8", "latin-1", "cp1252", "iso8859_15", "utf-16-le")
@@ -213,10 +214,13 @@ def check_file(path: Path, identity: Identity) -> Residue | GrammarError | None:
         return check_handle(handle, identity)
 
 
-def check_handle(handle: BinaryIO, identity: Identity) -> Residue | GrammarError | None:
-    """``check_file`` on a written file open from its start (read up to its pixels)."""
+def check_handle(
+    handle: BinaryIO, identity: Identity, memo: WalkMemo | None = None
+) -> Residue | GrammarError | None:
+    """``check_file`` on a written file open from its start (read up to its pixels);
+    ``memo``: the last clean walk of an output (``walkmemo``)."""
     try:
-        header, _ = read_header(handle, os.fstat(handle.fileno()).st_size)
+        header, _ = read_header(handle, os.fstat(handle.fileno()).st_size, memo)
     except GrammarError as exc:
         return GrammarError(f"post-write check: the output does not parse ({exc})")
     return check_header(header, identity)

@@ -47,7 +47,7 @@ from pacsguard.deid.engine import (
     may_hit,
     patient_key,
 )
-from pacsguard.deid.grammar import Header
+from pacsguard.deid.grammar import Header, Node
 from pacsguard.deid.options import PIXEL_OPTIONS
 from pacsguard.deid.plan import Act, Decision, Mode, decide, decide_private, references_only
 from pacsguard.deid.text import (
@@ -912,6 +912,12 @@ class Layout:
 
 IMAGE_TAGS = {0x00280002: "SamplesPerPixel", 0x00280008: "NumberOfFrames", 0x00280010: "Rows",
               0x00280011: "Columns", 0x00280100: "BitsAllocated"}  # fmt: skip
+
+
+def layout_reads(node: Node) -> bool:
+    """Whether ``layout_of`` reads a leaf's value (the image size it checks the pixels
+    against); all else it reads is structure (``walkmemo.Derived``)."""
+    return node.tag in IMAGE_TAGS
 
 
 def layout(prefix: bytes, size: int) -> Layout | None:

@@ -38,6 +38,7 @@ from pacsguard.deid.grammar import (
     pixel_end,
     read_header,
 )
+from pacsguard.deid.walkmemo import WalkMemo
 from pacsguard.verify.risk import OVERLAY_DATA, RISK_TAGS
 
 CHARSET = 0x00080005
@@ -125,13 +126,19 @@ def _explicit_little(syntax: str) -> bool:
     )
 
 
+# The last clean header walked in this process: the next slice of a series is recalled,
+# not walked (``deid.walkmemo``, the walk's own verdicts). Every state it keeps is a header
+# it checked whole, so threads may share it.
+_SHAPES = WalkMemo()
+
+
 def read_raw(item: InputItem, data: bytes | None = None) -> RawHeader:
     """The header of ``item`` (``data``: its bytes, when already read); raises
     :class:`Declined` (or a grammar error) when pydicom must read the file instead."""
     if data is None and item.member is None and item.remote is None:
         with item.path.open("rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            header, buf = read_header(handle, size)
+            header, buf = read_header(handle, size, _SHAPES)
             fd = handle.fileno()
             return _accept(header, buf, size, lambda at, count: os.pread(fd, count, at))
     if data is None:
