@@ -202,30 +202,6 @@ def _term_pattern(term: str, bounded: bool) -> str:
     return rf"(?<![0-9a-z]){escaped}(?![0-9a-z])"
 
 
-@lru_cache(maxsize=256)
-def _known_regex(known: KnownValues) -> re.Pattern[str] | None:
-    terms: list[tuple[str, str]] = []
-    for term in known.names | known.places:
-        terms.append((term, "NAME" if term in known.names else "ADDR"))
-    for term in known.ids:
-        terms.append((term, "ID"))
-    for term in known.dates:
-        terms.append((term, "DATE"))
-    if not terms:
-        return None
-    terms.sort(key=lambda t: -len(t[0]))
-    parts = []
-    for i, (term, _kind) in enumerate(terms):
-        bounded = not (term in known.ids and len(term) >= MIN_FREE_ID)
-        parts.append(f"(?P<k{i}>{_term_pattern(term, bounded)})")
-    regex = re.compile("|".join(parts))
-    _KINDS[regex.pattern] = [kind for _t, kind in terms]
-    return regex
-
-
-_KINDS: dict[str, list[str]] = {}
-
-
 @dataclass(frozen=True)
 class Hit:
     start: int
@@ -233,15 +209,54 @@ class Hit:
     kind: str
 
 
+@dataclass(frozen=True)
+class _Term:
+    pattern: str
+    kind: str
+    first: str  # the first of its folded words: no match without it, verbatim, in the text
+
+
+@lru_cache(maxsize=256)
+def _known_terms(known: KnownValues) -> tuple[_Term, ...]:
+    """The known values as search terms, longest first: the order of the alternation."""
+    terms: list[tuple[str, str]] = []
+    for term in known.names | known.places:
+        terms.append((term, "NAME" if term in known.names else "ADDR"))
+    for term in known.ids:
+        terms.append((term, "ID"))
+    for term in known.dates:
+        terms.append((term, "DATE"))
+    terms.sort(key=lambda t: -len(t[0]))
+    out = []
+    for term, kind in terms:
+        bounded = not (term in known.ids and len(term) >= MIN_FREE_ID)
+        words = [_fold(p) for p in re.split(r"[\s^]+", term) if p]
+        out.append(_Term(_term_pattern(term, bounded), kind, words[0] if words else ""))
+    return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _known_regex(terms: tuple[_Term, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?P<k{i}>{term.pattern})" for i, term in enumerate(terms)))
+
+
 def find_known(text: str, known: KnownValues) -> list[Hit]:
-    regex = _known_regex(known)
-    if regex is None or not text:
+    """Every match of the known values in ``text`` (folded), leftmost first, the longest
+    term first where several match at one place. The alternation is made of the terms
+    whose first word is in the text: the others cannot match anywhere in it, so leaving
+    them out changes no match, and a patient's hundreds of terms are not compiled into one
+    pattern (milliseconds a patient in each worker) to search texts that hold none."""
+    terms = _known_terms(known)
+    if not terms or not text:
         return []
-    kinds = _KINDS[regex.pattern]
+    folded = _fold(text)
+    present = tuple(term for term in terms if term.first in folded)
+    if not present:
+        return []
     hits = []
-    for match in regex.finditer(_fold(text)):
+    for match in _known_regex(present).finditer(folded):
         group = match.lastgroup or "k0"
-        hits.append(Hit(match.start(), match.end(), kinds[int(group[1:])]))
+        hits.append(Hit(match.start(), match.end(), present[int(group[1:])].kind))
     return hits
 
 
