@@ -411,3 +411,11 @@ def test_gather_is_the_recursive_walk_on_made_headers(
         item.add_new(0x00101002 if depth == 0 else 0x00081110, "SQ", Sequence([inner]))
         item = inner
     _same_identity(_saved(ds, implicit=False))
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.binary(max_size=300) | st.text(max_size=80).map(lambda t: t.encode("utf-8")))
+def test_post_check_words_are_the_regex_words(data: bytes) -> None:
+    lowered = data.lower()
+    assert postcheck.words_of(lowered) == set(postcheck._WORD.findall(lowered))
+    assert postcheck.numbers_of(lowered) == set(postcheck._DIGITS.findall(lowered))

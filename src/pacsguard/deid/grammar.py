@@ -548,12 +548,16 @@ def pixel_end(read: Callable[[int, int], bytes], offset: int, header: Header, si
 
 
 FIRST_READ = 1 << 16
+PIXEL_HEAD = 12  # the longest element header: the walk reads it to stop at Pixel Data
 
 
-def read_header(handle: BinaryIO, size: int, memo: WalkMemo | None = None) -> tuple[Header, bytes]:
+def read_header(
+    handle: BinaryIO, size: int, memo: WalkMemo | None = None, *, first: int | None = None
+) -> tuple[Header, bytes]:
     """Parse a file's header from ``handle``, reading no more than it needs (the pixels
-    stay on disk); also the bytes read, which hold the header whole."""
-    buf = handle.read(min(size, FIRST_READ))
+    stay on disk); also the bytes read, which hold the header whole. ``first``: the bytes
+    to read first (``FIRST_READ`` unless the caller knows better); more as the walk needs."""
+    buf = handle.read(min(size, first or FIRST_READ))
     while True:
         try:
             return parse(buf, whole=len(buf) >= size, memo=memo), buf

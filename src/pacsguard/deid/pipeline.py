@@ -155,6 +155,7 @@ class Written:
     fd: int
     sha256: str
     size: int
+    header: int  # bytes before the Pixel Data element: what the post-write check reads back
 
 
 class OutputMismatch(PacsguardError):
@@ -381,7 +382,9 @@ class Worker:
             try:
                 os.lseek(written.fd, 0, os.SEEK_SET)
                 with open(written.fd, "rb", buffering=0, closefd=False) as handle:
-                    residue = postcheck.check_handle(handle, identity, self.outputs)
+                    # the header and the Pixel Data element's own header, no more of the pixels
+                    first = written.header + grammar.PIXEL_HEAD
+                    residue = postcheck.check_handle(handle, identity, self.outputs, first)
                 size, digest = os.fstat(written.fd).st_size, written.sha256
             finally:
                 os.close(written.fd)
@@ -468,7 +471,7 @@ class Worker:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)  # noqa: PTH108
             raise
-        return Written(out, digest.hexdigest(), len(header) + size - offset)
+        return Written(out, digest.hexdigest(), len(header) + size - offset, len(header))
 
     @staticmethod
     def _name(parts: Sequence[str | None]) -> Path:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pacsguard.deid.grammar import (
+    PIXEL_HEAD,
     PIXEL_TAGS,
     TEXT_VRS,
     Header,
@@ -38,8 +39,6 @@ from pacsguard.deid.grammar import (
 )
 
 T = TypeVar("T")
-
-_PIXEL_HEAD = 12  # the Pixel Data element's header, which the walk reads to stop there
 
 
 @dataclass(slots=True)
@@ -110,7 +109,7 @@ class WalkMemo:
     ) -> Recall | None:
         """Keep a clean walk of ``data`` (no anomalies) that stopped at Pixel Data; its
         recall (version 0), or None when it cannot be kept."""
-        stop = pixel_offset + _PIXEL_HEAD
+        stop = pixel_offset + PIXEL_HEAD
         if stop > len(data):
             self._shape = None
             return None
