@@ -287,3 +287,19 @@ def test_a_changed_name_is_gathered_again() -> None:
         header = grammar.parse(bytes(other), whole=True, memo=memo)
         assert memo.recalled == 1
         assert (carried(header) == gather(header)) is fresh
+
+
+def test_two_shapes_in_turn_are_both_recalled() -> None:
+    """A series whose slices alternate between two shapes (every other one with a comment)
+    is recalled from both, each against its own last version, and read as walked."""
+    files = _clean_with_pixels(local_test_files())
+    first, second = files[0], next(d for d in files[1:] if len(d) != len(files[0]))
+    memo, carried, (identity, layout) = WalkMemo(), WalkMemo(), _products()
+    rng = random.Random(3)
+    for data in (first, second) * 4:
+        variant = _rewrite_values(data, rng, 1)
+        assert _reading(variant, memo) == _reading(variant, None)
+        _derived_as_made(variant, carried, identity, layout)  # one parse a file, as a run
+    # the first of each shape is walked, and any whose changed value the grammar refuses
+    assert memo.recalled >= 6 and carried.recalled >= 3 and layout.reused >= 2
+    assert len(memo._shapes) == len(carried._shapes) == 2

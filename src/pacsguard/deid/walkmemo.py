@@ -39,9 +39,10 @@ from pacsguard.deid.grammar import (
 )
 
 T = TypeVar("T")
+SHAPES = 4  # shapes a memo keeps
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # one shape is itself: a key by identity
 class _Shape:
     start: int  # where the walked dataset begins in the buffer
     stop: int  # the end of the Pixel Data element's header: the last byte the walk read
@@ -57,46 +58,52 @@ class _Shape:
 
 
 class WalkMemo:
-    """One remembered shape: a walk of the same kind of header each time (one per stream
-    of inputs, one per stream of outputs)."""
+    """The last few shapes walked, most recent first: a stream of the same kind of header
+    (one memo for a run's inputs, one for its outputs), where a series may alternate
+    between a few shapes (a slice with a comment, the next without)."""
 
-    __slots__ = ("_shape", "recalled")
+    __slots__ = ("_shapes", "recalled")
 
     def __init__(self) -> None:
-        self._shape: _Shape | None = None
+        self._shapes: list[_Shape] = []
         self.recalled = 0  # headers recalled, not walked (figures, tests)
 
     def recall(
         self, data: bytes, start: int, implicit: bool, little: bool
     ) -> tuple[list[Node], int, Recall] | None:
-        """(nodes, Pixel Data offset, recall) of ``data`` when it has the remembered shape
-        and clean values; None when it must be walked."""
-        shape = self._shape
-        if (
-            shape is None
-            or shape.start != start
-            or shape.implicit != implicit
-            or shape.little != little
-            or len(data) < shape.stop
-        ):
-            return None
-        new = int.from_bytes(data[start : shape.stop], "little")
-        changed = new ^ shape.bits
-        if changed & shape.structure:
-            return None
-        leaves: list[Node] = []
-        base = start  # ``changed`` holds the bytes from here on
-        while changed:
-            at = base + (((changed & -changed).bit_length() - 1) >> 3)
-            value, end, vr, node = shape.leaves[bisect.bisect_right(shape.values, at) - 1]
-            if vr is not None and value_problem(data[value:end], vr) is not None:
-                return None
-            leaves.append(node)
-            changed >>= (end - base) * 8
-            base = end
-        shape.bits, shape.version = new, shape.version + 1
-        self.recalled += 1
-        return shape.nodes, shape.pixel_offset, Recall(shape, shape.version, tuple(leaves))
+        """(nodes, Pixel Data offset, recall) of ``data`` when it has one of the remembered
+        shapes and clean values; None when it must be walked."""
+        for shape in self._shapes:
+            if (
+                shape.start != start
+                or shape.implicit != implicit
+                or shape.little != little
+                or len(data) < shape.stop
+            ):
+                continue
+            new = int.from_bytes(data[start : shape.stop], "little")
+            changed = new ^ shape.bits
+            if changed & shape.structure:
+                continue
+            leaves: list[Node] = []
+            base = start  # ``changed`` holds the bytes from here on
+            while changed:
+                at = base + (((changed & -changed).bit_length() - 1) >> 3)
+                value, end, vr, node = shape.leaves[bisect.bisect_right(shape.values, at) - 1]
+                if vr is not None and value_problem(data[value:end], vr) is not None:
+                    return None  # the walk gives the reason
+                leaves.append(node)
+                changed >>= (end - base) * 8
+                base = end
+            shape.bits, shape.version = new, shape.version + 1
+            if shape is not self._shapes[0]:
+                self._keep(shape)
+            self.recalled += 1
+            return shape.nodes, shape.pixel_offset, Recall(shape, shape.version, tuple(leaves))
+        return None
+
+    def _keep(self, shape: _Shape) -> None:
+        self._shapes = [shape, *(s for s in self._shapes if s is not shape)][:SHAPES]
 
     def remember(
         self,
@@ -111,7 +118,6 @@ class WalkMemo:
         recall (version 0), or None when it cannot be kept."""
         stop = pixel_offset + PIXEL_HEAD
         if stop > len(data):
-            self._shape = None
             return None
         structure = bytearray(b"\xff" * (stop - start))
         leaves: list[tuple[int, int, str | None, Node]] = []
@@ -127,7 +133,7 @@ class WalkMemo:
                     leaves.append((node.value, node.end, vr, node))
                     structure[node.value - start : node.end - start] = bytes(node.end - node.value)
         leaves.sort(key=lambda leaf: leaf[0])
-        shape = self._shape = _Shape(
+        shape = _Shape(
             start,
             stop,
             implicit,
@@ -139,6 +145,7 @@ class WalkMemo:
             [leaf[0] for leaf in leaves],
             leaves,
         )
+        self._keep(shape)
         return Recall(shape, 0, ())
 
 
@@ -151,22 +158,26 @@ class Derived(Generic[T]):
 
     def __init__(self, make: Callable[[Header, object], T], reads: Callable[[Node], bool]) -> None:
         self._make, self._reads = make, reads
-        self._last: tuple[object, int, object, T] | None = None
+        # for each shape (as many as a memo keeps, and a few): the version, key, product
+        self._last: dict[object, tuple[int, object, T]] = {}
         self.reused = 0  # products carried, not made (figures, tests)
 
     def __call__(self, header: Header, key: object = None) -> T:
-        recall, last = header.recall, self._last
+        recall = header.recall
+        if recall is None:
+            return self._make(header, key)
+        last = self._last.get(recall.shape)
         if (
-            recall is not None
-            and last is not None
-            and last[0] is recall.shape
-            and last[1] == recall.version - 1
-            and last[2] == key
+            last is not None
+            and last[0] == recall.version - 1
+            and last[1] == key
             and not any(self._reads(node) for node in recall.changed)
         ):
-            self._last = (recall.shape, recall.version, key, last[3])
+            self._last[recall.shape] = (recall.version, key, last[2])
             self.reused += 1
-            return last[3]
+            return last[2]
         product = self._make(header, key)
-        self._last = None if recall is None else (recall.shape, recall.version, key, product)
+        if len(self._last) >= 2 * SHAPES and recall.shape not in self._last:
+            self._last.clear()  # shapes the memos no longer keep
+        self._last[recall.shape] = (recall.version, key, product)
         return product
