@@ -8,16 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+NAMES = ("requests", "tqdm", "urllib.request", "PIL.ImageCms", "pydicom.examples")
 PROBE = """
 import json, os, sys
 from pacsguard.core.startup import prepare_process
 prepare_process()
 prepare_process()
 import pydicom
-before = {name: type(sys.modules[name]).__name__ for name in ("requests", "tqdm", "urllib.request")}
+names = ("requests", "tqdm", "urllib.request", "PIL.ImageCms", "pydicom.examples")
+before = {name: type(sys.modules[name]).__name__ for name in names}
 import requests, tqdm, urllib.request
-usable = [callable(requests.get), callable(tqdm.tqdm), callable(urllib.request.urlopen)]
-after = {name: type(sys.modules[name]).__name__ for name in ("requests", "tqdm", "urllib.request")}
+from PIL import ImageCms
+from pydicom import examples
+usable = [callable(requests.get), callable(tqdm.tqdm), callable(urllib.request.urlopen),
+          ImageCms.createProfile("sRGB") is not None, examples.ct.Modality == "CT"]
+after = {name: type(sys.modules[name]).__name__ for name in names}
 finders = sum(type(f).__name__ == "_DeferringFinder" for f in sys.meta_path)
 print(json.dumps({"before": before, "after": after, "usable": usable, "finders": finders,
                   "blas": os.environ.get("OPENBLAS_NUM_THREADS")}))
@@ -35,11 +40,9 @@ def _probe(env: dict[str, str]) -> dict[str, object]:
 def test_pydicom_imports_without_running_its_download_modules() -> None:
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
     result = _probe(env)
-    assert result["before"] == {
-        name: "_LazyModule" for name in ("requests", "tqdm", "urllib.request")
-    }
-    assert result["usable"] == [True, True, True]
-    assert result["after"] == {name: "module" for name in ("requests", "tqdm", "urllib.request")}
+    assert result["before"] == dict.fromkeys(NAMES, "_LazyModule")
+    assert result["usable"] == [True] * 5
+    assert result["after"] == dict.fromkeys(NAMES, "module")
     assert result["finders"] == 1
     assert result["blas"] == "1"
 

@@ -1,7 +1,9 @@
 """What the ``pacsguard`` command sets up before the libraries it runs are imported.
 
 pydicom imports, on its own import, modules that a de-identification never uses: ``requests``,
-``tqdm`` and ``urllib.request`` for downloading its test data (about 100 ms of CPU together).
+``tqdm`` and ``urllib.request`` for downloading its test data (about 100 ms of CPU together),
+its ``examples`` datasets, and Pillow's colour management ``PIL.ImageCms`` (with
+``PIL.Image``: ~25 ms), used only to convert an ICC profile's colours.
 They are deferred here with the standard library's ``LazyLoader``: the module object exists,
 and runs on its first attribute access, so nothing changes for code that does use them.
 
@@ -45,7 +47,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-DEFERRED = ("requests", "tqdm", "urllib.request")
+DEFERRED = ("requests", "tqdm", "urllib.request", "PIL.ImageCms", "pydicom.examples")
 
 REGISTRY = "pydicom.pixels.common"
 REGISTERING = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
