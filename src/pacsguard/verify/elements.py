@@ -240,8 +240,7 @@ class ElementChecker:
     def check_raw(self, header: RawHeader, memo: VerdictMemo) -> list[Finding]:
         """As :meth:`check`, over the bytes of ``header``: the same findings, in the same
         order (pydicom's Dataset and this walk agree on every file ``read_raw`` accepts)."""
-        marker = header.value(0x00280303)
-        self.dates_marker = str(marker or "").strip().upper()
+        self.dates_marker = header.text(0x00280303).upper()
         self.raw_nodes(header.buf, header.meta, META_ENCODINGS, memo)
         self.raw_nodes(header.buf, header.elements, header.encodings, memo)
         return self.findings

@@ -74,6 +74,14 @@ class RawHeader:
         node = self.top(tag)
         return None if node is None else element(self.buf, node, self.encodings).value
 
+    def text(self, tag: int) -> str:
+        """``str(value(tag) or "").strip()``, remembered by the value's exact bytes: the
+        patient, study and series of a tree repeat from file to file."""
+        node = self.top(tag)
+        if node is None:
+            return ""
+        return _text(node.tag, node.vr, self.buf[node.value : node.end], self.encodings)
+
     def risk_key(self) -> tuple[object, ...] | None:
         """What the decision to read the pixels rests on: the bytes of the attributes it
         reads (``risk.RISK_KEYWORDS``); None when an overlay is present (always read)."""
@@ -108,6 +116,12 @@ def raw_element(buf: bytes, node: Node) -> RawDataElement:
         BaseTag(node.tag), node.vr, length, buf[node.value : node.end], node.value,
         False, True, True, False,
     )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(tag: int, vr: str, raw: bytes, encodings: tuple[str, ...]) -> str:
+    node = Node(tag, vr, 0, len(raw))
+    return str(element(raw, node, encodings).value or "").strip()
 
 
 def element(buf: bytes, node: Node, encodings: tuple[str, ...]) -> DataElement:
@@ -169,7 +183,7 @@ def _accept(header: Header, buf: bytes, size: int, read: Callable[[int, int], by
     if charset is not None:
         encodings = tuple(convert_encodings(element(buf, charset, META_ENCODINGS).value))
     raw = RawHeader(buf, meta, header.elements, encodings, pixels)
-    if not str(raw.value(SOP_INSTANCE_UID) or "").strip():
+    if not raw.text(SOP_INSTANCE_UID):
         raise Declined("no SOP Instance UID")
     return raw
 

@@ -112,8 +112,11 @@ def label_base(root: Root) -> Root:
     return root.resolve() if root.is_dir() else root.resolve().parent
 
 
-def relative_label(item: InputItem, root: Root, base: Root | None = None) -> str:
-    """``item``'s label relative to ``root`` (``base``: ``label_base(root)``, if known)."""
+def relative_label(
+    item: InputItem, root: Root, base: Root | None = None, folders: dict[str, Path] | None = None
+) -> str:
+    """``item``'s label relative to ``root`` (``base``: ``label_base(root)``, if known;
+    ``folders``: the folders resolved so far in this run, by their path as labelled)."""
     base = label_base(root) if base is None else base
     if item.remote is not None:
         prefix = f"{base}/"
@@ -122,11 +125,25 @@ def relative_label(item: InputItem, root: Root, base: Root | None = None) -> str
     assert isinstance(base, Path)
     label = Path(item.label.split("!", 1)[0])
     try:
-        rel = label.resolve().relative_to(base)
+        rel = _resolved(label, folders).relative_to(base)
     except ValueError:
         rel = Path(label.name)
     suffix = "!" + item.label.split("!", 1)[1] if "!" in item.label else ""
     return rel.as_posix() + suffix
+
+
+def _resolved(label: Path, folders: dict[str, Path] | None) -> Path:
+    """``label.resolve()``: a file that is not a symbolic link resolves to its folder's
+    resolution and its name, and the files of a folder share that resolution."""
+    if folders is None or label.is_symlink():
+        return label.resolve()
+    parent = str(label.parent)
+    found = folders.get(parent)
+    if found is None:
+        if len(folders) >= MEMO_ENTRIES:
+            folders.clear()
+        found = folders[parent] = label.parent.resolve()
+    return found / label.name
 
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
@@ -172,6 +189,7 @@ class _RunState:
         self.policy = Policy.from_options(job.options)
         self.memo = VerdictMemo()
         self.risks: dict[tuple[object, ...], bool] = {}  # risk_key -> at risk
+        self.folders: dict[str, Path] = {}  # labels' folders, resolved (``relative_label``)
 
     def at_risk(self, header: RawHeader) -> bool:
         key = header.risk_key()
@@ -295,7 +313,8 @@ def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
 
 def check_item(item: InputItem, job: Job) -> ItemResult:
     """One input checked: never raises (a file that cannot be read is a finding)."""
-    name = relative_label(item, job.root, run_state(job).base)
+    state = run_state(job)
+    name = relative_label(item, job.root, state.base, state.folders)
     data = None
     if item.member is not None or item.remote is not None:
         # one read of a zip member or an object, whichever reading decides (a plain file is
@@ -352,9 +371,7 @@ def _check_raw(
             header = read_raw(item, data)
             if job.ocr and state.at_risk(header):
                 return None  # the pixels are read: pydicom reads the whole file
-            groups = tuple(
-                str(header.value(tag) or "").strip() for tag in (0x00100020, 0x0020000D, 0x0020000E)
-            )
+            groups = tuple(header.text(tag) for tag in (0x00100020, 0x0020000D, 0x0020000E))
             checker = ElementChecker(job.known, state.policy, "", ner=job.ner)
             findings = checker.check_raw(header, state.memo)
     except Exception:
