@@ -212,8 +212,9 @@ class Worker:
         self.output, self.quarantine_dir, self.config = output, quarantine, config
         self._folders: set[str] = set()
         self._buffer: bytearray | None = None  # the pixels' way through (copy_hashed)
-        # the last clean walk of an input and of an output: a series' next slice is
-        # recognised, not walked again (``walkmemo``: the same verdicts as the walk)
+        # the last clean walks of inputs and of outputs: a series' next slice is recognised,
+        # not walked again, and its identity and layout carried (``walkmemo``: the walk's
+        # own verdicts)
         self.inputs, self.outputs = WalkMemo(), WalkMemo()
         institution = self.institution
         self.identity: Derived[Identity] = Derived(
