@@ -222,9 +222,9 @@ class Worker:
             gathered_from(institution),
         )
         self.layout: Derived[rawpath.Layout | None] = Derived(
-            lambda header, key: rawpath.layout_of(header, cast(tuple[int, str], key)[0]),
+            lambda header, key: rawpath.layout_of(header, cast(tuple[int, str, bool], key)[0]),
             rawpath.layout_reads,
-        )  # the key: the file's size and its transfer syntax (in the File Meta, not walked)
+        )  # its key: rawpath.layout_key
 
     def process_batch(self, items: list[InputItem]) -> list[ItemResult]:
         """Process; the writes are not yet durable nor named (see ``_Committer``)."""
@@ -419,7 +419,7 @@ class Worker:
         ``opened`` (file, size), and its output still open (``Written``); None sends the
         file down the usual path, which also gives every refusal its proper reason."""
         handle, size = opened
-        layout = self.layout(header, (size, header.syntax))
+        layout = self.layout(header, rawpath.layout_key(header, size))
         if layout is None or (layout.has_rows and layout.pixel_offset >= size):
             return None
         offset, implicit = layout.pixel_offset, rawpath.is_implicit(layout.syntax)

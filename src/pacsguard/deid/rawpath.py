@@ -916,8 +916,15 @@ IMAGE_TAGS = {0x00280002: "SamplesPerPixel", 0x00280008: "NumberOfFrames", 0x002
 
 def layout_reads(node: Node) -> bool:
     """Whether ``layout_of`` reads a leaf's value (the image size it checks the pixels
-    against); all else it reads is structure (``walkmemo.Derived``)."""
+    against); all else it reads in the dataset is structure (``walkmemo.Derived``)."""
     return node.tag in IMAGE_TAGS
+
+
+def layout_key(header: Header, size: int) -> tuple[int, str, bool]:
+    """What ``layout_of`` reads outside the walked dataset: the file's size, the File Meta's
+    transfer syntax and whether the preamble is there (the rest of the File Meta only
+    places the dataset, which the shape fixes): ``walkmemo.Derived``'s key."""
+    return size, header.syntax, header.buf[128:132] == b"DICM"
 
 
 def layout(prefix: bytes, size: int) -> Layout | None:
