@@ -16,7 +16,6 @@ import io
 import itertools
 import json
 import logging
-import multiprocessing
 import os
 import re
 import signal
@@ -25,7 +24,7 @@ import threading
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, cast
@@ -35,6 +34,7 @@ import pydicom.config
 from pacsguard import __version__
 from pacsguard.core import remote
 from pacsguard.core.errors import InputError, OutputError, PacsguardError
+from pacsguard.core.forking import fork_pool, frozen_heap
 from pacsguard.core.io import (
     InputItem,
     Prefetcher,
@@ -1205,19 +1205,20 @@ class _Pool:
         global _WORKER
         self._jobs, self._commit, self._started, self._stop = jobs, commit, started, stop
         self._pending: set[Future[list[ItemResult]]] = set()
-        context = multiprocessing.get_context("fork")
         _WORKER = worker  # inherited by the fork, with every table it has loaded
-        self._pool = ProcessPoolExecutor(
-            jobs, mp_context=context, initializer=_worker_start, initargs=(os.getpid(),)
-        )
+        self._pool = fork_pool(jobs, _worker_start, (os.getpid(),))
         self._forked = False
 
     def submit(self, batch: list[InputItem]) -> None:
-        self._pending.add(self._pool.submit(_run_batch, batch))
+        if self._forked:
+            self._pending.add(self._pool.submit(_run_batch, batch))
+        else:
+            with frozen_heap():  # the fork context starts every worker at the first submit
+                self._pending.add(self._pool.submit(_run_batch, batch))
         self._stop.in_flight = len(self._pending) * len(batch)
         if not self._forked:
             self._forked = True
-            self._started()  # the fork context starts every worker at the first submit
+            self._started()
         while len(self._pending) >= self._jobs * IN_FLIGHT and not self._stop.requested:
             finished, self._pending = wait(self._pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:

@@ -6,13 +6,11 @@ import contextlib
 import io
 import json
 import logging
-import multiprocessing
 import os
 import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
@@ -20,6 +18,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from pacsguard.core.forking import fork_pool, frozen_heap
 from pacsguard.core.io import InputItem, iter_inputs
 from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.core.names import load_lexicons
@@ -148,9 +147,13 @@ def _resolved(label: Path, folders: dict[str, Path] | None) -> Path:
 
 Progress = Callable[[int, int], None]  # (files done, files in all)
 BATCH = 16  # files per task: a worker gets batches, not one file at a time
-# Files are checked in this process until this much time has gone: a tree that takes less
-# never pays for starting workers (most headers take well under a millisecond); the rest
-# of a longer one (many files, or pixels read by OCR) is shared among the workers.
+# Files are checked in this process until the files left would take POOL_WORTH_S more at
+# the pace of this process (measured over PROBE files after the first, which loads the
+# lexicons), or until SERIAL_S has gone: a tree that takes less never pays for starting
+# workers (most headers take well under a millisecond); the rest of a longer one (many
+# files, or pixels read by OCR) is shared among the workers.
+PROBE = 16
+POOL_WORTH_S = 0.1  # workers start and warm up in ~40 ms: two of them win from ~80 ms on
 SERIAL_S = 0.5
 
 
@@ -291,20 +294,38 @@ def _inputs(path: Root, report: VerifyReport) -> list[InputItem]:
 
 
 def _results(items: list[InputItem], job: Job, workers: int) -> Iterator[ItemResult]:
-    start, done = time.perf_counter(), 0
-    while done < len(items) and (workers <= 1 or time.perf_counter() - start < SERIAL_S):
-        yield check_item(items[done], job)
+    done = 0
+    for result in _serial_part(items, job, workers):
+        yield result
         done += 1
     rest = items[done:]
     if not rest:
         return
     load_lexicons()  # read once here; the forked workers share the pages (and the memo)
     batches = [rest[i : i + BATCH] for i in range(0, len(rest), BATCH)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with fork_pool(workers) as pool:
+        with frozen_heap():  # every worker forks at the first submit, all submitted here
+            ordered = pool.map(_check_batch, batches, [job] * len(batches))
         # in order: the report lists files as the tree does, whatever the workers' pace
-        for results in pool.map(_check_batch, batches, [job] * len(batches)):
+        for results in ordered:
             yield from results
+
+
+def _serial_part(items: list[InputItem], job: Job, workers: int) -> Iterator[ItemResult]:
+    """The first files, checked here until the rest is worth the workers (all of them with
+    one worker)."""
+    start = time.perf_counter()
+    paced = start  # when the first file was done: the pace is measured from there
+    for done, item in enumerate(items):
+        if workers > 1 and done:
+            now = time.perf_counter()
+            if now - start >= SERIAL_S:
+                return
+            if done > PROBE and (now - paced) / (done - 1) * (len(items) - done) > POOL_WORTH_S:
+                return
+        yield check_item(item, job)
+        if done == 0:
+            paced = time.perf_counter()
 
 
 def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
