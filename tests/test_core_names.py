@@ -10,6 +10,7 @@ from pydicom.sr import _concepts_dict
 from pacsguard.core.names import (
     find_person_names,
     lexicon,
+    lexicon_words,
     lone_name_spans,
     name_candidates,
     name_parts,
@@ -26,6 +27,21 @@ def test_lexicons_are_of_the_population_size() -> None:
         "family-names.txt"
     )
     assert "LIVER" not in lexicon("given-names.txt") | lexicon("family-names.txt")
+
+
+def test_lexicon_files_read_as_words_without_their_comments() -> None:
+    assert lexicon_words("# source: names-dataset\n# rank <= 10\nJEAN\nMARIE\n") == {
+        "JEAN",
+        "MARIE",
+    }
+    assert lexicon_words("HOT IRON\n# a comment within\nWHITE MATTER\n\n") == {
+        "HOT",
+        "IRON",
+        "WHITE",
+        "MATTER",
+    }
+    assert lexicon_words("# only a header") == frozenset()
+    assert not any("#" in word for word in lexicon("family-names.txt") | lexicon("given-names.txt"))
 
 
 def test_few_false_alarms_on_every_code_meaning() -> None:

@@ -68,11 +68,20 @@ fold_word = lru_cache(maxsize=1 << 16)(fold)  # the same, remembered: for single
 @cache
 def lexicon(name: str) -> frozenset[str]:
     """The words of ``core/lexicon/NAME`` (folded; ``#`` lines are comments)."""
-    text = resources.files("pacsguard.core").joinpath("lexicon", name).read_text("utf-8")
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    if any(" " in line for line in lines):  # hand-written lists: several words a line
-        return frozenset(word for line in lines for word in line.split())
-    return frozenset(lines)
+    return lexicon_words(
+        resources.files("pacsguard.core").joinpath("lexicon", name).read_text("utf-8")
+    )
+
+
+def lexicon_words(text: str) -> frozenset[str]:
+    """The words of a lexicon file's ``text``: one a line, or several (hand-written lists);
+    ``#`` lines are comments."""
+    while text.startswith("#"):  # the header: where the words come from
+        text = text.partition("\n")[2]
+    if "#" in text:
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    # a lexicon of 125,000 names is a ~20 ms split, where a filter line by line took twice that
+    return frozenset(text.split())
 
 
 def load_lexicons() -> None:
