@@ -15,13 +15,11 @@ import hashlib
 import io
 import itertools
 import json
-import logging
 import os
 import re
 import signal
 import sqlite3
 import threading
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -46,6 +44,7 @@ from pacsguard.core.io import (
 from pacsguard.core.keys import ProjectKey
 from pacsguard.core.manifest import DEID_MANIFEST_NAME, Journal, Outcome, write_json_stream
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE, Pseudonymizer, normalise
+from pacsguard.core.pydicomquiet import quiet_pydicom
 from pacsguard.core.remote import RemoteFolder, is_url
 from pacsguard.core.shapes import lexicon
 from pacsguard.deid import fastpath, grammar, postcheck, rawpath
@@ -73,11 +72,7 @@ RAW_FIRST_READ = 1 << 16  # most headers fit: the pixels are not read into memor
 RAW_PREFIX = 1 << 20  # headers longer than this take the usual path
 SAFE_COMPONENT = re.compile(r"[^A-Za-z0-9._-]")
 
-# pydicom's validation messages quote element values: keep them out of every log.
-pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
-pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
-logging.getLogger("pydicom").setLevel(logging.CRITICAL)
-warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+quiet_pydicom()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pacsguard.core.forking import fork_pool, frozen_heap
 from pacsguard.core.io import InputItem, iter_inputs
 from pacsguard.core.manifest import DEID_MANIFEST_NAME
 from pacsguard.core.names import load_lexicons
+from pacsguard.core.pydicomquiet import quiet_pydicom
 from pacsguard.verify.check import inspect_dataset
 from pacsguard.verify.elements import MEMO_ENTRIES, ElementChecker, VerdictMemo
 from pacsguard.verify.evidence import TreeEvidence
@@ -34,18 +35,24 @@ from pacsguard.verify.risk import at_risk
 HEADER_GROUPS = (0x0002, 0x0008, 0x0010, 0x0020, 0x0028)
 
 
+quiet_pydicom()
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
-    """pydicom's warnings and log lines quote element values: keep them out of every log."""
+    """No warning from a file's reading (a library's message may quote a value), and pydicom's
+    log quiet even if a caller turned it back on (``quiet_pydicom``: once per process)."""
     logger = logging.getLogger("pydicom")
     level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    if level < logging.CRITICAL:  # setting a level clears every logger's cache: not per file
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             yield
     finally:
-        logger.setLevel(level)
+        if level < logging.CRITICAL:
+            logger.setLevel(level)
 
 
 class UnreadableError(Exception):
