@@ -252,8 +252,9 @@ def verify(
     from the output's ``pacsguard-deid.json`` when not given. ``strict``: review findings
     fail too. ``ner``: spaCy settles the person names the lexicon rules leave in doubt.
     ``progress(done, total)`` is called as files are done. ``jobs``: worker processes (the
-    cores this process may use by default; they start only once half a second of checking
-    has gone in this process, for the files left). ``cluster``: a Dask scheduler address
+    cores this process may use by default; they start, for the files left, once those would
+    take this process more than a tenth of a second at its pace, or once half a second of
+    checking has gone). ``cluster``: a Dask scheduler address
     (``tcp://HOST:8786``) or ``local[:N]``: the files are checked there, in batches, and the
     verdict is weighed here (``verify/cluster.py``: what travels and what never does).
     """
