@@ -14,16 +14,9 @@ from pacsguard.deid.text import MIN_FREE_ID, Hit, KnownValues, find_known
 
 
 def _reference(value: str, known: KnownValues) -> list[Hit]:
-    terms: list[tuple[str, str]] = []
-    for term in known.names | known.places:
-        terms.append((term, "NAME" if term in known.names else "ADDR"))
-    for term in known.ids:
-        terms.append((term, "ID"))
-    for term in known.dates:
-        terms.append((term, "DATE"))
+    terms = text._known_pairs(known)  # the same terms: the search is what is compared
     if not terms or not value:
         return []
-    terms.sort(key=lambda t: -len(t[0]))
     parts = []
     for i, (term, _kind) in enumerate(terms):
         bounded = not (term in known.ids and len(term) >= MIN_FREE_ID)

@@ -216,9 +216,9 @@ class _Term:
     first: str  # the first of its folded words: no match without it, verbatim, in the text
 
 
-@lru_cache(maxsize=256)
-def _known_terms(known: KnownValues) -> tuple[_Term, ...]:
-    """The known values as search terms, longest first: the order of the alternation."""
+def _known_pairs(known: KnownValues) -> list[tuple[str, str]]:
+    """Each known value with its kind (NAME, ADDR, ID, DATE), longest first: the order of
+    the alternation."""
     terms: list[tuple[str, str]] = []
     for term in known.names | known.places:
         terms.append((term, "NAME" if term in known.names else "ADDR"))
@@ -227,8 +227,14 @@ def _known_terms(known: KnownValues) -> tuple[_Term, ...]:
     for term in known.dates:
         terms.append((term, "DATE"))
     terms.sort(key=lambda t: -len(t[0]))
+    return terms
+
+
+@lru_cache(maxsize=256)
+def _known_terms(known: KnownValues) -> tuple[_Term, ...]:
+    """The known values as search terms, in the alternation's order."""
     out = []
-    for term, kind in terms:
+    for term, kind in _known_pairs(known):
         bounded = not (term in known.ids and len(term) >= MIN_FREE_ID)
         words = [_fold(p) for p in re.split(r"[\s^]+", term) if p]
         out.append(_Term(_term_pattern(term, bounded), kind, words[0] if words else ""))
