@@ -7,25 +7,19 @@ the command being run is imported, so ``pacsguard deid`` never pays for the impo
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
-from typing import NoReturn
-
-import typer
-import typer.main
-from rich.console import Console
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.exceptions import Abort
+from typing import TYPE_CHECKING, NoReturn
 
 from pacsguard import __version__
-from pacsguard.core.clihelp import restyle
-from pacsguard.core.cliparse import plain_coercion
 from pacsguard.core.errors import PacsguardError
+from pacsguard.core.say import say
 from pacsguard.core.startup import prepare_process
 
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    import typer
+    from typer._click.exceptions import UsageError
 
 # command -> (capability modules that register it, one-line help)
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -48,6 +42,8 @@ def _group() -> None:
 
 def build_app(modules: tuple[str, ...] | None = None) -> typer.Typer:
     """The Typer app with the commands of ``modules`` (all capabilities when None)."""
+    import typer
+
     app = typer.Typer(
         name="pacsguard",
         help="Stop medical images and clinical data from leaking.",
@@ -104,18 +100,31 @@ def main(argv: list[str] | None = None) -> None:
 
 def _main(args: list[str]) -> None:
     command = next((a for a in args if not a.startswith("-")), None)
+    if command is None:
+        if "--version" in args:
+            print(__version__)
+        elif any(a not in ("--help", "-h") for a in args):
+            unknown = next(a for a in args if a not in ("--help", "-h"))
+            _fail(f"no such option: {unknown}; the options are --version and --help")
+        else:
+            _root_help()
+        return
+    if command not in COMMANDS:
+        _fail(_unknown_command(command))
+    _run(command, args)
+
+
+def _run(command: str, args: list[str]) -> None:
+    """One command, through Typer (imported here: ``pacsguard --help`` and ``--version``,
+    and every mistyped command, are answered without it)."""
+    import typer.main
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+    from typer.exceptions import Abort
+
+    from pacsguard.core.clihelp import restyle
+    from pacsguard.core.cliparse import plain_coercion
+
     try:
-        if command is None:
-            if "--version" in args:
-                print(__version__)
-            elif any(a not in ("--help", "-h") for a in args):
-                unknown = next(a for a in args if a not in ("--help", "-h"))
-                _fail(f"no such option: {unknown}; the options are --version and --help")
-            else:
-                _root_help()
-            return
-        if command not in COMMANDS:
-            _fail(_unknown_command(command))
         click_app = plain_coercion(restyle(typer.main.get_command(build_app(COMMANDS[command][0]))))
         code = click_app.main(args=args, prog_name="pacsguard", standalone_mode=False)
     except PacsguardError as exc:
@@ -144,28 +153,21 @@ def _main(args: list[str]) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    from rich.text import Text
-
-    # the message as plain text: "[guard.upstream]" or a path with brackets is not markup
-    err_console.print(
-        Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True
-    )
+    # the message as text: "[guard.upstream]" or a path with brackets is not markup
+    say(("error:", "bold red"), " ", message)
     sys.exit(2)
 
 
 def _interrupted() -> NoReturn:
     from pacsguard.core.progress import resume_command
 
-    err_console.print(
-        f"interrupted; to finish the job, run the same command again: {resume_command()}",
-        soft_wrap=True,
-        highlight=False,
-        markup=False,
-    )
+    say(f"interrupted; to finish the job, run the same command again: {resume_command()}")
     sys.exit(130)
 
 
 def _unknown_command(name: str) -> str:
+    import difflib
+
     close = difflib.get_close_matches(name, COMMANDS, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"no such command {name!r}; {hint}the commands are: {', '.join(COMMANDS)}"

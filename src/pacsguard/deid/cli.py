@@ -8,23 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 
 from pacsguard.core.keys import ENV_KEY_FILE, load_key
 from pacsguard.core.pseudonym import DEFAULT_SHIFT_RANGE
+from pacsguard.core.say import live_bar, say
 from pacsguard.deid.options import ALL_OPTIONS
 
 if TYPE_CHECKING:
     from pacsguard.deid.pipeline import DeidConfig, DeidReport
-
-console = Console(stderr=True)
 
 
 _DASHES = str.maketrans({"\u2212": "-", "\u2013": "-", "\u2012": "-", "\u2010": "-"})
@@ -205,17 +196,9 @@ def deid_command(
     )
     project_key = load_key(key)
     started = time.monotonic()
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("de-identifying", total=None, rate="")
-        figures = RunFigures()
+    figures = RunFigures()
+
+    with live_bar("de-identifying") as show:
 
         def progress(done: int, total: int) -> None:
             elapsed = time.monotonic() - started
@@ -226,12 +209,10 @@ def deid_command(
                 )
             if figures.quarantined:
                 rate += f", {figures.quarantined} quarantined"
-            bar.update(task, completed=done, total=total, rate=rate)
+            show(done, total, rate)
 
         def interrupted(in_flight: int) -> None:
-            console.print(
-                f"stopping: finishing {in_flight} files in flight (Ctrl-C again to abort)"
-            )
+            say(f"stopping: finishing {in_flight} files in flight (Ctrl-C again to abort)")
 
         report = deidentify(
             list(inputs),
@@ -240,14 +221,12 @@ def deid_command(
             config=config,
             progress=progress,
             on_interrupt=interrupted,
-            notice=lambda line: bar.console.print(line, markup=False, highlight=False),
+            notice=say,
             figures=figures,
         )
     _summary(report, time.monotonic() - started, config)
     if report.interrupted:
-        console.print(
-            "interrupted: what is recorded is kept; run the same command again to finish the job"
-        )
+        say("interrupted: what is recorded is kept; run the same command again to finish the job")
         raise typer.Exit(130)
     if report.quarantine:
         raise typer.Exit(1)
@@ -256,39 +235,39 @@ def deid_command(
 def _summary(report: DeidReport, seconds: float, config: DeidConfig) -> None:
     processed = report.inputs - report.resumed
     rate = f", {processed / seconds:.1f} files/s" if seconds > 0 and processed else ""
-    console.print(
+    say(
         f"{report.inputs} inputs in {seconds:.1f} s{rate}: {report.output - report.duplicates} "
         f"written to {report.output_dir}, {report.quarantine} quarantined"
         + (f", {report.duplicates} duplicates of another input" if report.duplicates else "")
         + (f", {report.skipped} skipped" if report.skipped else "")
         + (f" ({report.resumed} done by an earlier run)" if report.resumed else "")
     )
-    console.print(
+    say(
         "  each output verified before it was committed (--verify)"
         if config.verify
         else "  outputs not verified: run `pacsguard verify` on the output before sharing it"
     )
     if report.paths:
         ways = ", ".join(f"{n} {way}" for way, n in report.paths.most_common())
-        console.print(f"  paths this run: {ways}")
+        say(f"  paths this run: {ways}")
     if report.pixels_cleaned:
-        console.print(f"  {report.pixels_cleaned} images at risk of burned-in text: pixels cleaned")
+        say(f"  {report.pixels_cleaned} images at risk of burned-in text: pixels cleaned")
     if report.burned_in_kept:
-        console.print(
+        say(
             f"  {report.burned_in_kept} images at risk of burned-in text kept as they are "
             "(--keep-burned-in): check them before sharing"
         )
     if report.redone:
-        console.print(f"  {report.redone} finished outputs were missing or changed: redone")
+        say(f"  {report.redone} finished outputs were missing or changed: redone")
     for reason, count in report.reasons.most_common():
-        console.print(f"  quarantined {count}: {reason}")
+        say(f"  quarantined {count}: {reason}")
     for reason, count in report.skip_reasons.most_common():
-        console.print(f"  skipped {count}: {reason}")
+        say(f"  skipped {count}: {reason}")
     if report.quarantine:
-        console.print(f"quarantine: {report.quarantine_dir}")
+        say(f"quarantine: {report.quarantine_dir}")
     if config.mapping_out is not None:
-        console.print(f"re-identification mapping (keep it private): {config.mapping_out}")
-    console.print(f"local journal and manifest: {report.state_dir}")
+        say(f"re-identification mapping (keep it private): {config.mapping_out}")
+    say(f"local journal and manifest: {report.state_dir}")
 
 
 def register(app: typer.Typer) -> None:

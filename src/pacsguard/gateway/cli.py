@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console
+
+from pacsguard.core.say import say
 
 gateway_app = typer.Typer(
     help="Receive studies (C-STORE, DICOMweb STOW-RS), de-identify them, forward them.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 CONFIG = typer.Option(..., "--config", "-c", help="The gateway's TOML configuration file.")
 
 
@@ -26,7 +26,7 @@ def run_command(config: Path = CONFIG) -> None:
 
     def ready(gateway: Any) -> None:
         ports = ", ".join(str(p) for p in gateway.scp.ports)
-        console.print(f"gateway {settings.ae_title} listening on {settings.host} port(s) {ports}")
+        say(f"gateway {settings.ae_title} listening on {settings.host} port(s) {ports}")
 
     run_gateway(settings, ready)
 

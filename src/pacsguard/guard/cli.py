@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from pacsguard.core.say import say
+
 guard_app = typer.Typer(
     help="A protective DICOM proxy in front of a PACS that cannot protect itself.",
     no_args_is_help=True,
@@ -26,7 +28,6 @@ def run_command(config: Path = CONFIG) -> None:
 
     settings = load_config(config)
     guard = Guard(settings)
-    console = Console(stderr=True)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -34,14 +35,10 @@ def run_command(config: Path = CONFIG) -> None:
     signal.signal(signal.SIGTERM, stop)
     guard.start()
     for host, port in guard.addresses:
-        console.print(
-            f"guard {settings.ae_title} listening on {host}:{port}", highlight=False, markup=False
-        )
-    console.print(
+        say(f"guard {settings.ae_title} listening on {host}:{port}")
+    say(
         f"upstream {settings.upstream.ae_title} at "
-        f"{settings.upstream.host}:{settings.upstream.port}; audit log {guard.audit.path}",
-        highlight=False,
-        markup=False,
+        f"{settings.upstream.host}:{settings.upstream.port}; audit log {guard.audit.path}"
     )
     try:
         while True:
@@ -50,7 +47,7 @@ def run_command(config: Path = CONFIG) -> None:
         pass
     finally:
         guard.stop()
-        console.print("guard stopped")
+        say("guard stopped")
 
 
 @guard_app.command("check")

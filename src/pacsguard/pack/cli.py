@@ -18,6 +18,7 @@ from rich.console import Console
 
 from pacsguard.core.keys import check_private
 from pacsguard.core.progress import Bar, duration
+from pacsguard.core.say import say
 from pacsguard.pack import agekeys, signing
 from pacsguard.pack.errors import DecryptionFailed, KeyFileError
 from pacsguard.pack.packer import pack
@@ -161,7 +162,7 @@ def pack_command(
         f"signed by {result.signer_fingerprint}" if result.signer_fingerprint else "unsigned"
     )
     if result.forced and result.problems:
-        err.print("[yellow]warning:[/] forced past: " + "; ".join(result.problems), highlight=False)
+        say(("warning:", "yellow"), " forced past: " + "; ".join(result.problems))
 
 
 def unpack_command(
@@ -210,10 +211,10 @@ def unpack_command(
         typer.echo("not signed")
     if result.forced:
         preflight = result.manifest.get("preflight") or {}
-        err.print(
-            f"[yellow]warning:[/] the sender forced this package past its checks "
+        say(
+            ("warning:", "yellow"),
+            " the sender forced this package past its checks "
             f"(reason: {preflight.get('reason')!s}): " + "; ".join(preflight.get("problems") or []),
-            highlight=False,
         )
 
 

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from pacsguard.core.errors import InputError
 from pacsguard.core.io import atomic_write_text
 from pacsguard.core.remote import path_or_url
+from pacsguard.core.say import live_bar, say
 from pacsguard.verify.report import to_html, to_json
 from pacsguard.verify.scan import verify
 
@@ -75,24 +67,12 @@ def verify_command(
         raise InputError(f"{path} does not exist")
     if mapping is not None and not mapping.is_file():
         raise InputError(f"mapping {mapping} does not exist")
-    console = Console(highlight=False, soft_wrap=True)
-    columns = (
-        TextColumn("verify"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("verify", total=None, rate="")
+    started = time.monotonic()
+    with live_bar("verify") as show:
 
         def advance(done: int, total: int) -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            rate = f"{done / elapsed:.1f} files/s" if elapsed > 0 else ""
-            bar.update(task, completed=done, total=total, rate=rate)
+            elapsed = time.monotonic() - started
+            show(done, total, f"{done / elapsed:.1f} files/s" if elapsed > 0 else "")
 
         report = verify(
             path,
@@ -110,9 +90,9 @@ def verify_command(
     if html_out is not None:
         atomic_write_text(html_out, to_html(report, show_phi=show_phi), mode)
     for finding in report.findings[:SHOWN]:
-        console.print(finding.describe(show_phi=show_phi), markup=False)
+        say(finding.describe(show_phi=show_phi), out=True)
     if len(report.findings) > SHOWN:
-        console.print(f"… and {len(report.findings) - SHOWN} more (see --json or --html)")
+        say(f"… and {len(report.findings) - SHOWN} more (see --json or --html)", out=True)
     summary = (
         f"{report.files_checked} DICOM file(s) checked, {report.ocr_checked} read by OCR, "
         f"{report.files_skipped} other file(s) skipped: "
@@ -121,7 +101,7 @@ def verify_command(
         # Nothing was read: saying "clean" would vouch for files never checked.
         raise InputError(f"no DICOM file found in {path}: nothing was verified")
     if not report.findings:
-        console.print(summary + "[bold green]clean[/]")
+        say(summary, ("clean", "bold green"), out=True)
         return
     by_class = report.counts_by_class()
     parts = []
@@ -129,8 +109,8 @@ def verify_command(
         if counts:
             kinds = ", ".join(f"{kind} {n}" for kind, n in counts.items())
             parts.append(f"{sum(counts.values())} {klass} ({kinds})")
-    verdict = "[bold red]fails[/]" if not report.clean else "[bold green]passes[/]"
-    console.print(summary + "; ".join(parts) + f" — {verdict}" + (" (strict)" if strict else ""))
+    verdict = ("fails", "bold red") if not report.clean else ("passes", "bold green")
+    say(summary + "; ".join(parts) + " — ", verdict, " (strict)" if strict else "", out=True)
     if not report.clean:
         raise typer.Exit(1)
 
