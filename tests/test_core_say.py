@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pydicom
 import pytest
 from rich.console import Console
 
@@ -124,7 +126,7 @@ try:
     cli.main(sys.argv[1:])
 except SystemExit:
     pass
-print(sorted(m for m in sys.modules if m.split(".")[0] == "rich"))
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("rich", "yaml")))
 """
 
 
@@ -135,14 +137,21 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_runs_off_a_terminal_never_import_rich(
+def test_runs_off_a_terminal_import_neither_rich_nor_yaml(
     tmp_path: Path, sample_corpus: tuple[Path, object]
 ) -> None:
-    """deid then verify, output to pipes; the output folder's name holds brackets, and the
-    summary names it whole (Rich's markup read "[2]" as a style and dropped it)."""
-    key, output = tmp_path / "key", tmp_path / "out[2]"
+    """deid then verify, output to pipes (and no YAML policy given, no pixels to clean):
+    the output folder's name holds brackets, and the summary names it whole (Rich's markup
+    read "[2]" as a style and dropped it)."""
+    key, output, cts = tmp_path / "key", tmp_path / "out[2]", tmp_path / "ct"
+    cts.mkdir()
+    for n, path in enumerate(sorted(sample_corpus[0].rglob("*.dcm"))):
+        header = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+        if header.get("Modality") in ("CT", "MR") and header.get("BurnedInAnnotation") == "NO":
+            shutil.copy(path, cts / f"{n}.dcm")
+    assert len(list(cts.iterdir())) >= 2
     assert _run("key", "new", str(key)).returncode == 0
-    deid = _run("deid", str(sample_corpus[0]), str(output), "--key", str(key))
+    deid = _run("deid", str(cts), str(output), "--key", str(key))
     assert deid.stdout.strip().endswith("[]"), deid.stderr
     assert f"written to {output}," in deid.stderr
     assert f"local journal and manifest: {output}.pacsguard\n" in deid.stderr

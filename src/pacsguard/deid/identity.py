@@ -1,7 +1,7 @@
 """Who a file is about: identity gathered from the raw bytes of everything that carries it.
 
 The final sweep and the post-write check search for these tokens, so they must not depend
-on one exact Patient's Name. Every identity attribute (``identifying-keywords.yaml``) is read
+on one exact Patient's Name. Every identity attribute (``identifying-keywords.toml``) is read
 at any depth — Other Patient IDs Sequence, referenced patients, nested items — and each value
 is decoded under the declared Specific Character Set *and* the plausible others (Latin-1,
 UTF-8), since a file may declare one and hold another. Values are normalised (case, accents,

@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydicom.datadict import tag_for_keyword
 
 from pacsguard.core.errors import PacsguardError
@@ -121,6 +120,15 @@ def _rule(raw: Any, where: str) -> PolicyRule:
     )
 
 
+def _yaml(path: Path, text: str) -> Any:
+    import yaml  # here: a run without a YAML policy never imports the parser (~20 ms)
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {path} is not valid: {exc}") from None
+
+
 def load_policy(path: Path | None) -> Policy:
     if path is None:
         return Policy()
@@ -131,10 +139,10 @@ def load_policy(path: Path | None) -> Policy:
         if path.suffix.lower() == ".toml":
             doc: Any = tomllib.loads(raw_bytes.decode("utf-8"))
         elif path.suffix.lower() in (".yaml", ".yml"):
-            doc = yaml.safe_load(raw_bytes.decode("utf-8"))
+            doc = _yaml(path, raw_bytes.decode("utf-8"))
         else:
             raise PolicyError(f"policy file {path}: use a .toml, .yaml or .yml file")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"policy file {path} is not valid: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("rule", []), list):
         raise PolicyError(f"policy file {path}: expected a list of [[rule]] entries")

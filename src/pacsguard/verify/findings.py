@@ -6,12 +6,11 @@ can see it; every rendering leaves it out unless told otherwise, and ``repr`` ne
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from typing import Any
-
-import yaml
 
 IDENTIFIER = "identifier"  # fails the run: exit 1, and `pack` refuses the tree
 REVIEW = "review"  # reported with its reason; fails only under --strict
@@ -27,13 +26,13 @@ class KindRule:
 
 @cache
 def kind_rules() -> dict[str, KindRule]:
-    """``verify/kinds.yaml``: each kind's meaning, class and the option or rule that removes it."""
-    text = resources.files("pacsguard.verify").joinpath("kinds.yaml").read_text("utf-8")
-    doc = yaml.safe_load(text)
+    """``verify/kinds.toml``: each kind's meaning, class and the option or rule that removes it."""
+    text = resources.files("pacsguard.verify").joinpath("kinds.toml").read_text("utf-8")
+    doc = tomllib.loads(text)
     rules = {k: KindRule(v["meaning"], v["class"], v["fix"]) for k, v in doc.items()}
     bad = sorted(k for k, r in rules.items() if r.default_class not in CLASSES)
     if bad:
-        raise ValueError(f"kinds.yaml: unknown class for {', '.join(bad)}")
+        raise ValueError(f"kinds.toml: unknown class for {', '.join(bad)}")
     return rules
 
 
@@ -47,7 +46,7 @@ class Finding:
 
     ``detail`` names the sub-kind (``patient-name``, ``birth-date``…) and carries no value;
     ``reason`` says in words what the finding rests on (evidence of the tree included), never
-    quoting the value. ``klass`` overrides the kind's class (``kinds.yaml``) on evidence.
+    quoting the value. ``klass`` overrides the kind's class (``kinds.toml``) on evidence.
     ``patient``, ``study``, ``series``: the pseudonymous group the file belongs to.
     """
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
-
-import yaml
 
 
 def _text(name: str) -> str:
@@ -106,5 +105,6 @@ def load_cid7050() -> dict[str, tuple[str, str, str]]:
 
 @cache
 def load_identifying_keywords() -> dict[str, tuple[str, ...]]:
-    raw: dict[str, Any] = yaml.safe_load(_text("identifying-keywords.yaml"))
+    # TOML, read by the standard library: the run's start does not import a YAML parser
+    raw: dict[str, Any] = tomllib.loads(_text("identifying-keywords.toml"))
     return {kind: tuple(words) for kind, words in raw.items()}
