@@ -105,3 +105,13 @@ def test_coverage_is_stored_compactly_and_read_back(tmp_path: Path) -> None:
     assert not covered.covers({"host": "10.1.2.1", "port": 4242})
     assert covered.covers({"host": "pacs.example", "port": 4242})
     assert not covered.covers({"host": "10.1.1.200", "port": 104})
+
+
+def test_what_a_host_answered_is_shown_as_it_is_never_as_markup() -> None:
+    """A version name or page title holding brackets: Rich's markup would read "[b]" as a
+    style (and drop it) or fail on "[/x]"; every cell is text."""
+    odd = _dicom(4242, "orthanc", "anonymous", "answered")
+    odd.summary = "Orthanc [b]1.12[/b] [2] [/x] title"
+    text = _render(_result([odd], ["127.0.0.1"]), width=200)
+    assert "Orthanc [b]1.12[/b] [2] [/x] title" in text
+    assert "CRITICAL" in text and "1 open service on 1 host" in text and "fix:" in text

@@ -1,4 +1,8 @@
-"""Rich rendering for the CLI: progress while scanning, tables afterwards."""
+"""Rich rendering for the CLI: progress while scanning, tables afterwards.
+
+Every cell and line is a ``Text``: what a host answered (a product's version name, an AE
+title, a page title in a summary) is shown as it is, never read as Rich markup.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pacsguard.core.progress import Bar
 from pacsguard.scan.engine import Progress as ScanProgress
@@ -83,11 +88,10 @@ def print_result(console: Console, result: ScanResult) -> None:
     """One line per finding, worst first: severity, host:port, service and product, what
     it exposes to whom; under it, the product's own fix. Wraps to the console's width."""
     counts = result.by_severity()
-    console.print(
-        f"[bold]{_plural(len(result.findings), 'open service')} on "
-        f"{_plural(result.hosts, 'host')}[/]  "
-        + " · ".join(f"[{STYLES[k]}]{k} {v}[/]" for k, v in counts.items() if v)
-    )
+    found = f"{_plural(len(result.findings), 'open service')} on {_plural(result.hosts, 'host')}"
+    line = Text.assemble((found, "bold"), "  ")
+    line.append(Text(" · ").join(Text(f"{k} {v}", STYLES[k]) for k, v in counts.items() if v))
+    console.print(line)
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True, min_width=8)
     grid.add_column(no_wrap=True)
@@ -95,22 +99,24 @@ def print_result(console: Console, result: ScanResult) -> None:
     for finding in by_severity(result.findings):
         what = f"{finding.service} {finding.product or ''}".strip()
         grid.add_row(
-            f"[{STYLES[finding.severity]}]{finding.severity.upper()}[/]",
-            _where(finding),
-            f"{what} · {finding.summary}" if finding.summary else what,
+            Text(finding.severity.upper(), style=STYLES[finding.severity]),
+            Text(_where(finding)),
+            Text(f"{what} · {finding.summary}" if finding.summary else what),
         )
         for fix in finding.remediation if finding.severity != "info" else []:
-            grid.add_row("", "", f"[dim]fix:[/] {fix}")
+            grid.add_row("", "", Text.assemble(("fix:", "dim"), " ", fix))
     if result.findings:
         console.print(grid)
     if result.scan_id is not None:
-        console.print(f"recorded as scan {result.scan_id}; compare later with: pacsguard scan diff")
+        console.print(
+            Text(f"recorded as scan {result.scan_id}; compare later with: pacsguard scan diff")
+        )
 
 
 def _changes(console: Console, title: str, changes: Sequence[Change]) -> None:
     if not changes:
         return
-    console.print(f"[bold]{title}[/]")
+    console.print(Text(title, style="bold"))
     grid = Table.grid(padding=(0, 1))
     grid.add_column(no_wrap=True)
     grid.add_column(no_wrap=True)
@@ -119,16 +125,16 @@ def _changes(console: Console, title: str, changes: Sequence[Change]) -> None:
         row = change.to_dict()
         before, after = row["severity_before"] or "–", row["severity_after"] or "–"
         grid.add_row(
-            f"  {row['host']}:{row['port']}",
-            f"{row['service']} {row['product'] or ''}".strip(),
-            f"{before} → {after}",
+            Text(f"  {row['host']}:{row['port']}"),
+            Text(f"{row['service']} {row['product'] or ''}".strip()),
+            Text(f"{before} → {after}"),
         )
     console.print(grid)
 
 
 def print_diff(console: Console, diff: Diff) -> None:
     base = f"scan {diff.base}" if diff.base is not None else "nothing"
-    console.print(f"scan {diff.head} compared with {base} (on the host:ports both swept)")
+    console.print(Text(f"scan {diff.head} compared with {base} (on the host:ports both swept)"))
     _changes(console, "new", diff.new)
     _changes(console, "fixed", diff.fixed)
     _changes(console, "worse", diff.worse)
@@ -136,9 +142,11 @@ def print_diff(console: Console, diff: Diff) -> None:
     _changes(console, f"not rescanned (state unknown since {base})", diff.not_rescanned)
     _changes(console, "first scanned (not swept before)", diff.first_scanned)
     console.print(
-        f"new: {len(diff.new)} · fixed: {len(diff.fixed)} · worse: {len(diff.worse)} · "
-        f"changed: {len(diff.changed)} · unchanged: {diff.unchanged} · "
-        f"not rescanned: {len(diff.not_rescanned)} · first scanned: {len(diff.first_scanned)}"
+        Text(
+            f"new: {len(diff.new)} · fixed: {len(diff.fixed)} · worse: {len(diff.worse)} · "
+            f"changed: {len(diff.changed)} · unchanged: {diff.unchanged} · "
+            f"not rescanned: {len(diff.not_rescanned)} · first scanned: {len(diff.first_scanned)}"
+        )
     )
 
 
@@ -147,7 +155,6 @@ def print_history(console: Console, scans: Sequence[ScanRow]) -> None:
     for column in ("id", "started", "targets", "hosts", "findings"):
         table.add_column(column)
     for row in scans:
-        table.add_row(
-            str(row.id), row.started, ", ".join(row.targets), str(row.hosts), str(row.findings)
-        )
+        cells = (row.id, row.started, ", ".join(row.targets), row.hosts, row.findings)
+        table.add_row(*(Text(str(cell)) for cell in cells))
     console.print(table)
