@@ -68,8 +68,14 @@ class OpenedTable:
 
 
 def _scan_csv(path: Path, separator: str) -> pl.LazyFrame:
+    # glob=False: polars reads a path as a pattern by default, and "visit[2].csv" names a file
     return pl.scan_csv(
-        path, separator=separator, infer_schema=False, encoding="utf8", raise_if_empty=False
+        path,
+        separator=separator,
+        infer_schema=False,
+        encoding="utf8",
+        raise_if_empty=False,
+        glob=False,
     )
 
 
@@ -87,7 +93,7 @@ def open_table(
         raise TableReadError(f"{path}: no such file")
     fmt = table_format(path)
     if fmt == "parquet":
-        yield OpenedTable(path, fmt, (Sheet(None, pl.scan_parquet(path)),))
+        yield OpenedTable(path, fmt, (Sheet(None, pl.scan_parquet(path, glob=False)),))
         return
     if fmt == "xlsx":
         yield OpenedTable(path, fmt, tuple(_excel_sheets(path)))
