@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from pacsguard.cli import app
@@ -78,3 +79,31 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     no_key = _run("tables", "deid", str(source), str(tmp_path / "out"), "--policy", str(policy),
                   env={"PACSGUARD_KEY": "", "PACSGUARD_KEY_FILE": ""})  # fmt: skip
     assert no_key.returncode == 2 and "no project key" in no_key.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_bracketed_names_are_read_and_shown_whole(suffix: str, tmp_path: Path) -> None:
+    """Units in brackets are common in exports. polars read "visit[v2].csv" as a glob
+    pattern (no such file: "malformed table"); Rich markup read "[kg]" as a style and
+    dropped it from the table."""
+    frame = pl.DataFrame(
+        {"weight [kg]": ["71", "64"], "height [cm]": ["180", "165"], "IPP": ["12345678", "2"]}
+    )
+    source = tmp_path / f"visit[v2]{suffix}"
+    if suffix == ".csv":
+        frame.write_csv(source, separator=";")
+    else:
+        frame.write_parquet(source)
+    policy, key, out = tmp_path / "policy.toml", tmp_path / "project.key", tmp_path / "out"
+    new_key(key)
+    runner = CliRunner()
+    inspected = runner.invoke(
+        app, ["tables", "inspect", str(source), "--policy-out", str(policy)], terminal_width=200
+    )
+    assert inspected.exit_code == 0, inspected.output
+    assert "weight [kg]" in inspected.output and "height [cm]" in inspected.output
+    assert source.name in inspected.output
+    args = ["tables", "deid", str(source), str(out), "--key", str(key), "--policy", str(policy)]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert (out / source.name).is_file()

@@ -151,7 +151,7 @@ class Bar:
         self._lock = threading.Lock()
         self._previous_handler: Any = None
         self._progress = RichProgress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             BarColumn(),
             _Count(as_bytes),
             _Rate(unit, as_bytes),

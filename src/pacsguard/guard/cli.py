@@ -10,9 +10,9 @@ from types import FrameType
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from pacsguard.core.say import say
+from pacsguard.core.texttable import TextTable
 
 guard_app = typer.Typer(
     help="A protective DICOM proxy in front of a PACS that cannot protect itself.",
@@ -56,7 +56,7 @@ def check_command(config: Path = CONFIG) -> None:
     from pacsguard.guard import load_config
 
     settings = load_config(config)
-    table = Table("client", "AE title", "from", "role", "services", "move to", "TLS")
+    table = TextTable("client", "AE title", "from", "role", "services", "move to", "TLS")
     for c in settings.clients:
         table.add_row(
             c.name,
@@ -108,7 +108,7 @@ def report_command(
     if as_json:
         print(json.dumps(rows_json(rows), indent=1))
         return
-    table = Table(*COLUMNS)
+    table = TextTable(*COLUMNS)
     for row in rows_json(rows):
         table.add_row(*(str(row[c]) for c in COLUMNS))
     Console().print(table)

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.text import Text
 
 from pacsguard.core.keys import load_key
 from pacsguard.core.progress import Bar
+from pacsguard.core.texttable import TextTable
 from pacsguard.tables.deid import DeidTablesReport, deidentify_table
 from pacsguard.tables.draft import write_draft
 from pacsguard.tables.encoding import ENCODINGS
@@ -49,7 +50,7 @@ def inspect_command(
             file, sample_rows=sample_rows, encoding=encoding, separator=separator
         )
     write_draft(inspection, policy_out)
-    table = Table(title=f"{file.name}")
+    table = TextTable(title=Text(file.name))
     for heading in ("column", "kind", "proposed action", "why"):
         table.add_column(heading, overflow="fold")  # wrapped at any width, never cut with …
     for column in inspection.columns:
