@@ -1,6 +1,6 @@
 """Benchmark: pacsguard pack/unpack against `tar c | age -r` and `age -d | tar x`.
 
-    .venv/bin/python bench/pack_bench.py --size-mb 1000 --workdir /tmp/pack-bench
+    .venv/bin/python bench/pack_bench.py --size-mb 1000 --rounds 3 --workdir /tmp/pack-bench
 
 Builds (once, reused) a corpus of CT files and de-identifies it twice with the real
 `pacsguard deid`: with `--verify` (each output verified before it is committed, its
@@ -9,7 +9,8 @@ whole verify first, its cost shown in its own row). Times each operation in the 
 and reports wall time, throughput (corpus MB / s, MB = 10^6 bytes), peak RSS, and pack's
 throughput as a ratio to `tar c | age -r` on the same tree. Each process runs under
 /usr/bin/time; a pipeline's peak RSS is the sum of its processes' peaks. Every tree is
-read from the page cache by every contender alike.
+read from the page cache by every contender alike. The disk's speed drifts from minute to
+minute, so every row runs ``--rounds`` times, interleaved, and ratios are taken within a round.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,6 +160,11 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1000)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "pack-bench")
     parser.add_argument("--keep", action="store_true", help="keep packages and outputs")
+    parser.add_argument(
+        "--rounds", type=int, default=3,
+        help="every row runs this many times, interleaved; rows show the run of median time, "
+        "ratios are taken within each round, then their median is shown",
+    )  # fmt: skip
     args = parser.parse_args()
     for tool in ("age", "tar", "/usr/bin/time"):
         if not shutil.which(tool):
@@ -173,9 +180,7 @@ def main() -> None:
     corpus = verified
     total = sum(p.stat().st_size for p in corpus.rglob("*") if p.is_file())
     files = sum(1 for p in corpus.rglob("*.dcm"))
-    for stale in (*STALE, "id.key", "p3.age"):
-        target = work / stale
-        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+    _remove(work, (*STALE, "id.key", "p3.age"))
     identity = work / "id.key"
     recipient = subprocess.run(
         [*PACSGUARD, "key", "new-identity", str(identity)], check=True, capture_output=True,
@@ -196,48 +201,48 @@ def main() -> None:
     start = time.perf_counter()
     help_row = timed("baseline", [[*PACSGUARD, "--help"]], None, None)
     baseline, baseline_s = help_row.peak_kb[0], time.perf_counter() - start
-    rows = [
-        timed(
-            "pacsguard pack",
-            [[*PACSGUARD, "pack", str(corpus), str(work / "p.age"), "--to", recipient,
-              "--no-ocr", *force]],
-            None, None,
-        ),
-        timed(
-            "pack (API only)",
-            [[sys.executable, "-c", API_PACK, str(corpus), str(work / "p2.age"), recipient,
-              "force" if force else "-"]],
-            None, None,
-        ),
-        timed(
-            "pack, not verified",
-            [[*PACSGUARD, "pack", str(plain), str(work / "p3.age"), "--to", recipient,
-              "--no-ocr"]],
-            None, None,
-        ),
-        timed(
-            "tar c | age -r + sync",
-            [["tar", "c", "-C", str(corpus), "."], ["age", "-r", recipient]],
-            None, work / "ref.age", ["sync", str(work / "ref.age")],
-        ),
-        timed(
-            "pacsguard unpack",
-            [[*PACSGUARD, "unpack", str(work / "p.age"), str(work / "out-pacsguard"),
-              "-i", str(identity)]],
-            None, None,
-        ),
-        timed(
-            "unpack (API only)",
-            [[sys.executable, "-c", API_UNPACK, str(work / "p2.age"), str(work / "out-api"),
-              str(identity)]],
-            None, None,
-        ),
-        timed(
-            "age -d | tar x + sync",
-            [["age", "-d", "-i", str(identity)], ["tar", "x", "-C", str(work / "out-age")]],
-            work / "ref.age", None, ["sync", "-f", str(work / "out-age")],
-        ),
+    packs = [
+        ("pacsguard pack",
+         [[*PACSGUARD, "pack", str(corpus), str(work / "p.age"), "--to", recipient,
+           "--no-ocr", *force]], None, None, None),
+        ("pack (API only)",
+         [[sys.executable, "-c", API_PACK, str(corpus), str(work / "p2.age"), recipient,
+           "force" if force else "-"]], None, None, None),
+        ("pack, not verified",
+         [[*PACSGUARD, "pack", str(plain), str(work / "p3.age"), "--to", recipient,
+           "--no-ocr"]], None, None, None),
+        ("tar c | age -r + sync",
+         [["tar", "c", "-C", str(corpus), "."], ["age", "-r", recipient]],
+         None, work / "ref.age", ["sync", str(work / "ref.age")]),
     ]  # fmt: skip
+    unpacks = [
+        ("pacsguard unpack",
+         [[*PACSGUARD, "unpack", str(work / "p.age"), str(work / "out-pacsguard"),
+           "-i", str(identity)]], None, None, None),
+        ("unpack (API only)",
+         [[sys.executable, "-c", API_UNPACK, str(work / "p2.age"), str(work / "out-api"),
+           str(identity)]], None, None, None),
+        ("age -d | tar x + sync",
+         [["age", "-d", "-i", str(identity)], ["tar", "x", "-C", str(work / "out-age")]],
+         work / "ref.age", None, ["sync", "-f", str(work / "out-age")]),
+    ]  # fmt: skip
+    rounds: list[dict[str, Row]] = []
+    for number in range(args.rounds):
+        # Unpacks read what the packs of the same round wrote; within each group the order is
+        # reversed every other round, so a drift in the disk's speed falls on every row alike.
+        step = 1 if number % 2 == 0 else -1
+        print(f"round {number + 1}/{args.rounds}", flush=True)
+        measured: dict[str, Row] = {}
+        for group in (packs, unpacks):
+            for spec in group[::step]:
+                measured[spec[0]] = row = timed(*spec)
+                print(f"  {row.name:<24}{row.seconds:>6.2f} s", flush=True)
+        rounds.append(measured)
+        if number + 1 < args.rounds:
+            _remove(work, (*STALE, "p3.age"))
+            (work / "out-age").mkdir()
+    names = [spec[0] for spec in (*packs, *unpacks)]
+    rows = [_median_row([measured[name] for measured in rounds]) for name in names]
     mb = total / 1e6
     print(f"\n{files} DICOM files, {mb:.0f} MB; {os.cpu_count()} CPUs")
     print(f"{'operation':<24}{'seconds':>9}{'MB/s':>9}{'peak RSS MB':>13}  per process")
@@ -249,15 +254,14 @@ def main() -> None:
         )
     sizes = (work / "p.age").stat().st_size, (work / "ref.age").stat().st_size
     print(f"\npackage sizes: pacsguard {sizes[0] / 1e6:.1f} MB, tar|age {sizes[1] / 1e6:.1f} MB")
-    by_name = {row.name: row.seconds for row in rows}
-    ratio = by_name["tar c | age -r + sync"] / by_name["pacsguard pack"]
+    ratio = _ratios(rounds, "tar c | age -r + sync", "pacsguard pack")
     print(
-        f"pack throughput / tar|age throughput, on the deid --verify tree: {ratio:.2f}x "
+        f"pack throughput / tar|age throughput, on the deid --verify tree: {ratio} "
         f"(goal >= 0.8x); pre-flight (manifest + hashes listed) {preflight_s:.2f} s"
     )
-    unverified = by_name["tar c | age -r + sync"] / by_name["pack, not verified"]
+    unverified = _ratios(rounds, "tar c | age -r + sync", "pack, not verified")
     print(
-        f"on a tree deid did not verify, pack runs verify first: {unverified:.2f}x tar|age "
+        f"on a tree deid did not verify, pack runs verify first: {unverified} tar|age "
         f"(the trees: deid --verify {deid_verified_s:.0f} s, deid {deid_plain_s:.0f} s, built once)"
     )
     print(
@@ -269,9 +273,29 @@ def main() -> None:
         f"{baseline_s:.1f} s for `pacsguard --help`; API rows import pacsguard.pack only."
     )
     if not args.keep:
-        for stale in STALE:
-            target = work / stale
-            shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        _remove(work, STALE)
+
+
+def _remove(work: Path, names: tuple[str, ...]) -> None:
+    for stale in names:
+        target = work / stale
+        shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+
+
+def _median_row(runs: list[Row]) -> Row:
+    """The run of median wall time (the faster middle one for an even count)."""
+    ordered = sorted(runs, key=lambda row: row.seconds)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _ratios(rounds: list[dict[str, Row]], reference: str, contender: str) -> str:
+    """Throughput ratio contender / reference, round by round in the same round: the median
+    and, for more than one round, each round's figure."""
+    each = [measured[reference].seconds / measured[contender].seconds for measured in rounds]
+    median = statistics.median(each)
+    if len(each) == 1:
+        return f"{median:.2f}x"
+    return f"{median:.2f}x median of {len(each)} rounds ({', '.join(f'{r:.2f}' for r in each)})"
 
 
 if __name__ == "__main__":
