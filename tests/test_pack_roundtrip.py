@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pyrage
@@ -267,3 +269,37 @@ def test_age_writer_any_write_sizes(size: int, splits: list[int]) -> None:
         position, turn = position + step, turn + 1
     writer.close()
     assert pyrage.decrypt(out.getvalue(), [_IDENTITY]) == data
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    volume=st.sampled_from([None, 1024, 5000, 3 << 20]),
+    writes=st.lists(st.integers(1, 3 << 20), min_size=1, max_size=8),
+)
+def test_volume_writeback_covers_each_part_once(volume: int | None, writes: list[int]) -> None:
+    """The early-writeback hints a package's volumes get are contiguous byte ranges of the
+    bytes already written to that volume, never overlapping, and the bytes are untouched."""
+    from pacsguard.pack import volumes
+
+    asked: dict[int, list[tuple[int, int]]] = {}
+
+    def hint(fd: int, offset: int, length: int) -> None:
+        assert length > 0 and os.fstat(fd).st_size >= offset + length  # flushed before the hint
+        asked.setdefault(os.fstat(fd).st_ino, []).append((offset, length))
+
+    data = _data(sum(writes))
+    with tempfile.TemporaryDirectory() as work, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(volumes, "WRITEBACK_STEP", 1 << 20)
+        patch.setattr(volumes, "start_range_writeback", hint)
+        sink = volumes.PackageSink(Path(work) / "p.age", volume, estimate=sum(writes))
+        position = 0
+        for size in writes:
+            sink.write(data[position : position + size])
+            position += size
+        parts = sink.commit()
+        assert b"".join(p.read_bytes() for p in parts) == data
+    for ranges in asked.values():
+        ends = [0] + [offset + length for offset, length in ranges]
+        assert [offset for offset, _ in ranges] == ends[:-1]  # contiguous, from 0
+    if volume is None and sum(writes) >= 2 << 20:
+        assert asked  # a large single volume does get hints

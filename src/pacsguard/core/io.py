@@ -62,9 +62,17 @@ def start_writeback(path: str) -> None:
     except OSError:
         return
     try:
-        _LIBC.sync_file_range(fd, ctypes.c_int64(0), ctypes.c_int64(0), SYNC_FILE_RANGE_WRITE)
+        start_range_writeback(fd, 0, 0)
     finally:
         os.close(fd)
+
+
+def start_range_writeback(fd: int, offset: int, length: int) -> None:
+    """The same hint for ``length`` bytes of an open file from ``offset`` (0: to its end)."""
+    if _LIBC is not None and hasattr(_LIBC, "sync_file_range"):
+        _LIBC.sync_file_range(
+            fd, ctypes.c_int64(offset), ctypes.c_int64(length), SYNC_FILE_RANGE_WRITE
+        )
 
 
 def _libc_with_syncfs() -> ctypes.CDLL | None:
