@@ -303,3 +303,51 @@ def test_volume_writeback_covers_each_part_once(volume: int | None, writes: list
         assert [offset for offset, _ in ranges] == ends[:-1]  # contiguous, from 0
     if volume is None and sum(writes) >= 2 << 20:
         assert asked  # a large single volume does get hints
+
+
+_OTHERS = [pyrage.x25519.Identity.generate() for _ in range(2)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    size=st.sampled_from([0, 1, 65535, 65536, 65537, 2 * 65536, 200_000]),
+    ours=st.integers(0, 2),
+    recipients=st.permutations([0, 1, 2]),
+)
+def test_native_x25519_decryption_matches_rage(size: int, ours: int, recipients: list[int]) -> None:
+    """Files rage encrypts to one to three recipients open natively with any of their
+    identities, to rage's own plaintext; a file for other recipients does not open."""
+    everyone = [_IDENTITY, *_OTHERS]
+    data = _data(size)
+    chosen = [everyone[i] for i in recipients[: 1 + ours]]
+    sealed = pyrage.encrypt(data, [i.to_public() for i in chosen])
+    out = io.BytesIO()
+    agefile.decrypt_x25519_io(io.BytesIO(sealed), out, [str(chosen[-1])])
+    assert out.getvalue() == data == pyrage.decrypt(sealed, [chosen[-1]])
+    strangers = [str(i) for i in everyone if i not in chosen]
+    if strangers:
+        with pytest.raises(DecryptionFailed, match="none of the given identities"):
+            agefile.decrypt_x25519_io(io.BytesIO(sealed), io.BytesIO(), strangers)
+
+
+def test_native_x25519_decryption_refuses_what_rage_refuses() -> None:
+    """An altered header, a flipped payload byte, a cut stream or a payload with bytes after
+    its last chunk: refused, as rage refuses them, and never silently shortened."""
+    data = _data(3 * 65536 + 5)
+    sealed = pyrage.encrypt(data, [_IDENTITY.to_public()])
+    header_end = sealed.index(b"\n---") + 1
+    damaged = {
+        "header": sealed[:20] + bytes([sealed[20] ^ 1]) + sealed[21:],
+        "mac": sealed[: header_end + 5]
+        + bytes([sealed[header_end + 5] ^ 1])
+        + sealed[header_end + 6 :],
+        "payload": sealed[:-100] + bytes([sealed[-100] ^ 1]) + sealed[-99:],
+        "cut at a chunk": sealed[: len(sealed) - (5 + 16)],  # the flagged last chunk gone
+        "cut": sealed[:-7],
+        "trailing": sealed + b"\x00" * 17,
+    }
+    for blob in damaged.values():
+        with pytest.raises(pyrage.DecryptError):
+            pyrage.decrypt(blob, [_IDENTITY])
+        with pytest.raises((PackageInvalid, DecryptionFailed)):
+            agefile.decrypt_x25519_io(io.BytesIO(blob), io.BytesIO(), [str(_IDENTITY)])

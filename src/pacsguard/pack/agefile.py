@@ -3,8 +3,8 @@
 Files written here open with ``age -d``, and files from ``age -p`` open here (the tests
 hold both ways against the age CLI). Why not pyrage for everything: it encrypts passphrase
 files in memory only, and its payload cipher runs at ~0.3-0.4 GB/s where OpenSSL's
-ChaCha20-Poly1305 (through ``cryptography``) runs at ~2 GB/s — pack would be bound by it.
-pyrage still encrypts to SSH recipients and decrypts every recipient package.
+ChaCha20-Poly1305 (through ``cryptography``) runs at ~2 GB/s — pack and unpack would be
+bound by it. pyrage still encrypts to and decrypts with SSH keys, and parses key files.
 
     age-encryption.org/v1
     -> scrypt <salt, 16 bytes, base64> <log2 N>        (or, one per recipient:)
@@ -80,7 +80,7 @@ def _nonce(counter: int, last: bool) -> bytes:
     return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
 
 
-def _read_full(reader: Reader, size: int) -> bytes:
+def read_full(reader: Reader, size: int) -> bytes:
     parts: list[bytes] = []
     missing = size
     while missing > 0:
@@ -308,18 +308,64 @@ def decrypt_io(reader: Reader, writer: Writer, passphrase: str) -> None:
     reader): callers must treat the output as untrusted until this returns.
     """
     stanzas, mac, covered = read_header(reader)
-    file_key = _file_key(stanzas, passphrase)
+    _payload(reader, writer, _file_key(stanzas, passphrase), mac, covered)
+
+
+def decrypt_x25519_io(reader: Reader, writer: Writer, identities: list[str]) -> None:
+    """Decrypt an age file to X25519 recipients with one of ``identities``
+    (``AGE-SECRET-KEY-1…``), as :func:`decrypt_io` does for a passphrase."""
+    stanzas, mac, covered = read_header(reader)
+    _payload(reader, writer, _x25519_file_key(stanzas, identities), mac, covered)
+
+
+def x25519_secret_key(identity: str) -> bytes:
+    """The 32 bytes of an ``AGE-SECRET-KEY-1…`` identity (Bech32, checksum checked)."""
+    hrp, data = _bech32_decode(identity.strip().lower())
+    if hrp != "age-secret-key-" or len(data) != 32:
+        raise ValueError("not an age X25519 identity")
+    return data
+
+
+def _x25519_file_key(stanzas: list[tuple[list[bytes], bytes]], identities: list[str]) -> bytes:
+    if any(args[:1] == [b"scrypt"] for args, _ in stanzas):
+        raise DecryptionFailed("this package is protected by a passphrase, not to recipients")
+    keys = [X25519PrivateKey.from_private_bytes(x25519_secret_key(i)) for i in identities]
+    for args, body in stanzas:
+        if args[:1] != [b"X25519"]:
+            continue  # another recipient type: not ours to open (age skips it too)
+        if len(args) != 2 or len(body) != 32:
+            raise PackageInvalid("the package header is malformed (X25519 stanza)")
+        share = unb64(args[1], "X25519 share")
+        if len(share) != 32:
+            raise PackageInvalid("the package header is malformed (X25519 share)")
+        for key in keys:
+            shared = key.exchange(X25519PublicKey.from_public_bytes(share))
+            if shared == bytes(32):
+                raise PackageInvalid("the package header is malformed (low-order X25519 share)")
+            ours = key.public_key().public_bytes_raw()
+            wrap = _hkdf(shared, share + ours, X25519_LABEL)
+            try:
+                return ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
+            except InvalidTag:
+                continue
+    raise DecryptionFailed(
+        "none of the given identities opens this package (wrong identity, or a damaged header)"
+    )
+
+
+def _payload(reader: Reader, writer: Writer, file_key: bytes, mac: bytes, covered: bytes) -> None:
+    """Check the header's MAC, then decrypt the STREAM payload chunk by chunk."""
     expected = hmac.new(_hkdf(file_key, None, b"header"), covered, hashlib.sha256).digest()
     if not hmac.compare_digest(mac, expected):
         raise PackageInvalid("the package header was altered (MAC mismatch)")
-    nonce = _read_full(reader, 16)
+    nonce = read_full(reader, 16)
     if len(nonce) != 16:
         raise PackageInvalid("the package is truncated (no payload)")
     aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
     counter = 0
-    chunk = _read_full(reader, ENC_CHUNK)
+    chunk = read_full(reader, ENC_CHUNK)
     while True:
-        following = _read_full(reader, ENC_CHUNK) if len(chunk) == ENC_CHUNK else b""
+        following = read_full(reader, ENC_CHUNK) if len(chunk) == ENC_CHUNK else b""
         last = not following
         try:
             plain = aead.decrypt(_nonce(counter, last), chunk, None)

@@ -1,7 +1,7 @@
 """One face over the ways a package is encrypted: to a passphrase or to X25519 (``age1…``)
-recipients, streamed by :mod:`pacsguard.pack.agefile`; to SSH recipients by pyrage. Every
-package is decrypted by pyrage, or by :mod:`agefile` for a passphrase. Errors of either
-are turned into the pack errors a user can act on.
+recipients, streamed by :mod:`pacsguard.pack.agefile`; to SSH recipients by pyrage. A
+package is decrypted by :mod:`agefile` with a passphrase or X25519 identities, by pyrage
+with SSH keys. Errors of either are turned into the pack errors a user can act on.
 """
 
 from __future__ import annotations
@@ -59,6 +59,11 @@ def decrypt(
     if passphrase is not None:
         agefile.decrypt_io(reader, writer, passphrase)
         return
+    reader = _Peeked(reader, len(agefile.INTRO) + 1)
+    native = reader.head == agefile.INTRO + b"\n"  # binary, not ASCII armor: pyrage reads that
+    if native and identities and all(isinstance(i, pyrage.x25519.Identity) for i in identities):
+        agefile.decrypt_x25519_io(reader, writer, [str(i) for i in identities])
+        return
     try:
         pyrage.decrypt_io(reader, writer, list(identities))
     except pyrage.DecryptError as exc:
@@ -77,6 +82,29 @@ def decrypt(
         raise PackageInvalid(
             "the package is damaged, truncated or was tampered with (payload check failed)"
         ) from None
+
+
+class _Peeked:
+    """A reader whose first ``size`` bytes were read ahead (``head``) and are read again."""
+
+    def __init__(self, reader: Any, size: int) -> None:
+        self._reader = reader
+        self.head = agefile.read_full(reader, size)
+        self._pending = self.head
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            return bytes(self._reader.read(size))
+        if size < 0:
+            data, self._pending = self._pending + bytes(self._reader.read()), b""
+            return data
+        data, self._pending = self._pending[:size], self._pending[size:]
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def needs_passphrase(first_volume: Path) -> bool:
