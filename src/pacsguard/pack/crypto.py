@@ -1,7 +1,8 @@
 """One face over the ways a package is encrypted: to a passphrase or to X25519 (``age1…``)
 recipients, streamed by :mod:`pacsguard.pack.agefile`; to SSH recipients by pyrage. A
 package is decrypted by :mod:`agefile` with a passphrase or X25519 identities, by pyrage
-with SSH keys. Errors of either are turned into the pack errors a user can act on.
+with SSH keys or when ASCII-armored. Errors of either are turned into the pack errors a user
+can act on.
 """
 
 from __future__ import annotations
