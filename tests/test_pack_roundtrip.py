@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import tempfile
@@ -351,3 +352,20 @@ def test_native_x25519_decryption_refuses_what_rage_refuses() -> None:
             pyrage.decrypt(blob, [_IDENTITY])
         with pytest.raises((PackageInvalid, DecryptionFailed)):
             agefile.decrypt_x25519_io(io.BytesIO(blob), io.BytesIO(), [str(_IDENTITY)])
+
+
+def test_every_flipped_header_byte_is_refused_as_a_damaged_header() -> None:
+    """Each byte of a two-recipient header flipped in turn: the native reader refuses it as
+    a damaged header or as not opening with the identity, never with plaintext, whichever
+    base64, share, body or MAC byte it lands on."""
+    sealed = pyrage.encrypt(_data(70_000), [_IDENTITY.to_public(), _OTHERS[0].to_public()])
+    header_end = sealed.index(b"\n---") + len(b"\n--- ") + 43 + 1
+    intro = len(agefile.INTRO) + 1
+    for offset in range(header_end):
+        blob = sealed[:offset] + bytes([sealed[offset] ^ 0x01]) + sealed[offset + 1 :]
+        out = io.BytesIO()
+        with pytest.raises((PackageInvalid, DecryptionFailed)) as refused:
+            agefile.decrypt_x25519_io(io.BytesIO(blob), out, [str(_IDENTITY)])
+        if offset >= intro:
+            assert re.search("damaged.*header|altered header|identities", str(refused.value))
+        assert out.getvalue() == b""  # nothing released before the header authenticated

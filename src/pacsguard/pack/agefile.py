@@ -56,14 +56,27 @@ def b64(data: bytes) -> bytes:
     return base64.b64encode(data).rstrip(b"=")
 
 
+NO_MATCHING_IDENTITY = (
+    "none of the given identities opens this package (wrong identity, or a damaged header)"
+)
+
+
+def bad_header(what: str) -> PackageInvalid:
+    """The one refusal of a header that does not parse or authenticate, whichever reader
+    (this module or pyrage) found it."""
+    return PackageInvalid(
+        f"not a readable age package: damaged, truncated or altered header ({what})"
+    )
+
+
 def unb64(text: bytes, what: str) -> bytes:
     """Canonical unpadded base64 only, as the spec requires."""
     try:
         raw = base64.b64decode(text + b"=" * (-len(text) % 4), validate=True)
     except ValueError:
-        raise PackageInvalid(f"the package header is malformed ({what})") from None
+        raise bad_header(what) from None
     if b64(raw) != text:
-        raise PackageInvalid(f"the package header is malformed ({what})")
+        raise bad_header(what)
     return raw
 
 
@@ -248,7 +261,7 @@ def _read_line(reader: Reader) -> bytes:
             raise PackageInvalid("the package is truncated (incomplete header)")
         line += byte
         if len(line) > MAX_HEADER_LINE:
-            raise PackageInvalid("the package header is malformed (line too long)")
+            raise bad_header("line too long")
     return bytes(line)
 
 
@@ -263,7 +276,7 @@ def read_header(reader: Reader) -> tuple[list[tuple[list[bytes], bytes]], bytes,
         if line.startswith(b"--- "):
             return stanzas, unb64(line[4:-1], "MAC"), raw + b"---"
         if not line.startswith(b"-> "):
-            raise PackageInvalid("the package header is malformed (stanza)")
+            raise bad_header("stanza")
         raw += line
         args = line[3:-1].split(b" ")
         body = b""
@@ -284,14 +297,14 @@ def is_passphrase_header(reader: Reader) -> bool:
 
 def _file_key(stanzas: list[tuple[list[bytes], bytes]], passphrase: str) -> bytes:
     if len(stanzas) != 1 or stanzas[0][0][:1] != [b"scrypt"]:
-        raise PackageInvalid("the package header is malformed (a scrypt stanza must be alone)")
+        raise bad_header("a scrypt stanza must be alone")
     args, body = stanzas[0]
     if len(args) != 3 or len(body) != 32:
-        raise PackageInvalid("the package header is malformed (scrypt stanza)")
+        raise bad_header("scrypt stanza")
     salt = unb64(args[1], "salt")
     factor = args[2].decode("ascii", "replace")
     if len(salt) != 16 or not factor.isdigit() or factor.startswith("0"):
-        raise PackageInvalid("the package header is malformed (scrypt parameters)")
+        raise bad_header("scrypt parameters")
     if int(factor) > MAX_WORK_FACTOR:
         raise PackageInvalid(f"scrypt work factor {factor} is above {MAX_WORK_FACTOR}")
     try:
@@ -334,30 +347,28 @@ def _x25519_file_key(stanzas: list[tuple[list[bytes], bytes]], identities: list[
         if args[:1] != [b"X25519"]:
             continue  # another recipient type: not ours to open (age skips it too)
         if len(args) != 2 or len(body) != 32:
-            raise PackageInvalid("the package header is malformed (X25519 stanza)")
+            raise bad_header("X25519 stanza")
         share = unb64(args[1], "X25519 share")
         if len(share) != 32:
-            raise PackageInvalid("the package header is malformed (X25519 share)")
+            raise bad_header("X25519 share")
         for key in keys:
             shared = key.exchange(X25519PublicKey.from_public_bytes(share))
             if shared == bytes(32):
-                raise PackageInvalid("the package header is malformed (low-order X25519 share)")
+                raise bad_header("low-order X25519 share")
             ours = key.public_key().public_bytes_raw()
             wrap = _hkdf(shared, share + ours, X25519_LABEL)
             try:
                 return ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
             except InvalidTag:
                 continue
-    raise DecryptionFailed(
-        "none of the given identities opens this package (wrong identity, or a damaged header)"
-    )
+    raise DecryptionFailed(NO_MATCHING_IDENTITY)
 
 
 def _payload(reader: Reader, writer: Writer, file_key: bytes, mac: bytes, covered: bytes) -> None:
     """Check the header's MAC, then decrypt the STREAM payload chunk by chunk."""
     expected = hmac.new(_hkdf(file_key, None, b"header"), covered, hashlib.sha256).digest()
     if not hmac.compare_digest(mac, expected):
-        raise PackageInvalid("the package header was altered (MAC mismatch)")
+        raise bad_header("MAC mismatch")
     nonce = read_full(reader, 16)
     if len(nonce) != 16:
         raise PackageInvalid("the package is truncated (no payload)")

@@ -70,13 +70,8 @@ def decrypt(
     except pyrage.DecryptError as exc:
         message = _first_line(exc)
         if "no matching keys" in message.lower():
-            raise DecryptionFailed(
-                "none of the given identities opens this package "
-                "(wrong identity, or a damaged header)"
-            ) from None
-        raise PackageInvalid(
-            f"not a readable age package: damaged, truncated or altered header ({message})"
-        ) from None
+            raise DecryptionFailed(agefile.NO_MATCHING_IDENTITY) from None
+        raise agefile.bad_header(message) from None
     except OSError as exc:
         if exc.errno is not None:
             raise  # a real I/O error (or the consumer closing the pipe)
