@@ -190,9 +190,18 @@ class AgeWriter:
 
 def x25519_public_key(recipient: str) -> bytes:
     """The 32 bytes of an ``age1…`` recipient (Bech32, BIP 173, checksum checked)."""
-    hrp, data = _bech32_decode(recipient.strip().lower())
-    if hrp != "age" or len(data) != 32:
-        raise ValueError("not an age X25519 recipient")
+    return _bech32_key(recipient, "age", "recipient")
+
+
+def x25519_secret_key(identity: str) -> bytes:
+    """The 32 bytes of an ``AGE-SECRET-KEY-1…`` identity (Bech32, checksum checked)."""
+    return _bech32_key(identity, "age-secret-key-", "identity")
+
+
+def _bech32_key(text: str, prefix: str, what: str) -> bytes:
+    hrp, data = _bech32_decode(text.strip().lower())
+    if hrp != prefix or len(data) != 32:
+        raise ValueError(f"not an age X25519 {what}")
     return data
 
 
@@ -331,18 +340,11 @@ def decrypt_x25519_io(reader: Reader, writer: Writer, identities: list[str]) -> 
     _payload(reader, writer, _x25519_file_key(stanzas, identities), mac, covered)
 
 
-def x25519_secret_key(identity: str) -> bytes:
-    """The 32 bytes of an ``AGE-SECRET-KEY-1…`` identity (Bech32, checksum checked)."""
-    hrp, data = _bech32_decode(identity.strip().lower())
-    if hrp != "age-secret-key-" or len(data) != 32:
-        raise ValueError("not an age X25519 identity")
-    return data
-
-
 def _x25519_file_key(stanzas: list[tuple[list[bytes], bytes]], identities: list[str]) -> bytes:
     if any(args[:1] == [b"scrypt"] for args, _ in stanzas):
         raise DecryptionFailed("this package is protected by a passphrase, not to recipients")
-    keys = [X25519PrivateKey.from_private_bytes(x25519_secret_key(i)) for i in identities]
+    secrets = [X25519PrivateKey.from_private_bytes(x25519_secret_key(i)) for i in identities]
+    keys = [(key, key.public_key().public_bytes_raw()) for key in secrets]
     for args, body in stanzas:
         if args[:1] != [b"X25519"]:
             continue  # another recipient type: not ours to open (age skips it too)
@@ -351,11 +353,10 @@ def _x25519_file_key(stanzas: list[tuple[list[bytes], bytes]], identities: list[
         share = unb64(args[1], "X25519 share")
         if len(share) != 32:
             raise bad_header("X25519 share")
-        for key in keys:
+        for key, ours in keys:
             shared = key.exchange(X25519PublicKey.from_public_bytes(share))
             if shared == bytes(32):
                 raise bad_header("low-order X25519 share")
-            ours = key.public_key().public_bytes_raw()
             wrap = _hkdf(shared, share + ours, X25519_LABEL)
             try:
                 return ChaCha20Poly1305(wrap).decrypt(bytes(12), body, None)
