@@ -115,11 +115,21 @@ class Cluster:
              "--scheduler-file", str(self.file)],
             dask_env(None),
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not self.file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.address = str(json.loads(self.file.read_text())["address"])
+        self.address = self._published_address(deadline=time.monotonic() + 60)
         assert self.address.startswith("tcp://127.0.0.1:")
+
+    def _published_address(self, deadline: float) -> str:
+        # The scheduler writes its file in place, not atomically: an existing file may
+        # still be empty or half-written, so wait for a whole JSON document.
+        while time.monotonic() < deadline:
+            if self.scheduler.poll() is not None:
+                log = (self.root / "process-0.log").read_text(errors="replace")
+                pytest.fail(f"dask scheduler exited ({self.scheduler.returncode}):\n{log}")
+            try:
+                return str(json.loads(self.file.read_text())["address"])
+            except (FileNotFoundError, json.JSONDecodeError, KeyError):
+                time.sleep(0.1)
+        pytest.fail("dask scheduler published no address within 60 s")
 
     def _spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.root / f"process-{len(self.processes)}.log").open("wb")
