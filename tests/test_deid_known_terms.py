@@ -24,7 +24,7 @@ def _reference(value: str, known: KnownValues) -> list[Hit]:
     regex = re.compile("|".join(parts))
     return [
         Hit(m.start(), m.end(), terms[int((m.lastgroup or "k0")[1:])][1])
-        for m in regex.finditer(text._fold(value))
+        for m in regex.finditer(text.fold(value))
     ]
 
 

@@ -62,6 +62,33 @@ def fold(text: str) -> str:
 
 
 _NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+
+
+def fold_letters(text: str) -> str:
+    """``fold`` keeping the letters of every script: a name in kanji, kana, Hangul, Greek
+    or Cyrillic folds to itself (upper case, marks removed, Hangul syllables recomposed),
+    not to nothing. For matching known values, where both sides are folded alike; the
+    lexicons, which hold Latin words, are matched through ``fold``."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NON_WORD.split(unicodedata.normalize("NFC", bare).upper())).strip()
+
+
+_NON_WORD = re.compile(r"[\W_]+")
+
+
+def width(text: str) -> int:
+    """``text``'s length in columns: an ideograph, kana or Hangul syllable counts two, as it
+    is displayed (a two-ideograph family name tells as much as a three-letter one)."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def is_wide(text: str) -> bool:
+    """Whether ``text`` holds a character of a script written without spaces between
+    words (ideographs, kana, Hangul): a name there is found inside a longer run."""
+    return any(unicodedata.east_asian_width(c) in "WF" for c in text)
+
+
 fold_word = lru_cache(maxsize=1 << 16)(fold)  # the same, remembered: for single words
 
 

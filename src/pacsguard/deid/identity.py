@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import unicodedata
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +24,11 @@ from dataclasses import dataclass
 from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.datadict import tag_for_keyword
 
+from pacsguard.core.names import width
 from pacsguard.core.shapes import find_email, find_ins, find_nir, find_phone
 from pacsguard.deid.grammar import Header, Node
 from pacsguard.deid.profile import load_identifying_keywords
-from pacsguard.deid.text import KnownValues, date_forms
+from pacsguard.deid.text import KnownValues, date_forms, fold
 
 CHARSET_TAG = 0x00080005
 MIN_NAME = 3
@@ -74,12 +74,6 @@ def _tag_kinds(institution: bool) -> dict[int, str]:
             if tag is not None:
                 out[tag] = kind
     return out
-
-
-def fold(text: str) -> str:
-    """Lower case, accents removed, compatibility forms unified."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def decodings(raw: bytes, charsets: list[str]) -> set[str]:
@@ -172,11 +166,19 @@ def _tokens(raw: bytes, charsets: tuple[str, ...], kind: str) -> frozenset[str]:
 
 
 def _name_tokens(value: str) -> set[str]:
-    parts = [p for p in _SPLIT.split(value) if p]
-    tokens = {p for p in parts if len(p) >= MIN_NAME and any(c.isalpha() for c in p)}
-    if len(parts) >= 2:
-        tokens.add(" ".join(parts[:2]))
-        tokens.add("".join(parts[:2]))  # SURNAMEGIVEN, run together
+    """A name's tokens, from each of its component groups (PS3.5 6.2.1: alphabetic,
+    ideographic, phonetic, '='-separated): its parts long enough to identify, its family
+    and given names together (apart and run together), and a name of one part whatever
+    its length ("KO": the name itself, as a whole word)."""
+    tokens: set[str] = set()
+    for group in value.split("="):
+        parts = [p for p in _SPLIT.split(group) if p]
+        tokens |= {p for p in parts if width(p) >= MIN_NAME and any(c.isalpha() for c in p)}
+        if len(parts) >= 2:
+            tokens.add(" ".join(parts[:2]))
+            tokens.add("".join(parts[:2]))  # SURNAMEGIVEN, run together
+        elif parts and sum(c.isalpha() for c in parts[0]) >= 2:
+            tokens.add(parts[0])
     return tokens
 
 

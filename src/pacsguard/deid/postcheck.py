@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pacsguard.deid.grammar import GrammarError, Header, Node, parse, read_header, tag_text
-from pacsguard.deid.identity import Identity, fold
+from pacsguard.deid.identity import Identity
+from pacsguard.deid.text import fold
 from pacsguard.deid.walkmemo import WalkMemo
 
 _PLACEHOLDER = re.compile(rb"\[(?:NAME|ID|DATE|ADDR|PHONE|EMAIL|NIR)\]")
@@ -77,6 +78,10 @@ def _encoded(token: str) -> set[bytes]:
 
 
 _SEPARATORS = rb"[\s^,_\x00]+"
+# A two-letter token (a one-part name, "KO") is also a word of every file's structure: a VR
+# code ("OB", "UN") stands alone between tag and length bytes. The byte search leaves such
+# tokens to the sweep, which looks at values only.
+MIN_TOKEN = 3
 
 
 def _bounds(numeric: bool) -> tuple[bytes, bytes]:
@@ -142,6 +147,8 @@ def compile_identity(identity: Identity) -> tuple[Needle, ...]:
         ("address", identity.places),
     ):
         for token in tokens:
+            if len(token) < MIN_TOKEN:
+                continue
             numeric = token.replace("/", "").replace("-", "").replace(".", "").isdigit()
             for raw in _encoded(token):
                 first = re.split(rb"[ ]+", raw.strip())[0].lower()

@@ -184,19 +184,31 @@ def _raw_identity(ds: Dataset) -> tuple[tuple[int, bytes], ...]:
     return tuple(out)
 
 
-def _fold(text: str) -> str:
-    """Lower case without accents, keeping the string's length (for span reuse)."""
+def fold(text: str) -> str:
+    """Lower case without accents, compatibility forms unified, one character for one (a
+    span of the folded text is the same span of the text). The one fold of identity
+    matching: the tokens gathered from a file (``identity``), the sweep that looks for them
+    and the post-write check all fold with it, so a token and the text that holds it
+    cannot be folded apart."""
     if text.isascii():
         return text.lower()
-    out = []
-    for char in text:
-        base = unicodedata.normalize("NFD", char)[0]
-        out.append(base.lower() if len(base.lower()) == 1 else char)
-    return "".join(out)
+    return "".join(map(_fold_char, text))
+
+
+@lru_cache(maxsize=1 << 14)
+def _fold_char(char: str) -> str:
+    """``char`` without its marks (NFKD), case-folded, when that is one character (é -> e,
+    a full-width Ｙ -> y); otherwise lowered, or as it is: a Hangul syllable stays itself,
+    not its leading jamo, and ß stays ß rather than becoming two letters."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    if len(bare.casefold()) == 1:
+        return bare.casefold()
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else char
 
 
 def _term_pattern(term: str, bounded: bool) -> str:
-    escaped = r"[\s^,]+".join(re.escape(_fold(p)) for p in re.split(r"[\s^]+", term) if p)
+    escaped = r"[\s^,]+".join(re.escape(fold(p)) for p in re.split(r"[\s^]+", term) if p)
     if not bounded:
         return escaped
     return rf"(?<![0-9a-z]){escaped}(?![0-9a-z])"
@@ -236,7 +248,7 @@ def _known_terms(known: KnownValues) -> tuple[_Term, ...]:
     out = []
     for term, kind in _known_pairs(known):
         bounded = not (term in known.ids and len(term) >= MIN_FREE_ID)
-        words = [_fold(p) for p in re.split(r"[\s^]+", term) if p]
+        words = [fold(p) for p in re.split(r"[\s^]+", term) if p]
         out.append(_Term(_term_pattern(term, bounded), kind, words[0] if words else ""))
     return tuple(out)
 
@@ -255,7 +267,7 @@ def find_known(text: str, known: KnownValues) -> list[Hit]:
     terms = _known_terms(known)
     if not terms or not text:
         return []
-    folded = _fold(text)
+    folded = fold(text)
     present = tuple(term for term in terms if term.first in folded)
     if not present:
         return []
