@@ -178,3 +178,35 @@ def test_date_forms_and_folding() -> None:
     forms = date_forms(day)
     assert {"19560312", "12 03 1956", "12 MARS 1956", "MARCH 12 1956"} <= forms
     assert fold("  Élodie   d'Arc ") == "ELODIE D ARC"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("Yamada^Tarou=山田^太郎=やまだ^たろう", "Tarou Yamada", "person-name"),
+        ("Yamada^Tarou=山田^太郎=やまだ^たろう", "CT 山田^太郎 様", "person-name"),
+        ("Yamada^Tarou=山田^太郎=やまだ^たろう", "患者山田太郎", "person-name"),
+        ("Yamada^Tarou=山田^太郎=やまだ^たろう", "やまだ たろう", "person-name"),
+        ("Yamada^Tarou=山田^太郎=やまだ^たろう", "山田先生", "name-part"),
+        ("김^철수", "검사 김철수 님", "person-name"),
+        ("Παπαδόπουλος^Γιώργος", "Γιώργος Παπαδόπουλος", "person-name"),
+        ("Иванов^Иван", "пациент ИВАНОВ", "name-part"),
+        ("DUPONT^JEAN", "DUPONTJEAN", "person-name"),  # burned-in capitals read run together
+    ],
+)
+def test_known_names_in_every_script(name: str, text: str, expected: str) -> None:
+    """Names were folded to ASCII, so a name in kanji, Hangul, Greek or Cyrillic folded to
+    nothing and was never found again; and only the first component group was read."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = name
+    known = KnownValues.from_dataset(ds)
+    assert expected in known_in_text(text, known, Policy.from_options())
+
+
+@pytest.mark.parametrize("text", ["CT THORAX", "胸部 CT", "검사 결과", "κανονικό"])
+def test_a_name_in_another_script_does_not_flag_other_text(text: str) -> None:
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    assert known_in_text(text, KnownValues.from_dataset(ds), Policy.from_options()) == []

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.valuerep import PersonName
 
 from pacsguard.core.errors import InputError
-from pacsguard.core.shapes import MONTHS_EN, MONTHS_FR, fold
+from pacsguard.core.names import fold_letters as fold
+from pacsguard.core.names import width
+from pacsguard.core.shapes import MONTHS_EN, MONTHS_FR
 from pacsguard.verify.policy import PLACEHOLDERS
 
 # Attributes of the source whose values identify someone or something (by keyword).
@@ -110,14 +111,24 @@ def date_forms(day: date) -> set[str]:
 
 
 def _name_forms(value: str) -> tuple[set[str], set[str]]:
-    """(full-name forms, single name parts) of a person name in DICOM or natural form."""
+    """(full-name forms, single name parts) of a person name in DICOM or natural form,
+    from each of its component groups (alphabetic, ideographic, phonetic: PS3.5 6.2.1)."""
+    full: set[str] = set()
+    parts: set[str] = set()
     raw = str(value)
-    if "^" in raw:
-        pn = PersonName(raw)
-        family, given = fold(pn.family_name), fold(pn.given_name)
-        middle = fold(pn.middle_name)
+    for group in raw.split("=") if "^" in raw or "=" in raw else [raw]:
+        group_full, group_parts = _group_forms(group)
+        full |= group_full
+        parts |= group_parts
+    return full, parts
+
+
+def _group_forms(group: str) -> tuple[set[str], set[str]]:
+    if "^" in group:
+        components = [fold(c) for c in group.split("^")] + ["", ""]
+        family, given, middle = components[0], components[1], components[2]
     else:
-        words = fold(raw).split()
+        words = fold(group).split()
         if not words:
             return set(), set()
         family, given, middle = words[-1], " ".join(words[:-1]), ""
@@ -126,12 +137,14 @@ def _name_forms(value: str) -> tuple[set[str], set[str]]:
     parts = {
         p
         for p in f"{family} {given} {middle}".split()
-        if len(p) >= MIN_TEXT and p not in PLACEHOLDERS
+        if width(p) >= MIN_TEXT and p not in PLACEHOLDERS
     }
     if not parts:
         return set(), set()
-    full = {f for f in (f"{given} {family}", f"{family} {given}", fold(raw)) if f.strip()}
-    return {" ".join(f.split()) for f in full}, parts
+    full = {f"{given} {family}", f"{family} {given}", fold(group)}
+    if family and given:
+        full.add(f"{family}{given}".replace(" ", ""))  # run together, as OCR or CJK text has it
+    return {" ".join(f.split()) for f in full if f.strip()}, parts
 
 
 @dataclass
@@ -160,7 +173,7 @@ class KnownValues:
     # --- building ---------------------------------------------------------------------
     def add_name(self, value: str) -> None:
         full, parts = _name_forms(value)
-        self.full_names |= {f for f in full if len(f) >= MIN_TEXT}
+        self.full_names |= {f for f in full if width(f) >= MIN_TEXT}
         self.name_parts |= parts
 
     def add_identifier(self, value: str) -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pacsguard.core.names import common_names, technical_words
-from pacsguard.core.shapes import fold
+from pacsguard.core.names import common_names, is_wide, technical_words
+from pacsguard.core.names import fold_letters as fold
 from pacsguard.verify.known import KnownValues
 from pacsguard.verify.policy import DEID_PLACEHOLDER, Policy
 
@@ -13,6 +13,11 @@ MIN_UID = 10  # as for UIDs found inside text
 
 def _has_phrase(haystack: str, phrase: str) -> bool:
     return f" {phrase} " in f" {haystack} "
+
+
+def _has_name(folded: str, compact: str, name: str) -> bool:
+    """A whole name as words, or, in a script written without spaces, anywhere."""
+    return _has_phrase(folded, name) or (is_wide(name) and name.replace(" ", "") in compact)
 
 
 def known_in_text(text: str, known: KnownValues, policy: Policy, *, uid: bool = False) -> list[str]:
@@ -31,9 +36,11 @@ def known_in_text(text: str, known: KnownValues, policy: Policy, *, uid: bool = 
         return kinds
     compact = folded.replace(" ", "")
     tokens = set(folded.split())
-    if any(_has_phrase(folded, name) for name in known.full_names):
+    if any(_has_name(folded, compact, name) for name in known.full_names):
         kinds.append("person-name")
-    elif any(_telling(part) for part in tokens & known.name_parts):
+    elif any(_telling(part) for part in tokens & known.name_parts) or any(
+        part in compact for part in known.name_parts if is_wide(part)
+    ):
         kinds.append("name-part")
     if any(_matches_id(ident, compact, tokens) for ident in known.identifiers):
         kinds.append("identifier")
