@@ -796,12 +796,28 @@ def _walk(
     exclude_remote: list[RemoteFolder],
     skip: Callable[[str, str], None],
 ) -> Iterator[InputItem]:
-    """The inputs in the order given; local paths by the local walk, URLs by listings."""
+    """The inputs in the order given; local paths by the local walk, URLs by listings.
+    Each label once: the journal, the temporary names and the manifest are keyed by it, so
+    an input reached again (a file given beside its folder, a zip archive holding a member
+    name twice) is accounted for as skipped, not processed twice under one key."""
+    seen: set[str] = set()
     for place in given:
         if isinstance(place, RemoteFolder):
-            yield from remote.iter_remote(place, exclude_remote, skip)
+            found = remote.iter_remote(place, exclude_remote, skip)
         else:
-            yield from iter_inputs([place], exclude=exclude, skip=skip)
+            found = iter_inputs([place], exclude=exclude, skip=skip)
+        for item in found:
+            if item.label in seen:
+                skip(item.label, REACHED_AGAIN)
+                continue
+            seen.add(item.label)
+            yield item
+
+
+REACHED_AGAIN = (
+    "reached twice among the inputs (the same path given again, or a zip member name the "
+    "archive holds twice): processed once"
+)
 
 
 def _clear_quarantine(folder: Path | RemoteFolder) -> None:
