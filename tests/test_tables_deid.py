@@ -195,3 +195,22 @@ def test_full_disk_is_a_clear_error_and_leaves_no_partial_output(
     with pytest.raises(OutputError, match=r"writing a\.csv failed \(No space left on device\)"):
         deidentify_table([source], tmp_path / "out", key=KEY, policy=policy)
     assert not (tmp_path / "out" / "a.csv").exists()
+
+
+def test_a_worksheet_named_after_a_patient_is_named_by_its_place(tmp_path: Path) -> None:
+    """A sheet's name is typed by a person: "DUBOIS Hélène 1234567890" was copied into the
+    output workbook and the manifest."""
+    frame = make_table(PATIENTS, 20, columns=12, seed=5)
+    source = tmp_path / "in" / "suivi.xlsx"
+    source.parent.mkdir()
+    patient = PATIENTS[0]
+    sheet_name = f"{patient.family} {patient.patient_id}"[:31]
+    frame.write_excel(source, worksheet=sheet_name)
+    report = deidentify_table(
+        [source], tmp_path / "out", key=KEY, policy=_policy(tmp_path, source), today=TODAY
+    )
+    written = pl.read_excel(tmp_path / "out" / "suivi.xlsx", sheet_id=0)
+    assert list(written) == ["Sheet1"]
+    manifest = report.manifest.read_text(encoding="utf-8")
+    assert patient.family not in manifest and patient.patient_id not in manifest
+    assert json.loads(manifest)["files"][0]["sheets"][0]["sheet"] == "Sheet1"

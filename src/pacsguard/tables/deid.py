@@ -312,11 +312,14 @@ def _os_reason(exc: OSError) -> str:
 def _one_table(table: OpenedTable, target: Path, run: _Run) -> TableReport:
     outputs: list[tuple[str | None, pl.LazyFrame]] = []
     sheets: list[SheetReport] = []
-    for sheet in table.sheets:
-        where = table.path.name + (f" (sheet {sheet.name!r})" if sheet.name else "")
+    for index, sheet in enumerate(table.sheets):
+        # A worksheet's name is free text a person typed ("DUBOIS Hélène 1234567890"): the
+        # output, the manifest and messages name a sheet by its place only.
+        label = f"Sheet{index + 1}" if sheet.name is not None else None
+        where = table.path.name + (f" ({label})" if label else "")
         frame, report = _sheet(sheet.frame, run, where)
-        outputs.append((sheet.name, frame))
-        sheets.append(replace(report, sheet=sheet.name))
+        outputs.append((label, frame))
+        sheets.append(replace(report, sheet=label))
     run.say(f"writing {target.name}")
     try:
         write_sheets(outputs, target, table.format, table.separator or ",")
