@@ -107,3 +107,37 @@ def test_bracketed_names_are_read_and_shown_whole(suffix: str, tmp_path: Path) -
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
     assert (out / source.name).is_file()
+
+
+def test_a_field_over_the_csv_modules_limit_is_read(tmp_path: Path) -> None:
+    """The separator sniff used the csv module's 128 KiB field limit: "internal error"."""
+    source = tmp_path / "big.csv"
+    source.write_text("IPP;Commentaire\n1234567890;" + "Vu en consultation. " * 8000 + "\n")
+    done = _run("tables", "risk", str(source), "--qi", "Commentaire")
+    assert done.returncode == 0, done.stderr
+    assert "k=1" in done.stdout
+
+
+def test_rows_of_different_widths_are_refused_with_the_way_out(tmp_path: Path) -> None:
+    """Ragged rows were read as one column named by the whole header line, exit 0."""
+    source = tmp_path / "r.csv"
+    source.write_text("IPP;Examen;Commentaire\n1234567890;Scanner;RAS\n22;IRM\n33;Echo;RAS;x\n")
+    done = _run("tables", "inspect", str(source), "--policy-out", str(tmp_path / "p.yaml"))
+    assert done.returncode == 2
+    assert "same number of fields" in done.stderr and "--separator" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "p.yaml").exists()
+
+
+def test_one_column_tables_are_still_read(tmp_path: Path) -> None:
+    source = tmp_path / "ids.csv"
+    source.write_text("IPP\n1234567890\n2234567890\n")
+    done = _run("tables", "inspect", str(source), "--policy-out", str(tmp_path / "p.yaml"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_quasi_identifier_named_twice(tmp_path: Path) -> None:
+    source = tmp_path / "a.csv"
+    source.write_text("age,sex\n30,F\n31,M\n")
+    done = _run("tables", "risk", str(source), "--qi", "age", "--qi", "age")
+    assert done.returncode == 0, done.stderr
+    assert "classes=2" in done.stdout

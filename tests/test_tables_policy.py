@@ -85,6 +85,10 @@ def _columns(**columns: object) -> dict[str, object]:
         ({"columns": {"A": "keep"}, "risk": {"threshold": 2}}, "within (0, 1]"),
         ({"columns": {"A": "keep"}, "risk": {"suppress": True}}, "'suppress' needs 'k'"),
         ({"columns": {"A": "keep"}, "risk": {"kk": 1}}, "unknown key(s) kk"),
+        (
+            {"columns": {"A": "keep"}, "risk": {"quasi_identifiers": ["A", "A"]}},
+            "names a column twice",
+        ),
     ],
 )
 def test_validation_errors(document: object, message: str) -> None:

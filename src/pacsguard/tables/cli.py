@@ -168,6 +168,7 @@ def risk_command(
         if spec is None:
             raise PolicyError(f"policy {policy} has no risk section")
         qi, sensitive, threshold = list(spec.quasi_identifiers), spec.sensitive, spec.threshold
+    qi = list(dict.fromkeys(qi))  # --qi X --qi X: the column once
     if not qi:
         raise PolicyError(
             "give the quasi-identifiers: --qi COLUMN (repeat), or --policy FILE with a risk "

@@ -193,6 +193,8 @@ def _risk(data: object, columns: Mapping[str, ColumnRule]) -> RiskSpec | None:
         raise PolicyError(f"risk: unknown key(s) {', '.join(sorted(map(str, extra)))}")
     qis = data.get("quasi_identifiers", [])
     _expect(qis, list, "risk: 'quasi_identifiers'")
+    if len(set(qis)) != len(qis):
+        raise PolicyError("risk: 'quasi_identifiers' names a column twice")
     for name in [*qis, *([data["sensitive"]] if data.get("sensitive") is not None else [])]:
         rule = columns.get(name)
         if rule is None or rule.action == "drop":

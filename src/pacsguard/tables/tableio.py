@@ -41,12 +41,23 @@ def sniff_separator(path: Path) -> str:
         return "\t"
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         head = [line for _, line in zip(range(50), handle, strict=False)]
+    # a free-text field may be longer than the csv module's default limit (128 KiB)
+    csv.field_size_limit(max(csv.field_size_limit(), sum(map(len, head)) + 1))
     best, best_width = ",", 1
+    ragged = []
     for separator in _SEPARATORS:
         rows = [row for row in csv.reader(head, delimiter=separator) if row]
         widths = {len(row) for row in rows[:-1] or rows}  # the last line may be cut short
         if len(widths) == 1 and (width := widths.pop()) > best_width:
             best, best_width = separator, width
+        elif len(widths) > 1 and min(widths) > 1:
+            ragged.append(separator)
+    if best_width == 1 and ragged:  # split by it, but not into the same number of fields
+        shown = ", ".join(repr(s) for s in ragged)
+        raise TableReadError(
+            f"{path}: the first lines do not have the same number of fields for any "
+            f"separator (tried {shown}): give it with --separator, or mend the rows"
+        )
     return best
 
 
