@@ -141,3 +141,27 @@ def test_a_quasi_identifier_named_twice(tmp_path: Path) -> None:
     done = _run("tables", "risk", str(source), "--qi", "age", "--qi", "age")
     assert done.returncode == 0, done.stderr
     assert "classes=2" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "ok"), [(";;", False), ("ab", False), ("\\t", True), (";", True)]
+)
+def test_a_separator_is_one_character(tmp_path: Path, given: str, ok: bool) -> None:
+    source = tmp_path / "a.csv"
+    source.write_text("IPP;Examen\n1234567890;Scanner\n")
+    done = _run("tables", "inspect", str(source), "--separator", given,
+                "--policy-out", str(tmp_path / "p.yaml"))  # fmt: skip
+    assert done.returncode == (0 if ok else 2), done.stderr
+    assert "internal error" not in done.stderr
+    if not ok:
+        assert "one character" in done.stderr
+
+
+def test_a_parquet_file_with_nested_columns_is_refused_clearly(tmp_path: Path) -> None:
+    source = tmp_path / "nested.parquet"
+    contacts = [["DUPONT Jean", "0612345678"], ["MARTIN Paul"]]
+    pl.DataFrame({"IPP": ["1234567890", "2234567890"], "Contacts": contacts}).write_parquet(source)
+    done = _run("tables", "inspect", str(source), "--policy-out", str(tmp_path / "p.yaml"))
+    assert done.returncode == 2
+    assert "nested values" in done.stderr and "'Contacts'" in done.stderr
+    assert "DUPONT" not in done.stderr and "internal error" not in done.stderr

@@ -119,6 +119,19 @@ def test_a_wrong_encoding_given_is_refused_with_the_way_out(tmp_path: Path, wron
     assert "FONTAINE" not in message
 
 
+@pytest.mark.parametrize("wrong", ["utf-16", "utf-16-le", "utf-16-be", "utf-32-le"])
+@pytest.mark.parametrize("actual", ["utf-8", "cp1252"])
+def test_one_byte_text_forced_into_utf16_or_32_is_refused(
+    tmp_path: Path, wrong: str, actual: str
+) -> None:
+    """Read as UTF-16-LE, a UTF-8 file was one header cell spelling the whole input in
+    CJK-looking pairs; deid kept that column and wrote the input back as its name."""
+    source = _write(tmp_path, actual)
+    with pytest.raises(TableReadError) as caught:
+        inspect_table(source, encoding=wrong)
+    assert "--encoding" in str(caught.value) and "FONTAINE" not in str(caught.value)
+
+
 def test_utf8_forced_into_a_single_byte_encoding_is_refused(tmp_path: Path) -> None:
     source = _write(tmp_path, "utf-8")
     with pytest.raises(TableReadError, match="UTF-8"):

@@ -182,9 +182,13 @@ def _header_text(head: bytes, encoding: str) -> str:
 
 def header_problem(head: bytes, encoding: str) -> str | None:
     """Why the header row of ``head`` does not read cleanly under ``encoding``, or None."""
+    if encoding.startswith(("utf-16", "utf-32")) and b"\0" not in head:
+        # every ASCII character (a separator, a digit, a line break) holds a NUL byte there:
+        # read so, one-byte text is one "header" cell of whatever those pairs spell
+        return "it holds no NUL byte, as any text in that encoding with a separator would"
     try:
         header = _header_text(head, encoding)
-    except UnicodeDecodeError:
+    except UnicodeError:  # UnicodeDecodeError, or "UTF-16 stream does not start with BOM"
         return "it is not valid text in that encoding"
     if not header.strip():
         return "it is empty"
@@ -240,6 +244,8 @@ def transcode(source: Path, encoding: str, target: Path) -> None:
         raise TableReadError(
             f"{source}: not valid {encoding} text (byte offset {offset + exc.start}); {CHOOSE}"
         ) from None
+    except UnicodeError:  # a codec's own refusal ("UTF-16 stream does not start with BOM")
+        raise TableReadError(f"{source}: not valid {encoding} text; {CHOOSE}") from None
 
 
 def _no_nul(source: Path, text: str, encoding: str) -> None:

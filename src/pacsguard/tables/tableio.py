@@ -90,6 +90,37 @@ def _scan_csv(path: Path, separator: str) -> pl.LazyFrame:
     )
 
 
+_SPELLED = {"\\t": "\t", "tab": "\t", "TAB": "\t"}
+
+
+def _one_character(separator: str | None) -> str | None:
+    """A separator as one character (``\\t`` or ``tab`` typed for a tab), or refuse it."""
+    if separator is None:
+        return None
+    separator = _SPELLED.get(separator, separator)
+    if len(separator) != 1:
+        raise TableReadError(
+            f"--separator must be one character (got {len(separator)}); for a tab give '\\t'"
+        )
+    return separator
+
+
+def _flat(path: Path, frame: pl.LazyFrame) -> None:
+    """Refuse nested columns (lists, structs): each cell must be one value to classify."""
+    try:
+        schema = frame.collect_schema()
+    except pl.exceptions.PolarsError:
+        raise TableReadError(
+            f"{path}: not a readable Parquet file (damaged, or not Parquet)"
+        ) from None
+    nested = [name for name, dtype in schema.items() if dtype.is_nested()]
+    if nested:
+        raise TableReadError(
+            f"{path}: column {nested[0]!r} holds nested values (lists or structs); flatten "
+            "the table to one value a cell first"
+        )
+
+
 @contextlib.contextmanager
 def open_table(
     path: Path,
@@ -103,8 +134,11 @@ def open_table(
     if not path.is_file():
         raise TableReadError(f"{path}: no such file")
     fmt = table_format(path)
+    separator = _one_character(separator)
     if fmt == "parquet":
-        yield OpenedTable(path, fmt, (Sheet(None, pl.scan_parquet(path, glob=False)),))
+        frame = pl.scan_parquet(path, glob=False)
+        _flat(path, frame)
+        yield OpenedTable(path, fmt, (Sheet(None, frame),))
         return
     if fmt == "xlsx":
         yield OpenedTable(path, fmt, tuple(_excel_sheets(path)))
