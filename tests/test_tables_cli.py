@@ -165,3 +165,17 @@ def test_a_parquet_file_with_nested_columns_is_refused_clearly(tmp_path: Path) -
     assert done.returncode == 2
     assert "nested values" in done.stderr and "'Contacts'" in done.stderr
     assert "DUPONT" not in done.stderr and "internal error" not in done.stderr
+
+
+def test_a_title_line_above_the_header_is_refused(tmp_path: Path) -> None:
+    """The title made the header and the rows data of unnamed columns, kept as they were:
+    every IPP went out in clear."""
+    source = tmp_path / "export.csv"
+    source.write_text(
+        "Export patients radiologie du 12/03/2021;;;;\nIPP;NOM;Prénom;DDN;Tél\n"
+        "1234567890;DUBOIS;Hélène;03/02/1961;06 12 34 56 78\n"
+    )
+    done = _run("tables", "inspect", str(source), "--policy-out", str(tmp_path / "p.yaml"))
+    assert done.returncode == 2
+    assert "title line" in done.stderr and "Export patients" not in done.stderr
+    assert "DUBOIS" not in done.stderr

@@ -118,3 +118,10 @@ def test_header_and_values_combined() -> None:
     assert decide_kind("ins", classify_values(pl.Series(["255081416802538"] * 5))) == "ins"
     mixed = classify_values(pl.Series(["ok", "rappeler au 06 12 34 56 78", "ok"] * 3))
     assert decide_kind(None, mixed) == "free-text"
+
+
+def test_cells_that_hold_nothing_are_not_evidence() -> None:
+    """30 IDs and 4 "inconnu" (88 % ID-shaped) were below the identifier rule's 90 %."""
+    ids = [str(1_000_000_000 + 7919 * i) for i in range(30)]
+    found = classify_values(pl.Series([*ids, "inconnu", "Inconnu", "N/A", "-"]))
+    assert found.kind == "identifier"

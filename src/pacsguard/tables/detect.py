@@ -99,6 +99,14 @@ def _date_evidence(sample: pl.Series, header_kind: str | None) -> ValueEvidence 
     return ValueEvidence("date", share, tuple(formats))
 
 
+# What exports write in a cell that holds nothing: left out of the evidence, so that a
+# column of IDs with some "inconnu" is still a column of IDs.
+MISSING = frozenset(
+    {"inconnu", "inconnue", "unknown", "n/a", "na", "nc", "nd", "nr", "non renseigné",
+     "non renseigne", "néant", "neant", "null", "none", "nan", "-", "--", "?", "#n/a", "vide"}
+)  # fmt: skip
+
+
 def classify_values(
     sample: pl.Series, header_kind: str | None = None, patients: pl.Series | None = None
 ) -> ValueEvidence:
@@ -108,7 +116,7 @@ def classify_values(
         return ValueEvidence("date", 1.0, sampled=sample.drop_nulls().len())
     numeric = sample.dtype.is_numeric()
     text = sample.cast(pl.String).drop_nulls().str.strip_chars()
-    values = [v for v in text.to_list() if v]
+    values = [v for v in text.to_list() if v and v.casefold() not in MISSING]
     if not values:
         return ValueEvidence(None, numeric=numeric)
     n = len(values)

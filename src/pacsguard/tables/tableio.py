@@ -105,6 +105,20 @@ def _one_character(separator: str | None) -> str | None:
     return separator
 
 
+def _header_first(path: Path, utf8: Path, separator: str) -> None:
+    """Refuse a first line most of whose cells are empty: a title above the header
+    ("Export du 12/03/2021;;;;"), which would make the header and every row data of
+    columns that no policy names, kept as they are."""
+    with utf8.open(encoding="utf-8", errors="replace", newline="") as handle:
+        cells = next(csv.reader(handle, delimiter=separator), [])
+    empty = sum(1 for cell in cells if not cell.strip())
+    if 2 * empty > len(cells):
+        raise TableReadError(
+            f"{path}: {empty} of the {len(cells)} column names of the first line are empty "
+            "(a title line above the header?): the header must be the first line"
+        )
+
+
 def _flat(path: Path, frame: pl.LazyFrame) -> None:
     """Refuse nested columns (lists, structs): each cell must be one value to classify."""
     try:
@@ -151,6 +165,7 @@ def open_table(
         raise TableReadError(f"{path}: not valid utf-8 text; {CHOOSE}")
     if chosen == "utf-8":
         sep = separator or sniff_separator(path)
+        _header_first(path, path, sep)
         yield OpenedTable(path, fmt, (Sheet(None, _scan_csv(path, sep)),), chosen, sep)
         return
     if workdir is not None:
@@ -160,6 +175,7 @@ def open_table(
         utf8 = private / "table.csv"
         transcode(path, chosen, utf8)
         sep = separator or sniff_separator(utf8)
+        _header_first(path, utf8, sep)
         yield OpenedTable(path, fmt, (Sheet(None, _scan_csv(utf8, sep)),), chosen, sep)
     finally:
         shutil.rmtree(private, ignore_errors=True)
