@@ -145,6 +145,17 @@ def test_suppression_of_rows_below_k(tmp_path: Path) -> None:
     assert out.group_by("DDN", "Sexe", "CP").len()["len"].min() >= 12  # type: ignore[operator]
 
 
+def test_no_quasi_identifier_no_k(tmp_path: Path) -> None:
+    """With no quasi-identifier every row is one class: "k=80" was reported and recorded."""
+    source, frame = _source(tmp_path, "export.csv", ";", "utf-8")
+    policy = _policy(tmp_path, source, quasi_identifiers=[])
+    report = deidentify_table([source], tmp_path / "out", key=KEY, policy=load_policy(policy))
+    sheet = report.tables[0].sheets[0]
+    assert sheet.risk is None and sheet.rows_out == frame.height
+    manifest = json.loads(report.manifest.read_text(encoding="utf-8"))
+    assert manifest["files"][0]["sheets"][0]["risk"] is None
+
+
 def test_several_inputs_and_dates_without_patient(tmp_path: Path) -> None:
     source, frame = _source(tmp_path, "a.csv", ";", "utf-8")
     second = source.with_name("b.csv")

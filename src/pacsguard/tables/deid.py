@@ -205,7 +205,7 @@ def _sheet(frame: pl.LazyFrame, run: _Run, where: str) -> tuple[pl.LazyFrame, Sh
     risk = after = None
     suppressed = 0
     spec = run.policy.risk
-    if spec is not None:
+    if spec is not None and spec.quasi_identifiers:  # with none, every row is one class: no k
         run.say(f"computing re-identification risk of {where}")
         risk = risk_report(out, spec.quasi_identifiers, spec.sensitive, spec.threshold)
         if spec.suppress and spec.k is not None and risk.k < spec.k:
