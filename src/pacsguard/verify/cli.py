@@ -95,7 +95,7 @@ def verify_command(
         say(f"… and {len(report.findings) - SHOWN} more (see --json or --html)", out=True)
     summary = (
         f"{report.files_checked} DICOM file(s) checked, {report.ocr_checked} read by OCR, "
-        f"{report.files_skipped} other file(s) skipped: "
+        f"{report.files_skipped} other file(s) read as text or reviewed: "
     )
     if report.files_checked == 0 and not report.findings:
         # Nothing was read: saying "clean" would vouch for files never checked.

@@ -36,7 +36,15 @@ BINARY_VRS = frozenset({"OB", "OW", "UN", "OF", "OD", "OL", "OV"})
 NUMERIC_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "AT", "UV", "SV", "US or SS"})
 MAX_BINARY = 1 << 20  # larger binary values (pixels, waveforms) are not text
 PRINTABLE_RUN = re.compile(rb"[\x20-\x7e\x80-\xff]{6,}")
+# UTF-16 text (what Windows software writes in a private blob): a NUL beside each character
+UTF16_RUNS = (
+    (re.compile(rb"(?:[\x20-\x7e\xa0-\xff]\x00){6,}"), "utf-16-le"),
+    (re.compile(rb"(?:\x00[\x20-\x7e\xa0-\xff]){6,}"), "utf-16-be"),
+)
 SKIP_BINARY = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
+# Standard binary elements that hold a document (a CDA's XML, a PDF's text): read as the
+# private ones are, since a report carries the patient's identity as plain text.
+DOCUMENT_TAGS = frozenset({0x00420011})
 # The patient's own attributes, checked by keyword whatever VR the file gives them (a name
 # written as LO or UN is still the patient's name).
 PATIENT_NAME_KEYWORDS = frozenset(
@@ -95,7 +103,21 @@ def _binary_text(elem: DataElement) -> list[str]:
     value = elem.value
     if not isinstance(value, bytes) or len(value) > MAX_BINARY or int(elem.tag) in SKIP_BINARY:
         return []
-    return [_decode(run).strip() for run in PRINTABLE_RUN.findall(value)]
+    texts = [_decode(run).strip() for run in PRINTABLE_RUN.findall(value)]
+    if b"\x00" in value:
+        for pattern, codec in UTF16_RUNS:
+            texts += [
+                t for t in (r.decode(codec).strip() for r in pattern.findall(value)) if _wordy(t)
+            ]
+    return texts
+
+
+def _wordy(text: str) -> bool:
+    """Text rather than 16-bit numbers that happen to be printable: words, digits and
+    spaces, with few other signs (numbers from 32 to 126 are one sign in three)."""
+    letters = sum(c.isalpha() for c in text)
+    plain = letters + sum(c.isdigit() or c == " " for c in text)
+    return letters >= 4 and plain >= 0.85 * len(text)
 
 
 def _decode(run: bytes) -> str:
@@ -262,9 +284,8 @@ class ElementChecker:
                 for index, item in enumerate(node.items):
                     self.raw_nodes(buf, item, encodings, memo, f"{location}[{index}]", inner)
                 continue
-            if (vr in NUMERIC_VRS or (vr in BINARY_VRS and not (tag >> 16) & 1)) and (
-                _keyword(tag) not in PATIENT_KEYWORDS
-            ):
+            unread = vr in BINARY_VRS and not (tag >> 16) & 1 and tag not in DOCUMENT_TAGS
+            if (vr in NUMERIC_VRS or unread) and _keyword(tag) not in PATIENT_KEYWORDS:
                 continue  # as element(): no text in it, nothing to find
             raw = buf[node.value : node.end]
             if len(raw) > MEMO_VALUE:
@@ -295,7 +316,8 @@ class ElementChecker:
         if vr != "PN" and keyword in PATIENT_KEYWORDS:
             self.patient_attribute(elem, location, vr)
         if vr in BINARY_VRS:  # never str() a binary value: a frame of pixels is megabytes
-            texts = _binary_text(elem) if elem.tag.is_private or vr == "UN" else []
+            read = elem.tag.is_private or vr == "UN" or int(elem.tag) in DOCUMENT_TAGS
+            texts = _binary_text(elem) if read else []
             vr = "UN"
         elif vr in NUMERIC_VRS:
             return

@@ -118,7 +118,7 @@ class VerifyReport:
     root: str
     findings: list[Finding] = field(default_factory=list)
     files_checked: int = 0
-    files_skipped: int = 0  # not DICOM
+    files_skipped: int = 0  # not DICOM: read as text, or reviewed (verify/others.py)
     ocr_checked: int = 0  # instances whose pixels were read by OCR
     ocr: bool = True
     mapping_used: bool = False

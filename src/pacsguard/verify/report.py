@@ -162,7 +162,7 @@ def to_html(report: VerifyReport, *, show_phi: bool = False) -> str:
         )
     facts = (
         f"{report.files_checked} DICOM file(s) of {report.patients} patient(s) checked, "
-        f"{report.files_skipped} other file(s) skipped; pixels read by OCR in "
+        f"{report.files_skipped} other file(s) read as text or reviewed; pixels read by OCR in "
         f"{report.ocr_checked} instance(s) at risk"
         + ("" if report.ocr else " (OCR turned off)")
         + ("; originals from a mapping checked" if report.mapping_used else "")

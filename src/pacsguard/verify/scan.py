@@ -29,6 +29,7 @@ from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.header import RawHeader, read_raw
 from pacsguard.verify.known import KnownValues
+from pacsguard.verify.others import name_findings, other_file_findings
 from pacsguard.verify.policy import Policy
 from pacsguard.verify.risk import at_risk
 
@@ -347,9 +348,17 @@ def _check_batch(items: list[InputItem], job: Job) -> list[ItemResult]:
 
 
 def check_item(item: InputItem, job: Job) -> ItemResult:
-    """One input checked: never raises (a file that cannot be read is a finding)."""
+    """One input checked, its name too: never raises (a file that cannot be read is a
+    finding)."""
     state = run_state(job)
     name = relative_label(item, job.root, state.base, state.folders)
+    result = _check_content(item, job, name)
+    named = name_findings(name, job.known, state.policy)
+    return replace(result, findings=[*result.findings, *named]) if named else result
+
+
+def _check_content(item: InputItem, job: Job, name: str) -> ItemResult:
+    state = run_state(job)
     data = None
     if item.member is not None or item.remote is not None:
         # one read of a zip member or an object, whichever reading decides (a plain file is
@@ -372,7 +381,14 @@ def check_item(item: InputItem, job: Job) -> ItemResult:
         finding = Finding(name, "file", "unreadable", exc.__class__.__name__)
         return ItemResult(name, True, [finding])
     if ds is None:
-        return ItemResult(name, False, [])
+        try:
+            data = item.read_bytes() if data is None else data
+        except Exception as exc:
+            finding = Finding(name, "file", "unreadable", exc.__class__.__name__)
+            return ItemResult(name, False, [finding])
+        return ItemResult(
+            name, False, other_file_findings(name, data, job.known, state.policy, job.ner)
+        )
     groups = tuple(
         str(ds.get(k, "") or "").strip()
         for k in ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
@@ -415,8 +431,9 @@ def _check_raw(
 
 
 def _account(result: ItemResult, report: VerifyReport, evidence: TreeEvidence) -> None:
-    if not result.dicom:
+    if not result.dicom:  # read as text (or reviewed): no patient group to count it under
         report.files_skipped += 1
+        report.findings += [replace(f, file=result.name) for f in result.findings]
         return
     report.files_checked += 1
     key, patient, study, series = evidence.groups(*result.groups)
