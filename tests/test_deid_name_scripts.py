@@ -119,3 +119,39 @@ def test_a_two_letter_name_is_left_to_the_sweep_by_the_byte_search() -> None:
     data = local_test_files("CT_small.dcm")[0].read_bytes()
     assert check_bytes(data, Identity(names=frozenset({"ob"}))) is None
     assert check_bytes(data, Identity(names=frozenset({"ct_small"}))) is None
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "written"),
+    [
+        ("OtherPatientIDs", "SSN-998877665", "998877665"),
+        ("PatientID", "0012345678", "12345678"),
+        ("PatientID", "MRN84736251", "MRN 84736251"),
+        ("PatientAddress", "12 rue des Qrolls, 75011 Paris", "rue des Qrolls"),
+    ],
+)
+def test_an_identifier_as_people_write_it_again_is_cleaned(
+    tmp_path: Path, project_key: ProjectKey, attribute: str, value: str, written: str
+) -> None:
+    """Found by the same campaign: the number inside an ID, an ID without its leading
+    zeros, a street without its house number stayed in a kept Code Meaning."""
+    path = _ct(tmp_path / "in", "ISO_IR 100", "ZQXWOMBAT^JOHN", written)
+    ds = pydicom.dcmread(path)
+    setattr(ds, attribute, value)
+    ds.save_as(path, enforce_file_format=True)
+    state = tmp_path / "state"
+    deidentify(
+        [tmp_path / "in"], tmp_path / "out", key=project_key,
+        config=DeidConfig(jobs=1, state_dir=state, quarantine_dir=tmp_path / "q"),
+    )  # fmt: skip
+    assert [o["status"] for o in _outcomes(state)] == ["output"]
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    kept = pydicom.dcmread(out).ProcedureCodeSequence[0].CodeMeaning
+    assert written not in kept and written.split()[-1] not in kept, kept
+
+
+def test_a_town_alone_is_not_a_token() -> None:
+    from pacsguard.deid.identity import _place_tokens
+
+    assert "paris" not in _place_tokens(fold("12 rue des Qrolls, 75011 Paris"))
+    assert "paris" not in _place_tokens(fold("75011 Paris"))

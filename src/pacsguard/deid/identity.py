@@ -35,6 +35,10 @@ MIN_NAME = 3
 MIN_ID = 3
 MIN_PLACE = 4
 _SPLIT = re.compile(r"[\s\^=\\,;:/\x00|_]+")
+_ID_SPLIT = re.compile(r"[\s\^=\\,;:/\x00|_\-.#]+")
+_DIGIT_RUN = re.compile(r"[0-9]+")
+MIN_ID_NUMBER = 6  # a shorter number inside an ID is any number (a year, a count)
+_HOUSE_NUMBER = re.compile(r"^\s*\d+\s*(?:bis|ter|[a-z])?\b[\s,]*", re.IGNORECASE)
 _DIGITS = re.compile(r"\D+")
 
 
@@ -183,10 +187,17 @@ def _name_tokens(value: str) -> set[str]:
 
 
 def _id_tokens(value: str) -> set[str]:
+    """An ID, its parts with a digit, and the number it holds as people write it again:
+    the digits of "SSN-998877665" or "MRN84736251", without leading zeros ("0012345678"
+    is also written "12345678"), when long enough not to be any number."""
     tokens = {value} if len(value) >= MIN_ID else set()
     tokens |= {
-        p for p in _SPLIT.split(value) if len(p) >= MIN_ID + 1 and any(c.isdigit() for c in p)
+        p
+        for p in _ID_SPLIT.split(value)
+        if len(p) >= MIN_ID + 1 and any(c.isdigit() for c in p)
     }
+    for digits in _DIGIT_RUN.findall(value):
+        tokens |= {d for d in (digits, digits.lstrip("0")) if len(d) >= MIN_ID_NUMBER}
     return tokens
 
 
@@ -198,6 +209,12 @@ def _date_tokens(value: str) -> set[str]:
 
 
 def _place_tokens(value: str) -> set[str]:
+    """An address, its parts, and its street without the house number ("rue des Lilas": the
+    first part, of two words at least; "75011 Paris" stays whole, a town alone is any town)."""
     tokens = {value} if len(value) >= MIN_PLACE else set()
-    tokens |= {p.strip() for p in re.split(r"[\^,;\n]+", value) if len(p.strip()) >= MIN_PLACE}
+    parts = [p.strip() for p in re.split(r"[\^,;\n]+", value)]
+    tokens |= {p for p in parts if len(p) >= MIN_PLACE}
+    street = _HOUSE_NUMBER.sub("", parts[0]).strip() if parts else ""
+    if street != parts[0] and len(street.split()) >= 2:  # "rue X", not "75011 Paris"
+        tokens.add(street)
     return tokens
