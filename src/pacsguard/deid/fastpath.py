@@ -27,6 +27,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_data_element, write_file_meta_info
+from pydicom.pixels.utils import get_expected_length
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -119,13 +120,13 @@ def element_end(handle: BinaryIO, offset: int, implicit: bool, size: int) -> int
 
 
 def _expected_native_length(ds: Dataset) -> int | None:
+    """The bytes native Pixel Data needs, as pydicom reckons them (YBR_FULL_422 holds two
+    samples a pixel, not three; single-bit frames are packed); None when undeclared."""
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        bits, samples = int(ds.BitsAllocated), int(ds.get("SamplesPerPixel", 1))
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
-    except (AttributeError, TypeError, ValueError):
+        length = get_expected_length(ds, "bytes")
+    except (AttributeError, KeyError, TypeError, ValueError):
         return None
-    return (rows * cols * samples * frames * bits + 7) // 8
+    return length if isinstance(length, int) else None
 
 
 def open_fast(path: Path) -> Source | None:

@@ -209,6 +209,17 @@ def output_photometric(target: UID, frames: Frames) -> str:
     return frames.photometric
 
 
+def _set_native(ds: Dataset, array: NDArray[np.generic], photometric: str) -> None:
+    """``array`` (frames, rows, columns[, samples]) as native little endian Pixel Data, its
+    samples interleaved; the image's other attributes (bits, rows, frames) are unchanged."""
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    del ds.PixelData  # a new element: the encapsulated one had an undefined length
+    ds.add_new(0x7FE00010, "OW", data)
+    ds.PhotometricInterpretation = photometric
+    if int(getattr(ds, "SamplesPerPixel", 1)) > 1:
+        ds.PlanarConfiguration = 0
+
+
 def encode(ds: Dataset, frames: Frames) -> UID:
     """Store ``frames`` into ``ds`` losslessly; returns the transfer syntax now in force."""
     source = frames.transfer_syntax
@@ -218,6 +229,10 @@ def encode(ds: Dataset, frames: Frames) -> UID:
         ds.LossyImageCompression = "01"
     if source == ExplicitVRBigEndian:  # pydicom sets pixel data in little endian syntaxes only
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if array.dtype.itemsize > 2:  # 32-bit samples: pydicom's set_pixel_data stops at 16
+        _set_native(ds, array, frames.photometric)
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        return ExplicitVRLittleEndian
     ds.set_pixel_data(array, frames.photometric, bits_stored, generate_instance_uid=False)
     target = source if source in NATIVE else ExplicitVRLittleEndian
     if source in REENCODE:
