@@ -18,25 +18,25 @@ LONG_VRS = frozenset(
 
 class _Walker:
     def __init__(self, buf: bytes, implicit: bool, little: bool) -> None:
-        self.buf, self.implicit = buf, implicit
+        self.buf, self.implicit, self.little = buf, implicit, little
         self.h = "<H" if little else ">H"
         self.i = "<I" if little else ">I"
 
-    def header(self, pos: int, end: int) -> tuple[int, int, int] | None:
-        """(tag, value length, value start) of the element at ``pos``."""
+    def header(self, pos: int, end: int) -> tuple[int, int, int, bytes] | None:
+        """(tag, value length, value start, VR or b"") of the element at ``pos``."""
         if pos + 8 > end:
             return None
         group = struct.unpack(self.h, self.buf[pos : pos + 2])[0]
         element = struct.unpack(self.h, self.buf[pos + 2 : pos + 4])[0]
         tag = (group << 16) | element
         if self.implicit or group == 0xFFFE:
-            return tag, struct.unpack(self.i, self.buf[pos + 4 : pos + 8])[0], pos + 8
+            return tag, struct.unpack(self.i, self.buf[pos + 4 : pos + 8])[0], pos + 8, b""
         vr = self.buf[pos + 4 : pos + 6]
         if vr in LONG_VRS:
             if pos + 12 > end:
                 return None
-            return tag, struct.unpack(self.i, self.buf[pos + 8 : pos + 12])[0], pos + 12
-        return tag, struct.unpack(self.h, self.buf[pos + 6 : pos + 8])[0], pos + 8
+            return tag, struct.unpack(self.i, self.buf[pos + 8 : pos + 12])[0], pos + 12, vr
+        return tag, struct.unpack(self.h, self.buf[pos + 6 : pos + 8])[0], pos + 8, vr
 
     def dataset(self, pos: int, end: int, in_item: bool) -> int | None:
         """Walk elements from ``pos``; the position after the dataset, or None if broken."""
@@ -44,11 +44,14 @@ class _Walker:
             head = self.header(pos, end)
             if head is None:
                 return None
-            tag, length, start = head
+            tag, length, start, vr = head
             if tag == ITEM_END:
                 return start if in_item else None
             if length == UNDEFINED:
-                after = self.items(start, end)
+                # a UN of undefined length holds its items in Implicit VR Little Endian
+                # (PS3.5 6.2.2, CP-246), whatever the file's syntax
+                walker = _Walker(self.buf, True, True) if vr == b"UN" else self
+                after = walker.items(start, end)
                 if after is None:
                     return None
                 pos = after
@@ -64,7 +67,7 @@ class _Walker:
             head = self.header(pos, end)
             if head is None:
                 return None
-            tag, length, start = head
+            tag, length, start, _ = head
             if tag == SEQ_END:
                 return start
             if tag != ITEM:
