@@ -121,3 +121,27 @@ def test_lone_names_less_eponyms_and_titles() -> None:
     assert [text[s.start : s.end] for s in lone_name_spans(text)] == ["Ginette", "Nancy"]
     assert name_parts("Dr Moreau")[1]  # a family name (names-dataset also has it as given)
     assert name_parts("Liver") == (False, False)  # a DICOM word, not a name
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["vu chez Siobhan O'Brien hier", "Fiona McDonald", "Jan Łukasiewicz", "Siobhan Murphy"],
+)
+def test_names_with_particles_camel_case_and_extended_latin(text: str) -> None:
+    """O'Brien folded to "O BRIEN" (the lexicon holds OBRIEN), McDonald was not
+    capitalised, and a word stopped at Ł."""
+    assert [h.detail for h in find_person_names(text)] == ["given and family name"]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Patient: head first supine", False),  # a position, not a name
+        ("Patient: feet first", False),
+        ("Patient: Martin", True),
+        ("Nom : DUPONT", True),
+        ("Nom: dupont", True),
+    ],
+)
+def test_a_label_before_a_position_is_no_name(text: str, found: bool) -> None:
+    assert bool(find_person_names(text)) is found

@@ -134,6 +134,18 @@ def common_names() -> frozenset[str]:
     return lexicon("common-names.txt")
 
 
+@lru_cache(maxsize=1 << 16)
+def _key(word: str) -> str:
+    """A word's lexicon key: folded; a name with an elided particle ("O'Brien", "D'Arcy")
+    run together, as the lexicons hold it, when they do ("O BRIEN" is no name)."""
+    key = fold_word(word)
+    if " " in key and ("'" in word or "’" in word):
+        joined = key.replace(" ", "")
+        if joined in family_names() or joined in given_names():
+            return joined
+    return key
+
+
 @lru_cache(maxsize=1 << 16)  # words recur: a text is many lookups of few words
 def _plain_name(folded: str) -> bool:
     """A name word that is no DICOM word, or a name so common that it is a name anyway."""
@@ -155,7 +167,7 @@ def name_parts(value: str) -> tuple[bool, bool]:
     letters or more outside the DICOM vocabulary (unless among the most common names)."""
     given = family = False
     for word in WORD_RE.findall(value):
-        key = fold_word(word)
+        key = _key(word)
         if not _plain_name(key):
             continue
         given = given or _is_given(key)
@@ -180,14 +192,15 @@ _TITLES = (
     r"|Monsieur|Mademoiselle|Doctor|Miss|MR\.|MRS\.?|MME\.?|MLLE\.?|DR\.|PR\.|PROF\."
     r"|DOCTEUR|PROFESSEUR|MADAME|MONSIEUR|MADEMOISELLE|DOCTOR"
 )
-TITLE_RE = re.compile(rf"(?<![\w.])(?:{_TITLES})\s+([A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+)")
+TITLE_RE = re.compile(rf"(?<![\w.])(?:{_TITLES})\s+([A-ZÀ-ÝĀ-ɏ][A-Za-zÀ-ɏ'’\-]+)")
 LABEL_RE = re.compile(
     r"(?<!\w)(?:(?i:(nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name"
-    r"|patient))|(?i:n[ée]e? le|born|dob|ddn|date de naissance))\s*:\s*([A-Za-zÀ-ÿ0-9][\w'’\-/.]*)"
+    r"|patient))|(?i:n[ée]e? le|born|dob|ddn|date de naissance))\s*:\s*([A-Za-zÀ-ɏ0-9][\w'’\-/.]*)"
 )
-PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ÿ'’\-]{2,}\^[A-Za-zÀ-ÿ'’\-]{2,}")
+PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ɏ'’\-]{2,}\^[A-Za-zÀ-ɏ'’\-]{2,}")
 # Words of letters only: a run of letters inside "PGFT7ZW3" or "[ADDR]_MEC" is no name.
-WORD_RE = re.compile(r"(?<![\w])[A-Za-zÀ-ÿ'’\-]+(?![\w])")
+# Latin letters with their extensions (Ł, Ś, Ő: Latin Extended-A and -B) are letters too.
+WORD_RE = re.compile(r"(?<![\w])[A-Za-zÀ-ɏ'’\-]+(?![\w])")
 _LINKS = frozenset({"LE", "LA", "LES", "DE", "DU", "DES", "ET", "AND", "THE", "OF", "ST", "STE"})
 
 
@@ -196,8 +209,12 @@ def _capitalised(word: str) -> bool:
     """Title case or capitals: how names are written ("Dupont", "DUPONT", "Marie-Claire")."""
     parts = [p for p in re.split(r"[-'’]", word) if p]
     return len(word) >= 2 and all(
-        p[0].isupper() and (p[1:].islower() or p.isupper() or len(p) == 1) for p in parts
+        (p[0].isupper() and (p[1:].islower() or p.isupper() or len(p) == 1)) or _MC.fullmatch(p)
+        for p in parts
     )
+
+
+_MC = re.compile(r"(?:Mc|Mac)[A-Z][a-z]+")  # "McDonald", "MacArthur": capitalised twice
 
 
 def _name_pairs(words: list[re.Match[str]]) -> list[tuple[Hit, list[tuple[int, int]]]]:
@@ -207,7 +224,7 @@ def _name_pairs(words: list[re.Match[str]]) -> list[tuple[Hit, list[tuple[int, i
     for i in range(len(words) - 1):
         if not (capitalised[i] and capitalised[i + 1]):
             continue
-        a, b = fold_word(texts[i]), fold_word(texts[i + 1])
+        a, b = _key(texts[i]), _key(texts[i + 1])
         if a in _LINKS or b in _LINKS:
             continue
         if (
@@ -237,7 +254,7 @@ def _is_candidate(word: str) -> bool:
     return (
         _capitalised(word)
         and not (word.isupper() and len(word) < 4)
-        and not _is_technical(key := fold_word(word))
+        and not _is_technical(key := _key(word))
         and is_name_word(key)
     )
 
@@ -255,7 +272,7 @@ def _following_names(text: str, end: int, limit: int = 2) -> int:
         match = WORD_RE.match(text, end + 1) if text[end : end + 1] == " " else None
         if match is None:
             break
-        word, key = match.group(0), fold_word(match.group(0))
+        word, key = match.group(0), _key(match.group(0))
         if key in _LINKS or not _capitalised(word) or (_is_technical(key) and not _plain_name(key)):
             break
         end = match.end()
@@ -274,6 +291,8 @@ def _evidence(text: str, ner: bool) -> list[tuple[Hit, list[tuple[int, int]]]]:
                 )
             )
     for m in LABEL_RE.finditer(text):
+        if (m.group(1) or "").lower() == "patient" and m.group(2)[:1].islower():
+            continue  # "Patient: head first supine" (a position), not "Patient: Dupont"
         value = [(m.start(2), _following_names(text, m.end(2)))] if m.group(1) else []
         found.append((Hit("person-name", "label", m.group(0)), value))
     for m in PN_SHAPE_RE.finditer(text):
