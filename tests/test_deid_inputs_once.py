@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from pacsguard.core.keys import ProjectKey
-from pacsguard.deid import DeidConfig, deidentify
 from pacsguard.deid.pipeline import REACHED_AGAIN
-from test_deid_name_scripts import _ct, _outcomes
+from test_deid_name_scripts import _ct, _deid, _outcomes
 
 
 def test_a_file_given_beside_its_folder_is_one_input(
@@ -24,10 +23,7 @@ def test_a_file_given_beside_its_folder_is_one_input(
     source = _ct(tmp_path / "in", "ISO_IR 100", "DOE^JOHN", "Chest")
     out, state = tmp_path / "out", tmp_path / "state"
     for _ in range(2):  # and a rerun finds the job done
-        report = deidentify(
-            [tmp_path / "in", source, source], out, key=project_key,
-            config=DeidConfig(jobs=1, state_dir=state, quarantine_dir=tmp_path / "q"),
-        )  # fmt: skip
+        report = _deid(tmp_path, project_key, tmp_path / "in", source, source)
         assert report.output == 1 and report.quarantine == 0
     assert [o["status"] for o in _outcomes(state)] == ["output"]
     skipped = json.loads((state / "manifest.json").read_text())["skipped"]
@@ -44,10 +40,7 @@ def test_a_zip_member_name_held_twice_is_one_input(tmp_path: Path, project_key: 
         zipped.write(source, "a.dcm")
     shutil.rmtree(tmp_path / "files")
     state = tmp_path / "state"
-    deidentify(
-        [tmp_path / "in"], tmp_path / "out", key=project_key,
-        config=DeidConfig(jobs=1, state_dir=state, quarantine_dir=tmp_path / "q"),
-    )  # fmt: skip
+    _deid(tmp_path, project_key)
     assert [o["status"] for o in _outcomes(state)] == ["output"]
     skipped = json.loads((state / "manifest.json").read_text())["skipped"]
     assert skipped == [{"input": f"{archive}!a.dcm", "reason": REACHED_AGAIN}]

@@ -23,7 +23,7 @@ from pydicom.uid import generate_uid
 
 from conftest import local_test_files
 from pacsguard.core.keys import ProjectKey
-from pacsguard.deid import DeidConfig, deidentify
+from pacsguard.deid import DeidConfig, DeidReport, deidentify
 from pacsguard.deid.identity import Identity, _name_tokens
 from pacsguard.deid.postcheck import check_bytes
 from pacsguard.deid.text import KnownValues, find_known, fold
@@ -60,6 +60,14 @@ def _ct(folder: Path, charset: str | list[str], name: str, meaning: str) -> Path
     return path
 
 
+def _deid(tmp_path: Path, key: ProjectKey, *inputs: Path) -> DeidReport:
+    """One run of ``inputs`` (default: ``in``) into ``out``, its state in ``state``."""
+    return deidentify(
+        list(inputs) or [tmp_path / "in"], tmp_path / "out", key=key,
+        config=DeidConfig(jobs=1, state_dir=tmp_path / "state", quarantine_dir=tmp_path / "q"),
+    )  # fmt: skip
+
+
 def _outcomes(state: Path) -> list[dict[str, object]]:
     manifest = json.loads((state / "manifest.json").read_text())
     return list(manifest["outcomes"])
@@ -71,10 +79,7 @@ def test_a_name_in_any_script_is_cleaned_from_a_code_meaning(
 ) -> None:
     _ct(tmp_path / "in", charset, name, meaning)
     out, state = tmp_path / "out", tmp_path / "state"
-    deidentify(
-        [tmp_path / "in"], out, key=project_key,
-        config=DeidConfig(jobs=1, state_dir=state, quarantine_dir=tmp_path / "q"),
-    )  # fmt: skip
+    _deid(tmp_path, project_key)
     # written, not quarantined: the sweep cleaned it, the post-write check found nothing
     assert [o["status"] for o in _outcomes(state)] == ["output"]
     (written,) = out.rglob("*.dcm")
@@ -140,10 +145,7 @@ def test_an_identifier_as_people_write_it_again_is_cleaned(
     setattr(ds, attribute, value)
     ds.save_as(path, enforce_file_format=True)
     state = tmp_path / "state"
-    deidentify(
-        [tmp_path / "in"], tmp_path / "out", key=project_key,
-        config=DeidConfig(jobs=1, state_dir=state, quarantine_dir=tmp_path / "q"),
-    )  # fmt: skip
+    _deid(tmp_path, project_key)
     assert [o["status"] for o in _outcomes(state)] == ["output"]
     (out,) = (tmp_path / "out").rglob("*.dcm")
     kept = pydicom.dcmread(out).ProcedureCodeSequence[0].CodeMeaning
