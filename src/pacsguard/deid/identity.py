@@ -192,9 +192,7 @@ def _id_tokens(value: str) -> set[str]:
     is also written "12345678"), when long enough not to be any number."""
     tokens = {value} if len(value) >= MIN_ID else set()
     tokens |= {
-        p
-        for p in _ID_SPLIT.split(value)
-        if len(p) >= MIN_ID + 1 and any(c.isdigit() for c in p)
+        p for p in _ID_SPLIT.split(value) if len(p) >= MIN_ID + 1 and any(c.isdigit() for c in p)
     }
     for digits in _DIGIT_RUN.findall(value):
         tokens |= {d for d in (digits, digits.lstrip("0")) if len(d) >= MIN_ID_NUMBER}
