@@ -137,3 +137,14 @@ def test_the_summary_says_what_was_done_with_other_files(
         main()
     assert done.value.code in (0, None)
     assert "1 other file(s) read as text or reviewed" in capsys.readouterr().out
+
+
+def test_a_large_file_that_is_not_dicom_is_reviewed_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pacsguard.verify import scan
+
+    monkeypatch.setattr(scan, "MAX_TEXT", 64)
+    root = _tree(tmp_path)
+    (root / "big.txt").write_text("CT thorax sans injection. " * 10)
+    assert _kinds(root) == {"big.txt": {"review:not-checked"}}

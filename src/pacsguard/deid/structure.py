@@ -18,7 +18,7 @@ LONG_VRS = frozenset(
 
 class _Walker:
     def __init__(self, buf: bytes, implicit: bool, little: bool) -> None:
-        self.buf, self.implicit, self.little = buf, implicit, little
+        self.buf, self.implicit = buf, implicit
         self.h = "<H" if little else ">H"
         self.i = "<I" if little else ">I"
 

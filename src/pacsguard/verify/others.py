@@ -77,12 +77,13 @@ def as_text(data: bytes) -> str | None:
 
 
 def other_file_findings(
-    name: str, data: bytes, known: KnownValues | None, policy: Policy, ner: bool
+    name: str, data: bytes | None, known: KnownValues | None, policy: Policy, ner: bool = False
 ) -> list[Finding]:
-    """The findings of a file that is not DICOM (its name apart)."""
+    """The findings of a file that is not DICOM (its name apart); ``data`` None: a file
+    over ``MAX_TEXT``, not read."""
     if name.rsplit("/", 1)[-1] == DEID_MANIFEST_NAME:
         return []  # deid's own account (hashes, pseudonymous paths), not text a person wrote
-    text = as_text(data) if len(data) <= MAX_TEXT else None
+    text = as_text(data) if data is not None and len(data) <= MAX_TEXT else None
     if text is None:
         reason = "neither DICOM nor text (an archive, an image, a document): not read"
         return [Finding("", "file", "not-checked", "", "", REVIEW, reason)]

@@ -29,7 +29,7 @@ from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.header import RawHeader, read_raw
 from pacsguard.verify.known import KnownValues
-from pacsguard.verify.others import name_findings, other_file_findings
+from pacsguard.verify.others import MAX_TEXT, name_findings, other_file_findings
 from pacsguard.verify.policy import Policy
 from pacsguard.verify.risk import at_risk
 
@@ -381,6 +381,8 @@ def _check_content(item: InputItem, job: Job, name: str) -> ItemResult:
         finding = Finding(name, "file", "unreadable", exc.__class__.__name__)
         return ItemResult(name, True, [finding])
     if ds is None:
+        if data is None and item.size > MAX_TEXT:  # reviewed unread, not held in memory
+            return ItemResult(name, False, other_file_findings(name, None, None, state.policy))
         try:
             data = item.read_bytes() if data is None else data
         except Exception as exc:
