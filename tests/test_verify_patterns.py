@@ -68,6 +68,8 @@ def test_identifier_shapes_are_found(text: str, kind: str) -> None:
         "ACME Medical",
         "1.2.840.10008.5.1.4.1.1.2",
         "185057800608490",  # NIR shape, wrong key
+        "1.2.840.113619.2.274045997629788.1",  # a UID's component of NIR shape, valid key
+        "1.2.3.185057800608491.1",
         "0.5 1.25 3.75",
         "PS3.15 Basic Profile",
         "pacsguard 0.1.0",
