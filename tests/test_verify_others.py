@@ -148,3 +148,28 @@ def test_a_large_file_that_is_not_dicom_is_reviewed_unread(
     root = _tree(tmp_path)
     (root / "big.txt").write_text("CT thorax sans injection. " * 10)
     assert _kinds(root) == {"big.txt": {"review:not-checked"}}
+
+
+def test_a_zipped_tree_is_verified_under_its_own_manifest(tmp_path: Path) -> None:
+    """Zipped, a tree ignored the options of its pacsguard-deid.json: another verdict."""
+    import json
+    import zipfile
+
+    from pacsguard.verify.scan import deid_options
+
+    root = _tree(tmp_path)
+    manifest = {"profile": {"options": ["retain-uids", "retain-device-identity"]}}
+    (root / "pacsguard-deid.json").write_text(json.dumps(manifest))
+    archive = tmp_path / "tree.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in root.rglob("*"):
+            zipped.write(path, path.relative_to(root).as_posix())
+    assert deid_options(archive) == deid_options(root) == ["retain-uids", "retain-device-identity"]
+    assert _kinds(archive) == {}  # its manifest is not read as text either
+
+
+def test_text_that_starts_like_a_dicom_tag_is_read_as_text(tmp_path: Path) -> None:
+    """ "PRESCOTT …" parsed as tags without a preamble: "unreadable (NotImplementedError)"."""
+    root = _tree(tmp_path)
+    (root / "a.txt").write_text("PRESCOTT Margaret 0612345678\n")
+    assert "identifier:phone" in _kinds(root)["a.txt"]

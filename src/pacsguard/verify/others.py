@@ -81,7 +81,7 @@ def other_file_findings(
 ) -> list[Finding]:
     """The findings of a file that is not DICOM (its name apart); ``data`` None: a file
     over ``MAX_TEXT``, not read."""
-    if name.rsplit("/", 1)[-1] == DEID_MANIFEST_NAME:
+    if re.split(r"[/!]", name)[-1] == DEID_MANIFEST_NAME:
         return []  # deid's own account (hashes, pseudonymous paths), not text a person wrote
     text = as_text(data) if data is not None and len(data) <= MAX_TEXT else None
     if text is None:

@@ -10,6 +10,7 @@ import os
 import time
 import uuid
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -29,7 +30,7 @@ from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.header import RawHeader, read_raw
 from pacsguard.verify.known import KnownValues
-from pacsguard.verify.others import MAX_TEXT, name_findings, other_file_findings
+from pacsguard.verify.others import MAX_TEXT, as_text, name_findings, other_file_findings
 from pacsguard.verify.policy import Policy
 from pacsguard.verify.risk import at_risk
 
@@ -68,13 +69,17 @@ def deid_options(root: Root) -> list[str]:
     try:
         if isinstance(root, str):
             text = _remote_manifest(root)
+        elif root.is_file() and zipfile.is_zipfile(root):  # the tree zipped: its own manifest
+            with zipfile.ZipFile(root) as archive:
+                names = [n for n in archive.namelist() if n.lstrip("./") == DEID_MANIFEST_NAME]
+                text = archive.read(names[0]).decode("utf-8") if names else None
         else:
             manifest = root / DEID_MANIFEST_NAME
             text = manifest.read_text(encoding="utf-8") if manifest.is_file() else None
         if text is None:
             return []
         options = json.loads(text).get("profile", {}).get("options", [])
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, zipfile.BadZipFile):
         return []
     return [str(o) for o in options] if isinstance(options, list) else []
 
@@ -105,6 +110,10 @@ def read_dicom(item: InputItem, data: bytes | None = None) -> Dataset | None:
         tags = [int(elem.tag) for elem in ds]
     except (InvalidDicomError, ValueError, EOFError, KeyError, OSError):
         return None
+    except Exception:  # a guess without a preamble that failed: text is read as text
+        if as_text(data) is not None:
+            return None
+        raise
     # A forced read of a non-DICOM file yields few, odd tags: demand real header groups.
     if sum((t >> 16) in HEADER_GROUPS for t in tags) < 3:
         return None
