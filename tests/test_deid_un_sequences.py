@@ -72,3 +72,24 @@ def test_the_file_is_de_identified_not_quarantined(
     assert outcomes["pydicom.dcm"] == ("quarantine", "no SOP Instance UID: cannot name the output")
     for written in (tmp_path / "out").rglob("*.dcm"):
         assert b"ZQXWOMBAT" not in written.read_bytes().upper()
+
+
+def test_a_reason_names_no_text_of_the_file_as_a_tag(
+    tmp_path: Path, project_key: ProjectKey
+) -> None:
+    """Text read where a tag was expected was printed as one: "(515A,5758)" is "ZQXW"."""
+    from pacsguard.deid.grammar import tag_text
+
+    assert tag_text(0x515A5758) == "(text where a tag was expected)"
+    assert tag_text(0x00100010) == "(0010,0010)"
+    assert tag_text(0x70531010) == "(7053,1010)"  # a private tag
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "note.dcm").write_bytes(b"ZQXWOMBAT JOHN MRN84736251\n" * 4)
+    state = tmp_path / "state"
+    deidentify(
+        [tmp_path / "in"], tmp_path / "out", key=project_key,
+        config=DeidConfig(jobs=1, state_dir=state, quarantine_dir=tmp_path / "q"),
+    )  # fmt: skip
+    (outcome,) = json.loads((state / "manifest.json").read_text())["outcomes"]
+    assert outcome["status"] == "quarantine"
+    assert "515A" not in outcome["reason"] and "5A51" not in outcome["reason"]

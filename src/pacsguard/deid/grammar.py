@@ -125,6 +125,12 @@ class Header:
 
 
 def tag_text(tag: int) -> str:
+    """A tag as reasons name it; "(text where a tag was expected)" when its four bytes are
+    all printable and the dictionary does not know it: the hex of "ZQXW" is a piece of the
+    file's text, not a tag, and a reason must not carry the file's text. (A real tag
+    holds a byte below 0x20: a group such as 0x0008, a private element block such as 0x10.)"""
+    if all(0x20 <= b <= 0x7E for b in tag.to_bytes(4, "little")) and dictionary_vrs(tag) is None:
+        return "(text where a tag was expected)"
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
