@@ -70,6 +70,7 @@ def _columns(**columns: object) -> dict[str, object]:
         (_columns(A={"action": "generalise-age", "band": "10"}), "'band' must be an integer"),
         (_columns(A={"action": "generalise-age", "band": True}), "'band' must be an integer"),
         (_columns(A={"action": "shift-date", "formats": "%d/%m/%Y"}), "list of text values"),
+        (_columns(A={"action": "shift-date", "formats": ["%Q"]}), "'%Q' is not a strftime"),
         (_columns(A={"action": "generalise-date", "to": "week"}), "'to' must be one of"),
         (_columns(A={"action": "keep", "kind": "alien"}), "unknown kind 'alien'"),
         (_columns(A={"action": "scrub-text", "known_values_from": ["B"]}), "names 'B'"),

@@ -54,3 +54,15 @@ def matching_formats(sample: pl.Series, formats: tuple[str, ...] = ALL_FORMATS) 
             found.append(fmt)
             claimed = claimed | hit
     return found
+
+
+def is_usable_format(fmt: str) -> bool:
+    """Whether polars can write a date in ``fmt`` (a shifted date is written back in its
+    format: "%Q" is no directive, and failed at the write as a "malformed table")."""
+    import datetime as dt
+
+    try:
+        pl.select(pl.lit(dt.datetime(2020, 1, 2, 3, 4, 5)).dt.to_string(fmt)).item()
+    except pl.exceptions.PolarsError:
+        return False
+    return True

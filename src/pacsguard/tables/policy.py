@@ -171,6 +171,12 @@ def _column(name: object, spec: object) -> ColumnRule:
             )
         kind, choices = allowed[key]
         _expect(value, kind, f"{where}: '{key}'")
+        if key == "formats":
+            from pacsguard.tables.dates import is_usable_format  # polars: only when asked
+
+            bad = [f for f in value if not is_usable_format(f)]
+            if bad:
+                raise PolicyError(f"{where}: date format {bad[0]!r} is not a strftime format")
         if choices is not None and value not in choices:
             raise PolicyError(f"{where}: '{key}' must be one of: {', '.join(choices)}")
     for key in REQUIRED.get(action, ()):
