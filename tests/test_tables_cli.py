@@ -179,3 +179,11 @@ def test_a_title_line_above_the_header_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "title line" in done.stderr and "Export patients" not in done.stderr
     assert "DUBOIS" not in done.stderr
+
+
+def test_a_header_cell_over_the_csv_modules_limit_with_a_separator_given(tmp_path: Path) -> None:
+    source = tmp_path / "big.csv"
+    source.write_text("IPP;" + "C" * 200_000 + "\n1234567890;x\n")
+    done = _run("tables", "inspect", str(source), "--separator", ";",
+                "--policy-out", str(tmp_path / "p.yaml"))  # fmt: skip
+    assert "internal error" not in done.stderr, done.stderr

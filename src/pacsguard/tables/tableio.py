@@ -35,18 +35,23 @@ def table_format(path: Path) -> Format:
     return fmt
 
 
+def _csv_rows(lines: list[str], separator: str) -> Iterator[list[str]]:
+    """``lines`` split by the csv module, whose 128 KiB field limit is raised to fit them
+    (a free-text field may be longer)."""
+    csv.field_size_limit(max(csv.field_size_limit(), sum(map(len, lines)) + 1))
+    return csv.reader(lines, delimiter=separator)
+
+
 def sniff_separator(path: Path) -> str:
     """The separator that splits the first lines into the same number (> 1) of fields."""
     if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
         head = [line for _, line in zip(range(50), handle, strict=False)]
-    # a free-text field may be longer than the csv module's default limit (128 KiB)
-    csv.field_size_limit(max(csv.field_size_limit(), sum(map(len, head)) + 1))
     best, best_width = ",", 1
     ragged = []
     for separator in _SEPARATORS:
-        rows = [row for row in csv.reader(head, delimiter=separator) if row]
+        rows = [row for row in _csv_rows(head, separator) if row]
         widths = {len(row) for row in rows[:-1] or rows}  # the last line may be cut short
         if len(widths) == 1 and (width := widths.pop()) > best_width:
             best, best_width = separator, width
@@ -110,7 +115,7 @@ def _header_first(path: Path, utf8: Path, separator: str) -> None:
     ("Export du 12/03/2021;;;;"), which would make the header and every row data of
     columns that no policy names, kept as they are."""
     with utf8.open(encoding="utf-8", errors="replace", newline="") as handle:
-        cells = next(csv.reader(handle, delimiter=separator), [])
+        cells = next(_csv_rows([handle.readline()], separator), [])
     empty = sum(1 for cell in cells if not cell.strip())
     if 2 * empty > len(cells):
         raise TableReadError(
