@@ -313,3 +313,21 @@ def test_planted_identity_byte_identical(
     """Identity in kept text is cleaned by the rewriter exactly as the engine's sweep does."""
     reasons = _run(planted_corpus, options)
     assert reasons["handled"] == len(planted_corpus), reasons
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+@pytest.mark.parametrize("options", [*OPTION_SETS, ("retain-long-full-dates", "clean-graphics")])
+def test_markers_are_pydicoms_bytes(options: tuple[str, ...], implicit: bool) -> None:
+    """The byte path encodes the conformance markers itself (pydicom's writer would import
+    numpy); held here to ``write_data_element``, element by element."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    transformer = _transformer(options)
+    ds = Dataset()
+    transformer.mark(ds)
+    for tag, encoded in rawpath._markers(transformer, implicit):
+        fp = DicomBytesIO()
+        fp.is_little_endian, fp.is_implicit_VR = True, implicit
+        write_data_element(fp, ds[tag])
+        assert encoded == fp.getvalue(), hex(tag)

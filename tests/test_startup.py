@@ -287,3 +287,96 @@ def test_threads_reading_the_registry_at_once_see_it_whole() -> None:
     }
     assert runs["prepared"] == runs["plain"]
     assert "disagree" not in runs["prepared"]
+
+
+NUMPY_PROBE = """
+import sys
+from pacsguard.core.startup import prepare_process
+prepare_process()
+import pydicom
+before = type(sys.modules["numpy"]).__name__
+first = sys.argv[1]
+if first == "submodule":
+    from numpy.typing import NDArray  # a submodule before any attribute: numpy runs first
+    import numpy
+    ok = NDArray is not None and numpy.zeros(3).sum() == 0
+else:
+    import numpy
+    ok = isinstance(numpy.arange(4), numpy.ndarray) and numpy.__version__[0].isdigit()
+print(before, type(sys.modules["numpy"]).__name__, ok)
+"""
+
+
+def test_numpy_is_kept_until_first_use_then_whole() -> None:
+    for first in ("submodule", "attribute"):
+        done = subprocess.run(
+            [sys.executable, "-c", NUMPY_PROBE, first], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.split() == ["_KeptModule", "module", "True"], first
+
+
+BYTE_PATH_RUN = """
+import sys
+from pacsguard.core.startup import prepare_process
+prepare_process()
+from pacsguard.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit_:
+    assert not exit_.code, exit_.code
+print(type(sys.modules["numpy"]).__name__)
+"""
+
+
+def test_a_byte_path_run_never_runs_numpy(tmp_path: Path) -> None:
+    """The files of a CT series that need no pixel work take the byte path, which reads and
+    writes no value through numpy: the ~80 ms of numpy's import are spent only by runs that
+    decode pixels (the run above, with burned-in text, does)."""
+    from pacsguard.sample.corpus import generate_ct_corpus
+
+    generate_ct_corpus(tmp_path / "in", files=3, seed=3)
+    (tmp_path / "in" / "corpus.json").unlink()  # the generator's answer key, not an input
+    key = tmp_path / "k"
+    subprocess.run(
+        [sys.executable, "-m", "pacsguard", "key", "new", str(key)], check=True, capture_output=True
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", BYTE_PATH_RUN, "deid", str(tmp_path / "in"), str(tmp_path / "out"),
+         "--key", str(key), "-j", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "3 byte-level" in done.stderr
+    assert done.stdout.strip() == "_KeptModule"
+
+
+SLOW_MODULE_PROBE = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from pacsguard.core.startup import prepare_process
+prepare_process(kept=["slowmodule"])
+import slowmodule
+seen = {}
+def read(name, delay):
+    time.sleep(delay)
+    try:
+        seen[name] = slowmodule.LAST
+    except AttributeError as exc:
+        seen[name] = f"AttributeError: {exc}"
+threads = [threading.Thread(target=read, args=("first", 0)),
+           threading.Thread(target=read, args=("second", 0.1))]
+for t in threads: t.start()
+for t in threads: t.join()
+print(seen["first"], seen["second"], type(slowmodule).__name__)
+"""
+
+
+def test_a_thread_reading_a_kept_module_while_it_runs_waits_for_it(tmp_path: Path) -> None:
+    """numpy is kept: the gateway's association threads may first use it at once. A second
+    thread must find the module whole, never half-run."""
+    (tmp_path / "slowmodule.py").write_text("import time\nFIRST = 1\ntime.sleep(0.4)\nLAST = 2\n")
+    done = subprocess.run(
+        [sys.executable, "-c", SLOW_MODULE_PROBE, str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["2", "2", "module"]

@@ -27,6 +27,13 @@ first use, without changing what pydicom then does:
   of their attributes (``_KeptModule``: unlike 3.11's ``LazyLoader``, reading the import
   system's own ``__spec__``/``__name__`` does not run them).
 
+numpy (~80 ms of CPU) is imported by pydicom's pixel modules at their own import, yet only
+pixel work uses it; a run whose files all take the byte path never does (the byte path
+encodes even its conformance markers itself: pydicom's string writer asks numpy whether a
+value is an array). It is kept (``_KeptModule``) and runs on its first use; a thread that
+uses a kept module while another runs its code waits for that run to end, as a second
+importer waits on the import system's module lock.
+
 ``tests/test_startup.py`` checks that a process prepared this way has the same plugins, in
 the same order, as an unprepared one, decodes the same pixels, and fails loudly when pydicom
 changes what this relies on.
@@ -48,6 +55,9 @@ from types import ModuleType
 from typing import Any
 
 DEFERRED = ("requests", "tqdm", "urllib.request", "PIL.ImageCms", "pydicom.examples")
+# kept (``_KeptModule``): pydicom's pixel modules import numpy at their own import, but only
+# decoding uses it; a run whose files take the byte path never does (~80 ms of CPU)
+KEPT = ("numpy",)
 
 REGISTRY = "pydicom.pixels.common"
 REGISTERING = ("pydicom.pixels.decoders.base", "pydicom.pixels.encoders.base")
@@ -93,7 +103,20 @@ class _KeptModule(ModuleType):
         delattr(self, name)
 
 
+class _RunningModule(ModuleType):
+    """A kept module whose code is running: the thread running it reads and writes it as it
+    is; any other waits for the run to end, as the import system's module lock makes a second
+    importer wait for a module being imported."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name not in _IMPORT_ATTRIBUTES and _RUNNING.get(id(self)) != threading.get_ident():
+            with _RUN_LOCK:  # held by the running thread until the module's code has run
+                pass
+        return ModuleType.__getattribute__(self, name)  # its class may be plain by now
+
+
 _RUN_LOCK = threading.RLock()
+_RUNNING: dict[int, int] = {}  # id of a module whose code runs -> the thread running it
 
 
 def _run(module: ModuleType) -> None:
@@ -102,9 +125,14 @@ def _run(module: ModuleType) -> None:
             return  # another thread ran it
         spec = module.__spec__
         assert spec is not None
-        object.__setattr__(module, "__class__", ModuleType)
         loader: Any = spec.loader  # the real one (``_KeepingLoader``)
-        loader.exec_module(module)
+        _RUNNING[id(module)] = threading.get_ident()
+        object.__setattr__(module, "__class__", _RunningModule)
+        try:
+            loader.exec_module(module)
+        finally:
+            object.__setattr__(module, "__class__", ModuleType)
+            del _RUNNING[id(module)]
 
 
 class _KeepingLoader(importlib.abc.Loader):
@@ -250,6 +278,9 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        parent = fullname.rpartition(".")[0]
+        if parent in self.kept and type(sys.modules.get(parent)) is _KeptModule:
+            _run(sys.modules[parent])  # a package's own code runs before its submodules
         if fullname not in self.lazy and fullname not in self.kept and fullname not in self.wrapped:
             return None
         for finder in sys.meta_path:
@@ -269,22 +300,24 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
         return None
 
 
-def prepare_process(deferred: Sequence[str] = DEFERRED, *, pixel_plugins: bool = True) -> None:
-    """Defer ``deferred`` and, with ``pixel_plugins``, pydicom's pixel plugins (unless pydicom
-    is imported already), and keep OpenBLAS to one thread (numpy starts one a core at import,
-    about 50 ms; pacsguard does no linear algebra, and its pool has a process a core) unless
-    the environment says otherwise. Idempotent."""
+def prepare_process(
+    deferred: Sequence[str] = DEFERRED, *, kept: Sequence[str] = KEPT, pixel_plugins: bool = True
+) -> None:
+    """Defer ``deferred``, run ``kept`` on their first use, and, with ``pixel_plugins``,
+    pydicom's pixel plugins (unless pydicom is imported already), and keep OpenBLAS to one
+    thread (numpy starts one a core at import, about 50 ms; pacsguard does no linear algebra,
+    and its pool has a process a core) unless the environment says otherwise. Idempotent."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if any(isinstance(f, _DeferringFinder) for f in sys.meta_path):
         return
     lazy = frozenset(n for n in deferred if n not in sys.modules)
-    kept: frozenset[str] = frozenset()
+    kept_now = frozenset(n for n in kept if n not in sys.modules)
     wrapped: dict[str, tuple[Callable[[], None], Callable[[ModuleType], None]]] = {}
     if pixel_plugins and not any(n.split(".")[0] == "pydicom" for n in sys.modules):
         plugins = PixelPlugins()
-        kept = frozenset(HANDLERS)
+        kept_now |= frozenset(HANDLERS)
         wrapped[REGISTRY] = (lambda: None, plugins.patch)
         for name in REGISTERING:
             wrapped[name] = (plugins.opened, plugins.registered)
-    if lazy or kept:
-        sys.meta_path.insert(0, _DeferringFinder(lazy, kept, wrapped))
+    if lazy or kept_now:
+        sys.meta_path.insert(0, _DeferringFinder(lazy, kept_now, wrapped))

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import read_dataset
-from pydicom.filewriter import write_data_element
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from pacsguard.deid import actions
@@ -861,20 +861,40 @@ def _build_patient(raw: bytes, institution: bool, implicit: bool) -> _Patient:
 
 
 def _markers(transformer: Transformer, implicit: bool) -> list[tuple[int, bytes]]:
-    """The four conformance markers, encoded as the reference writes them (per options)."""
+    """The four conformance markers, encoded as the reference writes them (per options).
+
+    Encoded here, not by pydicom's writer: its string writer asks numpy whether each value
+    is an array, which would import numpy for a file whose pixels nothing reads."""
     options = transformer.rules.options
     cached = _MARKERS.get((options, implicit))
     if cached is None:
         ds = Dataset()
         transformer.mark(ds)
-        cached = []
-        for tag in sorted(MARKER_TAGS):
-            fp = DicomBytesIO()
-            fp.is_little_endian, fp.is_implicit_VR = True, implicit
-            write_data_element(fp, ds[tag])
-            cached.append((tag, fp.getvalue()))
+        cached = [(tag, _encode_marker(ds[tag], implicit)) for tag in sorted(MARKER_TAGS)]
         _MARKERS[(options, implicit)] = cached
     return cached
+
+
+def _encode_marker(elem: DataElement, implicit: bool) -> bytes:
+    """``write_data_element``'s bytes for a marker: text values of the default character
+    repertoire, and a sequence of items of such values (defined lengths, as pydicom gives a
+    sequence it did not read)."""
+    head = _head_implicit if implicit else _head
+    if elem.VR == "SQ":
+        items = []
+        for item in elem.value:
+            body = b"".join(_encode_marker(e, implicit) for e in item)
+            items.append(_TAG_LEN.pack(0xFFFE, 0xE000, len(body)) + body)
+        value = b"".join(items)
+        return head(elem.tag, "SQ", len(value)) + value
+    if elem.VR not in {"CS", "LO", "SH"}:
+        raise Declined(f"a conformance marker of VR {elem.VR}")
+    values = elem.value if isinstance(elem.value, MultiValue) else [elem.value]
+    try:
+        value = _pad("\\".join(str(v) for v in values).encode("ascii"), elem.VR)
+    except UnicodeEncodeError:
+        raise Declined("a conformance marker outside the default repertoire") from None
+    return head(elem.tag, elem.VR, len(value)) + value
 
 
 def _ui(tag: int, uid: str) -> bytes:
