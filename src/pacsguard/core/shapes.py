@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pacsguard.core import lazyre
 from pacsguard.core.names import find_person_names, fold, lexicon
 from pacsguard.core.nir import is_valid_nir
 
@@ -43,12 +44,14 @@ class Hit:
 
 # --- NIR / INS -----------------------------------------------------------------------------
 # Not a link of a dotted chain ("1.2.840.113619.2.274045997629788.1": a UID's components)
-NIR_RE = re.compile(
+NIR_RE = lazyre.Pattern(
     r"(?<![0-9A-Za-z])(?<![0-9]\.)([1234785])[ .]?(\d{2})[ .]?(\d{2})[ .]?(\d{2}|2[AB])[ .]?"
     r"(\d{3})[ .]?(\d{3})[ .]?(\d{2})(?![0-9A-Za-z]|\.[0-9])"
 )
-INS_OID_RE = re.compile(r"1\.2\.250\.1\.213\.1\.4\.(?:8|9|10|11)\b")
-INS_LABEL_RE = re.compile(r"\bINS(?:[- ]?[CNA])?\b\s*[:=#]?\s*(\d[\d .]{12,30}\d)", re.IGNORECASE)
+INS_OID_RE = lazyre.Pattern(r"1\.2\.250\.1\.213\.1\.4\.(?:8|9|10|11)\b")
+INS_LABEL_RE = lazyre.Pattern(
+    r"\bINS(?:[- ]?[CNA])?\b\s*[:=#]?\s*(\d[\d .]{12,30}\d)", re.IGNORECASE
+)
 
 
 def nir_key_valid(match: re.Match[str]) -> bool:
@@ -66,19 +69,19 @@ def find_ins(text: str) -> list[Hit]:
 
 
 # --- contact details -----------------------------------------------------------------------
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+EMAIL_RE = lazyre.Pattern(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 PHONE_RES = (
     # French: 01 23 45 67 89, 01.23.45.67.89, 0123456789, +33 1 23 45 67 89, 0033 …
-    re.compile(
+    lazyre.Pattern(
         r"(?:(?<![\d+])(?:\+|00)33[ .]?(?:\(0\)[ .]?)?|(?<![\d.,])0)"
         r"[1-9](?:[ .\-]?\d{2}){4}(?![\d.,])"
     ),
     # international with a leading +
-    re.compile(r"(?<![\w+])\+\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}(?!\d)"),
+    lazyre.Pattern(r"(?<![\w+])\+\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}(?!\d)"),
     # North American: (555) 123-4567, 555-123-4567, 555.123.4567
-    re.compile(r"(?:\(\d{3}\)[ ]?|(?<![\d.])\d{3}[.\-])\d{3}[.\-]\d{4}(?![\d.])"),
+    lazyre.Pattern(r"(?:\(\d{3}\)[ ]?|(?<![\d.])\d{3}[.\-])\d{3}[.\-]\d{4}(?![\d.])"),
     # British: 020 7946 0018, 01632 960 001
-    re.compile(r"(?<![\d.])0\d{2,4} \d{3,4} ?\d{3,4}(?![\d.])"),
+    lazyre.Pattern(r"(?<![\d.])0\d{2,4} \d{3,4} ?\d{3,4}(?![\d.])"),
 )
 
 
@@ -103,10 +106,10 @@ _EN_WAYS = (
     r"street|st|avenue|ave|road|rd|lane|ln|drive|dr|boulevard|blvd|court|ct|way|place|pl"
     r"|terrace|close|crescent|gardens|square|parkway|highway|hwy"
 )
-STREET_FR_RE = re.compile(
+STREET_FR_RE = lazyre.Pattern(
     rf"(?<!\w)\d{{1,4}}(?:\s?(?:bis|ter|b|t))?,?\s+(?:{_FR_WAYS})\.?\s+[\w'’\-]{{2,}}", re.I
 )
-STREET_EN_RE = re.compile(
+STREET_EN_RE = lazyre.Pattern(
     rf"(?<!\w)\d{{1,5}}\s+(?:[A-Za-z][\w'\-]+\s+){{1,3}}(?:{_EN_WAYS})\b\.?", re.I
 )
 _UNITS = {
@@ -137,13 +140,13 @@ _UNITS = {
     "GO",
     "POINTS",
 }
-POSTCODE_FR_RE = re.compile(
+POSTCODE_FR_RE = lazyre.Pattern(
     r"(?<![\w.,])(?:F-?)?((?:0[1-9]|[1-8]\d|9[0-5]|2[AB]|97)\d{3})\s+"
     r"((?:[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]{2,})"
     r"(?:[ \-](?:[A-ZÀ-Ý][A-Za-zÀ-ÿ'’\-]+|sur|sous|en|le|la|les|de|du|d))*)"
 )
-POSTCODE_UK_RE = re.compile(r"(?<![\w])[A-Z]{1,2}\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{2}(?!\w)")
-POSTCODE_US_RE = re.compile(r"(?<![\w])[A-Z][A-Za-z .]+, ?[A-Z]{2} \d{5}(?:-\d{4})?(?!\d)")
+POSTCODE_UK_RE = lazyre.Pattern(r"(?<![\w])[A-Z]{1,2}\d[A-Z\d]? \d[ABD-HJLNP-UW-Z]{2}(?!\w)")
+POSTCODE_US_RE = lazyre.Pattern(r"(?<![\w])[A-Z][A-Za-z .]+, ?[A-Z]{2} \d{5}(?:-\d{4})?(?!\d)")
 
 
 def find_address(text: str) -> list[Hit]:
@@ -166,26 +169,28 @@ _MONTHS = (
 )
 DATE_RES = (
     # compact YYYYMMDD standing alone ("Echo 20230829"); never inside UIDs or codes
-    re.compile(r"(?<![\w.])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![\w.])"),
-    re.compile(
+    lazyre.Pattern(r"(?<![\w.])(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?![\w.])"),
+    lazyre.Pattern(
         r"(?<![\d.])(?:0?[1-9]|[12]\d|3[01])[/.\-](?:0?[1-9]|1[0-2])[/.\-](?:19|20)?\d{2}(?![\d.])"
     ),
-    re.compile(r"(?<![\d.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)\d{2}(?![\d.])"),
-    re.compile(
+    lazyre.Pattern(
+        r"(?<![\d.])(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01])/(?:19|20)\d{2}(?![\d.])"
+    ),
+    lazyre.Pattern(
         r"(?<![\d.])(?:19|20)\d{2}[\-/.](?:0[1-9]|1[0-2])[\-/.](?:0[1-9]|[12]\d|3[01])(?![\d.])"
     ),
-    re.compile(
+    lazyre.Pattern(
         rf"(?<!\w)(?:[12]\d|3[01]|0?[1-9])(?:er)?\.?\s+(?:{_MONTHS})\.?,?\s+(?:19|20)\d{{2}}(?!\d)",
         re.I,
     ),
-    re.compile(
+    lazyre.Pattern(
         rf"(?<!\w)(?:{_MONTHS})\.?\s+(?:[12]\d|3[01]|0?[1-9]),?\s+(?:19|20)\d{{2}}(?!\d)", re.I
     ),
 )
 
 
 # A date after a birth label ("né le 12/03/1956", "DOB 1956-03-12", "date de naissance :").
-BIRTH_LABEL_RE = re.compile(
+BIRTH_LABEL_RE = lazyre.Pattern(
     r"(?<!\w)(?i:n[ée]e?\s+le|born(?:\s+on)?|dob|d\.?d\.?n\.?|date\s+de\s+naissance"
     r"|birth\s*date|date\s+of\s+birth)\s*[:=]?\s*"
 )
@@ -213,7 +218,7 @@ def find_dates(text: str) -> list[Hit]:
 # --- patient identifiers next to their label -----------------------------------------------
 # IPP (identifiant permanent du patient), NIP, MRN, "Patient ID", "N° dossier": a label, then
 # a token holding at least four digits.
-ID_LABEL_RE = re.compile(
+ID_LABEL_RE = lazyre.Pattern(
     r"(?<!\w)(?i:IPP|NIP|MRN|PID|patient[ _-]?id|id[ _-]?patient|identifiant(?: patient)?"
     r"|n[°o]\.? ?(?:de )?(?:dossier|patient)|dossier|medical record(?: number)?)"
     r"\s*[:=#n°.]*\s*([A-Za-z]{0,4}[-_ ]?\d[\dA-Za-z\-]{3,19})(?![\w])"
