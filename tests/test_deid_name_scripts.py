@@ -157,3 +157,51 @@ def test_a_town_alone_is_not_a_token() -> None:
 
     assert "paris" not in _place_tokens(fold("12 rue des Qrolls, 75011 Paris"))
     assert "paris" not in _place_tokens(fold("75011 Paris"))
+
+
+INVISIBLE = ["\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff"]
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE)
+def test_an_invisible_character_inside_a_name_does_not_hide_it(
+    tmp_path: Path, project_key: ProjectKey, invisible: str
+) -> None:
+    """A soft hyphen or a zero-width character (Unicode format characters, category Cf:
+    word processors and web forms put them in text pasted into a RIS) splits no word as a
+    reader sees it, so it must not split a name for the sweep either."""
+    written = f"Scanner ZQX{invisible}WOMBAT JO{invisible}HN"
+    _ct(tmp_path / "in", "ISO_IR 192", "ZQXWOMBAT^JOHN", written)
+    _deid(tmp_path, project_key)
+    assert [o["status"] for o in _outcomes(tmp_path / "state")] == ["output"]
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    kept = pydicom.dcmread(out).ProcedureCodeSequence[0].CodeMeaning
+    visible = kept.replace(invisible, "")
+    assert "WOMBAT" not in visible and "ZQX" not in visible and "JOHN" not in visible, kept
+    assert kept.startswith("Scanner [NAME]"), kept
+
+
+def test_the_sweep_maps_a_hit_across_invisible_characters_to_the_text() -> None:
+    known = KnownValues(names=frozenset({"dupont"}))
+    text = "vu par Du\u00adpont\u200b hier"
+    (hit,) = find_known(text, known)
+    assert text[hit.start : hit.end] == "Du\u00adpont"
+
+
+def test_a_name_given_with_an_invisible_character_is_found_without_it(
+    tmp_path: Path, project_key: ProjectKey
+) -> None:
+    """The tokens are the name as a reader sees it: the attribute's own soft hyphen is not
+    a letter that the text must hold too."""
+    _ct(tmp_path / "in", "ISO_IR 192", "ZQX\u00adWOMBAT^JOHN", "Scanner ZQXWOMBAT")
+    _deid(tmp_path, project_key)
+    assert [o["status"] for o in _outcomes(tmp_path / "state")] == ["output"]
+    (out,) = (tmp_path / "out").rglob("*.dcm")
+    kept = pydicom.dcmread(out).ProcedureCodeSequence[0].CodeMeaning
+    assert kept == "Scanner [NAME]", kept
+
+
+def test_fold_never_turns_a_letter_into_a_space() -> None:
+    """Arabic isolated-form diacritics (U+FC5E, U+FE70…) decompose to a space and marks: as a
+    space, they cut a name's token short of the text (found by the property above)."""
+    assert fold("a\ufc5e") == "a\ufc5e" and fold("x\ufe70") == "x\ufe70"
+    assert fold("a\u00a0b") == "a b"  # a no-break space is a space

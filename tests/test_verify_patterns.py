@@ -194,6 +194,10 @@ def test_date_forms_and_folding() -> None:
         ("Παπαδόπουλος^Γιώργος", "Γιώργος Παπαδόπουλος", "person-name"),
         ("Иванов^Иван", "пациент ИВАНОВ", "name-part"),
         ("DUPONT^JEAN", "DUPONTJEAN", "person-name"),  # burned-in capitals read run together
+        # format characters (Cf) split no word as a reader sees it
+        ("DUPONT^JEAN", "Vu par Jean Du\u00adpont", "person-name"),
+        ("DUPONT^JEAN", "DU\u200bPONT JE\u200cAN", "person-name"),
+        ("DUPONT^JEAN", "\ufeffDUPONT\u2060JEAN", "person-name"),
     ],
 )
 def test_known_names_in_every_script(name: str, text: str, expected: str) -> None:

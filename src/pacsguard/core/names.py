@@ -70,7 +70,11 @@ def fold_letters(text: str) -> str:
     """``fold`` keeping the letters of every script: a name in kanji, kana, Hangul, Greek
     or Cyrillic folds to itself (upper case, marks removed, Hangul syllables recomposed),
     not to nothing. For matching known values, where both sides are folded alike; the
-    lexicons, which hold Latin words, are matched through ``fold``."""
+    lexicons, which hold Latin words, are matched through ``fold``. Format characters
+    (category Cf: soft hyphen, zero-width space and joiners, byte-order mark) are dropped:
+    they split no word as a reader sees it."""
+    if not text.isascii():
+        text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(_NON_WORD.split(unicodedata.normalize("NFC", bare).upper())).strip()

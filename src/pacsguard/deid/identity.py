@@ -28,7 +28,7 @@ from pacsguard.core.names import width
 from pacsguard.core.shapes import find_email, find_ins, find_nir, find_phone
 from pacsguard.deid.grammar import Header, Node
 from pacsguard.deid.profile import load_identifying_keywords
-from pacsguard.deid.text import KnownValues, date_forms, fold
+from pacsguard.deid.text import KnownValues, date_forms, fold, visible
 
 CHARSET_TAG = 0x00080005
 MIN_NAME = 3
@@ -143,6 +143,7 @@ def _shaped_cached(raw: bytes) -> frozenset[str]:
     texts = {raw.decode("latin-1")} if raw.isascii() else decodings(raw, [])
     found: set[str] = set()
     for text in texts:
+        text = visible(text)[0]
         for finder in _SHAPE_FINDERS:
             found |= {fold(hit.text).strip() for hit in finder(text) if len(hit.text) >= MIN_ID}
     return frozenset(found)
@@ -163,7 +164,7 @@ def _tokens(raw: bytes, charsets: tuple[str, ...], kind: str) -> frozenset[str]:
     split = {"name": _name_tokens, "id": _id_tokens, "date": _date_tokens}.get(kind, _place_tokens)
     for text in decodings(raw, list(charsets)):
         for value in text.split("\\"):
-            value = fold(value).strip(" \x00")
+            value = fold(visible(value)[0]).strip(" \x00")
             if value:
                 out |= split(value)
     return frozenset(out)

@@ -201,13 +201,14 @@ def _fold_char(char: str) -> str:
     a full-width Ｙ -> y); otherwise lowered, or as it is: a Hangul syllable stays itself,
     not its leading jamo, and ß stays ß rather than becoming two letters."""
     bare = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-    if len(bare.casefold()) == 1:
-        return bare.casefold()
+    if len(bare.casefold()) == 1 and (char.isspace() or not bare.isspace()):
+        return bare.casefold()  # but never a letter to a space (ﱞ: a space, then marks)
     lowered = char.lower()
     return lowered if len(lowered) == 1 else char
 
 
 def _term_pattern(term: str, bounded: bool) -> str:
+    term = visible(term)[0]
     escaped = r"[\s^,]+".join(re.escape(fold(p)) for p in re.split(r"[\s^]+", term) if p)
     if not bounded:
         return escaped
@@ -248,7 +249,7 @@ def _known_terms(known: KnownValues) -> tuple[_Term, ...]:
     out = []
     for term, kind in _known_pairs(known):
         bounded = not (term in known.ids and len(term) >= MIN_FREE_ID)
-        words = [fold(p) for p in re.split(r"[\s^]+", term) if p]
+        words = [fold(p) for p in re.split(r"[\s^]+", visible(term)[0]) if p]
         out.append(_Term(_term_pattern(term, bounded), kind, words[0] if words else ""))
     return tuple(out)
 
@@ -263,19 +264,44 @@ def find_known(text: str, known: KnownValues) -> list[Hit]:
     term first where several match at one place. The alternation is made of the terms
     whose first word is in the text: the others cannot match anywhere in it, so leaving
     them out changes no match, and a patient's hundreds of terms are not compiled into one
-    pattern (milliseconds a patient in each worker) to search texts that hold none."""
+    pattern (milliseconds a patient in each worker) to search texts that hold none.
+
+    Invisible characters (``visible``) are searched through, and a hit's span is the span
+    of the text that holds it, invisible characters included."""
     terms = _known_terms(known)
     if not terms or not text:
         return []
-    folded = fold(text)
+    seen, where = visible(text)
+    folded = fold(seen)
     present = tuple(term for term in terms if term.first in folded)
     if not present:
         return []
     hits = []
     for match in _known_regex(present).finditer(folded):
         group = match.lastgroup or "k0"
-        hits.append(Hit(match.start(), match.end(), present[int(group[1:])].kind))
+        start, end = match.start(), match.end()
+        if where is not None:
+            start, end = where[start], where[end - 1] + 1
+        hits.append(Hit(start, end, present[int(group[1:])].kind))
     return hits
+
+
+def visible(text: str) -> tuple[str, list[int] | None]:
+    """``text`` without its format characters (Unicode category Cf: soft hyphen, zero-width
+    space and joiners, word joiner, byte-order mark, direction marks), which split no word
+    as a reader sees it, so must not split an identifier for a search; and, when there were
+    any, the index in ``text`` of each character kept."""
+    if text.isascii():
+        return text, None
+    kept = [i for i, char in enumerate(text) if not _is_format(char)]
+    if len(kept) == len(text):
+        return text, None
+    return "".join(text[i] for i in kept), kept
+
+
+@lru_cache(maxsize=1 << 12)
+def _is_format(char: str) -> bool:
+    return unicodedata.category(char) == "Cf"
 
 
 def find_shaped(text: str) -> list[Hit]:
