@@ -496,6 +496,12 @@ def test_byte_level_rewriter_changes_no_output_byte(
 
     src = tmp_path / "src"
     shutil.copytree(sample_corpus[0], src / "sample")
+    # files whose burned-in text is cleaned take the pydicom path in both runs: their OCR,
+    # done twice, was most of this test's time and none of its point
+    burned = {b.file for b in sample_corpus[1].burned_in if b.location == "pixels"}
+    for name in burned:
+        (src / "sample" / name.removeprefix("dicom/")).unlink()
+    assert burned
     generate_ct_corpus(src / "ct", files=40, rows=32, cols=32)
     (src / "ct" / "corpus.json").unlink(missing_ok=True)
     (src / "implicit").mkdir()
