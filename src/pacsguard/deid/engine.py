@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID
@@ -313,15 +313,42 @@ def _item_tags(items: object) -> list[set[int]]:
 
 
 def raw_vr(ds: Dataset, tag: int) -> str:
-    """The element's VR without decoding its value (implicit VR: from the dictionary)."""
+    """The element's VR without decoding its value (implicit VR: from the dictionary); a
+    standard attribute sent as UN, by its meaning (``standard_vr_of_un``)."""
     element = ds.get_item(tag)
     vr = element.VR if element is not None else None
+    if vr == "UN" and not (tag >> 16) & 1:
+        return standard_vr_of_un(ds, tag)
     if vr:
         return str(vr)
     try:
         return str(dictionary_VR(tag)).split(" or ")[0]
     except KeyError:
         return "UN"
+
+
+def standard_vr_of_un(ds: Dataset, tag: int) -> str:
+    """The VR of a standard attribute that was sent as UN (CP-246: by a sender whose
+    dictionary lacks it), decoded in ``ds`` as that VR: every rule, the walk and the sweep
+    then see what it means. Judged as "UN", a sequence Table E.1-1 does not list was kept
+    as opaque bytes, its items' comments, dates and UIDs with it.
+
+    pydicom decodes such an element as its dictionary VR when its value is under 64 KiB;
+    a longer one is decoded here the same way (a sequence's items in Implicit VR Little
+    Endian, as CP-246 writes them). "UN" is left only for a tag no dictionary knows."""
+    try:
+        vr = str(dictionary_VR(tag)).split(" or ")[0]
+    except KeyError:
+        return "UN"
+    if vr == "UN":
+        return vr  # UN by definition (Selector UN Value): its rules are its tag's
+    decoded = ds[tag]
+    if decoded.VR != "UN":
+        return str(decoded.VR)
+    value = decoded.value if isinstance(decoded.value, bytes) else b""
+    raw = RawDataElement(decoded.tag, vr, len(value), value, 0, vr == "SQ", True)
+    ds[tag] = convert_raw_data_element(raw, encoding=ds._character_set, ds=ds)
+    return vr
 
 
 PLAIN_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192", "ISO 2022 IR 6"})
@@ -407,6 +434,8 @@ class _Walk:
                 )
                 if decision.references and references_only(_item_tags(ds[tag].value)):
                     decision = Decision(Act.KEEP, source=decision.source)
+                if vr == "UN" and not dictionary_has_tag(tag):  # no rule can read it
+                    decision = Decision(Act.REMOVE, source="unreadable")
             if decision.act is Act.REMOVE:
                 del ds[tag]
             elif decision.act is not Act.KEEP or vr == "SQ":

@@ -661,6 +661,10 @@ class _Rewrite:
         return encoded, tuple(self.raw_swept[raw_from:]), tuple(self.new_swept[new_from:]), touched
 
     def _decide(self, element: _Element, depth: int, mode: Mode) -> Decision:
+        if element.vr == "UN" and not (
+            _in_dictionary(element.tag) and _implicit_vr(element.tag)[0] == "UN"
+        ):  # the engine decodes it as its dictionary VR, or removes it: no dictionary knows it
+            raise Declined("a standard attribute sent as UN")
         rules, types = self.transformer.rules, self.types
         key = (element.tag, element.vr, depth > 0, mode, id(types))
         cache = self.transformer.decision_cache
