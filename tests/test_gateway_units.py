@@ -4,6 +4,7 @@ multipart parser against mutated bodies, and the truthful answer when the disk i
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,11 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         "not an address or network": text.replace('host = "127.0.0.1"\n\n[[destination]]',
                                                    'host = "pacs.example"\n\n[[destination]]'),
         "must be between 1 and 32": text + "concurrency = 0\n",
+        # the quarantine (original files) inside a folder whose copies are meant to be shared
+        "must live outside destination 'out'": re.sub(
+            r"(?m)^state = .*$", 'state = "out/state"', text
+        ),
+        "outside destination": re.sub(r"(?m)^state = .*$", 'state = "out"', text),
     }  # fmt: skip
     for message, body in cases.items():
         bad = tmp_path / "bad.toml"

@@ -298,4 +298,12 @@ def load_config(path: Path) -> GatewayConfig:
         raise ConfigError(f"{path}: destination names must be unique")
     if not allow:
         raise ConfigError(f"{path}: [[gateway.allow]] is empty: no peer could send (fail closed)")
+    state = config.state.resolve()
+    for dest in config.destinations:
+        folder = dest.path.resolve() if dest.type == "folder" and dest.path else None
+        if folder is not None and (state == folder or folder in state.parents):
+            raise ConfigError(
+                f"{path}: the state folder ({config.state}) must live outside destination "
+                f"{dest.name!r} ({dest.path}): it holds the quarantine of original files"
+            )
     return config
