@@ -358,3 +358,25 @@ def test_send_pieces_writes_every_byte_in_order(sizes: list[int], seed: int) -> 
         left.close()
         right.close()
     assert bytes(got) == expected
+
+
+def test_a_store_response_echoes_a_uid_outside_ascii_instead_of_failing() -> None:
+    """A C-STORE whose SOP Instance UID held a byte outside ASCII (read as U+FFFD) was
+    quarantined, but its C-STORE-RSP could not be encoded: the sender got an A-ABORT, took
+    it for a passing failure and sent the instance again, once per retry (campaign 03)."""
+    encoded = store_response(CTImageStorage, "1.2.3.\ufffd4", 7, 0xC000, "not DICOM")
+    command = decode(BytesIO(encoded), True, True)
+    assert command.Status == 0xC000 and command.ErrorComment == "not DICOM"
+    assert command.AffectedSOPInstanceUID == "1.2.3.?4"
+
+
+def test_an_abort_without_a_socket_is_a_quiet_end() -> None:
+    """A sender that aborts right after the A-ASSOCIATE-AC leaves the takeover no socket:
+    the abort was an AttributeError traceback on the gateway's stderr (campaign 02)."""
+    taken = RawStore.__new__(RawStore)
+    taken.assoc = type("Assoc", (), {"is_aborted": False})()
+    taken.alive, taken._sock = True, None
+    finished: list[bool] = []
+    taken._finish = lambda: finished.append(True)  # type: ignore[method-assign]
+    taken._abort()
+    assert taken.assoc.is_aborted and finished == [True]

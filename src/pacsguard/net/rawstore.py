@@ -50,7 +50,9 @@ def _element(group_element: int, value: bytes) -> bytes:
 
 
 def _uid(value: str) -> bytes:
-    raw = value.encode("ascii")
+    # a request's UID is echoed as received, but for a byte outside ASCII (read as U+FFFD):
+    # a "?" there still lets its C000 and Error Comment reach the sender, not an A-ABORT
+    raw = value.encode("ascii", "replace")
     return raw + b"\x00" if len(raw) % 2 else raw
 
 
@@ -343,8 +345,9 @@ class RawStore:
         self._finish()
 
     def _abort(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.sendall(struct.pack(">BBIBBBB", 0x07, 0x00, 4, 0, 0, 0, 0))
+        if self._sock is not None:  # None: the peer's socket was gone before the takeover
+            with contextlib.suppress(OSError):
+                self._sock.sendall(struct.pack(">BBIBBBB", 0x07, 0x00, 4, 0, 0, 0, 0))
         self.assoc.is_aborted = True
         self._finish()
 
