@@ -182,7 +182,7 @@ def test_hostile_members_are_refused(tree: Path, keys: Keys, tmp_path: Path, kin
     with pytest.raises(PackageInvalid, match="refused"):
         unpack(forged, tmp_path / "deep" / "out", identity=keys.identity)
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "deep" / "evil.txt").exists()
-    assert not (tmp_path / "deep" / "out").exists() and no_leftovers(tmp_path / "deep")
+    assert not (tmp_path / "deep").exists()  # nor the parent folder it made for the output
 
 
 def test_a_duplicate_member_is_refused(tree: Path, keys: Keys, tmp_path: Path) -> None:
@@ -200,3 +200,99 @@ def test_not_a_package(keys: Keys, tmp_path: Path) -> None:
     junk.write_bytes(b"hello, this is not age\n" * 10)
     with pytest.raises(PackageInvalid, match="not a readable age package"):
         unpack(junk, tmp_path / "out", identity=keys.identity)
+
+
+def test_a_name_part_over_255_bytes_is_refused_not_an_internal_error(
+    tree: Path, keys: Keys, tmp_path: Path
+) -> None:
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=[keys.recipient], ocr=False)
+    members = decrypt_to_members(package, keys.identity)
+    info = tarfile.TarInfo("d" * 300 + "/x.txt")
+    members.insert(1, (info, b"x"))
+    forged = reencrypt(members, keys.recipient, tmp_path / "f.age")
+    with pytest.raises(PackageInvalid, match="over 255 bytes"):
+        unpack(forged, tmp_path / "out", identity=keys.identity)
+    assert not (tmp_path / "out").exists() and no_leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("zeros", [0, 1024, 3 << 20])
+def test_data_after_the_archive_is_refused_wherever_it_hides(
+    tree: Path, keys: Keys, tmp_path: Path, zeros: int
+) -> None:
+    """tarfile reads up to a MiB past the archive's end: bytes hidden within it were
+    unpacked, only those further away refused (campaign 06)."""
+    import io
+
+    import pyrage
+
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=[keys.recipient], ocr=False)
+    members = decrypt_to_members(package, keys.identity)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    plain = buffer.getvalue() + b"\0" * zeros + b"HIDDEN PAYLOAD"
+    forged = tmp_path / "f.age"
+    forged.write_bytes(pyrage.encrypt(plain, [pyrage.x25519.Recipient.from_str(keys.recipient)]))
+    with pytest.raises(PackageInvalid, match="data after the end of its archive"):
+        unpack(forged, tmp_path / "out", identity=keys.identity)
+    assert not (tmp_path / "out").exists() and no_leftovers(tmp_path)
+
+
+def test_an_archive_padded_with_zeros_still_opens(tree: Path, keys: Keys, tmp_path: Path) -> None:
+    import pyrage
+
+    package = tmp_path / "p.age"
+    pack(tree, package, recipients=[keys.recipient], ocr=False)
+    plain = pyrage.decrypt(
+        package.read_bytes(),
+        [pyrage.x25519.Identity.from_str(keys.identity.read_text().splitlines()[-1])],
+    )
+    padded = tmp_path / "padded.age"
+    recipient = pyrage.x25519.Recipient.from_str(keys.recipient)
+    padded.write_bytes(pyrage.encrypt(plain + b"\0" * (5 << 20), [recipient]))
+    assert unpack(padded, tmp_path / "out", identity=keys.identity).files >= 1
+
+
+def test_an_output_that_is_a_symbolic_link_is_refused(
+    signed: Path, keys: Keys, tmp_path: Path
+) -> None:
+    from pacsguard.pack.errors import InputError
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "empty")
+    with pytest.raises(InputError, match="symbolic link"):
+        unpack(signed, tmp_path / "link", identity=keys.identity)
+    assert not any((tmp_path / "empty").iterdir())
+
+
+def test_a_refused_package_leaves_no_parent_folder_behind(
+    signed: Path, keys: Keys, tmp_path: Path
+) -> None:
+    flip(signed, signed.stat().st_size // 2)
+    with pytest.raises(PackError):
+        unpack(signed, tmp_path / "new" / "parents" / "out", identity=keys.identity)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [(b"site\\notes.txt", "unsafe path"), (b"caf\xe9.txt", "not UTF-8")],
+    ids=["backslash", "latin-1"],
+)
+def test_pack_refuses_before_encrypting_a_name_unpack_would_refuse(
+    tree: Path, keys: Keys, tmp_path: Path, name: bytes, reason: str
+) -> None:
+    """A backslash was packed (exit 0) into a package that unpack then refused whole; a name
+    that is not UTF-8 failed at the manifest, every file streamed (campaign 04, 05)."""
+    import os
+
+    from pacsguard.pack.errors import InputError
+
+    (Path(os.fsdecode(bytes(tree) + b"/" + name))).write_text("notes")
+    package = tmp_path / "p.age"
+    with pytest.raises(InputError, match=f"{reason}, which unpack refuses"):
+        pack(tree, package, recipients=[keys.recipient], ocr=False, force=True, reason="notes")
+    assert not package.exists() and no_leftovers(tmp_path)

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pacsguard.core.io import is_temporary
-from pacsguard.pack.errors import InputError
+from pacsguard.pack.errors import InputError, PackageInvalid
 from pacsguard.pack.manifest import RESERVED_NAMES
+from pacsguard.pack.tarread import safe_name
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,17 @@ class SourceFile:
     path: Path  # on disk
     name: str  # inside the package: relative, '/'-separated
     size: int
+
+
+def _check_name(relative: str) -> None:
+    """Refuse, before anything is encrypted, a name that ``unpack`` would refuse (one rule:
+    ``tarread.safe_name``): a backslash, a name that is not UTF-8, a part over 255 bytes."""
+    try:
+        safe_name(relative)
+    except PackageInvalid as refused:
+        shown = ascii(relative)  # a name that is not UTF-8 cannot be printed as it is
+        reason = str(refused).removeprefix("the package holds a member ").removesuffix("; refused")
+        raise InputError(f"{shown}: a file {reason}, which unpack refuses; rename it") from None
 
 
 def list_files(root: Path) -> list[SourceFile]:
@@ -43,6 +55,7 @@ def list_files(root: Path) -> list[SourceFile]:
                 raise InputError(f"{path} is not a regular file")
             if relative in RESERVED_NAMES:
                 raise InputError(f"{path}: this name is reserved for the package manifest")
+            _check_name(relative)
             found.append(SourceFile(path, relative, path.stat().st_size))
     found.sort(key=lambda item: item.name)
     return found

@@ -8,6 +8,7 @@ it is removed: nothing half-written is left.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -51,6 +52,8 @@ def needs_passphrase(package: Path) -> bool:
 
 
 def _check_output(output: Path) -> None:
+    if output.is_symlink():  # the package would land where the link points, if anywhere
+        raise InputError(f"{output} is a symbolic link; unpack into a new or empty folder")
     if output.exists() and not (output.is_dir() and not any(output.iterdir())):
         raise InputError(f"{output} already exists; unpack into a new or empty folder")
 
@@ -100,20 +103,36 @@ def unpack(
         if progress is not None:
             progress(n, total)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".tmp-unpack-", dir=output.parent))
+    made = _make_parents(output.parent)
     try:
-        with VolumeReader(volumes, tick) as reader:
-            _, found = run_pipeline(
-                lambda out: crypto.decrypt(reader, out, identities=ids, passphrase=secret),
-                lambda stream: extract(stream, staging),
-            )
-        result = _check(found, signer, output)
-        _commit(staging, output)
+        staging = Path(tempfile.mkdtemp(prefix=".tmp-unpack-", dir=output.parent))
+        try:
+            with VolumeReader(volumes, tick) as reader:
+                _, found = run_pipeline(
+                    lambda out: crypto.decrypt(reader, out, identities=ids, passphrase=secret),
+                    lambda stream: extract(stream, staging),
+                )
+            result = _check(found, signer, output)
+            _commit(staging, output)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        for folder in made:  # a refused package leaves nothing behind, parents included
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
     return result
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make {folder}: {exc.strerror}") from None
+    return missing
 
 
 def _check(found: Extracted, signer: Ed25519PublicKey | None, output: Path) -> UnpackResult:
