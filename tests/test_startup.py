@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 NAMES = ("requests", "tqdm", "urllib.request", "PIL.ImageCms", "pydicom.examples")
 PROBE = """
 import json, os, sys
@@ -290,29 +292,63 @@ def test_threads_reading_the_registry_at_once_see_it_whole() -> None:
 
 
 NUMPY_PROBE = """
-import sys
+import collections, sys
+runs = collections.Counter()
+def count(event, args):
+    code = args[0] if event == "exec" and args else None
+    if getattr(code, "co_name", "") == "<module>" and "/numpy/" in code.co_filename:
+        runs[code.co_filename.split("/numpy/", 1)[1]] += 1
+sys.addaudithook(count)
 from pacsguard.core.startup import prepare_process
 prepare_process()
 import pydicom
 before = type(sys.modules["numpy"]).__name__
-first = sys.argv[1]
-if first == "submodule":
-    from numpy.typing import NDArray  # a submodule before any attribute: numpy runs first
-    import numpy
-    ok = NDArray is not None and numpy.zeros(3).sum() == 0
-else:
-    import numpy
-    ok = isinstance(numpy.arange(4), numpy.ndarray) and numpy.__version__[0].isdigit()
-print(before, type(sys.modules["numpy"]).__name__, ok)
+__import__(sys.argv[1])  # a submodule first, before any attribute of numpy
+import numpy
+whole = isinstance(numpy.arange(4), numpy.ndarray) and numpy.linalg.norm([3, 4]) == 5
+twice = sorted(name for name, n in runs.items() if n > 1) or ["none"]
+print(before, type(sys.modules["numpy"]).__name__, whole, *twice)
 """
 
 
-def test_numpy_is_kept_until_first_use_then_whole() -> None:
-    for first in ("submodule", "attribute"):
-        done = subprocess.run(
-            [sys.executable, "-c", NUMPY_PROBE, first], capture_output=True, text=True, check=True
+@pytest.mark.parametrize(
+    "first", ["numpy", "numpy.linalg", "numpy._core._multiarray_umath", "numpy.typing"]
+)
+def test_numpy_is_kept_until_first_use_then_runs_each_module_once(first: str) -> None:
+    """A submodule imported first (``import numpy.linalg``, or ``numpy._core`` through a C
+    extension's ``import_array``) runs numpy's own code, which imports that submodule; the
+    import that had begun must then take that module, not execute it a second time (two
+    module objects, numpy's names bound to the first: the sixth stop's reason not to keep
+    numpy)."""
+    done = subprocess.run(
+        [sys.executable, "-c", NUMPY_PROBE, first], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["_KeptModule", "module", "True", "none"], first
+
+
+def test_a_kept_package_s_submodule_imported_first_runs_once(tmp_path: Path) -> None:
+    package = tmp_path / "keptpkg"
+    (package / "inner").mkdir(parents=True)
+    (package / "__init__.py").write_text(
+        "from . import sub\nfrom .inner import leaf\nSUB, LEAF = sub.X, leaf.Y\n"
+    )
+    (package / "sub.py").write_text("print('sub')\nX = object()\n")
+    (package / "inner" / "__init__.py").write_text("from . import leaf\n")
+    (package / "inner" / "leaf.py").write_text("print('leaf')\nY = object()\n")
+    for first in ("keptpkg.sub", "keptpkg.inner.leaf", "keptpkg.inner", "keptpkg"):
+        code = (
+            f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+            "from pacsguard.core.startup import prepare_process\n"
+            "prepare_process(kept=['keptpkg'])\n"
+            f"import {first}\n"
+            "import keptpkg, keptpkg.sub, keptpkg.inner.leaf\n"
+            "print(keptpkg.SUB is keptpkg.sub.X, keptpkg.LEAF is keptpkg.inner.leaf.Y,"
+            " type(keptpkg.sub.__spec__.loader).__name__)\n"
         )
-        assert done.stdout.split() == ["_KeptModule", "module", "True"], first
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.split() == ["sub", "leaf", "True", "True", "SourceFileLoader"], first
 
 
 BYTE_PATH_RUN = """

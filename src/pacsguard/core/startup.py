@@ -32,7 +32,11 @@ pixel work uses it; a run whose files all take the byte path never does (the byt
 encodes even its conformance markers itself: pydicom's string writer asks numpy whether a
 value is an array). It is kept (``_KeptModule``) and runs on its first use; a thread that
 uses a kept module while another runs its code waits for that run to end, as a second
-importer waits on the import system's module lock.
+importer waits on the import system's module lock. A submodule imported before any
+attribute (``import numpy.linalg``; ``numpy._core`` through a C extension's
+``import_array``) first runs numpy's own code, which imports that submodule itself; the
+import that had begun then takes that module as it is (``_LoadedLoader``) instead of
+executing it a second time.
 
 ``tests/test_startup.py`` checks that a process prepared this way has the same plugins, in
 the same order, as an unprepared one, decodes the same pixels, and fails loudly when pydicom
@@ -147,6 +151,22 @@ class _KeepingLoader(importlib.abc.Loader):
         assert spec is not None
         spec.loader = module.__loader__ = self.loader  # as LazyLoader leaves them
         module.__class__ = _KeptModule
+
+
+class _LoadedLoader(importlib.abc.Loader):
+    """A submodule that its kept parent's code imported while a finder ran that code, for
+    an import of the submodule that had begun before: the import system goes on to load
+    what the finder returns, so it gets the module as it is, never executed twice (two
+    module objects, the parent's names bound to the first)."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module, self.spec = module, module.__spec__
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        return self.module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self.spec  # the import system put this loader's spec there
 
 
 class _WrappingLoader(importlib.abc.Loader):
@@ -281,6 +301,12 @@ class _DeferringFinder(importlib.abc.MetaPathFinder):
         parent = fullname.rpartition(".")[0]
         if parent in self.kept and type(sys.modules.get(parent)) is _KeptModule:
             _run(sys.modules[parent])  # a package's own code runs before its submodules
+            loaded = sys.modules.get(fullname)
+            if loaded is not None:  # that code imported it: it must not run a second time
+                spec = importlib.util.spec_from_loader(fullname, _LoadedLoader(loaded))
+                # the import system loads the spec of a module found in sys.modules by now
+                loaded.__spec__ = spec
+                return spec
         if fullname not in self.lazy and fullname not in self.kept and fullname not in self.wrapped:
             return None
         for finder in sys.meta_path:

@@ -58,7 +58,7 @@ def safe_name(raw: str) -> str:
     except UnicodeEncodeError:
         raise PackageInvalid(
             "the package holds a member whose name is not UTF-8; refused"
-        ) from None  # noqa: E501
+        ) from None
     if too_long:
         raise PackageInvalid(
             f"the package holds a member with a path part over {NAME_MAX} bytes; refused"
