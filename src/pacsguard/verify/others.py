@@ -76,13 +76,19 @@ def as_text(data: bytes) -> str | None:
         return data.decode("latin-1")
 
 
+def is_deid_account(name: str) -> bool:
+    """deid's own ``pacsguard-deid.json`` (hashes, pseudonymous paths): not text a person
+    wrote, neither read nor counted among the other files."""
+    return re.split(r"[/!]", name)[-1] == DEID_MANIFEST_NAME
+
+
 def other_file_findings(
     name: str, data: bytes | None, known: KnownValues | None, policy: Policy, ner: bool = False
 ) -> list[Finding]:
     """The findings of a file that is not DICOM (its name apart); ``data`` None: a file
     over ``MAX_TEXT``, not read."""
-    if re.split(r"[/!]", name)[-1] == DEID_MANIFEST_NAME:
-        return []  # deid's own account (hashes, pseudonymous paths), not text a person wrote
+    if is_deid_account(name):
+        return []
     text = as_text(data) if data is not None and len(data) <= MAX_TEXT else None
     if text is None:
         reason = "neither DICOM nor text (an archive, an image, a document): not read"

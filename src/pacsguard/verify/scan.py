@@ -30,7 +30,13 @@ from pacsguard.verify.evidence import TreeEvidence
 from pacsguard.verify.findings import Finding, VerifyReport
 from pacsguard.verify.header import RawHeader, read_raw
 from pacsguard.verify.known import KnownValues
-from pacsguard.verify.others import MAX_TEXT, as_text, name_findings, other_file_findings
+from pacsguard.verify.others import (
+    MAX_TEXT,
+    as_text,
+    is_deid_account,
+    name_findings,
+    other_file_findings,
+)
 from pacsguard.verify.policy import Policy
 from pacsguard.verify.risk import at_risk
 
@@ -443,7 +449,7 @@ def _check_raw(
 
 def _account(result: ItemResult, report: VerifyReport, evidence: TreeEvidence) -> None:
     if not result.dicom:  # read as text (or reviewed): no patient group to count it under
-        report.files_skipped += 1
+        report.files_skipped += not is_deid_account(result.name)
         report.findings += [replace(f, file=result.name) for f in result.findings]
         return
     report.files_checked += 1
