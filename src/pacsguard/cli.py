@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 from pacsguard import __version__
 from pacsguard.core.errors import PacsguardError
 from pacsguard.core.say import say
-from pacsguard.core.startup import prepare_process
+from pacsguard.core.startup import KEPT, prepare_process
 
 if TYPE_CHECKING:
     import typer
@@ -34,6 +34,18 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "gateway": (("gateway",), "Receive studies, de-identify them on the fly, forward them."),
     "guard": (("guard",), "A protective DICOM proxy in front of a PACS that cannot protect it."),
 }
+
+
+# Servers whose threads may first use numpy at once: numpy is imported whole from the start
+# there (``core/startup.py``: a kept module's run from the import system cannot safely wait on
+# another thread's). The batch commands do their pixel work on one thread.
+SERVERS = frozenset({"gateway", "guard"})
+
+
+def kept_modules(args: list[str]) -> tuple[str, ...]:
+    """The modules a run of ``args`` keeps until their first use (``core/startup.py``)."""
+    command = next((a for a in args if not a.startswith("-")), None)
+    return () if command in SERVERS else KEPT
 
 
 def _group() -> None:
@@ -80,7 +92,7 @@ def console() -> None:
     teardown once the output is flushed (freeing pydicom's dictionaries object by object
     costs a large run ~80 ms for nothing). In-process callers use ``main``, which exits
     the usual way (SystemExit)."""
-    prepare_process()
+    prepare_process(kept=kept_modules(sys.argv[1:]))
     try:
         main()
         code: object = 0

@@ -32,7 +32,10 @@ pixel work uses it; a run whose files all take the byte path never does (the byt
 encodes even its conformance markers itself: pydicom's string writer asks numpy whether a
 value is an array). It is kept (``_KeptModule``) and runs on its first use; a thread that
 uses a kept module while another runs its code waits for that run to end, as a second
-importer waits on the import system's module lock. A submodule imported before any
+importer waits on the import system's module lock (but a run begun from the import
+system's finder, below, holds its lock: two threads using numpy first at once could then wait
+on each other, so the servers, gateway and guard, whose threads may, do not keep it;
+``cli.kept_modules``). A submodule imported before any
 attribute (``import numpy.linalg``; ``numpy._core`` through a C extension's
 ``import_array``) first runs numpy's own code, which imports that submodule itself; the
 import that had begun then takes that module as it is (``_LoadedLoader``) instead of
