@@ -145,3 +145,41 @@ def test_names_with_particles_camel_case_and_extended_latin(text: str) -> None:
 )
 def test_a_label_before_a_position_is_no_name(text: str, found: bool) -> None:
     assert bool(find_person_names(text)) is found
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("Vu par Dr Le Gall", "Le Gall"),
+        ("CR du Dr De La Fontaine ce jour", "De La Fontaine"),
+        ("Dr Van der Berg", "Van der Berg"),
+        ("Mme Le Bihan, vue", "Le Bihan"),
+        ("Dr. Di Stefano", "Di Stefano"),
+        ("Dr St Pierre", "St Pierre"),
+        ("Nom : LE GOFF Yann", "LE GOFF Yann"),
+    ],
+)
+def test_a_surname_with_its_particle_is_found_and_cleaned_whole(text: str, name: str) -> None:
+    """The title's hit held one word ("Dr Le"), and the cleaning redacts a hit's text: the
+    surname itself was left ("[NAME] Gall"). Breton and other particle surnames are common in
+    the French exports this is for."""
+    from pacsguard.deid.text import KnownValues, clean_text
+
+    assert name in " ".join(_spans(text))
+    assert any(name in hit.text for hit in find_person_names(text))
+    cleaned = clean_text(text, KnownValues())
+    assert not any(part in cleaned for part in name.split() if len(part) > 3), cleaned
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Dr Martin de garde", "de garde"),
+        ("Dr Dupont et Dr Martin", " et "),
+        ("Dr Le scanner", "scanner"),
+    ],
+)
+def test_a_particle_joins_a_name_only_before_a_capitalised_name(text: str, kept: str) -> None:
+    from pacsguard.deid.text import KnownValues, clean_text
+
+    assert kept in clean_text(text, KnownValues())

@@ -271,36 +271,60 @@ def name_candidates(text: str) -> list[str]:
     return [w for w in WORD_RE.findall(text) if _is_candidate(w)]
 
 
+# The particles of surnames ("Le Gall", "De La Fontaine", "Van der Berg", "Di Stefano"): after
+# a title or a label, one of them followed by a capitalised name is part of the name.
+_PARTICLES = frozenset(
+    {"LE", "LA", "DE", "DU", "DES", "VAN", "VON", "DER", "DEN", "TER", "DI", "DA", "DEL",
+     "DELLA", "DOS", "DAS", "ST", "STE", "SAINT", "SAINTE", "MC", "MAC", "BEN", "IBN", "AL",
+     "EL"}
+)  # fmt: skip
+
+
 def _following_names(text: str, end: int, limit: int = 2) -> int:
     """``end`` moved over the names that follow it ("Dr Jean" + " Kowalczyk", "Nom : DUPONT"
-    + " Jean"): capitalised words after a space, none a DICOM word or a link word."""
-    for _ in range(limit):
-        match = WORD_RE.match(text, end + 1) if text[end : end + 1] == " " else None
+    + " Jean", "Dr Le" + " Gall", "Dr Van" + " der Berg"): capitalised words after a space,
+    none a DICOM word or a link word, and the surname particles that lead to one."""
+    names = 0
+    while names < limit:
+        match = _next_word(text, end)
         if match is None:
             break
         word, key = match.group(0), _key(match.group(0))
-        if key in _LINKS or not _capitalised(word) or (_is_technical(key) and not _plain_name(key)):
+        if key in _PARTICLES:
+            after = _next_word(text, match.end())
+            if after is not None and _continues_name(after.group(0)):
+                end = match.end()  # the particle; the name after it on the next turn
+                continue
+        if key in _LINKS or not _continues_name(word):
             break
-        end = match.end()
+        end, names = match.end(), names + 1
     return end
+
+
+def _next_word(text: str, end: int) -> re.Match[str] | None:
+    return WORD_RE.match(text, end + 1) if text[end : end + 1] == " " else None
+
+
+def _continues_name(word: str) -> bool:
+    key = _key(word)
+    return _capitalised(word) and not (_is_technical(key) and not _plain_name(key))
 
 
 def _evidence(text: str, ner: bool) -> list[tuple[Hit, list[tuple[int, int]]]]:
     """Each hit of the module's evidence, with where its name words lie."""
     found: list[tuple[Hit, list[tuple[int, int]]]] = []
+    # a title's or a label's hit holds the whole name that follows it: its text is what the
+    # cleaning redacts ("Dr Le" alone left "Gall")
     for m in TITLE_RE.finditer(text):
         if _plain_name(key := fold(m.group(1))) or key not in technical_words():
-            found.append(
-                (
-                    Hit("person-name", "title", m.group(0)),
-                    [(m.start(1), _following_names(text, m.end(1)))],
-                )
-            )
+            end = _following_names(text, m.end(1))
+            found.append((Hit("person-name", "title", text[m.start() : end]), [(m.start(1), end)]))
     for m in LABEL_RE.finditer(text):
         if (m.group(1) or "").lower() == "patient" and m.group(2)[:1].islower():
             continue  # "Patient: head first supine" (a position), not "Patient: Dupont"
-        value = [(m.start(2), _following_names(text, m.end(2)))] if m.group(1) else []
-        found.append((Hit("person-name", "label", m.group(0)), value))
+        end = _following_names(text, m.end(2)) if m.group(1) else m.end()
+        value = [(m.start(2), end)] if m.group(1) else []
+        found.append((Hit("person-name", "label", text[m.start() : end]), value))
     for m in PN_SHAPE_RE.finditer(text):
         found.append((Hit("person-name", "DICOM name form", m.group(0)), [m.span()]))
     words = list(WORD_RE.finditer(text))
