@@ -351,3 +351,54 @@ def test_error_line_keeps_bracketed_table_names(
     assert stopped.value.code == 2
     assert len(lines) == 1 and lines[0].startswith("error: "), lines
     assert "[guard.upstream]" in lines[0], lines[0]
+
+
+STUDY_ROOT = "1.2.840.10008.5.1.4.1.2.2.1"
+PATIENT_ROOT = "1.2.840.10008.5.1.4.1.2.1.1"
+
+
+def _asked(level: str, **keys: str) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def test_a_research_find_asks_the_pacs_whose_response_it_is(view: ResearchView) -> None:
+    """A C-FIND asking StudyDescription alone got the patient's name in it: the PACS answers
+    the keys asked only, so the engine never saw the name it had to clean (campaign D, 04).
+    The identifying keys the level allows are asked too, then dropped."""
+    query = view.query(
+        _asked("STUDY", StudyInstanceUID="", StudyDescription=""), add_patient_id=True,
+        model=STUDY_ROOT,
+    )  # fmt: skip
+    assert query.upstream is not None
+    upstream = {keyword_for_tag(e.tag) for e in query.upstream}
+    assert {"PatientID", "PatientName", "PatientBirthDate", "AccessionNumber"} <= upstream
+    assert all(e.value in (None, "") for e in query.upstream if e.keyword != "QueryRetrieveLevel")
+    assert query.asked == tuple(e.tag for e in _asked("STUDY", StudyInstanceUID="",
+                                                     StudyDescription=""))  # fmt: skip
+    # Patient Root's STUDY level takes only the patient's unique key; SERIES, none at all
+    patient_root = view.query(_asked("STUDY", StudyInstanceUID=""), add_patient_id=True,
+                              model=PATIENT_ROOT).upstream  # fmt: skip
+    assert patient_root is not None and "PatientName" not in patient_root
+    assert "PatientID" in patient_root
+    series = view.query(_asked("SERIES", SeriesInstanceUID=""), add_patient_id=True).upstream
+    assert series is not None and "PatientID" not in series and "PatientName" not in series
+
+
+def test_a_description_naming_the_patient_is_cleaned_when_the_name_was_not_asked(
+    tmp_path: Path,
+) -> None:
+    view = ResearchView(
+        ProjectKey(bytes(range(32))), Research(options=frozenset({"clean-descriptors"})), tmp_path
+    )
+    try:
+        response = _asked("STUDY", StudyInstanceUID="1.2.3.77", StudyDescription="TDM BONNET")
+        response.PatientID, response.PatientName = "REAL-77", "BONNET^Lucie"
+        asked = _asked("STUDY", StudyInstanceUID="", StudyDescription="")
+        out = view.response(response, tuple(e.tag for e in asked), "PACS")
+        assert "BONNET" not in str(out.StudyDescription) and "PatientName" not in out
+    finally:
+        view.close()

@@ -380,3 +380,50 @@ def test_an_abort_without_a_socket_is_a_quiet_end() -> None:
     taken._finish = lambda: finished.append(True)  # type: ignore[method-assign]
     taken._abort()
     assert taken.assoc.is_aborted and finished == [True]
+
+
+class _Trickle:
+    """A socket that yields ``data`` a few bytes at a time, then closes."""
+
+    def __init__(self, data: bytes, step: int = 7) -> None:
+        self.data, self.step = data, step
+
+    def recv_into(self, view: memoryview, size: int) -> int:
+        count = min(size, self.step, len(self.data))
+        view[:count] = self.data[:count]
+        self.data = self.data[count:]
+        return count
+
+
+def test_a_claimed_pdu_length_is_not_set_aside_before_its_bytes_come() -> None:
+    """A 6-byte header claiming 1 GiB made the guard and the gateway allocate 1 GiB, before
+    any AE title was checked: any host that reached the port could exhaust memory
+    (campaign D, 02)."""
+    import tracemalloc
+
+    from pacsguard.net.sockets import FIRST_RECV, BulkRecvSocket
+
+    sock = BulkRecvSocket.__new__(BulkRecvSocket)
+    sock.socket = _Trickle(b"x" * 1000)  # type: ignore[assignment]
+    tracemalloc.start()
+    try:
+        got = sock.recv(1 << 30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == b"x" * 1000
+    assert peak < 4 * FIRST_RECV
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, (1 << 20) + 3, (3 << 20) + 11])
+@pytest.mark.parametrize("pushed", [0, 10, (1 << 20) + 5])
+def test_reads_past_the_first_allocation_are_whole_and_in_order(size: int, pushed: int) -> None:
+    from pacsguard.net.sockets import BulkRecvSocket
+
+    data = random.Random(size + pushed).randbytes(size + 100)
+    sock = BulkRecvSocket.__new__(BulkRecvSocket)
+    sock.pushback = bytearray(data[:pushed])
+    sock.socket = _Trickle(data[pushed:], step=65536)  # type: ignore[assignment]
+    assert sock.recv(size) == data[:size]
+    rest = bytes(sock.pushback or b"") + sock.socket.data  # type: ignore[attr-defined]
+    assert rest == data[size:]

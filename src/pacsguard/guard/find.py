@@ -271,7 +271,8 @@ def _run(
         assert guard.research is not None and isinstance(identifier, Dataset)
         asked = tuple(e.tag for e in identifier)
         try:
-            translated = guard.research.query(identifier, add_patient_id=True)
+            model = str(event.request.AffectedSOPClassUID)
+            translated = guard.research.query(identifier, add_patient_id=True, model=model)
         except RefusedKey as refusal:
             return refuse(NOT_AUTHORISED, "identifying-key", refusal.keyword), done
         if translated.upstream is None:  # a pseudonym the guard never handed out

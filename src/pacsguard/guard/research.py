@@ -97,6 +97,34 @@ def _values(element: DataElement) -> list[str]:
     return [str(v).strip(" \x00") for v in items if str(v).strip(" \x00")]
 
 
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
+# What identifies the patient and the people of the study, as return keys of each level
+# (PS3.4 C.6.1.1 and C.6.2.1): Patient Root's STUDY level takes the patient's unique key only.
+_PATIENT_KEYS = (
+    (0x00100020, "LO"),  # Patient ID
+    (0x00100010, "PN"),  # Patient's Name
+    (0x00100030, "DA"),  # Patient's Birth Date
+    (0x00101000, "LO"),  # Other Patient IDs
+    (0x00101001, "PN"),  # Other Patient Names
+)
+_STUDY_KEYS = (
+    (0x00080050, "SH"),  # Accession Number
+    (0x00200010, "SH"),  # Study ID
+    (0x00080090, "PN"),  # Referring Physician's Name
+    (0x00081060, "PN"),  # Name of Physician(s) Reading Study
+)
+
+
+def identity_keys(level: str, model: str) -> tuple[tuple[int, str], ...]:
+    """The identifying return keys a research C-FIND at ``level`` asks of the PACS."""
+    if level == "PATIENT":
+        return _PATIENT_KEYS
+    if level == "STUDY":
+        patient = _PATIENT_KEYS if model == STUDY_ROOT_FIND else _PATIENT_KEYS[:1]
+        return patient + _STUDY_KEYS
+    return ()
+
+
 def _identifiers(ds: Dataset) -> Dataset:
     """A copy of the keys the mapping is made of."""
     out = Dataset()
@@ -123,8 +151,9 @@ class ResearchView:
     def close(self) -> None:
         self.mapping.close()
 
-    def query(self, identifier: Dataset, *, add_patient_id: bool) -> ResearchQuery:
-        """Police and translate a research query (C-FIND, C-MOVE or C-GET identifier)."""
+    def query(self, identifier: Dataset, *, add_patient_id: bool, model: str = "") -> ResearchQuery:
+        """Police and translate a research query (C-FIND, C-MOVE or C-GET identifier);
+        ``model``: the C-FIND's information model, for the identity keys it may ask."""
         asked = tuple(e.tag for e in identifier)
         upstream = Dataset()
         for element in identifier:
@@ -150,10 +179,14 @@ class ResearchView:
             else:
                 raise RefusedKey(key_name(element))
         level = str(identifier.get("QueryRetrieveLevel", "")).strip().upper()
-        if add_patient_id and PATIENT_ID not in upstream and level in ("PATIENT", "STUDY"):
-            # The engine derives the patient's date shift from the Patient ID: ask for it so
-            # that responses shift dates exactly as the files do; it is dropped again after.
-            upstream.add(DataElement(PATIENT_ID, "LO", None))
+        if add_patient_id and level in ("PATIENT", "STUDY"):
+            # Asked of the PACS, then dropped unless the client asked: the Patient ID gives
+            # the patient's date shift, as the files have it; the names and IDs let the
+            # engine find them in the text the client did ask for (a study description that
+            # names the patient was answered as it was: the engine never saw the name).
+            for key, vr in identity_keys(level, model):
+                if key not in upstream:
+                    upstream.add(DataElement(key, vr, None))
         return ResearchQuery(upstream, asked)
 
     def response(self, identifier: Dataset, asked: tuple[BaseTag, ...], guard_ae: str) -> Dataset:

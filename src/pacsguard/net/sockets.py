@@ -56,6 +56,9 @@ def kernel_timeout(sock: Any, seconds: float) -> None:
 HELD_POLL = 0.05
 
 
+FIRST_RECV = 1 << 20  # bytes a read may set aside before the peer has sent them
+
+
 class BulkRecvSocket(AssociationSocket):
     """``recv(n)`` straight into one buffer of ``n`` bytes. pynetdicom reads a PDU 4,096
     bytes at a time, each read a new bytes object appended to a bytearray: a 0.5 MB
@@ -108,21 +111,33 @@ class BulkRecvSocket(AssociationSocket):
     def recv(self, nr_bytes: int) -> bytearray:
         sock = self.socket
         assert sock is not None
-        buffer = bytearray(nr_bytes)
+        # the length is the peer's claim, read before any AE title is checked: the buffer
+        # grows as bytes come (doubling), never to a claimed 4 GiB at once
+        buffer = bytearray(min(nr_bytes, FIRST_RECV))
         view = memoryview(buffer)
         got = 0
         pushback = self.pushback
         if pushback:
-            got = min(nr_bytes, len(pushback))
+            got = min(len(buffer), len(pushback))
             view[:got] = pushback[:got]
             del pushback[:got]
         while got < nr_bytes:
-            count = sock.recv_into(view[got:], nr_bytes - got)
+            if got == len(buffer):
+                view.release()
+                buffer.extend(bytes(min(len(buffer), nr_bytes - got)))
+                view = memoryview(buffer)
+                if pushback:
+                    more = min(len(buffer) - got, len(pushback))
+                    view[got : got + more] = pushback[:more]
+                    del pushback[:more]
+                    got += more
+                    continue
+            count = sock.recv_into(view[got:], len(buffer) - got)
             if not count:
-                del view
+                view.release()
                 return buffer[:got]
             got += count
-        del view
+        view.release()
         return buffer
 
 
