@@ -345,3 +345,17 @@ def test_reports_escape_what_servers_chose(tmp_path: Path) -> None:
     assert "'=HYPERLINK(1)" in render_csv(result)
     html = render_html(result)
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_a_report_repeats_only_modality_defined_terms() -> None:
+    """A PACS whose Modalities in Study held a patient's name had it copied into the table,
+    the JSON, the HTML and the history (campaign D, 08): counts only, and the codes."""
+    from pacsguard.scan.count import _modalities
+
+    rows = [
+        {"ModalitiesInStudy": "CT\\SR"},
+        {"ModalitiesInStudy": ["MR", "SECRET^PATIENT"]},
+        {"ModalitiesInStudy": "DUPONT JEAN"},
+        {"ModalitiesInStudy": None},
+    ]
+    assert _modalities(rows) == ["CT", "MR", "SR", "other (2)"]

@@ -9,8 +9,10 @@ UIDs are held in memory while counting and dropped afterwards; nothing is logged
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Literal
 
 from pydicom.dataset import Dataset
@@ -121,13 +123,25 @@ def _sum_of(rows: list[dict[str, Any]], keyword: str) -> int | None:
     return sum(v for v in values if v is not None)
 
 
+@functools.cache
+def modality_terms() -> frozenset[str]:
+    """The Modality defined terms a report may repeat (``modalities.txt``)."""
+    text = resources.files(__package__).joinpath("modalities.txt").read_text(encoding="utf-8")
+    return frozenset(w for line in text.splitlines() if (w := line.split("#")[0].strip()))
+
+
 def _modalities(rows: list[dict[str, Any]]) -> list[str]:
     found: set[str] = set()
+    other = 0
     for row in rows:
         value = row.get("ModalitiesInStudy")
         items = str(value or "").split("\\") if isinstance(value, str) else list(value or [])
-        found.update(str(v).strip() for v in items if str(v).strip())
-    return sorted(found)
+        for item in (str(v).strip() for v in items):
+            if item in modality_terms():
+                found.add(item)
+            elif item:
+                other += 1
+    return sorted(found) + ([f"other ({other})"] if other else [])
 
 
 STUDY_KEYS = (
