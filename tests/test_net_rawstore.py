@@ -8,6 +8,7 @@ import socket
 import struct
 import subprocess
 import threading
+import time
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -427,3 +428,67 @@ def test_reads_past_the_first_allocation_are_whole_and_in_order(size: int, pushe
     assert sock.recv(size) == data[:size]
     rest = bytes(sock.pushback or b"") + sock.socket.data  # type: ignore[attr-defined]
     assert rest == data[size:]
+
+
+def _associate_rq(calling: str, called: str) -> bytes:
+    def item(kind: int, data: bytes) -> bytes:
+        return struct.pack(">BBH", kind, 0, len(data)) + data
+
+    context = struct.pack(">BBBB", 1, 0, 0, 0) + item(0x30, b"1.2.840.10008.1.1")
+    context += item(0x40, b"1.2.840.10008.1.2")
+    body = struct.pack(">HH", 1, 0) + called.encode().ljust(16) + calling.encode().ljust(16)
+    body += b"\0" * 32 + item(0x10, b"1.2.840.10008.3.1.1.1") + item(0x20, context)
+    body += item(0x50, item(0x51, struct.pack(">I", 16384)) + item(0x52, b"1.2.3.4"))
+    return struct.pack(">BBI", 1, 0, len(body)) + body
+
+
+def _pdu(sock: socket.socket) -> tuple[int, bytes] | None:
+    head = b""
+    while len(head) < 6:
+        chunk = sock.recv(6 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    kind, _, length = struct.unpack(">BBI", head)
+    body = b""
+    while len(body) < length:
+        chunk = sock.recv(length - len(body))
+        if not chunk:
+            return None
+        body += chunk
+    return kind, body
+
+
+def test_a_command_set_pynetdicom_cannot_decode_aborts_the_association() -> None:
+    """A command set without its Command Field raised in pynetdicom's reactor thread: the
+    association never ended, its client's slot stayed taken, and a traceback went to stderr
+    (campaign D, 03). It is now an invalid PDU: A-ABORT, and the association ends."""
+    from pynetdicom.sop_class import Verification
+
+    ended: list[str] = []
+    (port,) = free_ports(1)
+    ae = NoDelayAE("RECV")
+    ae.add_supported_context(Verification, ["1.2.840.10008.1.2"])
+    handlers = [(evt.EVT_ABORTED, lambda e: ended.append("aborted")),
+                (evt.EVT_CONN_CLOSE, lambda e: ended.append("closed"))]  # fmt: skip
+    failures: list[BaseException] = []
+    previous = threading.excepthook
+    threading.excepthook = lambda args: failures.append(args.exc_value)  # type: ignore[assignment]
+    server = start_server(ae, LOOPBACK, port, handlers)
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=10) as sock:
+            sock.sendall(_associate_rq("SENDER", "RECV"))
+            accepted = _pdu(sock)
+            assert accepted is not None and accepted[0] == 0x02
+            command = struct.pack("<HHII", 0, 0, 4, 12) + struct.pack("<HHI", 0, 2, 4) + b"1.2\0"
+            pdv = struct.pack(">IBB", len(command) + 2, 1, 0x03) + command
+            sock.sendall(struct.pack(">BBI", 0x04, 0, len(pdv)) + pdv)
+            answer = _pdu(sock)
+            assert answer is not None and answer[0] == 0x07  # A-ABORT
+        deadline = time.monotonic() + 10
+        while "closed" not in ended and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+        threading.excepthook = previous
+    assert "closed" in ended and not failures, (ended, failures)

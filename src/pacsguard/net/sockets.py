@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pynetdicom import AE
+from pynetdicom import AE, evt
 from pynetdicom.transport import (
     T_CONNECT,
     AddressInformation,
@@ -191,6 +191,19 @@ class NoDelayServer(ThreadedAssociationServer):
     on_tls_refused: TlsRefused | None = None
     daemon_threads = True
 
+    def __init__(
+        self,
+        ae: AE,
+        address: tuple[str, int],
+        ae_title: str,
+        contexts: list[Any],
+        ssl_context: ssl.SSLContext | None = None,
+        evt_handlers: list[Any] | None = None,
+        request_handler: Any = None,
+    ) -> None:
+        handlers = [(evt.EVT_REQUESTED, abort_on_undecodable), *(evt_handlers or [])]
+        super().__init__(ae, address, ae_title, contexts, ssl_context, handlers, request_handler)
+
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         assert self.socket is not None
         client, address = self.socket.accept()
@@ -233,7 +246,10 @@ def start_server(
     """Start a non-blocking association server (stop it with ``server.shutdown()``);
     ``server_class``: a ``NoDelayServer`` subclass (``rawserver.RawStoreServer``)."""
     server = ae.make_server(
-        (host, port), ae_title=ae_title, evt_handlers=list(handlers), server_class=server_class
+        (host, port),
+        ae_title=ae_title,
+        evt_handlers=list(handlers),
+        server_class=server_class,
     )
     assert isinstance(server, NoDelayServer)
     server.tls_context = tls
@@ -244,6 +260,25 @@ def start_server(
     thread.start()
     ae._servers.append(server)
     return server
+
+
+def abort_on_undecodable(event: Any) -> None:
+    """A message pynetdicom's DIMSE decoder cannot read (a command set without its Command
+    Field) raised in the association's reactor thread and killed it: the association never
+    ended, holding its client's slot (the guard's ``max_associations``), with a traceback on
+    stderr. Such a message is what PS3.8 calls an invalid PDU: the reactor aborts the
+    association (Evt19: A-ABORT, service-provider source), as for any other."""
+    assoc = event.assoc
+    receive = assoc.dimse.receive_primitive
+
+    def guarded(primitive: Any) -> None:
+        try:
+            receive(primitive)
+        except Exception:
+            assoc.dimse.message = None  # the message half-decoded is dropped with it
+            assoc.dul.event_queue.put("Evt19")
+
+    assoc.dimse.receive_primitive = guarded
 
 
 def bound_port(server: NoDelayServer) -> int:
