@@ -402,3 +402,41 @@ def test_a_description_naming_the_patient_is_cleaned_when_the_name_was_not_asked
         assert "BONNET" not in str(out.StudyDescription) and "PatientName" not in out
     finally:
         view.close()
+
+
+def test_a_pacs_that_ignores_the_cancel_is_left_after_a_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the guard's C-CANCEL (at the response cap) the PACS went on sending pending
+    responses: the guard drained them for ever, the client never got its final status and
+    no audit record was written (campaign D, 05)."""
+    import time as clock
+    from types import SimpleNamespace
+
+    from pacsguard.guard import find
+
+    monkeypatch.setattr(find, "CANCEL_GRACE", 0.2)
+    monkeypatch.setattr(find, "_answer", lambda guard, session, response, asked, syntax: response)
+    cancels: list[int] = []
+    closed: list[bool] = []
+
+    def endless(query: object, model: str, message: int) -> Any:
+        while True:
+            yield SimpleNamespace(Status=0xFF00), Dataset()
+
+    link = SimpleNamespace(
+        find=endless, cancel=lambda message, model: cancels.append(message),
+        close=lambda abort=False: closed.append(abort),
+    )  # fmt: skip
+    client = SimpleNamespace(limits=SimpleNamespace(max_responses_per_query=3))
+    state = SimpleNamespace(responses=SimpleNamespace(take=lambda: True))
+    session = SimpleNamespace(state=state, client=client, research=False)
+    guard = SimpleNamespace(next_message_id=lambda: 7)
+    event = SimpleNamespace(request=SimpleNamespace(AffectedSOPClassUID="1.2"), is_cancelled=False)
+    record: dict[str, Any] = {"responses": 0}
+    done: dict[str, Any] = {}
+    started = clock.monotonic()
+    got = list(find._responses(guard, session, event, link, Dataset(), (), record, done, None))  # type: ignore[arg-type]
+    assert len(got) == 3 and cancels == [7] and closed == [True]
+    assert done["reason"] == "response-cap" and done["status"] == 0xA700
+    assert clock.monotonic() - started < 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,10 @@ BAD_IDENTIFIER = 0xA900
 
 # a response for the client: decoded, or (clinical, served here) as bytes in its syntax
 Result = tuple[int, Dataset | Encoded | None]
+
+# Seconds the responses still coming after the guard's C-CANCEL are read and dropped: a PACS
+# that ignores the cancel (and keeps sending) is left there; its association is not reused.
+CANCEL_GRACE = 5.0
 
 
 def handler(guard: Guard) -> Callable[[Any], Iterator[Result]]:
@@ -335,6 +340,7 @@ def _responses(
     message = guard.next_message_id()
     replies = link.find(query, str(model), message)
     stop: tuple[int, str] | None = None
+    stopped, abandoned = 0.0, False  # when the C-CANCEL went out; left draining
     final = UNABLE_TO_PROCESS
     try:
         for status_ds, response in replies:
@@ -342,8 +348,11 @@ def _responses(
             if status not in PENDING:
                 final = status
                 break
-            if stop is not None:
-                continue  # draining after our C-CANCEL
+            if stop is not None:  # draining after our C-CANCEL, for a while only: a PACS
+                if time.monotonic() > stopped + CANCEL_GRACE:  # that ignores it is left
+                    abandoned = True
+                    break
+                continue
             if event.is_cancelled:
                 stop = (CANCEL, "cancelled")
             elif record["responses"] >= cap:
@@ -352,6 +361,7 @@ def _responses(
                 stop = (OUT_OF_RESOURCES, "response-rate")
             if stop is not None:
                 link.cancel(message, str(model))
+                stopped = time.monotonic()
                 continue
             try:
                 answer = _answer(guard, session, response, asked, syntax)
@@ -359,11 +369,14 @@ def _responses(
                 # fail closed: a response that cannot be cleaned ends the query
                 stop = (UNABLE_TO_PROCESS, "deid-failed")
                 link.cancel(message, str(model))
+                stopped = time.monotonic()
                 continue
             record["responses"] += 1
             yield status, answer
     finally:
         replies.close()  # its own accounting of the link, before the link is given back
+        if abandoned:  # responses still coming: the association serves no one else
+            link.close(abort=True)
     if stop is not None:
         final = stop[0]
         done["reason"] = stop[1]
