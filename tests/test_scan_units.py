@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -359,3 +360,56 @@ def test_a_report_repeats_only_modality_defined_terms() -> None:
         {"ModalitiesInStudy": None},
     ]
     assert _modalities(rows) == ["CT", "MR", "SR", "other (2)"]
+
+
+def test_a_query_trickling_its_answers_is_left_at_its_time() -> None:
+    """An SCP sending one C-FIND response every 1.5 s kept `scan --timeout 2` reading for
+    hours (the timeout bounded each wait, not the query): the count so far is kept as "at
+    least" (campaign D, 06)."""
+    import time
+    from types import SimpleNamespace
+
+    from pydicom.dataset import Dataset
+
+    from pacsguard.scan.count import Finder
+
+    aborted: list[bool] = []
+
+    def trickle(query: object, model: str, msg_id: int) -> object:
+        while True:
+            time.sleep(0.05)
+            yield SimpleNamespace(Status=0xFF00), Dataset()
+
+    assoc = SimpleNamespace(
+        accepted_contexts=[], is_established=True, send_c_find=trickle,
+        abort=lambda: aborted.append(True), send_c_cancel=lambda *a, **k: None,
+        _reactor_checkpoint=SimpleNamespace(is_set=lambda: True), _is_paused=False,
+    )  # fmt: skip
+    finder = Finder(assoc, 10_000, seconds=0.4)
+    started = time.monotonic()
+    answer = finder.find("1.2", Dataset(), (), 10_000)
+    assert answer.outcome == "capped" and aborted == [True] and 2 <= len(answer.rows) <= 12
+    assert time.monotonic() - started < 3
+
+
+def test_a_body_trickling_in_is_no_answer_after_its_time() -> None:
+    """An HTTP server sending a byte a second kept `scan --timeout 2` reading up to its 4 MiB
+    limit (httpx's timeout is per read) (campaign D, 07)."""
+    import time
+
+    import httpx
+
+    from pacsguard.scan.ratelimit import RateLimits
+    from pacsguard.scan.web import Web
+
+    class Drip(httpx.SyncByteStream):
+        def __iter__(self) -> Iterator[bytes]:
+            while True:
+                time.sleep(0.05)
+                yield b"{"
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=Drip()))
+    with Web("127.0.0.1", 8042, "http", 0.05, RateLimits(1000, 1000), transport) as web:
+        started = time.monotonic()
+        assert web.get("/statistics") is None
+        assert time.monotonic() - started < 3

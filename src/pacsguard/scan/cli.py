@@ -129,7 +129,10 @@ def run_command(
         show_default=", ".join(COMMON_AE_TITLES),
     ),
     timeout: float = typer.Option(
-        5.0, "--timeout", min=0.1, help="Seconds to wait for a connection or an answer."
+        5.0,
+        "--timeout",
+        min=0.1,
+        help="Seconds to wait for a connection or an answer (a whole query or request: 10 times).",
     ),
     rate: float = typer.Option(
         200.0, "--rate", min=0.1, help="New connections per second, whole scan."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Literal
@@ -40,9 +41,10 @@ class Answer:
 class Finder:
     """Runs capped C-FINDs on one established association."""
 
-    def __init__(self, assoc: Any, cap: int) -> None:
+    def __init__(self, assoc: Any, cap: int, seconds: float = float("inf")) -> None:
         self.assoc = assoc
         self.cap = cap
+        self.seconds = seconds  # a whole query's time: a peer trickling answers is left
         self._ids = itertools.count(1)
         accepted = {str(cx.abstract_syntax) for cx in assoc.accepted_contexts}
         self.study_root = STUDY_ROOT in accepted
@@ -62,8 +64,13 @@ class Finder:
         cancelled = False
         extra = 0
         settle(self.assoc)  # the previous query's reactor pause must be over (net.sockets)
+        deadline = time.monotonic() + self.seconds
         for status, identifier in self.assoc.send_c_find(query, model, msg_id=msg_id):
             code = int(getattr(status, "Status", -1)) if status else -1
+            if code in PENDING and time.monotonic() > deadline:  # counted so far: "at least"
+                self.assoc.abort()
+                answer.outcome = "capped"
+                return answer
             if code in PENDING:
                 if len(answer.rows) < limit:
                     answer.rows.append(_reduce(identifier, keep))

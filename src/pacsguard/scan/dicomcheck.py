@@ -8,7 +8,7 @@ from pacsguard.scan import dimse
 from pacsguard.scan.count import Finder, count_exposure
 from pacsguard.scan.model import Access, DicomInfo, Finding
 from pacsguard.scan.products import GENERIC_AE, toolkit, version_of
-from pacsguard.scan.ratelimit import RateLimits
+from pacsguard.scan.ratelimit import WHOLE, RateLimits
 
 
 def check_dicom(
@@ -48,7 +48,8 @@ def check_dicom(
     with dimse.released(attempt) as assoc:
         dimse.describe(assoc, info)
         info.echo = dimse.echo(assoc)
-        info.find, finding.exposed = count_exposure(Finder(assoc, cap))
+        finder = Finder(assoc, cap, WHOLE * settings.timeout)
+        info.find, finding.exposed = count_exposure(finder)
     finding.product = toolkit(info.implementation_class_uid, info.implementation_version_name)
     finding.version = version_of(info.implementation_version_name)
     if finding.product == "dcmtk" and attempt.record.called_ae == "ORTHANC":

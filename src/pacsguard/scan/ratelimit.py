@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
+# A whole C-FIND or HTTP request may take this many times --timeout (which bounds each wait):
+# a peer that trickles its answer (a response every 1.5 s, a byte a second) is left then.
+WHOLE = 10
+
 
 class TokenBucket:
     """Allows ``rate`` events per second on average, ``burst`` at once; thread-safe."""

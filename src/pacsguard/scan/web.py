@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from pacsguard.scan.ratelimit import RateLimits
+from pacsguard.scan.ratelimit import WHOLE, RateLimits
 from pacsguard.scan.tls import client_context
 
 USER_AGENT = "pacsguard-scan (defensive PACS exposure audit)"
@@ -52,6 +53,7 @@ class Web:
     ) -> None:
         self.host = host
         self.limits = limits
+        self.seconds = WHOLE * timeout  # a whole request's time (httpx's is per read)
         netloc = f"[{host}]" if ":" in host else host
         self.client = httpx.Client(
             transport=transport,
@@ -69,6 +71,7 @@ class Web:
     ) -> Reply | None:
         self.limits.acquire(self.host)
         headers = {"Accept": accept} if accept else {}
+        deadline = time.monotonic() + self.seconds
         try:
             with self.client.stream(
                 "GET", path, params=params, headers=headers, auth=self.auth
@@ -78,6 +81,8 @@ class Web:
                     body += chunk
                     if len(body) > self.MAX_BODY:
                         break
+                    if time.monotonic() > deadline:  # a body trickling in: no answer
+                        return None
                 return Reply(response.status_code, response.headers, body)
         except (httpx.HTTPError, OSError, ValueError):
             return None
