@@ -440,3 +440,23 @@ def test_a_pacs_that_ignores_the_cancel_is_left_after_a_grace(
     assert len(got) == 3 and cancels == [7] and closed == [True]
     assert done["reason"] == "response-cap" and done["status"] == 0xA700
     assert clock.monotonic() - started < 5
+
+
+def test_a_date_without_its_patient_is_answered_empty(tmp_path: Path) -> None:
+    """At SERIES and IMAGE levels no key may ask the PACS for the Patient ID, which keys the
+    date shift: every patient's dates were shifted alike, so one real date known gave all
+    (campaign D, 01). Unkeyed, a date is answered empty; keyed, it is shifted."""
+    view = ResearchView(
+        ProjectKey(bytes(range(32))),
+        Research(options=frozenset({"retain-long-modified-dates"})),
+        tmp_path,
+    )
+    try:
+        asked = tuple(e.tag for e in _asked("SERIES", SeriesInstanceUID="", SeriesDate=""))
+        series = _asked("SERIES", SeriesInstanceUID="1.2.3.5", SeriesDate="20200315")
+        assert view.response(series, asked, "PACS").SeriesDate in (None, "")
+        series.PatientID = "REAL-1"
+        shifted = view.response(series, asked, "PACS").SeriesDate
+        assert shifted and str(shifted) != "20200315"
+    finally:
+        view.close()

@@ -196,12 +196,18 @@ class ResearchView:
         with self._lock:
             clean = self.node.dataset(identifier)
         self._remember(before, clean)
+        # A date is shifted by its patient's offset, keyed by the Patient ID; a response
+        # without one (SERIES and IMAGE levels, where no level key may ask it) would have
+        # every patient's dates shifted alike: one real date known would give all. Empty.
+        unkeyed = not str(identifier.get("PatientID", "") or "").strip()
         out = Dataset()
         if CHARSET in clean:
             out.add(clean[CHARSET])
         for tag in asked:
             if tag == RETRIEVE_AE:
                 out.RetrieveAETitle = guard_ae
+            elif tag in clean and unkeyed and clean[tag].VR in ("DA", "DT"):
+                out.add(DataElement(tag, clean[tag].VR, None))
             elif tag in clean:
                 out.add(clean[tag])
             else:  # removed by the engine: answered empty (built from the tag, not the value)
