@@ -413,3 +413,16 @@ def test_a_body_trickling_in_is_no_answer_after_its_time() -> None:
         started = time.monotonic()
         assert web.get("/statistics") is None
         assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [(12, 12), ("12", 12), (" 7 ", 7), (-5, None), ("-5", None), ("9" * 300, None),
+     (True, None), ("1.5", None), (None, None), (0, 0)],
+)  # fmt: skip
+def test_only_a_count_is_reported_as_one(value: object, count: int | None) -> None:
+    """An Orthanc-style /statistics reply of "-5 studies" or a 300-digit series count was
+    printed as given (campaign D): a report repeats counts, never other claims."""
+    from pacsguard.scan.model import as_count
+
+    assert as_count(value) == count

@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from pacsguard.net.sockets import settle
 from pacsguard.scan.dimse import PATIENT_ROOT, STUDY_ROOT
-from pacsguard.scan.model import Exposure
+from pacsguard.scan.model import Exposure, as_count
 
 PENDING = (0xFF00, 0xFF01)
 SUCCESS = 0x0000
@@ -116,15 +116,8 @@ def _query(level: str, **keys: str) -> Dataset:
     return ds
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _sum_of(rows: list[dict[str, Any]], keyword: str) -> int | None:
-    values = [_int(row.get(keyword)) for row in rows]
+    values = [as_count(row.get(keyword)) for row in rows]
     if not rows or any(v is None for v in values):
         return None if rows else 0
     return sum(v for v in values if v is not None)

@@ -12,6 +12,20 @@ Service = Literal["dicom", "dicom-tls", "http", "https", "tls", "unknown"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low", "info")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
+MAX_COUNT = 10**12  # more patients, studies or images than any archive holds: not a count
+
+
+def as_count(value: Any) -> int | None:
+    """A count a server reported, or None when it is not one (negative, absurdly large, not
+    a whole number): a report repeats counts, never what a server claims beyond them."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= MAX_COUNT else None
+
 
 @dataclass
 class Exposure:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from pacsguard.scan.model import Exposure, HttpInfo
+from pacsguard.scan.model import Exposure, HttpInfo, as_count
 from pacsguard.scan.products import VIEWERS
 from pacsguard.scan.web import Reply, Web
 
@@ -66,19 +66,12 @@ def orthanc(web: Web, info: HttpInfo, facts: WebFacts, cap: int) -> None:
     )
     if isinstance(stats, dict) and facts.exposure is None:
         facts.exposure = Exposure(
-            patients=_int(stats.get("CountPatients")),
-            studies=_int(stats.get("CountStudies")),
-            series=_int(stats.get("CountSeries")),
-            instances=_int(stats.get("CountInstances")),
+            patients=as_count(stats.get("CountPatients")),
+            studies=as_count(stats.get("CountStudies")),
+            series=as_count(stats.get("CountSeries")),
+            instances=as_count(stats.get("CountInstances")),
             source="orthanc-rest",
         )
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def dcm4chee(web: Web, info: HttpInfo, facts: WebFacts, cap: int) -> None:
@@ -127,7 +120,7 @@ def _dcm4chee_count(web: Web, info: HttpInfo, aet: str, level: str) -> int | Non
         if _note(info, f"/dcm4chee-arc/aets/*/rs/{level}/count", reply) == 200 and reply
         else None
     )
-    return _int(body.get("count")) if isinstance(body, dict) else None
+    return as_count(body.get("count")) if isinstance(body, dict) else None
 
 
 def dicomweb(web: Web, info: HttpInfo, facts: WebFacts, cap: int) -> None:
@@ -175,7 +168,8 @@ def qido_count(web: Web, path: str, cap: int) -> Exposure:
             pid = _value(row, "00100020")
             if pid is not None:
                 patients.add(hmac.new(salt, str(pid).encode(), hashlib.sha256).digest())
-            n_series, n_instances = _int(_value(row, "00201206")), _int(_value(row, "00201208"))
+            n_series = as_count(_value(row, "00201206"))
+            n_instances = as_count(_value(row, "00201208"))
             sums_known &= n_series is not None and n_instances is not None
             series += n_series or 0
             instances += n_instances or 0
