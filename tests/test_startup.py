@@ -418,12 +418,13 @@ def test_a_thread_reading_a_kept_module_while_it_runs_waits_for_it(tmp_path: Pat
     assert done.stdout.split() == ["2", "2", "module"]
 
 
-def test_numpy_is_kept_by_the_batch_commands_not_by_the_servers() -> None:
+def test_numpy_is_kept_by_the_batch_commands_not_by_the_threaded_ones() -> None:
     """The gateway's and the guard's threads may use numpy first at once; a kept module run
     from inside the import system cannot wait on another thread safely."""
     from pacsguard.cli import kept_modules
 
     assert kept_modules(["deid", "in", "out"]) == ("numpy",)
     assert kept_modules(["--version"]) == ("numpy",)
-    for server in (["gateway", "run", "-c", "gw.toml"], ["guard", "run", "-c", "g.toml"]):
-        assert kept_modules(server) == ()
+    for threaded in (["gateway", "run", "-c", "gw.toml"], ["guard", "run", "-c", "g.toml"],
+                     ["scan", "127.0.0.1"]):  # fmt: skip
+        assert kept_modules(threaded) == ()

@@ -36,16 +36,17 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
-# Servers whose threads may first use numpy at once: numpy is imported whole from the start
-# there (``core/startup.py``: a kept module's run from the import system cannot safely wait on
-# another thread's). The batch commands do their pixel work on one thread.
-SERVERS = frozenset({"gateway", "guard"})
+# Commands whose threads may first use numpy at once (the servers, and scan's thread a host):
+# numpy is imported whole from the start there (``core/startup.py``: a kept module's run from
+# the import system cannot safely wait on another thread's). The other commands do their
+# pixel work on one thread.
+THREADED = frozenset({"gateway", "guard", "scan"})
 
 
 def kept_modules(args: list[str]) -> tuple[str, ...]:
     """The modules a run of ``args`` keeps until their first use (``core/startup.py``)."""
     command = next((a for a in args if not a.startswith("-")), None)
-    return () if command in SERVERS else KEPT
+    return () if command in THREADED else KEPT
 
 
 def _group() -> None:

@@ -34,7 +34,7 @@ value is an array). It is kept (``_KeptModule``) and runs on its first use; a th
 uses a kept module while another runs its code waits for that run to end, as a second
 importer waits on the import system's module lock (but a run begun from the import
 system's finder, below, holds its lock: two threads using numpy first at once could then wait
-on each other, so the servers, gateway and guard, whose threads may, do not keep it;
+on each other, so the commands whose threads may (gateway, guard, scan) do not keep it;
 ``cli.kept_modules``). A submodule imported before any
 attribute (``import numpy.linalg``; ``numpy._core`` through a C extension's
 ``import_array``) first runs numpy's own code, which imports that submodule itself; the
